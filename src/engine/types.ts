@@ -1,0 +1,139 @@
+import type { Logger } from '../logger.js'
+import type { JsonObject, JsonValue } from '../mesh/document.js'
+import type { MeshStore, MeshStoreStats } from '../mesh/mesh-store.js'
+
+/** A replica's identity: 1-64 characters from `[A-Za-z0-9_-]`. */
+export type SiteId = string & { readonly __brand: 'SiteId' }
+
+/**
+ * What a replica has seen of each site's own writes: site id → the highest
+ * sequence number of that site's writes it holds (and every earlier one).
+ */
+export type VersionVector = Record<string, number>
+
+/**
+ * One counter field's per-site increments: site → `[epoch, total, clock]`.
+ * `total` is the sum of that site's increments made on top of the counter's
+ * value as set at `epoch` (the clock of the last reset: a set or a removal).
+ */
+export type CounterEntries = Record<string, [epoch: string, total: number, clock: string]>
+
+/**
+ * A document's merge metadata. Clocks are hybrid logical clock strings,
+ * ordered as strings; `t` holds the distinct clocks the rest refers to by index.
+ */
+export interface DocMeta {
+  /** Distinct clocks used by this document. */
+  t: string[]
+  /** Index in `t` of the latest write of any kind (the document exists when it is newer than `d`). */
+  i: number
+  /** Index in `t` of the latest removal, when removed at least once. */
+  d?: number
+  /** Field → index in `t` of the field's last set (a field in `f` but not in the document is unset). */
+  f: Record<string, number>
+  /** Counter fields: base value set at the field's clock (absent: 0) and per-site increments. */
+  n?: Record<string, { b?: JsonValue; s: CounterEntries }>
+  /** Origin site → sequence number of that site's latest write to this document. */
+  v: Record<string, number>
+}
+
+/**
+ * A document's full replicated state, as exchanged between replicas:
+ * `doc` is the visible document (null when removed) and `meta` how it merges.
+ */
+export interface RemoteChange {
+  collection: string
+  id: string
+  doc: JsonObject | null
+  meta: DocMeta
+}
+
+/** Where a chunk of changes comes from, committed atomically with the chunk. */
+export interface ApplyRemoteOptions {
+  /** The sending replica: its cursor is recorded for resuming. */
+  from?: string
+  /** The sender's change sequence this chunk brings the receiver up to. */
+  cursor?: number
+  /** The sender's version vector at `cursor`, when the chunk completes a catch-up. Merged into ours. */
+  versionVector?: VersionVector
+}
+
+export interface ApplyRemoteResult {
+  /** Documents whose state changed. */
+  applied: number
+  /** Documents already up to date (re-delivery). */
+  unchanged: number
+}
+
+/** A chunk of this replica's changes a peer has not seen. */
+export interface ChangeChunk {
+  changes: RemoteChange[]
+  /** Our change sequence the chunk reaches: pass it back as `after` for the next chunk. */
+  cursor: number
+  /** True when the chunk reaches our latest change. */
+  complete: boolean
+  /** Our version vector, present when `complete` (consistent with the chunk). */
+  versionVector?: VersionVector
+}
+
+/** Counters of the builtin engine. */
+export interface BuiltinMeshStats extends MeshStoreStats {
+  /** Our latest change sequence. */
+  sequence: number
+  /** Remote changes whose clock was beyond `maxClockDriftMs` ahead of ours. */
+  clockDriftExceeded: number
+  /** Remote changes merged. */
+  remoteApplied: number
+  /** Size of the database files, in bytes. */
+  diskBytes: number
+}
+
+export interface OpenMeshOptions {
+  /** Persistence directory; created if missing. One SQLite database (WAL) lives in it. */
+  dir: string
+  /** Site id to use. Generated once and persisted when omitted; must match the persisted one otherwise. */
+  siteId?: string
+  /** Largest accepted document, JSON-encoded, in bytes. Default 1 MiB. */
+  maxDocumentBytes?: number
+  /** How far ahead of our wall clock a remote clock may drag ours. Default 60,000 ms. */
+  maxClockDriftMs?: number
+  /** Time source, for tests. Default `Date.now`. */
+  now?: () => number
+  /** Receives diagnostics. Default: silent. */
+  logger?: Logger
+}
+
+/**
+ * The builtin engine: a {@link MeshStore} on one SQLite database, plus the
+ * hooks replication uses to exchange exactly the changes a peer has not seen.
+ */
+export interface BuiltinMesh extends MeshStore {
+  readonly siteId: SiteId
+  /** Absolute path of the persistence directory. */
+  readonly dir: string
+
+  /** What this replica has seen of each site's writes. */
+  versionVector(): Promise<VersionVector>
+
+  /**
+   * Our changes after `after` (our change sequence; 0 for all) that a peer
+   * with `peerVersionVector` has not seen, at most `limit` of them, in change
+   * order. Resumable: pass the returned `cursor` back as `after`.
+   */
+  changesFor(peerVersionVector: VersionVector, after: number, limit: number): Promise<ChangeChunk>
+
+  /**
+   * Merges changes from another replica in one transaction: idempotent,
+   * commutative, all-or-nothing. Invalid changes throw `INVALID_CHANGE` and
+   * nothing is applied.
+   */
+  applyRemote(changes: readonly RemoteChange[], options?: ApplyRemoteOptions): Promise<ApplyRemoteResult>
+
+  /** The cursor recorded by `applyRemote` for a sending replica (0 when none). */
+  peerCursor(from: string): Promise<number>
+
+  /** Subscribes to every committed change (local or remote), in commit order, for replication's live push. */
+  onCommit(listener: (sequence: number) => void): () => void
+
+  stats(): Promise<BuiltinMeshStats>
+}

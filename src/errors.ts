@@ -1,0 +1,118 @@
+/**
+ * Every error meshmirror raises is a {@link MeshmirrorError} with a stable
+ * string `code`. Match on `code`, never on the message: messages explain what
+ * happened and what to do, and may be reworded.
+ *
+ * @example
+ * ```ts
+ * try { await mesh.upsert('orders', docs) }
+ * catch (e) { if (e instanceof MeshmirrorError && e.code === 'DOC_TOO_LARGE') shrink(docs) }
+ * ```
+ */
+
+/** All stable error codes. */
+export const ErrorCode = {
+  /** A collection name is empty, too long, or uses characters outside `[A-Za-z0-9_]`. */
+  INVALID_COLLECTION: 'INVALID_COLLECTION',
+  /** A field name is reserved, empty, too long, or contains `.`, `$`, quotes or control characters. */
+  INVALID_FIELD: 'INVALID_FIELD',
+  /** A document id is missing, empty, too long, or not a string or finite number. */
+  INVALID_ID: 'INVALID_ID',
+  /** A document holds a value that is not JSON (function, NaN, BigInt, Date, undefined in an array, cycle…). */
+  INVALID_DOCUMENT: 'INVALID_DOCUMENT',
+  /** A document's JSON encoding is larger than the store's limit. */
+  DOC_TOO_LARGE: 'DOC_TOO_LARGE',
+  /** A query or filter is malformed (unknown operator, wrong operand type…). */
+  INVALID_QUERY: 'INVALID_QUERY',
+  /** A change cursor was not produced by this store, or is malformed. */
+  INVALID_CURSOR: 'INVALID_CURSOR',
+  /** A change received from another replica is malformed. */
+  INVALID_CHANGE: 'INVALID_CHANGE',
+  /** An operation expected a number (e.g. `increment` on a string field). */
+  TYPE_MISMATCH: 'TYPE_MISMATCH',
+  /** Options passed to an API are wrong (type, range, combination). */
+  INVALID_OPTIONS: 'INVALID_OPTIONS',
+  /** The store was closed; open it again. */
+  STORE_CLOSED: 'STORE_CLOSED',
+  /** The persistence directory holds data this version cannot read, or is not a mesh directory. */
+  STORE_INCOMPATIBLE: 'STORE_INCOMPATIBLE',
+  /** The persistence directory cannot be created, read or written. */
+  DIRECTORY_UNUSABLE: 'DIRECTORY_UNUSABLE',
+  /** Another process holds the persistence directory's lock. */
+  LOCK_HELD: 'LOCK_HELD',
+  /** A peer failed authentication (wrong secret, wrong mesh, protocol mismatch). */
+  PEER_AUTH_FAILED: 'PEER_AUTH_FAILED',
+  /** A peer sent something that violates the protocol. */
+  PROTOCOL_ERROR: 'PROTOCOL_ERROR',
+  /** The operation was aborted through its `AbortSignal`. */
+  ABORTED: 'ABORTED',
+} as const
+
+/** Union of every stable error code. */
+export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode]
+
+/** Extra, machine-readable facts about an error (the field, the id, the limit…). */
+export type ErrorDetails = Readonly<Record<string, unknown>>
+
+/** Base class of every error meshmirror throws. */
+export class MeshmirrorError extends Error {
+  readonly code: ErrorCode
+  readonly details: ErrorDetails
+
+  constructor(code: ErrorCode, message: string, options: { cause?: unknown; details?: ErrorDetails } = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause })
+    this.name = 'MeshmirrorError'
+    this.code = code
+    this.details = options.details ?? {}
+  }
+
+  /** A plain object for logs and `--json` output. */
+  toJSON(): { name: string; code: ErrorCode; message: string; details: ErrorDetails } {
+    return { name: this.name, code: this.code, message: this.message, details: this.details }
+  }
+}
+
+/** Input (a document, a name, a query, options) was rejected before anything was written. */
+export class ValidationError extends MeshmirrorError {
+  constructor(code: ErrorCode, message: string, options: { cause?: unknown; details?: ErrorDetails } = {}) {
+    super(code, message, options)
+    this.name = 'ValidationError'
+  }
+}
+
+/** A query or filter is malformed. Code `INVALID_QUERY`. */
+export class QueryError extends ValidationError {
+  constructor(message: string, details: ErrorDetails = {}) {
+    super(ErrorCode.INVALID_QUERY, message, { details })
+    this.name = 'QueryError'
+  }
+}
+
+/** The store (or another resource) was used after `close()`. Code `STORE_CLOSED`. */
+export class ClosedError extends MeshmirrorError {
+  constructor(what: string) {
+    super(ErrorCode.STORE_CLOSED, `${what} is closed; open it again before using it.`)
+    this.name = 'ClosedError'
+  }
+}
+
+/** The persistence directory or its files cannot be used. */
+export class StorageError extends MeshmirrorError {
+  constructor(code: ErrorCode, message: string, options: { cause?: unknown; details?: ErrorDetails } = {}) {
+    super(code, message, options)
+    this.name = 'StorageError'
+  }
+}
+
+/** The operation was aborted. Code `ABORTED`. */
+export class AbortError extends MeshmirrorError {
+  constructor(reason?: unknown) {
+    super(ErrorCode.ABORTED, 'The operation was aborted.', { cause: reason })
+    this.name = 'AbortError'
+  }
+}
+
+/** True when `error` is a meshmirror error with the given code. */
+export function hasCode(error: unknown, code: ErrorCode): error is MeshmirrorError {
+  return error instanceof MeshmirrorError && error.code === code
+}
