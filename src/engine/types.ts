@@ -97,6 +97,12 @@ export interface OpenMeshOptions {
   maxDocumentBytes?: number
   /** How far ahead of our wall clock a remote clock may drag ours. Default 60,000 ms. */
   maxClockDriftMs?: number
+  /**
+   * SQLite durability. `normal` (default) survives a process crash (SIGKILL)
+   * with every committed write; `full` also survives power loss at some
+   * write-speed cost; `off` is for throwaway stores.
+   */
+  synchronous?: 'off' | 'normal' | 'full'
   /** Time source, for tests. Default `Date.now`. */
   now?: () => number
   /** Receives diagnostics. Default: silent. */

@@ -165,10 +165,12 @@ export interface MeshStore extends MeshWriter, AsyncDisposable {
   observe(query: Query, listener: ObserverListener, options?: ObserveOptions): Observer
 
   /**
-   * What changed after `cursor` (or everything, for `null`), for catching up
-   * after being away. Cursors survive restarts.
+   * What changed in a scope after `cursor` (or everything, for `null`), for
+   * catching up after being away. Cursors survive restarts; a cursor from
+   * another store (or a store re-created in the same directory) is refused
+   * with `INVALID_CURSOR`, which means: start again from `null`.
    */
-  changesSince(cursor: ChangeCursor | null, scope?: Scope, options?: ChangesSinceOptions): Promise<ChangeSet>
+  changesSince(cursor: ChangeCursor | null, scope: Scope, options?: ChangesSinceOptions): Promise<ChangeSet>
 
   /** The cursor of the latest change, without reading any document. */
   currentCursor(): Promise<ChangeCursor>

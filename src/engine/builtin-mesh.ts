@@ -1,0 +1,256 @@
+import { createHash } from 'node:crypto'
+import { statSync } from 'node:fs'
+import { join } from 'node:path'
+import { ClosedError, ErrorCode, ValidationError } from '../errors.js'
+import type { DocIdInput, Document, DocumentInput } from '../mesh/document.js'
+import { compileQuery } from '../mesh/filter.js'
+import type {
+  ChangeSet,
+  ChangesSinceOptions,
+  MeshStoreEvents,
+  MeshWriter,
+  Observer,
+  ObserveOptions,
+  ObserverListener,
+  UpsertOptions,
+  WriteResult,
+} from '../mesh/mesh-store.js'
+import type { Query, Scope } from '../mesh/query.js'
+import { assertCollection, normaliseId, parseFieldPath } from '../mesh/validate.js'
+import { STORE_FILE } from './database.js'
+import { Mutex } from './mutex.js'
+import { fieldExpr } from './query-sql.js'
+import { changesFor, changesSince, countScope, encodeCursor, runQuery } from './reads.js'
+import { parseDoc, type StoreCore } from './store-core.js'
+import type {
+  ApplyRemoteOptions,
+  ApplyRemoteResult,
+  BuiltinMesh,
+  BuiltinMeshStats,
+  ChangeChunk,
+  RemoteChange,
+  SiteId,
+  VersionVector,
+} from './types.js'
+import { WriteSession } from './write-session.js'
+
+type Listeners = { [E in keyof MeshStoreEvents]: Set<(payload: MeshStoreEvents[E]) => void> }
+
+/** The builtin engine's store. Created by `openMesh`. */
+export class BuiltinMeshStore implements BuiltinMesh {
+  readonly siteId: SiteId
+  readonly dir: string
+  private readonly mutex = new Mutex()
+  private readonly commitListeners = new Set<(seq: number) => void>()
+  private readonly events: Listeners = { 'observer-error': new Set() }
+  private closing: Promise<void> | undefined
+  private closed = false
+  private observerErrors = 0
+
+  constructor(private readonly core: StoreCore) {
+    this.siteId = core.site
+    this.dir = core.dir
+  }
+
+  // ---- writes ---------------------------------------------------------------
+
+  upsert(collection: string, docs: readonly DocumentInput[], options?: UpsertOptions): Promise<WriteResult> {
+    return this.write(false, (s) => s.upsert(collection, docs, options))
+  }
+
+  remove(collection: string, ids: readonly DocIdInput[]): Promise<WriteResult> {
+    return this.write(false, (s) => s.remove(collection, ids))
+  }
+
+  increment(collection: string, id: DocIdInput, field: string, by: number): Promise<number> {
+    return this.write(false, (s) => s.increment(collection, id, field, by))
+  }
+
+  transaction<T>(fn: (tx: MeshWriter) => Promise<T>): Promise<T> {
+    return this.write(true, (s) => {
+      const core = this.core
+      const tx: MeshWriter = {
+        upsert: async (c, d, o) => s.upsert(c, d, o),
+        remove: async (c, ids) => s.remove(c, ids),
+        increment: async (c, id, f, by) => s.increment(c, id, f, by),
+        get: async (c, id) => getDoc(core, 'w', c, id),
+        find: async (q) => runQuery(core.writer, compileQuery(q)),
+      }
+      return fn(tx)
+    })
+  }
+
+  applyRemote(changes: readonly RemoteChange[], options?: ApplyRemoteOptions): Promise<ApplyRemoteResult> {
+    return this.write(false, (s) => s.applyRemote(changes, options))
+  }
+
+  async createIndex(collection: string, field: string): Promise<void> {
+    assertCollection(collection)
+    const path = parseFieldPath(field)
+    const name = `ix_${collection}_${createHash('sha1').update(field).digest('hex').slice(0, 12)}`
+    this.assertOpen()
+    await this.mutex.run(() => {
+      const db = this.core.writer
+      db.exec(`CREATE INDEX IF NOT EXISTS "${name}" ON docs (collection, ${fieldExpr(path)})`)
+      db.prepare('INSERT OR IGNORE INTO indexes (collection, field, name) VALUES (?, ?, ?)').run(collection, field, name)
+    })
+  }
+
+  /** Runs a write session in one transaction, then tells observers and commit listeners. */
+  private write<T>(nested: boolean, fn: (s: WriteSession) => T | Promise<T>): Promise<T> {
+    // Checked at call time: writes queued before close() still complete.
+    if (this.closed || this.closing) return Promise.reject(new ClosedError(`The mesh store in ${this.dir}`))
+    return this.mutex.run(async () => {
+      const core = this.core
+      const session = new WriteSession(core, nested)
+      const startSeq = core.seq
+      core.writer.exec('BEGIN IMMEDIATE')
+      let result: T
+      try {
+        result = await fn(session)
+        session.finish()
+        core.writer.exec('COMMIT')
+      } catch (e) {
+        if (core.writer.inTransaction) core.writer.exec('ROLLBACK')
+        core.seq = startSeq
+        throw e
+      }
+      const changed = core.seq !== core.committedSeq
+      session.committed()
+      if (changed) {
+        if (session.entries.length > 0) core.observers.publish(session.entries)
+        for (const l of this.commitListeners) l(core.committedSeq)
+      }
+      return result
+    })
+  }
+
+  // ---- reads ----------------------------------------------------------------
+
+  async get(collection: string, id: DocIdInput): Promise<Document | undefined> {
+    this.assertOpen()
+    return getDoc(this.core, 'r', collection, id)
+  }
+
+  async find(query: Query): Promise<Document[]> {
+    this.assertOpen()
+    return runQuery(this.core.reader, compileQuery(query))
+  }
+
+  async count(scope: Scope): Promise<number> {
+    this.assertOpen()
+    return countScope(this.core.reader, scope)
+  }
+
+  observe(query: Query, listener: ObserverListener, options?: ObserveOptions): Observer {
+    this.assertOpen()
+    return this.core.observers.register(query, listener, options)
+  }
+
+  async changesSince(cursor: string | null, scope: Scope, options: ChangesSinceOptions = {}): Promise<ChangeSet> {
+    this.assertOpen()
+    return changesSince(this.core, cursor, scope, positiveLimit(options.limit, 10_000))
+  }
+
+  async currentCursor(): Promise<string> {
+    this.assertOpen()
+    return encodeCursor(this.core, this.core.committedSeq)
+  }
+
+  async versionVector(): Promise<VersionVector> {
+    this.assertOpen()
+    return { ...this.core.vv }
+  }
+
+  async changesFor(peerVersionVector: VersionVector, after: number, limit: number): Promise<ChangeChunk> {
+    this.assertOpen()
+    if (!Number.isSafeInteger(after) || after < 0) {
+      throw new ValidationError(ErrorCode.INVALID_OPTIONS, 'changesFor: after must be a non-negative integer.')
+    }
+    return changesFor(this.core, peerVersionVector, after, positiveLimit(limit, 1000))
+  }
+
+  async peerCursor(from: string): Promise<number> {
+    this.assertOpen()
+    const row = this.core.reader.prepare('SELECT cursor FROM peers WHERE site = ?').pluck().get(from) as number | undefined
+    return row ?? 0
+  }
+
+  onCommit(listener: (sequence: number) => void): () => void {
+    this.commitListeners.add(listener)
+    return () => this.commitListeners.delete(listener)
+  }
+
+  on<E extends keyof MeshStoreEvents>(event: E, listener: (payload: MeshStoreEvents[E]) => void): () => void {
+    const set = this.events[event]
+    set.add(listener)
+    return () => set.delete(listener)
+  }
+
+  /** Called by the observer hub when a listener fails. */
+  reportObserverError(error: unknown, query: Query): void {
+    this.observerErrors++
+    this.core.logger.warn('observer listener failed', { collection: query.collection, error: String(error) })
+    for (const l of this.events['observer-error']) l({ error, query })
+  }
+
+  async stats(): Promise<BuiltinMeshStats> {
+    this.assertOpen()
+    const counts = this.core.reader
+      .prepare('SELECT count(doc) AS live, count(*) - count(doc) AS dead FROM docs')
+      .get() as { live: number; dead: number }
+    let diskBytes = 0
+    for (const suffix of ['', '-wal', '-shm']) {
+      try {
+        diskBytes += statSync(join(this.dir, STORE_FILE + suffix)).size
+      } catch {
+        // The WAL and shared-memory files exist only while needed.
+      }
+    }
+    return {
+      documents: counts.live,
+      tombstones: counts.dead,
+      observers: this.core.observers.size,
+      observerErrors: this.observerErrors,
+      sequence: this.core.committedSeq,
+      clockDriftExceeded: this.core.clock.driftExceededCount,
+      remoteApplied: this.core.remoteApplied,
+      diskBytes,
+    }
+  }
+
+  // ---- lifecycle -------------------------------------------------------------
+
+  close(): Promise<void> {
+    this.closing ??= this.mutex.run(() => {
+      this.closed = true
+      this.core.observers.cancelAll()
+      this.commitListeners.clear()
+      this.core.reader.close()
+      this.core.writer.close()
+    })
+    return this.closing
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close()
+  }
+
+  private assertOpen(): void {
+    if (this.closed || this.closing) throw new ClosedError(`The mesh store in ${this.dir}`)
+  }
+}
+
+function getDoc(core: StoreCore, conn: 'r' | 'w', collection: string, id: DocIdInput): Document | undefined {
+  assertCollection(collection)
+  const row = core[conn].getDoc.get(collection, normaliseId(id))
+  return row ? (parseDoc(row.doc) ?? undefined) : undefined
+}
+
+function positiveLimit(limit: unknown, fallback: number): number {
+  if (limit === undefined) return fallback
+  if (!Number.isSafeInteger(limit) || (limit as number) <= 0) {
+    throw new ValidationError(ErrorCode.INVALID_OPTIONS, `limit must be a positive integer, got ${String(limit)}.`)
+  }
+  return limit as number
+}

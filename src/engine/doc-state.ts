@@ -1,0 +1,326 @@
+import { ErrorCode, MeshmirrorError } from '../errors.js'
+import type { Document, JsonObject, JsonValue } from '../mesh/document.js'
+import { jsonEqual } from '../mesh/json.js'
+import { maxClock } from './hlc.js'
+import type { CounterEntries, DocMeta } from './types.js'
+
+/**
+ * A document's replicated state, the unit of merging.
+ *
+ * - `written`: the latest write of any kind; the document exists while it is
+ *   newer than `removed`.
+ * - `registers`: per field, last writer wins by clock. `UNSET` records that a
+ *   field was removed (replace mode) so an older concurrent set cannot revive it.
+ * - `counters`: per field, per site, the total of that site's increments on
+ *   top of the value set at `epoch`; entries of an older epoch are dead.
+ * - `versions`: per origin site, the sequence of its latest write here.
+ *
+ * A removal drops every register and counter entry at or before its clock:
+ * a later write re-creates the document with only what it writes.
+ */
+export interface DocState {
+  written: string
+  removed?: string
+  registers: Map<string, Register>
+  counters: Map<string, CounterEntries>
+  versions: Record<string, number>
+}
+
+export const UNSET: unique symbol = Symbol('unset')
+export interface Register {
+  clock: string
+  value: JsonValue | typeof UNSET
+}
+
+/** True when the document is visible (not removed). */
+export function isLive(s: DocState): boolean {
+  return s.removed === undefined || s.written > s.removed
+}
+
+/** The clock a counter field's increments must carry to count: its last reset. */
+function counterEpoch(s: DocState, field: string): string {
+  return maxClock(s.registers.get(field)?.clock, s.removed) ?? ''
+}
+
+/** The visible value of a field, or undefined when it has none. */
+export function fieldValue(s: DocState, field: string): JsonValue | undefined {
+  const reg = s.registers.get(field)
+  const regVisible = reg !== undefined && (s.removed === undefined || reg.clock > s.removed)
+  const entries = s.counters.get(field)
+  if (!entries) return regVisible && reg.value !== UNSET ? reg.value : undefined
+  if (regVisible && reg.value !== UNSET && typeof reg.value !== 'number') return reg.value
+  const epoch = counterEpoch(s, field)
+  let sum = regVisible && typeof reg.value === 'number' ? reg.value : 0
+  let any = regVisible && reg.value !== UNSET
+  // Sum in site order so every replica computes the same floating-point result.
+  for (const site of Object.keys(entries).sort()) {
+    const e = entries[site]!
+    if (e[0] === epoch) {
+      sum += e[1]
+      any = true
+    }
+  }
+  return any ? sum : undefined
+}
+
+/** The visible document, or null when removed. */
+export function materialise(id: string, s: DocState): Document | null {
+  if (!isLive(s)) return null
+  const doc: Document = { _id: id }
+  for (const field of s.registers.keys()) {
+    const v = fieldValue(s, field)
+    if (v !== undefined) doc[field] = v
+  }
+  for (const field of s.counters.keys()) {
+    if (s.registers.has(field)) continue
+    const v = fieldValue(s, field)
+    if (v !== undefined) doc[field] = v
+  }
+  return doc
+}
+
+/** Drops what a removal or a reset made unreachable. Mutates and returns `s`. */
+function prune(s: DocState): DocState {
+  if (s.removed !== undefined) {
+    for (const [f, reg] of s.registers) if (reg.clock <= s.removed) s.registers.delete(f)
+  }
+  for (const [field, entries] of s.counters) {
+    const epoch = counterEpoch(s, field)
+    let kept = 0
+    for (const site of Object.keys(entries)) {
+      if (entries[site]![0] < epoch) delete entries[site]
+      else kept++
+    }
+    if (kept === 0) s.counters.delete(field)
+  }
+  return s
+}
+
+function laterEntry(a: CounterEntries[string], b: CounterEntries[string]): CounterEntries[string] {
+  if (a[0] !== b[0]) return a[0] > b[0] ? a : b
+  if (a[2] !== b[2]) return a[2] > b[2] ? a : b
+  return a[1] >= b[1] ? a : b
+}
+
+function laterRegister(a: Register, b: Register): Register {
+  if (a.clock !== b.clock) return a.clock > b.clock ? a : b
+  // Same clock means the same write; a deterministic choice keeps a hostile
+  // or corrupted copy from splitting replicas.
+  const ka = a.value === UNSET ? '' : JSON.stringify(a.value)
+  const kb = b.value === UNSET ? '' : JSON.stringify(b.value)
+  return ka >= kb ? a : b
+}
+
+/** The join of two states: commutative, associative, idempotent. Does not mutate its inputs. */
+export function mergeStates(a: DocState, b: DocState): DocState {
+  const out: DocState = {
+    written: a.written >= b.written ? a.written : b.written,
+    registers: new Map(a.registers),
+    counters: new Map(),
+    versions: { ...a.versions },
+  }
+  const removed = maxClock(a.removed, b.removed)
+  if (removed !== undefined) out.removed = removed
+  for (const [f, reg] of b.registers) {
+    const mine = out.registers.get(f)
+    out.registers.set(f, mine ? laterRegister(mine, reg) : reg)
+  }
+  for (const source of [a.counters, b.counters]) {
+    for (const [field, entries] of source) {
+      const target = out.counters.get(field) ?? {}
+      for (const site of Object.keys(entries)) {
+        const e = entries[site]!
+        const mine = target[site]
+        target[site] = mine ? laterEntry(mine, e) : [e[0], e[1], e[2]]
+      }
+      out.counters.set(field, target)
+    }
+  }
+  for (const [site, seq] of Object.entries(b.versions)) {
+    if ((out.versions[site] ?? -1) < seq) out.versions[site] = seq
+  }
+  return prune(out)
+}
+
+/** True when two states are the same (ignoring field order). */
+export function statesEqual(a: DocState, b: DocState): boolean {
+  if (a.written !== b.written || a.removed !== b.removed) return false
+  if (a.registers.size !== b.registers.size || a.counters.size !== b.counters.size) return false
+  for (const [f, ra] of a.registers) {
+    const rb = b.registers.get(f)
+    if (!rb || rb.clock !== ra.clock) return false
+    if (ra.value === UNSET || rb.value === UNSET ? ra.value !== rb.value : !jsonEqual(ra.value, rb.value)) return false
+  }
+  for (const [f, ea] of a.counters) {
+    const eb = b.counters.get(f)
+    if (!eb) return false
+    const sites = Object.keys(ea)
+    if (sites.length !== Object.keys(eb).length) return false
+    for (const site of sites) {
+      const x = ea[site]!
+      const y = eb[site]
+      if (!y || x[0] !== y[0] || x[1] !== y[1] || x[2] !== y[2]) return false
+    }
+  }
+  const va = Object.keys(a.versions)
+  if (va.length !== Object.keys(b.versions).length) return false
+  for (const site of va) if (a.versions[site] !== b.versions[site]) return false
+  return true
+}
+
+function cloneState(s: DocState): DocState {
+  const counters = new Map<string, CounterEntries>()
+  for (const [f, entries] of s.counters) {
+    const copy: CounterEntries = {}
+    for (const site of Object.keys(entries)) copy[site] = [...entries[site]!]
+    counters.set(f, copy)
+  }
+  const out: DocState = { written: s.written, registers: new Map(s.registers), counters, versions: { ...s.versions } }
+  if (s.removed !== undefined) out.removed = s.removed
+  return out
+}
+
+/** Who is writing: the local site, the write's clock, and its sequence number. */
+export interface WriteStamp {
+  site: string
+  clock: string
+  seq: number
+}
+
+/**
+ * Applies a local upsert. Returns the new state, or undefined when nothing
+ * would change (every given field already holds that value).
+ */
+export function applyUpsert(
+  prev: DocState | undefined,
+  fields: JsonObject,
+  replace: boolean,
+  stamp: WriteStamp,
+): DocState | undefined {
+  const live = prev !== undefined && isLive(prev)
+  const next: DocState = prev
+    ? cloneState(prev)
+    : { written: stamp.clock, registers: new Map(), counters: new Map(), versions: {} }
+  let changed = !live
+  for (const field of Object.keys(fields)) {
+    const value = fields[field]!
+    if (live && jsonEqual(fieldValue(prev, field) ?? UNSET_MARK, value)) continue
+    next.registers.set(field, { clock: stamp.clock, value })
+    changed = true
+  }
+  if (replace && live) {
+    for (const field of visibleFields(prev)) {
+      if (field in fields) continue
+      next.registers.set(field, { clock: stamp.clock, value: UNSET })
+      changed = true
+    }
+  }
+  if (!changed) return undefined
+  next.written = stamp.clock
+  next.versions[stamp.site] = stamp.seq
+  return prune(next)
+}
+
+// A value no JSON document can hold, for comparing against "no value".
+const UNSET_MARK = { __unset__: [] } as unknown as JsonValue
+
+function visibleFields(s: DocState): string[] {
+  const out: string[] = []
+  for (const f of new Set([...s.registers.keys(), ...s.counters.keys()])) {
+    if (fieldValue(s, f) !== undefined) out.push(f)
+  }
+  return out
+}
+
+/** Applies a local removal, or returns undefined when the document is not live. */
+export function applyRemove(prev: DocState | undefined, stamp: WriteStamp): DocState | undefined {
+  if (!prev || !isLive(prev)) return undefined
+  const next = cloneState(prev)
+  next.removed = stamp.clock
+  next.versions[stamp.site] = stamp.seq
+  return prune(next)
+}
+
+/** Applies a local increment; returns the new state and the field's new value. */
+export function applyIncrement(
+  prev: DocState | undefined,
+  field: string,
+  by: number,
+  stamp: WriteStamp,
+  where: { collection: string; id: string },
+): { state: DocState; value: number } {
+  const next: DocState = prev
+    ? cloneState(prev)
+    : { written: stamp.clock, registers: new Map(), counters: new Map(), versions: {} }
+  const current = prev ? fieldValue(prev, field) : undefined
+  if (current !== undefined && typeof current !== 'number') {
+    throw new MeshmirrorError(
+      ErrorCode.TYPE_MISMATCH,
+      `Cannot increment ${where.collection}/${where.id}.${field}: it holds a ${Array.isArray(current) ? 'array' : typeof current}, not a number. Set it to a number first.`,
+      { details: { ...where, field } },
+    )
+  }
+  const epoch = counterEpoch(next, field)
+  const entries = next.counters.get(field) ?? {}
+  const mine = entries[stamp.site]
+  const total = mine && mine[0] === epoch ? mine[1] + by : by
+  entries[stamp.site] = [epoch, total, stamp.clock]
+  next.counters.set(field, entries)
+  next.written = stamp.clock
+  next.versions[stamp.site] = stamp.seq
+  prune(next)
+  return { state: next, value: fieldValue(next, field) as number }
+}
+
+/** Encodes a state as the stored document and its metadata. */
+export function encodeState(id: string, s: DocState): { doc: Document | null; meta: DocMeta } {
+  const clocks = new Map<string, number>()
+  const t: string[] = []
+  const ix = (c: string): number => {
+    let i = clocks.get(c)
+    if (i === undefined) {
+      i = t.length
+      t.push(c)
+      clocks.set(c, i)
+    }
+    return i
+  }
+  const meta: DocMeta = { t, i: ix(s.written), f: {}, v: s.versions }
+  if (s.removed !== undefined) meta.d = ix(s.removed)
+  for (const [f, reg] of s.registers) meta.f[f] = ix(reg.clock)
+  if (s.counters.size > 0) {
+    meta.n = {}
+    for (const [f, entries] of s.counters) {
+      const reg = s.registers.get(f)
+      meta.n[f] = reg && reg.value !== UNSET ? { b: reg.value, s: entries } : { s: entries }
+    }
+  }
+  return { doc: materialise(id, s), meta }
+}
+
+/**
+ * Decodes a stored or received document and its metadata. Trusts its input's
+ * shape: check received input with `assertRemoteChange` first.
+ */
+export function decodeState(doc: JsonObject | null, meta: DocMeta): DocState {
+  const t = meta.t
+  const s: DocState = { written: t[meta.i]!, registers: new Map(), counters: new Map(), versions: { ...meta.v } }
+  if (meta.d !== undefined) s.removed = t[meta.d]!
+  for (const f of Object.keys(meta.f)) {
+    const clock = t[meta.f[f]!]!
+    const counter = meta.n?.[f]
+    let value: JsonValue | typeof UNSET
+    if (counter) value = counter.b === undefined ? UNSET : counter.b
+    else value = doc !== null && Object.hasOwn(doc, f) ? (doc[f] as JsonValue) : UNSET
+    s.registers.set(f, { clock, value })
+  }
+  if (meta.n) {
+    for (const f of Object.keys(meta.n)) {
+      const entries: CounterEntries = {}
+      const src = meta.n[f]!.s
+      for (const site of Object.keys(src)) entries[site] = [...src[site]!]
+      s.counters.set(f, entries)
+    }
+  }
+  return s
+}

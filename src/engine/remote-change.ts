@@ -1,0 +1,117 @@
+import { ErrorCode, MeshmirrorError, ValidationError } from '../errors.js'
+import { assertCollection, assertFieldName, assertJsonValue, assertSize, normaliseId } from '../mesh/validate.js'
+import { isClock } from './hlc.js'
+import { isSiteId } from './site-id.js'
+import type { RemoteChange } from './types.js'
+
+const MAX_CLOCKS = 4096
+
+function invalid(message: string, cause?: unknown): MeshmirrorError {
+  return new ValidationError(ErrorCode.INVALID_CHANGE, `Invalid remote change: ${message}`, { cause })
+}
+
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) return false
+  const proto = Object.getPrototypeOf(v)
+  return proto === Object.prototype || proto === null
+}
+
+function isIndex(v: unknown, length: number): v is number {
+  return Number.isInteger(v) && (v as number) >= 0 && (v as number) < length
+}
+
+/**
+ * Checks a change received from another replica before anything is merged.
+ * Throws `INVALID_CHANGE` naming the problem.
+ */
+export function assertRemoteChange(change: unknown, maxDocumentBytes: number): asserts change is RemoteChange {
+  if (!isPlainObject(change)) throw invalid('not an object')
+  const { collection, id, doc, meta } = change
+  try {
+    assertCollection(collection)
+    if (typeof id !== 'string' || normaliseId(id) !== id) throw invalid('id is not a string')
+  } catch (e) {
+    throw e instanceof MeshmirrorError && e.code === ErrorCode.INVALID_CHANGE ? e : invalid('bad collection or id', e)
+  }
+  const where = `${collection}/${id}`
+  if (!isPlainObject(meta)) throw invalid(`${where}: meta is not an object`)
+  const { t, i, d, f, n, v } = meta
+  if (!Array.isArray(t) || t.length === 0 || t.length > MAX_CLOCKS || !t.every(isClock)) {
+    throw invalid(`${where}: meta.t is not a list of clocks`)
+  }
+  if (!isIndex(i, t.length)) throw invalid(`${where}: meta.i is not a clock index`)
+  if (d !== undefined && !isIndex(d, t.length)) throw invalid(`${where}: meta.d is not a clock index`)
+  if (!isPlainObject(f)) throw invalid(`${where}: meta.f is not an object`)
+  for (const field of Object.keys(f)) {
+    assertField(field, where)
+    if (!isIndex(f[field], t.length)) throw invalid(`${where}: meta.f.${field} is not a clock index`)
+  }
+  if (n !== undefined) {
+    if (!isPlainObject(n)) throw invalid(`${where}: meta.n is not an object`)
+    for (const field of Object.keys(n)) {
+      assertField(field, where)
+      const c = n[field]
+      if (!isPlainObject(c) || !isPlainObject(c.s)) throw invalid(`${where}: counter ${field} is malformed`)
+      if (c.b !== undefined) {
+        if (!(field in f)) throw invalid(`${where}: counter ${field} has a base but no clock`)
+        assertJson(c.b, where)
+      }
+      for (const site of Object.keys(c.s)) {
+        const e = c.s[site]
+        if (
+          !isSiteId(site) ||
+          !Array.isArray(e) ||
+          e.length !== 3 ||
+          !(e[0] === '' || isClock(e[0])) ||
+          typeof e[1] !== 'number' ||
+          !Number.isFinite(e[1]) ||
+          !isClock(e[2])
+        ) {
+          throw invalid(`${where}: counter ${field} entry for ${JSON.stringify(site)} is malformed`)
+        }
+      }
+    }
+  }
+  if (!isPlainObject(v)) throw invalid(`${where}: meta.v is not an object`)
+  for (const site of Object.keys(v)) {
+    if (!isSiteId(site) || !Number.isSafeInteger(v[site]) || (v[site] as number) < 0) {
+      throw invalid(`${where}: meta.v entry for ${JSON.stringify(site)} is malformed`)
+    }
+  }
+  const live = d === undefined || (t[i] as string) > (t[d] as string)
+  if (doc === null) {
+    if (live) throw invalid(`${where}: the document is live but has no content`)
+    return
+  }
+  if (!live) throw invalid(`${where}: the document is removed but has content`)
+  if (!isPlainObject(doc) || doc._id !== id) throw invalid(`${where}: doc is not an object with _id ${JSON.stringify(id)}`)
+  for (const field of Object.keys(doc)) {
+    if (field === '_id') continue
+    assertField(field, where)
+    if (!(field in f) && !(n !== undefined && field in (n as object))) {
+      throw invalid(`${where}: field ${field} has no clock`)
+    }
+  }
+  assertJson(doc, where)
+  try {
+    assertSize(JSON.stringify(doc), maxDocumentBytes, collection as string, id)
+  } catch (e) {
+    throw invalid(`${where}: document too large`, e)
+  }
+}
+
+function assertField(field: string, where: string): void {
+  try {
+    assertFieldName(field)
+  } catch (e) {
+    throw invalid(`${where}: field name ${JSON.stringify(field)} is not allowed`, e)
+  }
+}
+
+function assertJson(value: unknown, where: string): void {
+  try {
+    assertJsonValue(value, where)
+  } catch (e) {
+    throw invalid(`${where}: content is not plain JSON`, e)
+  }
+}

@@ -1,0 +1,62 @@
+import type Database from 'better-sqlite3'
+import type { Logger } from '../logger.js'
+import type { Document } from '../mesh/document.js'
+import type { HybridClock } from './hlc.js'
+import type { ObserverHub } from './observers.js'
+import type { SiteId, VersionVector } from './types.js'
+
+/** A stored row of the `docs` table. */
+export interface DocRow {
+  seq: number
+  doc: string | null
+  meta: string
+}
+
+/** Prepared statements on one connection. */
+export interface Statements {
+  getRow: Database.Statement<[string, string], DocRow>
+  getDoc: Database.Statement<[string, string], { doc: string | null }>
+  putRow: Database.Statement<[number, string, string, string | null, string]>
+  putVersion: Database.Statement<[string, number]>
+  putPeer: Database.Statement<[string, number]>
+  putClock: Database.Statement<[string]>
+}
+
+export function prepareStatements(db: Database.Database): Statements {
+  return {
+    getRow: db.prepare('SELECT seq, doc, meta FROM docs WHERE collection = ? AND id = ?'),
+    getDoc: db.prepare('SELECT doc FROM docs WHERE collection = ? AND id = ?'),
+    putRow: db.prepare('INSERT OR REPLACE INTO docs (seq, collection, id, doc, meta) VALUES (?, ?, ?, ?, ?)'),
+    putVersion: db.prepare(
+      'INSERT INTO versions (site, seq) VALUES (?, ?) ON CONFLICT (site) DO UPDATE SET seq = max(seq, excluded.seq)',
+    ),
+    putPeer: db.prepare('INSERT INTO peers (site, cursor) VALUES (?, ?) ON CONFLICT (site) DO UPDATE SET cursor = excluded.cursor'),
+    putClock: db.prepare("INSERT OR REPLACE INTO store_meta (key, value) VALUES ('clock', ?)"),
+  }
+}
+
+/** The state every part of one open store shares. */
+export interface StoreCore {
+  readonly site: SiteId
+  readonly dir: string
+  readonly writer: Database.Database
+  readonly reader: Database.Database
+  readonly w: Statements
+  readonly r: Statements
+  readonly clock: HybridClock
+  readonly observers: ObserverHub
+  readonly logger: Logger
+  readonly maxDocumentBytes: number
+  /** Latest sequence assigned (may be ahead of what is committed while a transaction is open). */
+  seq: number
+  /** Latest committed sequence: what the reader connection sees. */
+  committedSeq: number
+  /** Committed version vector. */
+  readonly vv: VersionVector
+  remoteApplied: number
+}
+
+/** Parses a stored document. */
+export function parseDoc(json: string | null): Document | null {
+  return json === null ? null : (JSON.parse(json) as Document)
+}

@@ -1,0 +1,226 @@
+import { ErrorCode, ValidationError } from '../errors.js'
+import type { DocIdInput, Document, DocumentInput, JsonObject } from '../mesh/document.js'
+import type { UpsertOptions, WriteResult } from '../mesh/mesh-store.js'
+import { assertCollection, assertFieldName, assertSize, normaliseDocument, normaliseId } from '../mesh/validate.js'
+import {
+  applyIncrement,
+  applyRemove,
+  applyUpsert,
+  type DocState,
+  decodeState,
+  encodeState,
+  mergeStates,
+  statesEqual,
+  type WriteStamp,
+} from './doc-state.js'
+import type { CommitEntry } from './observers.js'
+import { assertRemoteChange } from './remote-change.js'
+import { type DocRow, parseDoc, type StoreCore } from './store-core.js'
+import type { ApplyRemoteOptions, ApplyRemoteResult, DocMeta, RemoteChange, VersionVector } from './types.js'
+
+/**
+ * The writes of one SQLite transaction on the writer connection. Every
+ * operation is atomic on its own (a savepoint when nested in a larger
+ * transaction), so a rejected batch writes nothing even if the caller goes on.
+ */
+export class WriteSession {
+  readonly entries: CommitEntry[] = []
+  private readonly vvUpdates: VersionVector = {}
+  private ownSeq = 0
+  private depth = 0
+  private remoteApplied = 0
+
+  constructor(
+    private readonly core: StoreCore,
+    private readonly nested: boolean,
+  ) {}
+
+  upsert(collection: string, docs: readonly DocumentInput[], options: UpsertOptions = {}): WriteResult {
+    assertCollection(collection)
+    if (!Array.isArray(docs)) throw new ValidationError(ErrorCode.INVALID_DOCUMENT, 'upsert expects an array of documents.')
+    const mode = options.mode ?? 'merge'
+    if (mode !== 'merge' && mode !== 'replace') {
+      throw new ValidationError(ErrorCode.INVALID_OPTIONS, `Unknown upsert mode ${JSON.stringify(mode)}: use 'merge' or 'replace'.`)
+    }
+    // Validate the whole batch before writing any of it.
+    const inputs = docs.map((d, i) => normaliseDocument(d, `document #${i}`))
+    return this.atomically(() => {
+      const result: WriteResult = { changed: [], unchanged: [] }
+      for (const { id, fields } of inputs) {
+        const row = this.core.w.getRow.get(collection, id)
+        const prev = row ? decodeRow(row) : undefined
+        const stamp = this.stamp()
+        const next = applyUpsert(prev, fields, mode === 'replace', stamp)
+        if (next) {
+          this.write(collection, id, row, next, stamp.seq, true)
+          result.changed.push(id)
+        } else {
+          result.unchanged.push(id)
+        }
+      }
+      return result
+    })
+  }
+
+  remove(collection: string, ids: readonly DocIdInput[]): WriteResult {
+    assertCollection(collection)
+    if (!Array.isArray(ids)) throw new ValidationError(ErrorCode.INVALID_ID, 'remove expects an array of ids.')
+    const normalised = ids.map(normaliseId)
+    return this.atomically(() => {
+      const result: WriteResult = { changed: [], unchanged: [] }
+      for (const id of normalised) {
+        const row = this.core.w.getRow.get(collection, id)
+        const stamp = this.stamp()
+        const next = applyRemove(row ? decodeRow(row) : undefined, stamp)
+        if (next) {
+          this.write(collection, id, row, next, stamp.seq, true)
+          result.changed.push(id)
+        } else {
+          result.unchanged.push(id)
+        }
+      }
+      return result
+    })
+  }
+
+  increment(collection: string, idInput: DocIdInput, field: string, by: number): number {
+    assertCollection(collection)
+    const id = normaliseId(idInput)
+    assertFieldName(field)
+    if (typeof by !== 'number' || !Number.isFinite(by)) {
+      throw new ValidationError(ErrorCode.INVALID_OPTIONS, `increment needs a finite number, got ${String(by)}.`, {
+        details: { collection, id, field },
+      })
+    }
+    return this.atomically(() => {
+      const row = this.core.w.getRow.get(collection, id)
+      const stamp = this.stamp()
+      const { state, value } = applyIncrement(row ? decodeRow(row) : undefined, field, by, stamp, { collection, id })
+      this.write(collection, id, row, state, stamp.seq, true)
+      return value
+    })
+  }
+
+  /** Merges received changes. Validates all of them before writing any. */
+  applyRemote(changes: readonly RemoteChange[], options: ApplyRemoteOptions = {}): ApplyRemoteResult {
+    if (!Array.isArray(changes)) throw new ValidationError(ErrorCode.INVALID_CHANGE, 'applyRemote expects an array.')
+    for (const c of changes) assertRemoteChange(c, this.core.maxDocumentBytes)
+    assertApplyOptions(options)
+    return this.atomically(() => {
+      const result: ApplyRemoteResult = { applied: 0, unchanged: 0 }
+      for (const c of changes) {
+        let drifted = false
+        for (const clock of c.meta.t) if (!this.core.clock.observe(clock)) drifted = true
+        if (drifted) this.core.logger.warn('remote clock beyond the drift bound', { collection: c.collection, id: c.id })
+        const incoming = decodeState(c.doc, c.meta)
+        const row = this.core.w.getRow.get(c.collection, c.id)
+        const prev = row ? decodeRow(row) : undefined
+        const merged = mergeStates(prev ?? incoming, incoming)
+        if (prev && statesEqual(prev, merged)) {
+          result.unchanged++
+          continue
+        }
+        // A peer may know writes of ours we lost (a directory restored from a
+        // backup): never reuse their sequence numbers.
+        const known = merged.versions[this.core.site]
+        if (known !== undefined && known > this.core.seq) this.core.seq = known
+        this.write(c.collection, c.id, row, merged, ++this.core.seq, false)
+        result.applied++
+      }
+      if (options.from !== undefined && options.cursor !== undefined) this.core.w.putPeer.run(options.from, options.cursor)
+      for (const [site, seq] of Object.entries(options.versionVector ?? {})) {
+        if (seq > (this.core.vv[site] ?? 0) && seq > (this.vvUpdates[site] ?? 0)) this.vvUpdates[site] = seq
+      }
+      this.remoteApplied += result.applied
+      return result
+    })
+  }
+
+  /** Persists the clock and version vector; call just before COMMIT. */
+  finish(): void {
+    this.core.w.putClock.run(this.core.clock.last())
+    if (this.ownSeq > 0) this.vvUpdates[this.core.site] = this.ownSeq
+    for (const [site, seq] of Object.entries(this.vvUpdates)) this.core.w.putVersion.run(site, seq)
+  }
+
+  /** Makes the session's effects visible in memory; call right after COMMIT. */
+  committed(): void {
+    for (const [site, seq] of Object.entries(this.vvUpdates)) {
+      if (seq > (this.core.vv[site] ?? 0)) this.core.vv[site] = seq
+    }
+    this.core.committedSeq = this.core.seq
+    this.core.remoteApplied += this.remoteApplied
+  }
+
+  private stamp(): WriteStamp {
+    return { site: this.core.site, clock: this.core.clock.tick(), seq: this.core.seq + 1 }
+  }
+
+  private write(collection: string, id: string, row: DocRow | undefined, state: DocState, seq: number, own: boolean): void {
+    const { doc, meta } = encodeState(id, state)
+    const docJson = doc === null ? null : JSON.stringify(doc)
+    if (docJson !== null) assertSize(docJson, this.core.maxDocumentBytes, collection, id)
+    this.core.w.putRow.run(seq, collection, id, docJson, JSON.stringify(meta))
+    this.core.seq = seq
+    if (own) this.ownSeq = seq
+    if (this.core.observers.watches(collection)) {
+      this.entries.push({ collection, id, before: row ? parseDoc(row.doc) : null, after: doc as Document | null })
+    }
+  }
+
+  /** Runs one operation so that it either fully applies or leaves no trace. */
+  private atomically<T>(fn: () => T): T {
+    if (!this.nested && this.depth === 0) {
+      this.depth++
+      try {
+        return fn()
+      } finally {
+        this.depth--
+      }
+    }
+    const db = this.core.writer
+    const mark = { seq: this.core.seq, ownSeq: this.ownSeq, entries: this.entries.length, vv: { ...this.vvUpdates } }
+    const remoteApplied = this.remoteApplied
+    db.exec('SAVEPOINT op')
+    this.depth++
+    try {
+      const out = fn()
+      db.exec('RELEASE op')
+      return out
+    } catch (e) {
+      db.exec('ROLLBACK TO op')
+      db.exec('RELEASE op')
+      this.core.seq = mark.seq
+      this.ownSeq = mark.ownSeq
+      this.entries.length = mark.entries
+      for (const k of Object.keys(this.vvUpdates)) delete this.vvUpdates[k]
+      Object.assign(this.vvUpdates, mark.vv)
+      this.remoteApplied = remoteApplied
+      throw e
+    } finally {
+      this.depth--
+    }
+  }
+}
+
+function decodeRow(row: DocRow): DocState {
+  return decodeState(parseDoc(row.doc) as JsonObject | null, JSON.parse(row.meta) as DocMeta)
+}
+
+function assertApplyOptions(options: ApplyRemoteOptions): void {
+  const bad = (what: string) => new ValidationError(ErrorCode.INVALID_OPTIONS, `applyRemote: ${what}.`)
+  if (options.cursor !== undefined && (!Number.isSafeInteger(options.cursor) || options.cursor < 0)) {
+    throw bad('cursor must be a non-negative integer')
+  }
+  if ((options.cursor === undefined) !== (options.from === undefined)) throw bad('from and cursor go together')
+  if (options.from !== undefined && (typeof options.from !== 'string' || !/^[A-Za-z0-9_-]{1,64}$/.test(options.from))) {
+    throw bad('from must be a site id')
+  }
+  const vv = options.versionVector
+  if (vv !== undefined) {
+    if (typeof vv !== 'object' || vv === null) throw bad('versionVector must be an object')
+    for (const [site, seq] of Object.entries(vv)) {
+      if (!/^[A-Za-z0-9_-]{1,64}$/.test(site) || !Number.isSafeInteger(seq) || seq < 0) throw bad('versionVector is malformed')
+    }
+  }
+}
