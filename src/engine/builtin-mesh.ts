@@ -9,8 +9,8 @@ import type {
   ChangesSinceOptions,
   MeshStoreEvents,
   MeshWriter,
-  Observer,
   ObserveOptions,
+  Observer,
   ObserverListener,
   UpsertOptions,
   WriteResult,
@@ -92,7 +92,11 @@ export class BuiltinMeshStore implements BuiltinMesh {
     await this.mutex.run(() => {
       const db = this.core.writer
       db.exec(`CREATE INDEX IF NOT EXISTS "${name}" ON docs (collection, ${fieldExpr(path)})`)
-      db.prepare('INSERT OR IGNORE INTO indexes (collection, field, name) VALUES (?, ?, ?)').run(collection, field, name)
+      db.prepare('INSERT OR IGNORE INTO indexes (collection, field, name) VALUES (?, ?, ?)').run(
+        collection,
+        field,
+        name,
+      )
     })
   }
 
@@ -172,7 +176,9 @@ export class BuiltinMeshStore implements BuiltinMesh {
 
   async peerCursor(from: string): Promise<number> {
     this.assertOpen()
-    const row = this.core.reader.prepare('SELECT cursor FROM peers WHERE site = ?').pluck().get(from) as number | undefined
+    const row = this.core.reader.prepare('SELECT cursor FROM peers WHERE site = ?').pluck().get(from) as
+      | number
+      | undefined
     return row ?? 0
   }
 

@@ -26,14 +26,21 @@ CREATE TABLE IF NOT EXISTS indexes (collection TEXT NOT NULL, field TEXT NOT NUL
 export type Synchronous = 'off' | 'normal' | 'full'
 
 /** Opens (creating if needed) the store database in `dir`: the writer connection and a read-only one. */
-export function openDatabases(dir: string, synchronous: Synchronous): { writer: Database.Database; reader: Database.Database } {
+export function openDatabases(
+  dir: string,
+  synchronous: Synchronous,
+): { writer: Database.Database; reader: Database.Database } {
   try {
     mkdirSync(dir, { recursive: true })
   } catch (cause) {
-    throw new StorageError(ErrorCode.DIRECTORY_UNUSABLE, `Cannot create the mesh directory ${dir}: ${(cause as Error).message}`, {
-      cause,
-      details: { dir },
-    })
+    throw new StorageError(
+      ErrorCode.DIRECTORY_UNUSABLE,
+      `Cannot create the mesh directory ${dir}: ${(cause as Error).message}`,
+      {
+        cause,
+        details: { dir },
+      },
+    )
   }
   if (!statSync(dir).isDirectory()) {
     throw new StorageError(ErrorCode.DIRECTORY_UNUSABLE, `${dir} is not a directory.`, { details: { dir } })
@@ -56,7 +63,9 @@ export function openDatabases(dir: string, synchronous: Synchronous): { writer: 
     if (cause instanceof StorageError) throw cause
     const code = (cause as { code?: string }).code
     throw new StorageError(
-      code === 'SQLITE_NOTADB' || code === 'SQLITE_CORRUPT' ? ErrorCode.STORE_INCOMPATIBLE : ErrorCode.DIRECTORY_UNUSABLE,
+      code === 'SQLITE_NOTADB' || code === 'SQLITE_CORRUPT'
+        ? ErrorCode.STORE_INCOMPATIBLE
+        : ErrorCode.DIRECTORY_UNUSABLE,
       `Cannot open the mesh store ${file}: ${(cause as Error).message}`,
       { cause, details: { file } },
     )
@@ -101,8 +110,7 @@ export function readMeta(db: Database.Database, key: string): string | undefined
 
 /** Writes a `store_meta` value. */
 export function writeMeta(db: Database.Database, key: string, value: string): void {
-  db.prepare('INSERT INTO store_meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value').run(
-    key,
-    value,
-  )
+  db.prepare(
+    'INSERT INTO store_meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value',
+  ).run(key, value)
 }

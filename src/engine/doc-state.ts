@@ -114,7 +114,7 @@ function laterRegister(a: Register, b: Register): Register {
 /** The join of two states: commutative, associative, idempotent. Does not mutate its inputs. */
 export function mergeStates(a: DocState, b: DocState): DocState {
   const out: DocState = {
-    written: a.written >= b.written ? a.written : b.written,
+    written: maxClock(a.written, b.written) as string,
     registers: new Map(a.registers),
     counters: new Map(),
     versions: { ...a.versions },

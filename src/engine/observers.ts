@@ -1,13 +1,8 @@
 import type { Document } from '../mesh/document.js'
-import { type CompiledQuery, compileQuery, matches } from '../mesh/filter.js'
+import { type CompiledQuery, compileQuery } from '../mesh/filter.js'
 import { canonicalJson, jsonEqual } from '../mesh/json.js'
-import type {
-  Observer,
-  ObserverChange,
-  ObserverListener,
-  ObserveOptions,
-  RemovedDocument,
-} from '../mesh/mesh-store.js'
+import { matches } from '../mesh/match.js'
+import type { ObserveOptions, Observer, ObserverChange, ObserverListener, RemovedDocument } from '../mesh/mesh-store.js'
 import type { Query } from '../mesh/query.js'
 
 /** One document's change in a commit, as observers see it. */
@@ -168,7 +163,12 @@ class LiveQuery implements Observer {
     return this.change(false, inserted, updated, removed)
   }
 
-  private change(initial: boolean, inserted: Document[], updated: Document[], removed: RemovedDocument[]): ObserverChange {
+  private change(
+    initial: boolean,
+    inserted: Document[],
+    updated: Document[],
+    removed: RemovedDocument[],
+  ): ObserverChange {
     return { initial, inserted, updated, removed, results: async () => this.deps.runQuery(this.compiled) }
   }
 

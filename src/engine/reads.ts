@@ -1,7 +1,8 @@
 import type Database from 'better-sqlite3'
 import { ErrorCode, ValidationError } from '../errors.js'
 import type { Document } from '../mesh/document.js'
-import { applyQueryInMemory, type CompiledQuery, compileScope, matches } from '../mesh/filter.js'
+import { type CompiledQuery, compileScope } from '../mesh/filter.js'
+import { applyQueryInMemory, matches } from '../mesh/match.js'
 import type { ChangeSet } from '../mesh/mesh-store.js'
 import type { Scope } from '../mesh/query.js'
 import { filterToSql, orderToSql } from './query-sql.js'
@@ -14,7 +15,10 @@ export function runQuery(db: Database.Database, q: CompiledQuery): Document[] {
   const base = `SELECT doc FROM docs WHERE collection = ? AND doc IS NOT NULL AND (${where.sql})`
   const params: unknown[] = [q.collection, ...where.params]
   if (!where.exact) {
-    const rows = db.prepare(base).pluck().all(...params) as string[]
+    const rows = db
+      .prepare(base)
+      .pluck()
+      .all(...params) as string[]
     return applyQueryInMemory(
       q,
       rows.map((r) => JSON.parse(r) as Document),
@@ -25,7 +29,10 @@ export function runQuery(db: Database.Database, q: CompiledQuery): Document[] {
     sql += ' LIMIT ? OFFSET ?'
     params.push(q.limit ?? -1, q.offset)
   }
-  const rows = db.prepare(sql).pluck().all(...params) as string[]
+  const rows = db
+    .prepare(sql)
+    .pluck()
+    .all(...params) as string[]
   return rows.map((r) => JSON.parse(r) as Document)
 }
 
@@ -35,9 +42,16 @@ export function countScope(db: Database.Database, scope: Scope): number {
   const where = filterToSql(s.filter)
   const params = [s.collection, ...where.params]
   const from = `FROM docs WHERE collection = ? AND doc IS NOT NULL AND (${where.sql})`
-  if (where.exact) return db.prepare(`SELECT count(*) ${from}`).pluck().get(...params) as number
+  if (where.exact)
+    return db
+      .prepare(`SELECT count(*) ${from}`)
+      .pluck()
+      .get(...params) as number
   let n = 0
-  for (const r of db.prepare(`SELECT doc ${from}`).pluck().iterate(...params) as Iterable<string>) {
+  for (const r of db
+    .prepare(`SELECT doc ${from}`)
+    .pluck()
+    .iterate(...params) as Iterable<string>) {
     if (matches(s.filter, JSON.parse(r) as Document)) n++
   }
   return n
@@ -99,7 +113,13 @@ export function changesFor(core: StoreCore, peerVv: Record<string, number>, afte
   let complete = true
   const rows = core.reader
     .prepare('SELECT seq, collection, id, doc, meta FROM docs WHERE seq > ? AND seq <= ? ORDER BY seq')
-    .iterate(after, upTo) as IterableIterator<{ seq: number; collection: string; id: string; doc: string | null; meta: string }>
+    .iterate(after, upTo) as IterableIterator<{
+    seq: number
+    collection: string
+    id: string
+    doc: string | null
+    meta: string
+  }>
   for (const row of rows) {
     if (changes.length >= limit || scanned >= maxScan) {
       complete = false

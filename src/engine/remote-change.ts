@@ -84,7 +84,8 @@ export function assertRemoteChange(change: unknown, maxDocumentBytes: number): a
     return
   }
   if (!live) throw invalid(`${where}: the document is removed but has content`)
-  if (!isPlainObject(doc) || doc._id !== id) throw invalid(`${where}: doc is not an object with _id ${JSON.stringify(id)}`)
+  if (!isPlainObject(doc) || doc._id !== id)
+    throw invalid(`${where}: doc is not an object with _id ${JSON.stringify(id)}`)
   for (const field of Object.keys(doc)) {
     if (field === '_id') continue
     assertField(field, where)

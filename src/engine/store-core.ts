@@ -30,7 +30,9 @@ export function prepareStatements(db: Database.Database): Statements {
     putVersion: db.prepare(
       'INSERT INTO versions (site, seq) VALUES (?, ?) ON CONFLICT (site) DO UPDATE SET seq = max(seq, excluded.seq)',
     ),
-    putPeer: db.prepare('INSERT INTO peers (site, cursor) VALUES (?, ?) ON CONFLICT (site) DO UPDATE SET cursor = excluded.cursor'),
+    putPeer: db.prepare(
+      'INSERT INTO peers (site, cursor) VALUES (?, ?) ON CONFLICT (site) DO UPDATE SET cursor = excluded.cursor',
+    ),
     putClock: db.prepare("INSERT OR REPLACE INTO store_meta (key, value) VALUES ('clock', ?)"),
   }
 }

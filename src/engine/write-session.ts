@@ -37,10 +37,14 @@ export class WriteSession {
 
   upsert(collection: string, docs: readonly DocumentInput[], options: UpsertOptions = {}): WriteResult {
     assertCollection(collection)
-    if (!Array.isArray(docs)) throw new ValidationError(ErrorCode.INVALID_DOCUMENT, 'upsert expects an array of documents.')
+    if (!Array.isArray(docs))
+      throw new ValidationError(ErrorCode.INVALID_DOCUMENT, 'upsert expects an array of documents.')
     const mode = options.mode ?? 'merge'
     if (mode !== 'merge' && mode !== 'replace') {
-      throw new ValidationError(ErrorCode.INVALID_OPTIONS, `Unknown upsert mode ${JSON.stringify(mode)}: use 'merge' or 'replace'.`)
+      throw new ValidationError(
+        ErrorCode.INVALID_OPTIONS,
+        `Unknown upsert mode ${JSON.stringify(mode)}: use 'merge' or 'replace'.`,
+      )
     }
     // Validate the whole batch before writing any of it.
     const inputs = docs.map((d, i) => normaliseDocument(d, `document #${i}`))
@@ -111,7 +115,8 @@ export class WriteSession {
       for (const c of changes) {
         let drifted = false
         for (const clock of c.meta.t) if (!this.core.clock.observe(clock)) drifted = true
-        if (drifted) this.core.logger.warn('remote clock beyond the drift bound', { collection: c.collection, id: c.id })
+        if (drifted)
+          this.core.logger.warn('remote clock beyond the drift bound', { collection: c.collection, id: c.id })
         const incoming = decodeState(c.doc, c.meta)
         const row = this.core.w.getRow.get(c.collection, c.id)
         const prev = row ? decodeRow(row) : undefined
@@ -127,7 +132,8 @@ export class WriteSession {
         this.write(c.collection, c.id, row, merged, ++this.core.seq, false)
         result.applied++
       }
-      if (options.from !== undefined && options.cursor !== undefined) this.core.w.putPeer.run(options.from, options.cursor)
+      if (options.from !== undefined && options.cursor !== undefined)
+        this.core.w.putPeer.run(options.from, options.cursor)
       for (const [site, seq] of Object.entries(options.versionVector ?? {})) {
         if (seq > (this.core.vv[site] ?? 0) && seq > (this.vvUpdates[site] ?? 0)) this.vvUpdates[site] = seq
       }
@@ -156,7 +162,14 @@ export class WriteSession {
     return { site: this.core.site, clock: this.core.clock.tick(), seq: this.core.seq + 1 }
   }
 
-  private write(collection: string, id: string, row: DocRow | undefined, state: DocState, seq: number, own: boolean): void {
+  private write(
+    collection: string,
+    id: string,
+    row: DocRow | undefined,
+    state: DocState,
+    seq: number,
+    own: boolean,
+  ): void {
     const { doc, meta } = encodeState(id, state)
     const docJson = doc === null ? null : JSON.stringify(doc)
     if (docJson !== null) assertSize(docJson, this.core.maxDocumentBytes, collection, id)
@@ -220,7 +233,8 @@ function assertApplyOptions(options: ApplyRemoteOptions): void {
   if (vv !== undefined) {
     if (typeof vv !== 'object' || vv === null) throw bad('versionVector must be an object')
     for (const [site, seq] of Object.entries(vv)) {
-      if (!/^[A-Za-z0-9_-]{1,64}$/.test(site) || !Number.isSafeInteger(seq) || seq < 0) throw bad('versionVector is malformed')
+      if (!/^[A-Za-z0-9_-]{1,64}$/.test(site) || !Number.isSafeInteger(seq) || seq < 0)
+        throw bad('versionVector is malformed')
     }
   }
 }
