@@ -67,6 +67,12 @@ export function fieldValue(s: DocState, field: string): JsonValue | undefined {
 export function materialise(id: string, s: DocState): Document | null {
   if (!isLive(s)) return null
   const doc: Document = { _id: id }
+  if (s.counters.size === 0) {
+    for (const [field, reg] of s.registers) {
+      if (reg.value !== UNSET && (s.removed === undefined || reg.clock > s.removed)) doc[field] = reg.value
+    }
+    return doc
+  }
   for (const field of s.registers.keys()) {
     const v = fieldValue(s, field)
     if (v !== undefined) doc[field] = v
@@ -218,7 +224,7 @@ export function applyUpsert(
   if (!changed) return undefined
   next.written = stamp.clock
   next.versions[stamp.site] = stamp.seq
-  return prune(next)
+  return prev ? prune(next) : next
 }
 
 // A value no JSON document can hold, for comparing against "no value".
@@ -274,20 +280,21 @@ export function applyIncrement(
 
 /** Encodes a state as the stored document and its metadata. */
 export function encodeState(id: string, s: DocState): { doc: Document | null; meta: DocMeta } {
-  const clocks = new Map<string, number>()
+  // Documents carry few distinct clocks: a linear search beats a map.
   const t: string[] = []
   const ix = (c: string): number => {
-    let i = clocks.get(c)
-    if (i === undefined) {
-      i = t.length
-      t.push(c)
-      clocks.set(c, i)
-    }
-    return i
+    const i = t.indexOf(c)
+    if (i >= 0) return i
+    t.push(c)
+    return t.length - 1
   }
   const meta: DocMeta = { t, i: ix(s.written), f: {}, v: s.versions }
   if (s.removed !== undefined) meta.d = ix(s.removed)
-  for (const [f, reg] of s.registers) meta.f[f] = ix(reg.clock)
+  for (const [f, reg] of s.registers) {
+    const k = ix(reg.clock)
+    // Plain fields set at t[0] (usually all of them) are implied by the document.
+    if (k !== 0 || reg.value === UNSET || s.counters.has(f)) meta.f[f] = k
+  }
   if (s.counters.size > 0) {
     meta.n = {}
     for (const [f, entries] of s.counters) {
@@ -313,6 +320,12 @@ export function decodeState(doc: JsonObject | null, meta: DocMeta): DocState {
     if (counter) value = counter.b === undefined ? UNSET : counter.b
     else value = doc !== null && Object.hasOwn(doc, f) ? (doc[f] as JsonValue) : UNSET
     s.registers.set(f, { clock, value })
+  }
+  if (doc !== null) {
+    for (const f of Object.keys(doc)) {
+      if (f === '_id' || Object.hasOwn(meta.f, f) || (meta.n !== undefined && Object.hasOwn(meta.n, f))) continue
+      s.registers.set(f, { clock: t[0]!, value: doc[f] as JsonValue })
+    }
   }
   if (meta.n) {
     for (const f of Object.keys(meta.n)) {

@@ -49,6 +49,9 @@ export class HybridClock {
   private wall = 0
   private counter = 0
   private driftExceeded = 0
+  // The encoded wall time of the last tick, reused while the wall time stays.
+  private prefixWall = -1
+  private prefix = ''
   private readonly site: string
   private readonly now: () => number
   private readonly maxDriftMs: number
@@ -72,7 +75,11 @@ export class HybridClock {
       this.wall++
       this.counter = 0
     }
-    return encode(this.wall, this.counter, this.site)
+    if (this.wall !== this.prefixWall) {
+      this.prefixWall = this.wall
+      this.prefix = this.wall.toString(36).padStart(WALL_DIGITS, '0')
+    }
+    return this.prefix + this.counter.toString(36).padStart(COUNTER_DIGITS, '0') + this.site
   }
 
   /**

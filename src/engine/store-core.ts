@@ -15,6 +15,8 @@ export interface DocRow {
 /** Prepared statements on one connection. */
 export interface Statements {
   getRow: Database.Statement<[string, string], DocRow>
+  /** Rows of a collection by a JSON array of ids. */
+  getRows: Database.Statement<[string, string], DocRow & { id: string }>
   getDoc: Database.Statement<[string, string], { doc: string | null }>
   putRow: Database.Statement<[number, string, string, string | null, string]>
   putVersion: Database.Statement<[string, number]>
@@ -25,6 +27,9 @@ export interface Statements {
 export function prepareStatements(db: Database.Database): Statements {
   return {
     getRow: db.prepare('SELECT seq, doc, meta FROM docs WHERE collection = ? AND id = ?'),
+    getRows: db.prepare(
+      'SELECT id, seq, doc, meta FROM docs WHERE collection = ? AND id IN (SELECT value FROM json_each(?))',
+    ),
     getDoc: db.prepare('SELECT doc FROM docs WHERE collection = ? AND id = ?'),
     putRow: db.prepare('INSERT OR REPLACE INTO docs (seq, collection, id, doc, meta) VALUES (?, ?, ?, ?, ?)'),
     putVersion: db.prepare(

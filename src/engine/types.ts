@@ -29,7 +29,11 @@ export interface DocMeta {
   i: number
   /** Index in `t` of the latest removal, when removed at least once. */
   d?: number
-  /** Field → index in `t` of the field's last set (a field in `f` but not in the document is unset). */
+  /**
+   * Field → index in `t` of the field's last set. A field in `f` but not in
+   * the document is unset; a plain (non-counter) field of the document that
+   * is not in `f` was set at `t[0]`.
+   */
   f: Record<string, number>
   /** Counter fields: base value set at the field's clock (absent: 0) and per-site increments. */
   n?: Record<string, { b?: JsonValue; s: CounterEntries }>

@@ -50,13 +50,15 @@ export class WriteSession {
     const inputs = docs.map((d, i) => normaliseDocument(d, `document #${i}`))
     return this.atomically(() => {
       const result: WriteResult = { changed: [], unchanged: [] }
+      const rows = this.readRows(collection, inputs)
       for (const { id, fields } of inputs) {
-        const row = this.core.w.getRow.get(collection, id)
+        const row = rows.get(id)
         const prev = row ? decodeRow(row) : undefined
         const stamp = this.stamp()
         const next = applyUpsert(prev, fields, mode === 'replace', stamp)
         if (next) {
-          this.write(collection, id, row, next, stamp.seq, true)
+          // A later document of the batch with the same id builds on this one.
+          rows.set(id, this.write(collection, id, row, next, stamp.seq, true))
           result.changed.push(id)
         } else {
           result.unchanged.push(id)
@@ -158,6 +160,21 @@ export class WriteSession {
     this.core.remoteApplied += this.remoteApplied
   }
 
+  /** The stored rows of a batch's documents, read in one query for large batches. */
+  private readRows(collection: string, inputs: readonly { id: string }[]): Map<string, DocRow> {
+    const rows = new Map<string, DocRow>()
+    if (inputs.length < 16) {
+      for (const { id } of inputs) {
+        const row = this.core.w.getRow.get(collection, id)
+        if (row) rows.set(id, row)
+      }
+      return rows
+    }
+    const ids = JSON.stringify(inputs.map((x) => x.id))
+    for (const row of this.core.w.getRows.iterate(collection, ids)) rows.set(row.id, row)
+    return rows
+  }
+
   private stamp(): WriteStamp {
     return { site: this.core.site, clock: this.core.clock.tick(), seq: this.core.seq + 1 }
   }
@@ -169,16 +186,18 @@ export class WriteSession {
     state: DocState,
     seq: number,
     own: boolean,
-  ): void {
+  ): DocRow {
     const { doc, meta } = encodeState(id, state)
     const docJson = doc === null ? null : JSON.stringify(doc)
     if (docJson !== null) assertSize(docJson, this.core.maxDocumentBytes, collection, id)
-    this.core.w.putRow.run(seq, collection, id, docJson, JSON.stringify(meta))
+    const metaJson = JSON.stringify(meta)
+    this.core.w.putRow.run(seq, collection, id, docJson, metaJson)
     this.core.seq = seq
     if (own) this.ownSeq = seq
     if (this.core.observers.watches(collection)) {
       this.entries.push({ collection, id, before: row ? parseDoc(row.doc) : null, after: doc as Document | null })
     }
+    return { seq, doc: docJson, meta: metaJson }
   }
 
   /** Runs one operation so that it either fully applies or leaves no trace. */

@@ -142,6 +142,13 @@ export function assertJsonValue(value: unknown, path: string, depth = 0): assert
   }
 }
 
+// Field names repeat across documents: remember the ones already accepted.
+const checkedFieldNames = new Set<string>()
+
+function isJsonScalar(v: unknown): boolean {
+  return v === null || typeof v === 'string' || typeof v === 'boolean' || (typeof v === 'number' && Number.isFinite(v))
+}
+
 /**
  * Checks one input document and returns its id and its fields (without
  * `_id`, without fields set to undefined). Throws a `ValidationError`.
@@ -164,9 +171,13 @@ export function normaliseDocument(input: unknown, where = 'document'): { id: str
     if (key === '_id') continue
     const value = record[key]
     if (value === undefined) continue
-    assertFieldName(key)
-    assertJsonValue(value, `${where} ${JSON.stringify(id)}.${key}`, 1)
-    fields[key] = value
+    if (!checkedFieldNames.has(key)) {
+      assertFieldName(key)
+      if (checkedFieldNames.size >= 4096) checkedFieldNames.clear()
+      checkedFieldNames.add(key)
+    }
+    if (!isJsonScalar(value)) assertJsonValue(value, `${where} ${JSON.stringify(id)}.${key}`, 1)
+    fields[key] = value as JsonValue
   }
   return { id, fields }
 }

@@ -1,0 +1,66 @@
+/**
+ * meshmirror: mirror an application's local database into a peer-to-peer,
+ * replicated document store (the mesh), and back.
+ *
+ * @packageDocumentation
+ */
+
+// The builtin engine
+export { openMesh } from './engine/open-mesh.js'
+export type {
+  ApplyRemoteOptions,
+  ApplyRemoteResult,
+  BuiltinMesh,
+  BuiltinMeshStats,
+  ChangeChunk,
+  DocMeta,
+  OpenMeshOptions,
+  RemoteChange,
+  SiteId,
+  VersionVector,
+} from './engine/types.js'
+// Errors
+export {
+  AbortError,
+  ClosedError,
+  ErrorCode,
+  type ErrorDetails,
+  hasCode,
+  MeshmirrorError,
+  QueryError,
+  StorageError,
+  ValidationError,
+} from './errors.js'
+export type { Logger } from './logger.js'
+export { silentLogger } from './logger.js'
+// The mesh port
+export type { DocIdInput, Document, DocumentInput, JsonObject, JsonValue } from './mesh/document.js'
+export {
+  type CompiledQuery,
+  type CompiledScope,
+  compileQuery,
+  compileScope,
+  type NormalisedFilter,
+  type SortKey,
+} from './mesh/filter.js'
+export { canonicalJson, jsonEqual } from './mesh/json.js'
+export { applyQueryInMemory, compareValues, matches } from './mesh/match.js'
+export type {
+  ChangeCursor,
+  ChangeSet,
+  ChangesSinceOptions,
+  MeshStore,
+  MeshStoreEvents,
+  MeshStoreStats,
+  MeshWriter,
+  ObserveOptions,
+  Observer,
+  ObserverChange,
+  ObserverListener,
+  RemovedDocument,
+  UpsertMode,
+  UpsertOptions,
+  WriteResult,
+} from './mesh/mesh-store.js'
+export type { FieldOperators, Filter, FilterScalar, OrderBy, Query, Scope, SortDirection } from './mesh/query.js'
+export { DEFAULT_MAX_DOC_BYTES } from './mesh/validate.js'
