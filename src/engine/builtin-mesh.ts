@@ -37,6 +37,9 @@ import { WriteSession } from './write-session.js'
 type Listeners = { [E in keyof MeshStoreEvents]: Set<(payload: MeshStoreEvents[E]) => void> }
 
 /** The builtin engine's store. Created by `openMesh`. */
+/** Changes after which the planner's statistics are first gathered. */
+const ANALYZE_FIRST = 1000
+
 export class BuiltinMeshStore implements BuiltinMesh {
   readonly siteId: SiteId
   readonly dir: string
@@ -45,6 +48,7 @@ export class BuiltinMeshStore implements BuiltinMesh {
   private readonly events: Listeners = { 'observer-error': new Set() }
   private closing: Promise<void> | undefined
   private closed = false
+  private analyzeAt = ANALYZE_FIRST
   private observerErrors = 0
 
   constructor(private readonly core: StoreCore) {
@@ -92,6 +96,7 @@ export class BuiltinMeshStore implements BuiltinMesh {
     await this.mutex.run(() => {
       const db = this.core.writer
       db.exec(`CREATE INDEX IF NOT EXISTS "${name}" ON docs (collection, ${fieldExpr(path)})`)
+      this.analyze()
       db.prepare('INSERT OR IGNORE INTO indexes (collection, field, name) VALUES (?, ?, ?)').run(
         collection,
         field,
@@ -121,12 +126,23 @@ export class BuiltinMeshStore implements BuiltinMesh {
       }
       const changed = core.seq !== core.committedSeq
       session.committed()
+      if (core.committedSeq >= this.analyzeAt) this.analyze()
       if (changed) {
         if (session.entries.length > 0) core.observers.publish(session.entries)
         for (const l of this.commitListeners) l(core.committedSeq)
       }
       return result
     })
+  }
+
+  /**
+   * Refreshes the planner's statistics (sampled, so it stays fast). Without
+   * them SQLite prefers the (collection, id) index for `ORDER BY id` over a
+   * selective field index. Repeated each time the store doubles in changes.
+   */
+  private analyze(): void {
+    this.core.writer.exec('PRAGMA analysis_limit = 1000; ANALYZE docs')
+    this.analyzeAt = Math.max(2 * this.core.committedSeq, ANALYZE_FIRST)
   }
 
   // ---- reads ----------------------------------------------------------------
