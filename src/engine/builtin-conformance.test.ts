@@ -1,0 +1,14 @@
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { runMeshStoreConformance } from '../testing.js'
+import { openMesh } from './open-mesh.js'
+
+runMeshStoreConformance('builtin engine', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'mm-conformance-'))
+  return {
+    store: await openMesh({ dir }),
+    reopen: () => openMesh({ dir }),
+    cleanup: async () => rmSync(dir, { recursive: true, force: true }),
+  }
+})
