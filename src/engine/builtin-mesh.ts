@@ -216,6 +216,14 @@ export class BuiltinMeshStore implements BuiltinMesh {
     for (const l of this.events['observer-error']) l({ error, query })
   }
 
+  async collections(): Promise<string[]> {
+    this.assertOpen()
+    return this.core.reader
+      .prepare('SELECT DISTINCT collection FROM docs ORDER BY collection')
+      .pluck()
+      .all() as string[]
+  }
+
   async stats(): Promise<BuiltinMeshStats> {
     this.assertOpen()
     const counts = this.core.reader

@@ -145,5 +145,8 @@ export interface BuiltinMesh extends MeshStore {
   /** Subscribes to every committed change (local or remote), in commit order, for replication's live push. */
   onCommit(listener: (sequence: number) => void): () => void
 
+  /** Names of the collections that hold documents or tombstones. */
+  collections(): Promise<string[]>
+
   stats(): Promise<BuiltinMeshStats>
 }

@@ -1,0 +1,20 @@
+#!/usr/bin/env node
+import { readFileSync } from 'node:fs'
+import { Command } from 'commander'
+import { registerInspectCommand } from './inspect-command.js'
+
+function version(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }
+  return pkg.version
+}
+
+const program = new Command()
+program
+  .name('meshmirror')
+  .description('Mirror an application’s local SQLite database into a peer-to-peer replicated document store, and back.')
+  .version(version(), '-v, --version')
+  .showHelpAfterError()
+
+registerInspectCommand(program)
+
+await program.parseAsync(process.argv)
