@@ -53,7 +53,12 @@ export class WriteSession {
       const rows = this.readRows(collection, inputs)
       for (const { id, fields } of inputs) {
         const row = rows.get(id)
-        const prev = row ? decodeRow(row) : undefined
+        if (!row) {
+          rows.set(id, this.writeNew(collection, id, fields))
+          result.changed.push(id)
+          continue
+        }
+        const prev = decodeRow(row)
         const stamp = this.stamp()
         const next = applyUpsert(prev, fields, mode === 'replace', stamp)
         if (next) {
@@ -188,14 +193,39 @@ export class WriteSession {
     own: boolean,
   ): DocRow {
     const { doc, meta } = encodeState(id, state)
+    return this.put(collection, id, row, doc, JSON.stringify(meta), seq, own)
+  }
+
+  /**
+   * Writes a document that did not exist. Same result as `write` with the
+   * state `applyUpsert` builds from nothing (every field set at one clock,
+   * which the metadata leaves implied), without building that state.
+   */
+  private writeNew(collection: string, id: string, fields: JsonObject): DocRow {
+    const stamp = this.stamp()
+    const doc: Document = { _id: id }
+    for (const key in fields) doc[key] = fields[key]!
+    // Clocks and site ids are plain ASCII: no escaping needed.
+    const meta = `{"t":["${stamp.clock}"],"i":0,"f":{},"v":{"${stamp.site}":${stamp.seq}}}`
+    return this.put(collection, id, undefined, doc, meta, stamp.seq, true)
+  }
+
+  private put(
+    collection: string,
+    id: string,
+    row: DocRow | undefined,
+    doc: Document | null,
+    metaJson: string,
+    seq: number,
+    own: boolean,
+  ): DocRow {
     const docJson = doc === null ? null : JSON.stringify(doc)
     if (docJson !== null) assertSize(docJson, this.core.maxDocumentBytes, collection, id)
-    const metaJson = JSON.stringify(meta)
     this.core.w.putRow.run(seq, collection, id, docJson, metaJson)
     this.core.seq = seq
     if (own) this.ownSeq = seq
     if (this.core.observers.watches(collection)) {
-      this.entries.push({ collection, id, before: row ? parseDoc(row.doc) : null, after: doc as Document | null })
+      this.entries.push({ collection, id, before: row ? parseDoc(row.doc) : null, after: doc })
     }
     return { seq, doc: docJson, meta: metaJson }
   }

@@ -1,0 +1,46 @@
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import Database from 'better-sqlite3'
+import { afterEach, expect, it } from 'vitest'
+import { STORE_FILE } from './database.js'
+import { applyUpsert, decodeState, encodeState, statesEqual } from './doc-state.js'
+import { openMesh } from './open-mesh.js'
+import type { DocMeta } from './types.js'
+
+const dirs: string[] = []
+afterEach(() => {
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true })
+})
+
+it('stores a new document exactly as the general merge path encodes it', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'mm-ws-'))
+  dirs.push(dir)
+  const mesh = await openMesh({ dir, siteId: 'till' })
+  const fields = { name: 'tea', qty: 3, tags: ['a'], nested: { x: null }, ok: false }
+  // Batches of 16 or more read stored rows in one query; both sizes take the new-document path.
+  await mesh.upsert('items', [{ _id: 'one', ...fields }])
+  await mesh.upsert(
+    'items',
+    Array.from({ length: 20 }, (_, i) => ({ _id: `b${i}`, ...fields })),
+  )
+  await mesh.close()
+
+  const db = new Database(join(dir, STORE_FILE), { readonly: true })
+  const rows = db.prepare('SELECT seq, id, doc, meta FROM docs').all() as {
+    seq: number
+    id: string
+    doc: string
+    meta: string
+  }[]
+  db.close()
+  expect(rows).toHaveLength(21)
+  for (const row of rows) {
+    const meta = JSON.parse(row.meta) as DocMeta
+    const clock = meta.t[0] as string
+    const expected = encodeState(row.id, applyUpsert(undefined, fields, false, { site: 'till', clock, seq: row.seq })!)
+    expect(JSON.parse(row.doc)).toEqual(expected.doc)
+    expect(meta).toEqual(expected.meta)
+    expect(statesEqual(decodeState(JSON.parse(row.doc), meta), decodeState(expected.doc, expected.meta))).toBe(true)
+  }
+})
