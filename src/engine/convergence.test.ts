@@ -164,19 +164,17 @@ describe('replicas converge', () => {
   it('counters sum every replica’s increments exactly', async () => {
     await fc.assert(
       fc.asyncProperty(
-        fc
-          .integer({ min: 2, max: 5 })
-          .chain((n) =>
-            fc.tuple(
-              fc.constant(n),
-              fc.array(fc.tuple(fc.integer({ min: 0, max: n - 1 }), fc.integer({ min: -50, max: 50 })), {
-                maxLength: 30,
-              }),
-              fc.array(fc.tuple(fc.integer({ min: 0, max: n - 1 }), fc.integer({ min: 0, max: n - 1 })), {
-                maxLength: 10,
-              }),
-            ),
+        fc.integer({ min: 2, max: 5 }).chain((n) =>
+          fc.tuple(
+            fc.constant(n),
+            fc.array(fc.tuple(fc.integer({ min: 0, max: n - 1 }), fc.integer({ min: -50, max: 50 })), {
+              maxLength: 30,
+            }),
+            fc.array(fc.tuple(fc.integer({ min: 0, max: n - 1 }), fc.integer({ min: 0, max: n - 1 })), {
+              maxLength: 10,
+            }),
           ),
+        ),
         async ([n, increments, syncs]) => {
           const stores = await replicas(n)
           try {
