@@ -46,6 +46,14 @@ export const ErrorCode = {
   PROTOCOL_ERROR: 'PROTOCOL_ERROR',
   /** The operation was aborted through its `AbortSignal`. */
   ABORTED: 'ABORTED',
+  /** A model definition does not fit its table (no single-column primary key, unknown column, bad name…). */
+  INVALID_MODEL: 'INVALID_MODEL',
+  /** A sync adapter is malformed or conflicts with another (same model or collection registered twice). */
+  INVALID_ADAPTER: 'INVALID_ADAPTER',
+  /** An adapter refused a document or record (missing fields, wrong types); it was counted and skipped. */
+  DOCUMENT_REJECTED: 'DOCUMENT_REJECTED',
+  /** The application's database cannot be opened, read or written. */
+  DATABASE_UNUSABLE: 'DATABASE_UNUSABLE',
 } as const
 
 /** Union of every stable error code. */
@@ -101,6 +109,34 @@ export class StorageError extends MeshmirrorError {
   constructor(code: ErrorCode, message: string, options: { cause?: unknown; details?: ErrorDetails } = {}) {
     super(code, message, options)
     this.name = 'StorageError'
+  }
+}
+
+/** Who holds a persistence directory, as far as its owner record tells. */
+export interface LockHolder {
+  pid: number
+  hostname: string
+  command: string
+  acquiredAt: string
+  /** False when the holder is known to be gone (its lock is then taken over). */
+  alive?: boolean
+}
+
+/** Another process holds the persistence directory. Code `LOCK_HELD`. */
+export class LockHeldError extends MeshmirrorError {
+  readonly holder: LockHolder | undefined
+  constructor(dir: string, holder: LockHolder | undefined, waitedMs: number) {
+    const who = holder
+      ? `process ${holder.pid} on ${holder.hostname} (${holder.command}), since ${holder.acquiredAt}`
+      : 'another process (no owner record)'
+    super(
+      ErrorCode.LOCK_HELD,
+      `The mesh directory ${dir} is in use by ${who}; waited ${Math.round(waitedMs)} ms. ` +
+        'Stop that process, or open with onLocked: "wait" and a longer lockTimeoutMs, or use another directory (strategy "unique").',
+      { details: { dir, holder, waitedMs } },
+    )
+    this.name = 'LockHeldError'
+    this.holder = holder
   }
 }
 

@@ -1,6 +1,8 @@
 #!/usr/bin/env node
 import { readFileSync } from 'node:fs'
 import { Command } from 'commander'
+import { registerDirsCommand } from './dirs-command.js'
+import { registerDoctorCommand } from './doctor-command.js'
 import { registerInspectCommand } from './inspect-command.js'
 
 function version(): string {
@@ -16,5 +18,7 @@ program
   .showHelpAfterError()
 
 registerInspectCommand(program)
+registerDirsCommand(program)
+registerDoctorCommand(program)
 
 await program.parseAsync(process.argv)

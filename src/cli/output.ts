@@ -22,6 +22,8 @@ export const ExitCode = {
   ERROR: 1,
   /** An unexpected failure. */
   INTERNAL: 2,
+  /** `doctor`: the directory is a mesh directory but cannot be opened now (in use, unreadable). */
+  NEEDS_ATTENTION: 3,
 } as const
 
 /** Prints an error the way every command does and returns the exit code. */

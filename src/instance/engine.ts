@@ -1,0 +1,44 @@
+import { existsSync } from 'node:fs'
+import { join } from 'node:path'
+import { STORE_FILE } from '../engine/database.js'
+import { openMesh } from '../engine/open-mesh.js'
+import type { BuiltinMesh, OpenMeshOptions } from '../engine/types.js'
+import type { Logger } from '../logger.js'
+import { migrateBuiltin } from './migration.js'
+
+/** Progress of a migration from one source directory. */
+export interface MigrationProgress {
+  source: string
+  documents: number
+}
+
+/**
+ * What the instance manager needs from a store implementation: how to open
+ * it in a directory it has locked, how to recognise its directories, and
+ * (optionally) how to merge an old directory into an open store.
+ */
+export interface MeshEngine<S extends { close(): Promise<void> }> {
+  readonly name: string
+  open(dir: string, context: { logger: Logger }): Promise<S>
+  /** True when `dir` holds this engine's data. */
+  isMeshDir(dir: string): boolean
+  /**
+   * Merges the documents of `sourceDir` (locked by the caller) into `target`.
+   * Must be idempotent and resumable after a crash.
+   */
+  migrate?(
+    sourceDir: string,
+    target: S,
+    options: { chunkSize: number; onProgress?: (p: MigrationProgress) => void },
+  ): Promise<{ documents: number; resumedFrom: number }>
+}
+
+/** The builtin engine, with store options applied to every open. */
+export function builtinEngine(options: Omit<OpenMeshOptions, 'dir' | 'logger'> = {}): MeshEngine<BuiltinMesh> {
+  return {
+    name: 'builtin',
+    open: (dir, { logger }) => openMesh({ ...options, dir, logger }),
+    isMeshDir: (dir) => existsSync(join(dir, STORE_FILE)),
+    migrate: (sourceDir, target, opts) => migrateBuiltin(sourceDir, target, opts),
+  }
+}
