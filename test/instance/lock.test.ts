@@ -126,6 +126,24 @@ describe('the same directory opened twice in one process', () => {
   })
 })
 
+describe('shutdown', () => {
+  it('closes cleanly on SIGTERM when asked to handle signals, releasing the lock', async () => {
+    const dir = `${tempRoot()}/pos`
+    const a = spawnFixture(HOLDER, [dir, '20', '--signals'])
+    children.push(a)
+    await a.waitFor((l) => 'ready' in l)
+    a.process.kill('SIGTERM')
+    await a.waitFor((l) => 'closed' in l)
+    await a.exited
+    expect(a.process.signalCode).toBe('SIGTERM')
+    // A clean close leaves no owner record behind (a crash would).
+    expect(readOwner(dir)).toBeUndefined()
+    const b = await openMeshInstance({ dir, onLocked: 'fail', healthIntervalMs: 0 })
+    expect(await b.store.count({ collection: 'items' })).toBe(20)
+    await b.close()
+  })
+})
+
 describe('wrong input', () => {
   it('rejects a file where a directory is expected, and bad options', async () => {
     const root = tempRoot()
