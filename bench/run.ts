@@ -4,8 +4,9 @@ import { writeFileSync } from 'node:fs'
 import Database from 'better-sqlite3'
 import { engineSuite } from './engine.bench.js'
 import { type BenchResult, type BenchSuite, machine, makeContext } from './harness.js'
+import { instanceSuite } from './instance.bench.js'
 
-const suites: BenchSuite[] = [engineSuite]
+const suites: BenchSuite[] = [engineSuite, instanceSuite]
 
 const args = process.argv.slice(2)
 const quick = args.includes('--quick')

@@ -26,11 +26,36 @@ export {
   ErrorCode,
   type ErrorDetails,
   hasCode,
+  LockHeldError,
+  type LockHolder,
   MeshmirrorError,
   QueryError,
   StorageError,
   ValidationError,
 } from './errors.js'
+export {
+  type CleanupOptions,
+  type CleanupReport,
+  cleanupMeshDirs,
+  listMeshDirs,
+  type MeshDirInfo,
+} from './instance/dirs.js'
+export { type Diagnosis, diagnose } from './instance/doctor.js'
+export { builtinEngine, type MeshEngine, type MigrationProgress } from './instance/engine.js'
+// The instance manager
+export {
+  type ClosableStore,
+  closeAllInstances,
+  type DirectoryStrategy,
+  type InstanceEvents,
+  type InstanceHealth,
+  type MeshInstance,
+  type MigrationReport,
+  type OpenInstanceOptions,
+  openMeshInstance,
+} from './instance/instance.js'
+export type { LockMode, LockOptions } from './instance/lock.js'
+export type { OwnerRecord } from './instance/owner.js'
 export type { Logger } from './logger.js'
 export { silentLogger } from './logger.js'
 // The mesh port

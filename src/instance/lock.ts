@@ -112,7 +112,8 @@ export class DirectoryLock {
         throw new LockHeldError(dir, holder && { ...holder, alive: isAlive(holder) ?? true }, waited)
       }
       options.onWait?.(holder, waited)
-      const backoff = Math.min(500, 10 * 2 ** attempt) * (0.5 + Math.random() / 2)
+      // A poll is cheap (one failed lock attempt); capping the backoff keeps takeover fast.
+      const backoff = Math.min(100, 5 * 2 ** attempt) * (0.5 + Math.random() / 2)
       await sleep(Math.min(backoff, options.timeoutMs - waited), options.signal)
     }
   }
