@@ -1,6 +1,6 @@
 // Runs the benchmarks: `npm run bench [-- --quick] [suite...]`.
 // Writes bench/results/latest.json and BENCHMARKS.md.
-import { writeFileSync } from 'node:fs'
+import { existsSync, readFileSync, writeFileSync } from 'node:fs'
 import Database from 'better-sqlite3'
 import { engineSuite } from './engine.bench.js'
 import { type BenchResult, type BenchSuite, machine, makeContext } from './harness.js'
@@ -31,32 +31,52 @@ for (const suite of selected) {
   }
 }
 
+// Results of suites not run this time are kept from the previous run, with their date.
+const LATEST = 'bench/results/latest.json'
+type Saved = {
+  date: string
+  quick: boolean
+  machine: Record<string, unknown>
+  results: (BenchResult & { date?: string })[]
+}
+const previous: Saved | undefined = existsSync(LATEST) ? (JSON.parse(readFileSync(LATEST, 'utf8')) as Saved) : undefined
+const ran = new Set(selected.map((s) => s.name))
+const stamped = results.map((r) => ({ ...r, date: started.toISOString() }))
+const kept = (previous?.results ?? [])
+  .filter((r) => !ran.has(r.suite))
+  .map((r) => ({ ...r, date: r.date ?? previous?.date ?? '' }))
+const all = [...kept, ...stamped].sort(
+  (a, b) => suites.findIndex((s) => s.name === a.suite) - suites.findIndex((s) => s.name === b.suite),
+)
+
 const fmt = (n: number) => (Math.abs(n) >= 100 ? Math.round(n).toLocaleString('en') : n.toPrecision(3))
-const rows = results.map(
+const rows = all.map(
   (r) =>
     `| ${r.suite} | ${r.name} | ${fmt(r.median)} ${r.unit} | ${fmt(r.min)} – ${fmt(r.max)} | ${r.runs} | ${
-      r.ratio === undefined ? '' : `${r.ratio.toFixed(2)}× ${r.baseline?.name}`
-    } | ${r.target ? `${r.target.pass ? 'met' : 'MISSED'}: ${r.target.description}` : ''} |`,
+      r.ratio === undefined
+        ? ''
+        : `${r.ratio >= 0.1 ? r.ratio.toFixed(2) : r.ratio.toPrecision(2)}× ${r.baseline?.name}`
+    } | ${r.target ? `${r.target.pass ? 'met' : 'MISSED'}: ${r.target.description}` : ''} | ${r.date.slice(0, 10)} |`,
 )
 const md = `# Benchmarks
 
-Produced by \`npm run bench${quick ? ' -- --quick' : ''}\` on ${started.toISOString().slice(0, 10)}.
+Produced by \`npm run bench${quick ? ' -- --quick' : ''}\` (a suite can be run alone: \`npm run bench -- instance\`; the others keep their last figures).
 Every ratio compares against a baseline measured in the same run on the same machine.
 Timings on shared machines are noisy; compare ratios, not absolute numbers.
 
 Machine: ${env.cpu}, ${env.cores} cores, ${env.memoryGiB} GiB; ${env.platform}; Node ${env.node}; SQLite ${env.sqlite}; commit ${env.commit}.
 
-| suite | benchmark | median | min – max | runs | ratio to baseline | target |
-|---|---|---|---|---|---|---|
+| suite | benchmark | median | min – max | runs | ratio to baseline | target | run on |
+|---|---|---|---|---|---|---|---|
 ${rows.join('\n')}
 
 ## Workloads
 
-${results.map((r) => `- **${r.name}**: ${r.workload}. Warm-up: ${r.warmup}.`).join('\n')}
+${all.map((r) => `- **${r.name}**: ${r.workload}. Warm-up: ${r.warmup}.`).join('\n')}
 `
 writeFileSync(
-  'bench/results/latest.json',
-  `${JSON.stringify({ date: started.toISOString(), quick, machine: env, results }, null, 2)}\n`,
+  LATEST,
+  `${JSON.stringify({ date: started.toISOString(), quick, machine: env, results: all }, null, 2)}\n`,
 )
 writeFileSync('BENCHMARKS.md', md)
 process.stdout.write(md)
