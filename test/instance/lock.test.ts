@@ -126,6 +126,33 @@ describe('the same directory opened twice in one process', () => {
   })
 })
 
+describe('health monitoring', () => {
+  it('emits health periodically and lock-lost when the lock is no longer ours', async () => {
+    const dir = `${tempRoot()}/pos`
+    const inst = await openMeshInstance({ dir, healthIntervalMs: 20 })
+    const health = await new Promise<unknown>((resolve) => {
+      const off = inst.on('health', (h) => {
+        off()
+        resolve(h)
+      })
+    })
+    expect(health).toMatchObject({
+      dir: inst.dir,
+      engine: 'builtin',
+      lock: { held: true },
+      storeOpen: true,
+      handles: 1,
+    })
+    const lost = new Promise<{ dir: string }>((resolve) => inst.on('lock-lost', resolve))
+    // Someone removes the owner record: the monitor notices that the files no longer say it is ours.
+    const { rmSync } = await import('node:fs')
+    rmSync(`${inst.dir}/meshmirror.owner.json`)
+    expect(await lost).toEqual({ dir: inst.dir })
+    expect((await inst.health()).lastError).toMatch(/no longer held/)
+    await inst.close()
+  })
+})
+
 describe('shutdown', () => {
   it('closes cleanly on SIGTERM when asked to handle signals, releasing the lock', async () => {
     const dir = `${tempRoot()}/pos`
