@@ -1,0 +1,83 @@
+import type { RemoteChange, VersionVector } from '../engine/types.js'
+
+/** The wire protocol version. Peers with another version are refused. */
+export const PROTOCOL_VERSION = 1
+
+/**
+ * Messages are JSON text frames. After the transport connects, each side
+ * sends `hello`; each answers the other's nonce with `auth`; then each sends
+ * `sync` (what it has) and streams `changes` the other lacks, one chunk per
+ * `ack`-window, and keeps pushing its new commits as `changes`.
+ */
+export type Message =
+  | { t: 'hello'; v: number; mesh: string; site: string; nonce: string }
+  | { t: 'auth'; proof: string }
+  | { t: 'sync'; vv: VersionVector; after: number }
+  | { t: 'changes'; changes: RemoteChange[]; cursor: number; complete: boolean; vv?: VersionVector }
+  | { t: 'ack'; cursor: number }
+  | { t: 'error'; code: string; message: string }
+
+const SITE_RE = /^[A-Za-z0-9_-]{1,64}$/
+const MESH_RE = /^[A-Za-z0-9_.:-]{1,128}$/
+
+export function isMeshId(s: unknown): s is string {
+  return typeof s === 'string' && MESH_RE.test(s)
+}
+
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) return false
+  const p = Object.getPrototypeOf(v)
+  return p === Object.prototype || p === null
+}
+
+function isSeq(v: unknown): v is number {
+  return Number.isSafeInteger(v) && (v as number) >= 0
+}
+
+function isVv(v: unknown): v is VersionVector {
+  if (!isPlainObject(v)) return false
+  const entries = Object.entries(v)
+  return entries.length <= 100_000 && entries.every(([site, seq]) => SITE_RE.test(site) && isSeq(seq))
+}
+
+/**
+ * Parses and checks the envelope of a frame. Changes inside `changes` are
+ * checked by the store before anything is applied. Returns a reason string
+ * for a malformed frame.
+ */
+export function decodeMessage(frame: string): Message | string {
+  let m: unknown
+  try {
+    m = JSON.parse(frame)
+  } catch {
+    return 'not JSON'
+  }
+  if (!isPlainObject(m) || typeof m.t !== 'string') return 'not a message object'
+  switch (m.t) {
+    case 'hello':
+      if (!Number.isSafeInteger(m.v)) return 'hello: bad version'
+      if (!isMeshId(m.mesh)) return 'hello: bad mesh id'
+      if (typeof m.site !== 'string' || !SITE_RE.test(m.site)) return 'hello: bad site id'
+      if (typeof m.nonce !== 'string' || !/^[0-9a-f]{32,128}$/.test(m.nonce)) return 'hello: bad nonce'
+      return m as Message
+    case 'auth':
+      return typeof m.proof === 'string' && /^[0-9a-f]{64}$/.test(m.proof) ? (m as Message) : 'auth: bad proof'
+    case 'sync':
+      return isVv(m.vv) && isSeq(m.after) ? (m as Message) : 'sync: bad version vector or cursor'
+    case 'changes':
+      if (!Array.isArray(m.changes) || !isSeq(m.cursor) || typeof m.complete !== 'boolean')
+        return 'changes: bad envelope'
+      if (m.vv !== undefined && !isVv(m.vv)) return 'changes: bad version vector'
+      return m as Message
+    case 'ack':
+      return isSeq(m.cursor) ? (m as Message) : 'ack: bad cursor'
+    case 'error':
+      return typeof m.code === 'string' && typeof m.message === 'string' ? (m as Message) : 'error: bad fields'
+    default:
+      return `unknown message type ${JSON.stringify(String(m.t).slice(0, 20))}`
+  }
+}
+
+export function encodeMessage(m: Message): string {
+  return JSON.stringify(m)
+}

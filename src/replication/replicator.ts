@@ -1,0 +1,271 @@
+import type { BuiltinMesh } from '../engine/types.js'
+import { ErrorCode, type MeshmirrorError, ValidationError } from '../errors.js'
+import { type Logger, silentLogger } from '../logger.js'
+import { type Discovery, startDiscovery } from './discovery.js'
+import { PeerSession, type PeerStatus } from './peer-session.js'
+import { isMeshId } from './protocol.js'
+import type { Listener, Transport } from './transport.js'
+import { type WsTransportOptions, wsTransport } from './ws-transport.js'
+
+export interface ReplicationOptions {
+  /** Which mesh this is: peers of another mesh are refused. */
+  meshId: string
+  /** Shared secret proving membership (never sent; used for HMAC challenge-response). */
+  secret: string
+  /** Accept peers on this address. Port 0 picks a free port (see `replicator.port`). */
+  listen?: { host: string; port: number }
+  /** Peers to dial and keep dialing (`ws://host:port`, `wss://…`). */
+  peers?: readonly string[]
+  /** Advertise and find peers of the same mesh on the LAN (mDNS/DNS-SD). Default false. */
+  discovery?: boolean
+  /** Carrier. Default: WebSocket with `ws` options. */
+  transport?: Transport
+  ws?: WsTransportOptions
+  /** Changes per chunk. Default 500. */
+  chunkSize?: number
+  /** Chunks in flight per peer before waiting for acks. Default 4. */
+  window?: number
+  /** Live commits within this window go out together. Default 2 ms. */
+  coalesceMs?: number
+  /** Reconnect backoff bounds. Default 100 ms to 10 s. */
+  reconnect?: { minMs?: number; maxMs?: number }
+  logger?: Logger
+}
+
+/** Counters of a replicator, summed over its peers past and present. */
+export interface ReplicationStats {
+  peers: number
+  livePeers: number
+  changesSent: number
+  changesReceived: number
+  bytesSent: number
+  bytesReceived: number
+  /** Connections dropped for bad input or failed authentication. */
+  rejectedConnections: number
+}
+
+export interface ReplicationEvents {
+  /** A peer connection changed state. */
+  peer: PeerStatus
+  /** A peer was refused or dropped for a reason worth logging. */
+  error: { peer: PeerStatus; error: MeshmirrorError }
+}
+
+/**
+ * Keeps a builtin mesh replicated with its peers: accepts and dials
+ * connections, authenticates them, exchanges exactly what each side lacks,
+ * then streams commits live; reconnects with backoff.
+ */
+export interface Replicator extends AsyncDisposable {
+  /** The bound listen port, when listening. */
+  readonly port: number | undefined
+  peers(): PeerStatus[]
+  stats(): ReplicationStats
+  /** Starts dialing another peer (kept until close). */
+  addPeer(url: string): void
+  on<E extends keyof ReplicationEvents>(event: E, listener: (payload: ReplicationEvents[E]) => void): () => void
+  /** Disconnects every peer and stops listening. Idempotent. Does not close the mesh. */
+  close(): Promise<void>
+}
+
+/** Starts replication for an open builtin mesh. */
+export async function startReplication(mesh: BuiltinMesh, options: ReplicationOptions): Promise<Replicator> {
+  checkOptions(options)
+  const r = new ReplicatorImpl(mesh, options)
+  await r.start()
+  return r
+}
+
+function checkOptions(o: ReplicationOptions): void {
+  const bad = (m: string) => new ValidationError(ErrorCode.INVALID_OPTIONS, `replication: ${m}.`)
+  if (!isMeshId(o.meshId)) throw bad('meshId must be 1-128 characters from [A-Za-z0-9_.:-]')
+  if (typeof o.secret !== 'string' || o.secret.length < 8) throw bad('secret must be a string of at least 8 characters')
+  for (const url of o.peers ?? []) {
+    if (!/^wss?:\/\/[^\s]+$/.test(url)) throw bad(`peer ${JSON.stringify(url)} is not a ws:// or wss:// URL`)
+  }
+  if (o.listen && (!Number.isInteger(o.listen.port) || o.listen.port < 0 || o.listen.port > 65535)) {
+    throw bad('listen.port must be 0-65535')
+  }
+}
+
+class ReplicatorImpl implements Replicator {
+  private readonly transport: Transport
+  private readonly sessions = new Set<PeerSession>()
+  private readonly dialing = new Map<string, AbortController>()
+  private listener: Listener | undefined
+  private discovery: Discovery | undefined
+  private offCommit: (() => void) | undefined
+  private closing: Promise<void> | undefined
+  private readonly logger: Logger
+  private readonly listeners = new Map<string, Set<(p: never) => void>>()
+  private readonly totals = {
+    changesSent: 0,
+    changesReceived: 0,
+    bytesSent: 0,
+    bytesReceived: 0,
+    rejectedConnections: 0,
+  }
+
+  constructor(
+    private readonly mesh: BuiltinMesh,
+    private readonly o: ReplicationOptions,
+  ) {
+    this.transport = o.transport ?? wsTransport(o.ws)
+    this.logger = o.logger ?? silentLogger
+  }
+
+  get port(): number | undefined {
+    return this.listener?.port
+  }
+
+  async start(): Promise<void> {
+    this.offCommit = this.mesh.onCommit((seq) => {
+      for (const s of this.sessions) s.notifyCommit(seq)
+    })
+    if (this.o.listen) {
+      this.listener = await this.transport.listen(this.o.listen, (c) => this.attach(c, 'inbound'))
+      this.logger.info('replication listening', { host: this.listener.host, port: this.listener.port })
+    }
+    for (const url of this.o.peers ?? []) this.addPeer(url)
+    if (this.o.discovery) {
+      this.discovery = startDiscovery({
+        meshId: this.o.meshId,
+        site: this.mesh.siteId,
+        port: this.listener?.port,
+        onPeer: (url) => this.addPeer(url),
+        logger: this.logger,
+      })
+    }
+  }
+
+  private attach(connection: import('./transport.js').Connection, direction: 'inbound' | 'outbound'): PeerSession {
+    const session = new PeerSession(connection, {
+      mesh: this.mesh,
+      meshId: this.o.meshId,
+      secret: this.o.secret,
+      direction,
+      chunkSize: this.o.chunkSize ?? 500,
+      window: this.o.window ?? 4,
+      coalesceMs: this.o.coalesceMs ?? 2,
+      admit: (s, site) => {
+        for (const other of this.sessions) {
+          if (other !== s && other.site === site && other.state !== 'closed' && other.state !== 'handshaking') {
+            return `duplicate site id ${site}: already connected (${other.connection.remote})`
+          }
+        }
+        return undefined
+      },
+      onState: (s) => this.emit('peer', s.status()),
+      onError: (s, error) => {
+        this.totals.rejectedConnections++
+        this.logger.warn('replication peer error', { peer: s.site, remote: s.connection.remote, error: error.message })
+        this.emit('error', { peer: s.status(), error })
+      },
+      logger: this.logger,
+    })
+    this.sessions.add(session)
+    void session.closed.then(() => {
+      const st = session.status()
+      this.totals.changesSent += st.changesSent
+      this.totals.changesReceived += st.changesReceived
+      this.totals.bytesSent += st.bytesSent
+      this.totals.bytesReceived += st.bytesReceived
+      this.sessions.delete(session)
+    })
+    return session
+  }
+
+  addPeer(url: string): void {
+    if (this.closing || this.dialing.has(url)) return
+    const controller = new AbortController()
+    this.dialing.set(url, controller)
+    void this.dialLoop(url, controller.signal)
+  }
+
+  private async dialLoop(url: string, signal: AbortSignal): Promise<void> {
+    const minMs = this.o.reconnect?.minMs ?? 100
+    const maxMs = this.o.reconnect?.maxMs ?? 10_000
+    let delay = minMs
+    while (!signal.aborted) {
+      try {
+        const connection = await this.transport.dial(url, signal)
+        const session = this.attach(connection, 'outbound')
+        await session.closed
+        if (session.status().changesReceived > 0 || session.state === 'closed') {
+          // Reached a peer: start backing off from the minimum again.
+          delay = session.lastError ? Math.max(delay, minMs) : minMs
+        }
+      } catch (error) {
+        if (signal.aborted) return
+        this.logger.debug('replication dial failed', { url, error: (error as Error).message })
+      }
+      if (signal.aborted) return
+      const wait = delay * (0.5 + Math.random() / 2)
+      delay = Math.min(maxMs, delay * 2)
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, wait)
+        signal.addEventListener(
+          'abort',
+          () => {
+            clearTimeout(t)
+            resolve()
+          },
+          { once: true },
+        )
+      })
+    }
+  }
+
+  peers(): PeerStatus[] {
+    return [...this.sessions].map((s) => s.status())
+  }
+
+  stats(): ReplicationStats {
+    const live = [...this.sessions].map((s) => s.status())
+    const sum = (k: 'changesSent' | 'changesReceived' | 'bytesSent' | 'bytesReceived') =>
+      this.totals[k] + live.reduce((n, p) => n + p[k], 0)
+    return {
+      peers: live.length,
+      livePeers: live.filter((p) => p.state === 'live').length,
+      changesSent: sum('changesSent'),
+      changesReceived: sum('changesReceived'),
+      bytesSent: sum('bytesSent'),
+      bytesReceived: sum('bytesReceived'),
+      rejectedConnections: this.totals.rejectedConnections,
+    }
+  }
+
+  on<E extends keyof ReplicationEvents>(event: E, listener: (payload: ReplicationEvents[E]) => void): () => void {
+    let set = this.listeners.get(event)
+    if (!set) {
+      set = new Set()
+      this.listeners.set(event, set)
+    }
+    set.add(listener as (p: never) => void)
+    return () => set.delete(listener as (p: never) => void)
+  }
+
+  private emit<E extends keyof ReplicationEvents>(event: E, payload: ReplicationEvents[E]): void {
+    for (const l of this.listeners.get(event) ?? []) (l as (p: ReplicationEvents[E]) => void)(payload)
+  }
+
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      this.offCommit?.()
+      for (const c of this.dialing.values()) c.abort()
+      this.dialing.clear()
+      await this.discovery?.stop()
+      const closing = [...this.sessions].map((s) => {
+        s.close('shutting down')
+        return s.closed
+      })
+      await Promise.all(closing)
+      await this.listener?.close()
+    })()
+    return this.closing
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close()
+  }
+}

@@ -1,0 +1,30 @@
+/**
+ * What replication needs from a carrier: ordered, reliable text frames
+ * between two peers. WebSocket is the one shipped; a relay can implement
+ * the same interface without touching the engine or the bridge.
+ */
+export interface Connection {
+  /** Where the other end is, for logs (`ws://10.0.0.12:4040`, `inbound 10.0.0.12:53122`). */
+  readonly remote: string
+  send(frame: string): void
+  /** Bytes queued and not yet handed to the network. */
+  readonly buffered: number
+  onMessage(listener: (frame: string) => void): void
+  onClose(listener: (reason: string) => void): void
+  /** Closes with a reason the other end can log. Idempotent. */
+  close(reason: string): void
+}
+
+export interface Listener {
+  /** The bound address (port 0 resolves to the actual port). */
+  readonly host: string
+  readonly port: number
+  close(): Promise<void>
+}
+
+export interface Transport {
+  /** Accepts connections; calls `onConnection` for each. */
+  listen(options: { host: string; port: number }, onConnection: (c: Connection) => void): Promise<Listener>
+  /** Opens a connection to `url`. Rejects when it cannot be established. */
+  dial(url: string, signal?: AbortSignal): Promise<Connection>
+}

@@ -1,0 +1,151 @@
+import { createServer as createHttpServer, type Server } from 'node:http'
+import { createServer as createHttpsServer } from 'node:https'
+import type { AddressInfo } from 'node:net'
+import { WebSocket, WebSocketServer } from 'ws'
+import type { Connection, Listener, Transport } from './transport.js'
+
+export interface WsTransportOptions {
+  /** Largest accepted frame, in bytes. Larger frames close the connection. Default 16 MiB. */
+  maxFrameBytes?: number
+  /** Ping period; a peer silent for two periods is dropped. Default 10,000 ms. */
+  keepAliveMs?: number
+  /** TLS for `wss`: the listener's certificate and key, and CAs to trust when dialing. */
+  tls?: { cert?: string | Buffer; key?: string | Buffer; ca?: string | Buffer | (string | Buffer)[] }
+  /** Connection timeout when dialing. Default 5,000 ms. */
+  connectTimeoutMs?: number
+}
+
+class WsConnection implements Connection {
+  private closed = false
+  private alive = true
+  private timer: NodeJS.Timeout | undefined
+  private readonly closeListeners: ((reason: string) => void)[] = []
+  private listener: ((frame: string) => void) | undefined
+  private readonly early: string[] = []
+
+  constructor(
+    private readonly ws: WebSocket,
+    readonly remote: string,
+    keepAliveMs: number,
+  ) {
+    // Frames can arrive in the same tick as 'open', before anyone listens: keep them.
+    ws.on('message', (data, isBinary) => {
+      if (isBinary) {
+        this.close('binary frames are not part of the protocol')
+        return
+      }
+      const frame = data.toString()
+      if (this.listener) this.listener(frame)
+      else this.early.push(frame)
+    })
+    ws.on('pong', () => {
+      this.alive = true
+    })
+    ws.on('close', (code, reason) => this.finish(reason.toString() || `closed (${code})`))
+    ws.on('error', (error) => this.finish(error.message))
+    this.timer = setInterval(() => {
+      if (!this.alive) {
+        ws.terminate()
+        this.finish('keep-alive timeout')
+        return
+      }
+      this.alive = false
+      ws.ping()
+    }, keepAliveMs)
+    this.timer.unref()
+  }
+
+  get buffered(): number {
+    return this.ws.bufferedAmount
+  }
+
+  send(frame: string): void {
+    if (!this.closed && this.ws.readyState === WebSocket.OPEN) this.ws.send(frame)
+  }
+
+  onMessage(listener: (frame: string) => void): void {
+    this.listener = listener
+    for (const frame of this.early.splice(0)) listener(frame)
+  }
+
+  onClose(listener: (reason: string) => void): void {
+    this.closeListeners.push(listener)
+  }
+
+  close(reason: string): void {
+    if (this.closed) return
+    if (this.ws.readyState === WebSocket.OPEN || this.ws.readyState === WebSocket.CONNECTING) {
+      // Close reasons are limited to 123 bytes.
+      this.ws.close(1008, Buffer.from(reason).subarray(0, 120).toString())
+      setTimeout(() => this.ws.terminate(), 1000).unref()
+    }
+    this.finish(reason)
+  }
+
+  private finish(reason: string): void {
+    if (this.closed) return
+    this.closed = true
+    clearInterval(this.timer)
+    for (const l of this.closeListeners) l(reason)
+  }
+}
+
+/** WebSocket transport (`ws://` and, with `tls`, `wss://`). */
+export function wsTransport(options: WsTransportOptions = {}): Transport {
+  const maxPayload = options.maxFrameBytes ?? 16 * 1024 * 1024
+  const keepAliveMs = options.keepAliveMs ?? 10_000
+  return {
+    async listen({ host, port }, onConnection): Promise<Listener> {
+      const server: Server =
+        options.tls?.cert && options.tls.key
+          ? createHttpsServer({ cert: options.tls.cert, key: options.tls.key })
+          : createHttpServer()
+      const wss = new WebSocketServer({ server, maxPayload })
+      wss.on('connection', (ws, req) => {
+        const remote = `inbound ${req.socket.remoteAddress ?? '?'}:${req.socket.remotePort ?? '?'}`
+        onConnection(new WsConnection(ws, remote, keepAliveMs))
+      })
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject)
+        server.listen(port, host, () => {
+          server.off('error', reject)
+          resolve()
+        })
+      })
+      const address = server.address() as AddressInfo
+      return {
+        host: address.address,
+        port: address.port,
+        close: () =>
+          new Promise<void>((resolve) => {
+            for (const c of wss.clients) c.terminate()
+            wss.close(() => server.close(() => resolve()))
+          }),
+      }
+    },
+
+    dial(url, signal): Promise<Connection> {
+      return new Promise((resolve, reject) => {
+        const ws = new WebSocket(url, {
+          maxPayload,
+          handshakeTimeout: options.connectTimeoutMs ?? 5_000,
+          ...(options.tls?.ca ? { ca: options.tls.ca } : {}),
+        })
+        const onAbort = () => {
+          ws.terminate()
+          reject(new Error('aborted'))
+        }
+        signal?.addEventListener('abort', onAbort, { once: true })
+        ws.once('open', () => {
+          signal?.removeEventListener('abort', onAbort)
+          ws.removeAllListeners('error')
+          resolve(new WsConnection(ws, url, keepAliveMs))
+        })
+        ws.once('error', (error) => {
+          signal?.removeEventListener('abort', onAbort)
+          reject(error)
+        })
+      })
+    },
+  }
+}
