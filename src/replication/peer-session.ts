@@ -154,7 +154,10 @@ export class PeerSession {
     if (this.state === 'closed') return
     this.counters.bytesReceived += frame.length
     const m = decodeMessage(frame)
-    if (typeof m === 'string') return this.fail(ErrorCode.PROTOCOL_ERROR, `malformed message (${m})`)
+    if (typeof m === 'string') {
+      this.fail(ErrorCode.PROTOCOL_ERROR, `malformed message (${m})`)
+      return
+    }
     if (m.t === 'error') {
       this.lastError = `${m.code}: ${m.message}`
       this.o.onError(
@@ -164,37 +167,52 @@ export class PeerSession {
           `Peer ${this.site ?? this.connection.remote} refused the connection: ${m.message}`,
         ),
       )
-      return this.close(`peer refused: ${m.message}`)
+      this.close(`peer refused: ${m.message}`)
+      return
     }
     if (!this.authenticated && m.t !== 'hello' && m.t !== 'auth') {
-      return this.fail(ErrorCode.PROTOCOL_ERROR, `${m.t} before authentication`)
+      this.fail(ErrorCode.PROTOCOL_ERROR, `${m.t} before authentication`)
+      return
     }
     switch (m.t) {
       case 'hello':
-        return this.onHello(m)
+        this.onHello(m)
+        return
       case 'auth':
-        return void this.onAuth(m)
+        void this.onAuth(m)
+        return
       case 'sync':
-        return this.onSync(m)
+        this.onSync(m)
+        return
       case 'changes':
-        return this.onChanges(m)
+        this.onChanges(m)
+        return
       case 'ack':
-        return this.onAck(m)
+        this.onAck(m)
+        return
     }
   }
 
   private onHello(m: Extract<Message, { t: 'hello' }>): void {
-    if (this.theirNonce !== undefined) return this.fail(ErrorCode.PROTOCOL_ERROR, 'second hello')
+    if (this.theirNonce !== undefined) {
+      this.fail(ErrorCode.PROTOCOL_ERROR, 'second hello')
+      return
+    }
     if (m.v !== PROTOCOL_VERSION) {
-      return this.fail(
+      this.fail(
         ErrorCode.PROTOCOL_ERROR,
         `protocol version ${m.v} is not supported (this peer speaks ${PROTOCOL_VERSION})`,
       )
+      return
     }
-    if (m.mesh !== this.o.meshId)
-      return this.fail(ErrorCode.PEER_AUTH_FAILED, `mesh ${m.mesh} is not mesh ${this.o.meshId}`)
-    if (m.site === this.o.mesh.siteId)
-      return this.fail(ErrorCode.PROTOCOL_ERROR, `site id ${m.site} is this peer's own`)
+    if (m.mesh !== this.o.meshId) {
+      this.fail(ErrorCode.PEER_AUTH_FAILED, `mesh ${m.mesh} is not mesh ${this.o.meshId}`)
+      return
+    }
+    if (m.site === this.o.mesh.siteId) {
+      this.fail(ErrorCode.PROTOCOL_ERROR, `site id ${m.site} is this peer's own`)
+      return
+    }
     this.site = m.site
     this.theirNonce = m.nonce
     this.send({ t: 'auth', proof: proof(this.o.secret, this.o.meshId, m.nonce, this.o.mesh.siteId) })
@@ -202,13 +220,18 @@ export class PeerSession {
 
   private async onAuth(m: Extract<Message, { t: 'auth' }>): Promise<void> {
     if (this.theirNonce === undefined || this.site === undefined || this.authenticated) {
-      return this.fail(ErrorCode.PROTOCOL_ERROR, 'auth out of order')
+      this.fail(ErrorCode.PROTOCOL_ERROR, 'auth out of order')
+      return
     }
     if (!verifyProof(m.proof, proof(this.o.secret, this.o.meshId, this.nonce, this.site))) {
-      return this.fail(ErrorCode.PEER_AUTH_FAILED, 'wrong secret')
+      this.fail(ErrorCode.PEER_AUTH_FAILED, 'wrong secret')
+      return
     }
     const refused = this.o.admit(this, this.site)
-    if (refused) return this.fail(ErrorCode.PROTOCOL_ERROR, refused)
+    if (refused) {
+      this.fail(ErrorCode.PROTOCOL_ERROR, refused)
+      return
+    }
     this.authenticated = true
     this.setState('syncing')
     try {
@@ -221,7 +244,10 @@ export class PeerSession {
   }
 
   private onSync(m: Extract<Message, { t: 'sync' }>): void {
-    if (this.peerSynced) return this.fail(ErrorCode.PROTOCOL_ERROR, 'second sync')
+    if (this.peerSynced) {
+      this.fail(ErrorCode.PROTOCOL_ERROR, 'second sync')
+      return
+    }
     this.peerVv = { ...m.vv }
     this.sendAfter = m.after
     this.peerSynced = true
@@ -272,21 +298,28 @@ export class PeerSession {
   }
 
   private onAck(_m: Extract<Message, { t: 'ack' }>): void {
-    if (this.inflight === 0) return this.fail(ErrorCode.PROTOCOL_ERROR, 'ack without a chunk in flight')
+    if (this.inflight === 0) {
+      this.fail(ErrorCode.PROTOCOL_ERROR, 'ack without a chunk in flight')
+      return
+    }
     this.inflight--
     void this.pump()
   }
 
   private onChanges(m: Extract<Message, { t: 'changes' }>): void {
-    if (!this.sentSync) return this.fail(ErrorCode.PROTOCOL_ERROR, 'changes before sync')
+    if (!this.sentSync) {
+      this.fail(ErrorCode.PROTOCOL_ERROR, 'changes before sync')
+      return
+    }
     if (m.changes.length > MAX_CHANGES_PER_CHUNK) {
-      return this.fail(
-        ErrorCode.PROTOCOL_ERROR,
-        `chunk of ${m.changes.length} changes (limit ${MAX_CHANGES_PER_CHUNK})`,
-      )
+      this.fail(ErrorCode.PROTOCOL_ERROR, `chunk of ${m.changes.length} changes (limit ${MAX_CHANGES_PER_CHUNK})`)
+      return
     }
     // A peer that ignores flow control is flooding.
-    if (++this.unacked > this.o.window + 2) return this.fail(ErrorCode.PROTOCOL_ERROR, 'too many unacknowledged chunks')
+    if (++this.unacked > this.o.window + 2) {
+      this.fail(ErrorCode.PROTOCOL_ERROR, 'too many unacknowledged chunks')
+      return
+    }
     const site = this.site as string
     this.applyChain = this.applyChain.then(async () => {
       if (this.state === 'closed') return
@@ -300,7 +333,8 @@ export class PeerSession {
         }
       } catch (error) {
         const e = error as MeshmirrorError
-        return this.fail(ErrorCode.PROTOCOL_ERROR, `rejected changes (${e.code ?? 'ERROR'}): ${e.message}`)
+        this.fail(ErrorCode.PROTOCOL_ERROR, `rejected changes (${e.code ?? 'ERROR'}): ${e.message}`)
+        return
       }
       this.counters.changesReceived += m.changes.length
       // What the peer had when it sent a complete chunk, it has now: never send it back.
