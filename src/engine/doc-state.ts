@@ -211,20 +211,28 @@ export function applyUpsert(
   for (const field of Object.keys(fields)) {
     const value = fields[field]!
     if (live && jsonEqual(fieldValue(prev, field) ?? UNSET_MARK, value)) continue
+    // A field written at a later clock (a peer whose clock runs ahead of the
+    // drift bound) keeps its value: local writes merge by the same rule as remote ones.
+    if (!laterThanRegister(next, field, stamp.clock)) continue
     next.registers.set(field, { clock: stamp.clock, value })
     changed = true
   }
   if (replace && live) {
     for (const field of visibleFields(prev)) {
-      if (field in fields) continue
+      if (field in fields || !laterThanRegister(next, field, stamp.clock)) continue
       next.registers.set(field, { clock: stamp.clock, value: UNSET })
       changed = true
     }
   }
   if (!changed) return undefined
-  next.written = stamp.clock
+  next.written = maxClock(next.written, stamp.clock) as string
   next.versions[stamp.site] = stamp.seq
   return prev ? prune(next) : next
+}
+
+function laterThanRegister(s: DocState, field: string, clock: string): boolean {
+  const reg = s.registers.get(field)
+  return reg === undefined || clock > reg.clock
 }
 
 // A value no JSON document can hold, for comparing against "no value".
@@ -242,7 +250,7 @@ function visibleFields(s: DocState): string[] {
 export function applyRemove(prev: DocState | undefined, stamp: WriteStamp): DocState | undefined {
   if (!prev || !isLive(prev)) return undefined
   const next = cloneState(prev)
-  next.removed = stamp.clock
+  next.removed = maxClock(prev.removed, stamp.clock) as string
   next.versions[stamp.site] = stamp.seq
   return prune(next)
 }
@@ -272,7 +280,7 @@ export function applyIncrement(
   const total = mine && mine[0] === epoch ? mine[1] + by : by
   entries[stamp.site] = [epoch, total, stamp.clock]
   next.counters.set(field, entries)
-  next.written = stamp.clock
+  next.written = maxClock(next.written, stamp.clock) as string
   next.versions[stamp.site] = stamp.seq
   prune(next)
   return { state: next, value: fieldValue(next, field) as number }

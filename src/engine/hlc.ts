@@ -60,7 +60,14 @@ export class HybridClock {
     this.site = options.site
     this.now = options.now
     this.maxDriftMs = options.maxDriftMs
-    if (last) this.observe(last)
+    if (last) this.restore(last)
+  }
+
+  // Our own last clock, persisted: resumed from as is, whatever the wall time
+  // says now, so clocks keep increasing across a restart after the wall clock went back.
+  private restore(last: string): void {
+    this.wall = clockWall(last)
+    this.counter = Number.parseInt(last.slice(WALL_DIGITS, PREFIX), 36)
   }
 
   /** A new timestamp, later than every one issued or observed so far. */
