@@ -1,12 +1,16 @@
 import { existsSync, readdirSync, realpathSync, rmSync, statSync } from 'node:fs'
-import { join, resolve } from 'node:path'
-import { ErrorCode, StorageError } from '../errors.js'
+import { basename, dirname, join, resolve } from 'node:path'
+import { ErrorCode, type MeshmirrorError, StorageError, ValidationError } from '../errors.js'
 import { dirStats } from './dir-size.js'
 import { builtinEngine, type MeshEngine } from './engine.js'
-import { heldByThisProcess } from './instance.js'
-import { HEARTBEAT_FILE, LOCK_FILE, type LockOptions, probeLock } from './lock.js'
+import { directoryUnusable } from './fs-errors.js'
+import { LOCK_FILE } from './kernel-lock.js'
+import { DirectoryLock, type LockOptions, probeLock } from './lock.js'
 import { type MigratedMarker, readMigrated } from './migration.js'
-import { isAlive, type OwnerRecord, readOwner } from './owner.js'
+import { isAlive, OWNER_FILE, type OwnerRecord, readOwner } from './owner.js'
+import { heldByThisProcess } from './registry.js'
+
+type AnyEngine = MeshEngine<{ close(): Promise<void> }>
 
 /** One mesh directory under a root. */
 export interface MeshDirInfo {
@@ -18,19 +22,35 @@ export interface MeshDirInfo {
   lock: 'free' | 'held' | 'held-by-this-process'
   /** The owner record, with whether that process is alive (undefined: another host). */
   owner?: OwnerRecord & { alive: boolean | undefined }
+  /** Present when its documents were merged into another directory. */
   migrated?: MigratedMarker
 }
 
-/** Directories under `root` that hold a mesh store (of `engine`) or a meshmirror lock. */
-export function listMeshDirs(
-  rootInput: string,
-  options: { engine?: MeshEngine<{ close(): Promise<void> }>; lock?: LockOptions } = {},
-): MeshDirInfo[] {
-  const root = checkRoot(rootInput)
+export interface ListOptions {
+  /** Whose directories to recognise. Default: the builtin engine. */
+  engine?: AnyEngine
+  lock?: LockOptions
+  /** Only directories whose name matches. */
+  names?: RegExp
+}
+
+/**
+ * Mesh directories directly under `root` (those holding a store of the
+ * engine, or a meshmirror lock), sorted by name. Reads only: probing a lock
+ * writes nothing, so listing does not change any directory's last use.
+ */
+export function listMeshDirs(rootInput: string, options: ListOptions = {}): MeshDirInfo[] {
+  const root = resolveMeshRoot(rootInput, options.engine)
   const engine = options.engine ?? builtinEngine()
+  let entries: import('node:fs').Dirent[]
+  try {
+    entries = readdirSync(root, { withFileTypes: true })
+  } catch (error) {
+    throw directoryUnusable(root, 'list', error)
+  }
   const out: MeshDirInfo[] = []
-  for (const entry of readdirSync(root, { withFileTypes: true })) {
-    if (!entry.isDirectory()) continue
+  for (const entry of entries) {
+    if (!entry.isDirectory() || (options.names && !options.names.test(entry.name))) continue
     const dir = join(root, entry.name)
     if (!isMeshDir(dir, engine)) continue
     out.push(describeDir(dir, options.lock))
@@ -38,18 +58,26 @@ export function listMeshDirs(
   return out.sort((a, b) => a.name.localeCompare(b.name))
 }
 
-export function isMeshDir(dir: string, engine: MeshEngine<{ close(): Promise<void> }> = builtinEngine()): boolean {
-  return engine.isMeshDir(dir) || existsSync(join(dir, LOCK_FILE)) || existsSync(join(dir, HEARTBEAT_FILE))
+/** True when `dir` holds a store of `engine` or a meshmirror lock. */
+export function isMeshDir(dir: string, engine: AnyEngine = builtinEngine()): boolean {
+  return engine.isMeshDir(dir) || existsSync(join(dir, LOCK_FILE)) || existsSync(join(dir, OWNER_FILE))
 }
 
+/** Size, last use, lock state, owner and migration marker of one directory. */
 export function describeDir(dirInput: string, lockOptions?: LockOptions): MeshDirInfo {
-  const dir = realpathSync(dirInput)
-  const { sizeBytes, lastModifiedMs } = dirStats(dir)
+  let dir: string
+  let stats: { sizeBytes: number; lastModifiedMs: number }
+  try {
+    dir = realpathSync(dirInput)
+    stats = dirStats(dir)
+  } catch (error) {
+    throw directoryUnusable(resolve(dirInput), 'read', error)
+  }
   const info: MeshDirInfo = {
     dir,
-    name: dir.split('/').pop() ?? dir,
-    sizeBytes,
-    lastUsedAt: new Date(lastModifiedMs).toISOString(),
+    name: basename(dir),
+    sizeBytes: stats.sizeBytes,
+    lastUsedAt: new Date(stats.lastModifiedMs).toISOString(),
     lock: heldByThisProcess(dir) ? 'held-by-this-process' : probeLock(dir, lockOptions),
   }
   const owner = readOwner(dir)
@@ -59,48 +87,74 @@ export function describeDir(dirInput: string, lockOptions?: LockOptions): MeshDi
   return info
 }
 
-export interface CleanupOptions {
+export interface CleanupOptions extends ListOptions {
   /** Remove directories unused for longer than this. Default 24 h. */
   olderThanMs?: number
   /** Report what would be removed, remove nothing. */
   dryRun?: boolean
   /** Directories never to remove (e.g. the current one). */
   keep?: readonly string[]
+  /** The current time, in ms since the epoch. */
   now?: number
 }
 
 export interface CleanupReport {
   root: string
   dryRun: boolean
+  olderThanMs: number
+  /** Removed (or, in a dry run, would be removed). */
   removed: MeshDirInfo[]
   kept: { dir: string; reason: string }[]
+  /** Directories that could not be removed (left as they were, or partly removed). */
+  failed: { dir: string; code: string; error: string }[]
   freedBytes: number
 }
 
-/** Removes old, unlocked mesh directories under `root`. Never removes a locked or kept one. */
+/**
+ * Removes mesh directories under `root` unused for longer than
+ * `olderThanMs`. Never removes a directory that is locked, open in this
+ * process, or in `keep`: each one is locked by the cleanup itself while it
+ * is removed, so a process opening it at that moment waits and then finds it
+ * gone instead of losing writes.
+ */
 export function cleanupMeshDirs(rootInput: string, options: CleanupOptions = {}): CleanupReport {
-  const root = checkRoot(rootInput)
   const olderThanMs = options.olderThanMs ?? 24 * 3600 * 1000
+  if (!(olderThanMs >= 0)) {
+    throw new ValidationError(ErrorCode.INVALID_OPTIONS, 'cleanupMeshDirs: olderThanMs must be a number >= 0.')
+  }
+  const list = listMeshDirs(rootInput, options)
+  const root = resolveMeshRoot(rootInput, options.engine)
   const now = options.now ?? Date.now()
   const keep = new Set((options.keep ?? []).map((k) => (existsSync(k) ? realpathSync(k) : resolve(k))))
-  const report: CleanupReport = { root, dryRun: options.dryRun === true, removed: [], kept: [], freedBytes: 0 }
-  for (const info of listMeshDirs(root)) {
+  const report: CleanupReport = {
+    root,
+    dryRun: options.dryRun === true,
+    olderThanMs,
+    removed: [],
+    kept: [],
+    failed: [],
+    freedBytes: 0,
+  }
+  for (const info of list) {
     const age = now - Date.parse(info.lastUsedAt)
     let reason: string | undefined
-    if (keep.has(info.dir)) reason = 'kept by request (current directory)'
+    if (keep.has(info.dir)) reason = 'kept by request'
     else if (info.lock !== 'free') reason = `in use (${info.lock}${info.owner ? `, pid ${info.owner.pid}` : ''})`
-    else if (age < olderThanMs) reason = `used ${Math.round(age / 60000)} min ago`
+    else if (age < olderThanMs) reason = `used ${formatAge(age)} ago`
     if (reason) {
       report.kept.push({ dir: info.dir, reason })
       continue
     }
     if (!report.dryRun) {
-      // Re-check just before removing: the directory may have been opened since.
-      if (probeLock(info.dir) !== 'free' || heldByThisProcess(info.dir)) {
+      const failure = removeLocked(info.dir, options.lock)
+      if (failure === 'in-use') {
         report.kept.push({ dir: info.dir, reason: 'opened during cleanup' })
         continue
       }
-      rmSync(info.dir, { recursive: true, force: true })
+      if (failure) {
+        report.failed.push({ dir: info.dir, code: failure.code, error: failure.message })
+        continue
+      }
     }
     report.removed.push(info)
     report.freedBytes += info.sizeBytes
@@ -108,13 +162,55 @@ export function cleanupMeshDirs(rootInput: string, options: CleanupOptions = {})
   return report
 }
 
-function checkRoot(rootInput: string): string {
-  const root = resolve(rootInput)
-  if (!existsSync(root)) {
-    throw new StorageError(ErrorCode.DIRECTORY_UNUSABLE, `${root} does not exist.`, { details: { dir: root } })
+/** Removes a directory while holding its lock. */
+function removeLocked(dir: string, lockOptions?: LockOptions): 'in-use' | MeshmirrorError | undefined {
+  if (heldByThisProcess(dir)) return 'in-use'
+  let lock: DirectoryLock | undefined
+  try {
+    lock = DirectoryLock.tryAcquire(dir, lockOptions)
+    if (!lock) return 'in-use'
+    rmSync(dir, { recursive: true, force: true })
+    return undefined
+  } catch (error) {
+    return directoryUnusable(dir, 'remove', error)
+  } finally {
+    lock?.release()
   }
-  if (!statSync(root).isDirectory()) {
-    throw new StorageError(ErrorCode.DIRECTORY_UNUSABLE, `${root} is not a directory.`, { details: { dir: root } })
+}
+
+/**
+ * The absolute real path of a root of mesh directories. Throws
+ * `DIRECTORY_UNUSABLE` when it is missing, a file or unreadable, and
+ * `INVALID_OPTIONS` when it is itself a mesh directory.
+ */
+export function resolveMeshRoot(rootInput: string, engine?: AnyEngine): string {
+  if (typeof rootInput !== 'string' || rootInput.length === 0) {
+    throw new ValidationError(ErrorCode.INVALID_OPTIONS, 'The root must be a non-empty path.')
   }
-  return realpathSync(root)
+  const abs = resolve(rootInput)
+  let root: string
+  try {
+    if (!statSync(abs).isDirectory()) {
+      throw new StorageError(ErrorCode.DIRECTORY_UNUSABLE, `${abs} is a file; the root must be a directory.`, {
+        details: { dir: abs },
+      })
+    }
+    root = realpathSync(abs)
+  } catch (error) {
+    throw directoryUnusable(abs, 'use', error)
+  }
+  if (isMeshDir(root, engine)) {
+    throw new ValidationError(
+      ErrorCode.INVALID_OPTIONS,
+      `${root} is itself a mesh directory; the root is the directory that holds mesh directories (here ${dirname(root)}).`,
+      { details: { dir: root } },
+    )
+  }
+  return root
+}
+
+function formatAge(ms: number): string {
+  if (ms < 3_600_000) return `${Math.max(0, Math.round(ms / 60_000))} min`
+  if (ms < 172_800_000) return `${Math.round(ms / 3_600_000)} h`
+  return `${Math.round(ms / 86_400_000)} d`
 }

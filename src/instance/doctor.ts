@@ -2,79 +2,122 @@ import { existsSync, statSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import Database from 'better-sqlite3'
 import { SCHEMA_VERSION, STORE_FILE } from '../engine/database.js'
+import { ErrorCode, StorageError } from '../errors.js'
 import { describeDir, isMeshDir, type MeshDirInfo } from './dirs.js'
+import { directoryUnusable } from './fs-errors.js'
+import { effectiveMode, type LockOptions } from './lock.js'
 
-/** What `meshmirror doctor` finds in a directory. */
+/** What `meshmirror doctor` finds in a mesh directory. */
 export interface Diagnosis {
   dir: string
-  exists: boolean
-  isMesh: boolean
-  info?: MeshDirInfo
+  /**
+   * - `free`: it can be opened now.
+   * - `free-after-crash`: it can be opened now; its last holder ended without closing.
+   * - `held`: another process holds it.
+   * - `held-by-this-process`: this process has it open.
+   * - `unreadable`: its store cannot be read by this meshmirror (damaged, or another format).
+   */
+  status: 'free' | 'free-after-crash' | 'held' | 'held-by-this-process' | 'unreadable'
+  /** True when it can be opened now. */
+  ok: boolean
+  info: MeshDirInfo
+  /** How its lock is taken on this file system. */
+  lockMode: 'kernel' | 'heartbeat'
   /** The store's on-disk format version, when readable. */
   storeVersion?: string
-  /** True when the directory can be opened now. */
-  ok: boolean
+  /** The store's site id, when readable. */
+  siteId?: string
   /** Plain-language findings, most important first. */
   findings: string[]
 }
 
-/** Examines a directory without changing it. */
-export function diagnose(dirInput: string): Diagnosis {
+/**
+ * Examines a mesh directory without changing it. Throws `DIRECTORY_UNUSABLE`
+ * when it does not exist, is a file or cannot be read, and
+ * `STORE_INCOMPATIBLE` when it holds no meshmirror store.
+ */
+export function diagnose(dirInput: string, lockOptions?: LockOptions): Diagnosis {
   const dir = resolve(dirInput)
-  if (!existsSync(dir)) return { dir, exists: false, isMesh: false, ok: false, findings: [`${dir} does not exist.`] }
-  if (!statSync(dir).isDirectory()) {
-    return { dir, exists: true, isMesh: false, ok: false, findings: [`${dir} is a file, not a directory.`] }
+  try {
+    if (!statSync(dir).isDirectory()) {
+      throw new StorageError(ErrorCode.DIRECTORY_UNUSABLE, `${dir} is a file, not a mesh directory.`, {
+        details: { dir },
+      })
+    }
+  } catch (error) {
+    throw directoryUnusable(dir, 'examine', error)
   }
   if (!isMeshDir(dir)) {
-    return {
-      dir,
-      exists: true,
-      isMesh: false,
-      ok: false,
-      findings: [`${dir} holds no meshmirror store; opening it would create a new, empty one.`],
-    }
+    throw new StorageError(
+      ErrorCode.STORE_INCOMPATIBLE,
+      `${dir} holds no meshmirror store (opening it would create a new, empty one). Check the path.`,
+      { details: { dir } },
+    )
   }
-  const info = describeDir(dir)
-  const d: Diagnosis = { dir: info.dir, exists: true, isMesh: true, info, ok: true, findings: [] }
+  const info = describeDir(dir, lockOptions)
   const owner = info.owner
+  const d: Diagnosis = {
+    dir: info.dir,
+    status: info.lock === 'free' ? (owner ? 'free-after-crash' : 'free') : info.lock,
+    ok: info.lock !== 'held',
+    info,
+    lockMode: effectiveMode(info.dir, lockOptions?.mode),
+    findings: [],
+  }
   if (info.lock === 'held') {
-    d.ok = false
     d.findings.push(
       owner
         ? `In use by process ${owner.pid} on ${owner.hostname} (${owner.command}) since ${owner.acquiredAt}${
-            owner.alive === false ? ', which is no longer running: its lock will be taken over on the next open' : ''
-          }. Stop that process to open the directory here.`
-        : 'In use by another process that left no owner record.',
+            owner.alive === false ? ', which is no longer running' : owner.alive === undefined ? ' (another host)' : ''
+          }. Stop that process, or wait for it to close, to open the directory here.`
+        : 'In use by another process that left no owner record yet.',
     )
   } else if (info.lock === 'held-by-this-process') {
     d.findings.push('Open in this process.')
+  } else if (owner) {
+    d.findings.push(
+      `Free: it can be opened now. The last holder, process ${owner.pid} on ${owner.hostname}, ended without closing (a crash or a kill); everything it committed is kept.`,
+    )
   } else {
     d.findings.push('Free: it can be opened now.')
-    if (owner) {
-      d.findings.push(
-        `The last holder, process ${owner.pid} on ${owner.hostname}, ended without closing (a crash or a kill); no data written before its last commit is lost.`,
-      )
-    }
   }
-  if (existsSync(join(dir, STORE_FILE))) {
-    try {
-      const db = new Database(join(dir, STORE_FILE), { readonly: true, fileMustExist: true })
-      const row = db.prepare("SELECT value FROM store_meta WHERE key = 'schema_version'").get() as
-        | { value: string }
-        | undefined
-      db.close()
-      if (row) d.storeVersion = row.value
-      if (row && Number(row.value) !== SCHEMA_VERSION) {
-        d.ok = false
-        d.findings.push(`Store format ${row.value}; this meshmirror reads format ${SCHEMA_VERSION}.`)
-      }
-    } catch (error) {
-      d.ok = false
-      d.findings.push(`The store file cannot be read: ${(error as Error).message}.`)
-    }
-  } else {
-    d.findings.push('No store file yet (the directory was locked but never written).')
+  if (d.lockMode === 'heartbeat') {
+    d.findings.push('On a network or FUSE file system: the lock is a heartbeat, taken over once stale.')
   }
+  readStore(info.dir, d)
   if (info.migrated) d.findings.push(`Its documents were merged into ${info.migrated.into} on ${info.migrated.at}.`)
   return d
+}
+
+function readStore(dir: string, d: Diagnosis): void {
+  const file = join(dir, STORE_FILE)
+  if (!existsSync(file)) {
+    d.findings.push('No store file yet (the directory was locked but never written).')
+    return
+  }
+  let db: Database.Database | undefined
+  try {
+    db = new Database(file, { readonly: true, fileMustExist: true })
+    const meta = new Map(
+      (db.prepare('SELECT key, value FROM store_meta').all() as { key: string; value: string }[]).map((r) => [
+        r.key,
+        r.value,
+      ]),
+    )
+    const version = meta.get('schema_version')
+    if (version !== undefined) d.storeVersion = version
+    const site = meta.get('site_id')
+    if (site !== undefined) d.siteId = site
+    if (Number(version) !== SCHEMA_VERSION) {
+      d.ok = false
+      d.status = 'unreadable'
+      d.findings.push(`Store format ${version ?? 'unknown'}; this meshmirror reads format ${SCHEMA_VERSION}.`)
+    }
+  } catch (error) {
+    d.ok = false
+    d.status = 'unreadable'
+    d.findings.push(`The store file cannot be read: ${(error as Error).message}.`)
+  } finally {
+    db?.close()
+  }
 }

@@ -1,41 +1,34 @@
-import {
-  closeSync,
-  existsSync,
-  openSync,
-  renameSync,
-  statfsSync,
-  statSync,
-  unlinkSync,
-  utimesSync,
-  writeSync,
-} from 'node:fs'
+import { existsSync, mkdirSync, statfsSync, utimesSync } from 'node:fs'
 import { join } from 'node:path'
-import Database from 'better-sqlite3'
-import { AbortError, ErrorCode, LockHeldError, StorageError } from '../errors.js'
-import { isAlive, OWNER_FILE, type OwnerRecord, ownRecord, readOwner, writeOwner } from './owner.js'
+import { AbortError, LockHeldError } from '../errors.js'
+import { directoryUnusable } from './fs-errors.js'
+import { type KernelHold, kernelHoldIntact, kernelLockHeld, lockKernel } from './kernel-lock.js'
+import { isAlive, OWNER_FILE, type OwnerRecord, ownRecord, readOwner, sameOwner } from './owner.js'
+import { claimOwnerFile, ownerReplaceable, removeQuietly } from './owner-claim.js'
 
-/** The SQLite file whose exclusive lock marks a directory as in use (kernel mode). */
-export const LOCK_FILE = 'meshmirror.lock'
-/** The file whose existence and freshness marks a directory as in use (heartbeat mode). */
-export const HEARTBEAT_FILE = 'meshmirror.heartbeat'
+export { LOCK_FILE } from './kernel-lock.js'
 
 /**
  * How a directory lock is held.
  * - `kernel`: an exclusive POSIX (fcntl) lock taken through SQLite on
  *   `meshmirror.lock`. The kernel drops it when the process dies, however it
- *   dies, so a lock is never stale on a local disk.
- * - `heartbeat`: for file systems where POSIX locks cannot be trusted (NFS,
- *   SMB, FUSE): a lock file refreshed periodically; one not refreshed for
- *   `staleMs`, or whose holder is gone on this host, is taken over.
+ *   dies, so the lock is never stale on a local disk.
+ * - `heartbeat`: for file systems whose POSIX locks cannot be trusted (NFS,
+ *   SMB, FUSE…): only the owner record, created atomically and touched every
+ *   `heartbeatMs`. A record not touched for `staleMs`, or whose process is
+ *   gone from this host, is taken over.
  * - `auto` (default): `heartbeat` on network and FUSE file systems, else `kernel`.
+ *
+ * In both modes the holder keeps its owner record fresh, so processes that
+ * chose different modes for one directory still exclude each other.
  */
 export type LockMode = 'kernel' | 'heartbeat' | 'auto'
 
 export interface LockOptions {
   mode?: LockMode
-  /** Heartbeat period in heartbeat mode. Default 2,000 ms. */
+  /** How often the holder touches its owner record. Default 2,000 ms. */
   heartbeatMs?: number
-  /** Age after which a heartbeat lock is stale. Default 15,000 ms. */
+  /** Age after which an untouched owner record of a `heartbeat` holder is stale. Default 15,000 ms. */
   staleMs?: number
 }
 
@@ -46,6 +39,11 @@ export interface AcquireOptions extends LockOptions {
   /** Called each time the lock is found held while waiting. */
   onWait?: (holder: OwnerRecord | undefined, waitedMs: number) => void
 }
+
+export const DEFAULT_HEARTBEAT_MS = 2_000
+export const DEFAULT_STALE_MS = 15_000
+/** The longest pause between two attempts while waiting for a held lock. */
+const MAX_POLL_MS = 50
 
 // statfs magic numbers of file systems whose POSIX locks are not reliable.
 const UNRELIABLE_FS = new Set([
@@ -59,11 +57,16 @@ const UNRELIABLE_FS = new Set([
   0x5346414f, // AFS
 ])
 
+/** True for the `statfs` type of a file system whose POSIX locks cannot be trusted. */
+export function isUnreliableFsType(type: number | bigint): boolean {
+  return UNRELIABLE_FS.has(Number(type) >>> 0)
+}
+
 /** The mode `auto` picks for a directory. */
 export function effectiveMode(dir: string, mode: LockMode = 'auto'): 'kernel' | 'heartbeat' {
   if (mode !== 'auto') return mode
   try {
-    return UNRELIABLE_FS.has(Number(statfsSync(dir).type) >>> 0) ? 'heartbeat' : 'kernel'
+    return isUnreliableFsType(statfsSync(dir).type) ? 'heartbeat' : 'kernel'
   } catch {
     return 'kernel'
   }
@@ -72,172 +75,148 @@ export function effectiveMode(dir: string, mode: LockMode = 'auto'): 'kernel' | 
 /** An exclusive hold on a persistence directory for this process. */
 export class DirectoryLock {
   private released = false
+  private lostReason: string | undefined
+  private repaired: string | undefined
   private timer: NodeJS.Timeout | undefined
+  /** Called once when a check finds the lock lost. */
+  onLost: ((reason: string) => void) | undefined
 
   private constructor(
     readonly dir: string,
     readonly mode: 'kernel' | 'heartbeat',
     readonly owner: OwnerRecord,
-    private readonly db: Database.Database | undefined,
+    private readonly kernel: KernelHold | undefined,
+    private readonly staleMs: number,
   ) {}
 
   /** Takes the lock if it is free; returns undefined when another holder has it. */
   static tryAcquire(dir: string, options: LockOptions = {}): DirectoryLock | undefined {
     const mode = effectiveMode(dir, options.mode)
-    if (mode === 'kernel') {
-      const db = lockKernel(dir)
-      if (!db) return undefined
-      const owner = ownRecord('kernel')
-      writeOwner(dir, owner)
-      return new DirectoryLock(dir, 'kernel', owner, db)
+    const staleMs = options.staleMs ?? DEFAULT_STALE_MS
+    const kernel = mode === 'kernel' ? lockKernel(dir) : undefined
+    if (mode === 'kernel' && !kernel) return undefined
+    const owner = ownRecord(mode)
+    let claimed = false
+    try {
+      claimed = claimOwnerFile(dir, owner, kernel !== undefined, staleMs)
+    } finally {
+      if (!claimed) kernel?.db.close()
     }
-    const owner = lockHeartbeat(dir, options.staleMs ?? 15_000)
-    if (!owner) return undefined
-    const lock = new DirectoryLock(dir, 'heartbeat', owner, undefined)
-    lock.timer = setInterval(() => lock.beat(), options.heartbeatMs ?? 2_000)
+    if (!claimed) return undefined
+    const lock = new DirectoryLock(dir, mode, owner, kernel, staleMs)
+    lock.timer = setInterval(() => lock.check(), options.heartbeatMs ?? DEFAULT_HEARTBEAT_MS)
     lock.timer.unref()
     return lock
   }
 
-  /** Takes the lock, waiting with backoff (the event loop keeps running) up to `timeoutMs`. */
+  /** Takes the lock, waiting with jittered backoff (the event loop keeps running) up to `timeoutMs`. */
   static async acquire(dir: string, options: AcquireOptions): Promise<DirectoryLock> {
     const started = performance.now()
     for (let attempt = 0; ; attempt++) {
       if (options.signal?.aborted) throw new AbortError(options.signal.reason)
+      // A cleanup may have removed the directory while we waited: it is then opened anew, empty.
+      if (!existsSync(dir)) {
+        try {
+          mkdirSync(dir, { recursive: true })
+        } catch (error) {
+          throw directoryUnusable(dir, 'create', error)
+        }
+      }
       const lock = DirectoryLock.tryAcquire(dir, options)
       if (lock) return lock
       const waited = performance.now() - started
       const holder = readOwner(dir)
-      if (waited >= options.timeoutMs) {
+      // One quick retry even with no timeout: a probe (`dirs list`, `doctor`) may hold the file for a moment.
+      if (waited >= options.timeoutMs && attempt > 0) {
         throw new LockHeldError(dir, holder && { ...holder, alive: isAlive(holder) ?? true }, waited)
       }
       options.onWait?.(holder, waited)
-      // A poll is cheap (one failed lock attempt); capping the backoff keeps takeover fast.
-      const backoff = Math.min(100, 5 * 2 ** attempt) * (0.5 + Math.random() / 2)
-      await sleep(Math.min(backoff, options.timeoutMs - waited), options.signal)
+      // A poll is cheap (one failed lock attempt, well under a millisecond); capping the
+      // backoff at 50 ms keeps takeover after the holder's death fast.
+      const backoff = Math.min(MAX_POLL_MS, 5 * 2 ** attempt) * (0.5 + Math.random() / 2)
+      await sleep(Math.max(1, Math.min(backoff, options.timeoutMs - waited)), options.signal)
     }
   }
 
-  /** True while the lock is still ours (checked against the files, not just memory). */
-  verify(): boolean {
-    if (this.released) return false
-    const rec = readOwner(this.dir)
-    if (rec?.pid !== process.pid || rec.acquiredAt !== this.owner.acquiredAt) return false
-    if (this.mode === 'kernel') return this.db?.open === true
-    return existsSync(join(this.dir, HEARTBEAT_FILE))
-  }
-
+  /** True while the lock is ours. */
   get held(): boolean {
-    return !this.released
+    return !this.released && this.lostReason === undefined
   }
 
-  /** Releases the lock. Idempotent. */
+  /** Why the lock was lost, once it was. */
+  get lost(): string | undefined {
+    return this.lostReason
+  }
+
+  /** A problem found and repaired by the last check (e.g. a removed owner record written again). */
+  takeRepair(): string | undefined {
+    const r = this.repaired
+    this.repaired = undefined
+    return r
+  }
+
+  /**
+   * Checks the lock against the files (not just memory) and refreshes the
+   * heartbeat. A removed owner record is written again when nobody else has
+   * claimed the directory; a replaced lock file or a record naming another
+   * holder means the lock is lost, for good.
+   */
+  check(): boolean {
+    if (!this.held) return false
+    if (this.kernel) {
+      const broken = kernelHoldIntact(this.dir, this.kernel)
+      if (broken) return this.markLost(broken)
+    }
+    const file = join(this.dir, OWNER_FILE)
+    const rec = readOwner(this.dir)
+    if (sameOwner(rec, this.owner)) {
+      try {
+        const now = new Date()
+        utimesSync(file, now, now)
+      } catch {
+        // Removed in between: found by the next check.
+      }
+      return true
+    }
+    if (rec !== undefined) return this.markLost(`${OWNER_FILE} now names process ${rec.pid} on ${rec.hostname}`)
+    try {
+      if (claimOwnerFile(this.dir, this.owner, this.kernel !== undefined, this.staleMs)) {
+        this.repaired = `${OWNER_FILE} had been removed or damaged; it was written again`
+        return true
+      }
+      return this.markLost(`${OWNER_FILE} was replaced by another holder's`)
+    } catch (error) {
+      // Runs from a timer: a failure here must not become an uncaught exception.
+      return this.markLost(`${OWNER_FILE} cannot be written: ${(error as Error).message}`)
+    }
+  }
+
+  /** Releases the lock: the owner record goes first, the kernel lock last. Idempotent. */
   release(): void {
     if (this.released) return
     this.released = true
     if (this.timer) clearInterval(this.timer)
-    // The owner record goes first: a record without a lock means a crash.
-    if (readOwner(this.dir)?.pid === process.pid) removeQuietly(join(this.dir, OWNER_FILE))
-    if (this.mode === 'heartbeat') removeQuietly(join(this.dir, HEARTBEAT_FILE))
-    this.db?.close()
+    // A record without a lock means a crash, so a clean release removes it.
+    if (sameOwner(readOwner(this.dir), this.owner)) removeQuietly(join(this.dir, OWNER_FILE))
+    this.kernel?.db.close()
   }
 
-  private beat(): void {
-    const now = new Date()
-    try {
-      utimesSync(join(this.dir, HEARTBEAT_FILE), now, now)
-      writeOwner(this.dir, { ...this.owner, heartbeatAt: now.toISOString() })
-    } catch {
-      // verify() reports the loss.
-    }
+  private markLost(reason: string): false {
+    this.lostReason = reason
+    if (this.timer) clearInterval(this.timer)
+    this.onLost?.(reason)
+    return false
   }
 }
 
-/** Whether a directory's lock is free, held by another process, or (per `verify`) by us. */
+/** Whether a directory's lock is free or held, found without writing anything. */
 export function probeLock(dir: string, options: LockOptions = {}): 'free' | 'held' {
-  const mode = effectiveMode(dir, options.mode)
-  if (mode === 'kernel') {
-    if (!existsSync(join(dir, LOCK_FILE))) return 'free'
-    const db = lockKernel(dir)
-    if (!db) return 'held'
-    db.close()
-    return 'free'
-  }
-  const file = join(dir, HEARTBEAT_FILE)
-  if (!existsSync(file)) return 'free'
-  return isStale(dir, options.staleMs ?? 15_000) ? 'free' : 'held'
-}
-
-function lockKernel(dir: string): Database.Database | undefined {
-  let db: Database.Database | undefined
-  try {
-    db = new Database(join(dir, LOCK_FILE), { timeout: 0 })
-    db.pragma('locking_mode = EXCLUSIVE')
-    db.exec('BEGIN EXCLUSIVE')
-    db.exec('CREATE TABLE IF NOT EXISTS holder (pid INTEGER NOT NULL)')
-    db.prepare('DELETE FROM holder').run()
-    db.prepare('INSERT INTO holder (pid) VALUES (?)').run(process.pid)
-    db.exec('COMMIT')
-    return db
-  } catch (error) {
-    db?.close()
-    const code = (error as { code?: string }).code
-    if (code === 'SQLITE_BUSY' || code === 'SQLITE_LOCKED') return undefined
-    throw new StorageError(
-      ErrorCode.DIRECTORY_UNUSABLE,
-      `Cannot lock ${dir}: ${(error as Error).message}. Check that the directory is writable.`,
-      { cause: error, details: { dir } },
-    )
-  }
-}
-
-function isStale(dir: string, staleMs: number): boolean {
+  const kernel = effectiveMode(dir, options.mode) === 'kernel'
+  if (kernel && kernelLockHeld(dir)) return 'held'
   const rec = readOwner(dir)
-  if (rec && isAlive(rec) === false) return true
-  try {
-    return Date.now() - statSync(join(dir, HEARTBEAT_FILE)).mtimeMs > staleMs
-  } catch {
-    return true
-  }
-}
-
-function lockHeartbeat(dir: string, staleMs: number): OwnerRecord | undefined {
-  const file = join(dir, HEARTBEAT_FILE)
-  for (let attempt = 0; attempt < 2; attempt++) {
-    try {
-      const fd = openSync(file, 'wx')
-      const owner = ownRecord('heartbeat')
-      writeSync(fd, `${process.pid}\n`)
-      closeSync(fd)
-      writeOwner(dir, owner)
-      return owner
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') {
-        throw new StorageError(ErrorCode.DIRECTORY_UNUSABLE, `Cannot lock ${dir}: ${(error as Error).message}.`, {
-          cause: error,
-          details: { dir },
-        })
-      }
-      if (!isStale(dir, staleMs)) return undefined
-      // Move the stale file aside first, so two processes cannot both break it and both win.
-      try {
-        const aside = `${file}.stale-${process.pid}-${Date.now()}`
-        renameSync(file, aside)
-        unlinkSync(aside)
-      } catch {
-        return undefined
-      }
-    }
-  }
-  return undefined
-}
-
-function removeQuietly(file: string): void {
-  try {
-    unlinkSync(file)
-  } catch {
-    // Already gone.
-  }
+  if (!rec) return 'free'
+  // In kernel mode the kernel lock was just found free: a kernel-mode record is a crash's leftover.
+  return ownerReplaceable(rec, kernel, options.staleMs ?? DEFAULT_STALE_MS) ? 'free' : 'held'
 }
 
 function sleep(ms: number, signal?: AbortSignal): Promise<void> {

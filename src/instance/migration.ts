@@ -1,4 +1,4 @@
-import { existsSync, readFileSync, writeFileSync } from 'node:fs'
+import { readFileSync, renameSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { openMesh } from '../engine/open-mesh.js'
 import type { BuiltinMesh } from '../engine/types.js'
@@ -8,6 +8,7 @@ import type { MigrationProgress } from './engine.js'
 export const MIGRATED_FILE = 'meshmirror.migrated.json'
 
 export interface MigratedMarker {
+  /** The directory the documents were merged into. */
   into: string
   at: string
   documents: number
@@ -15,18 +16,18 @@ export interface MigratedMarker {
 
 export function readMigrated(dir: string): MigratedMarker | undefined {
   try {
-    return JSON.parse(readFileSync(join(dir, MIGRATED_FILE), 'utf8')) as MigratedMarker
+    const m = JSON.parse(readFileSync(join(dir, MIGRATED_FILE), 'utf8')) as MigratedMarker
+    return typeof m.into === 'string' ? m : undefined
   } catch {
     return undefined
   }
 }
 
+/** Writes the marker atomically: a crash leaves either no marker or a whole one. */
 export function markMigrated(dir: string, marker: MigratedMarker): void {
-  writeFileSync(join(dir, MIGRATED_FILE), `${JSON.stringify(marker, null, 2)}\n`)
-}
-
-export function isMigrated(dir: string): boolean {
-  return existsSync(join(dir, MIGRATED_FILE))
+  const tmp = join(dir, `${MIGRATED_FILE}.${process.pid}.tmp`)
+  writeFileSync(tmp, `${JSON.stringify(marker, null, 2)}\n`)
+  renameSync(tmp, join(dir, MIGRATED_FILE))
 }
 
 /**

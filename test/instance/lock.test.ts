@@ -1,7 +1,8 @@
-import { afterEach, describe, expect, it, vi } from 'vitest'
+import { afterEach, describe, expect, it } from 'vitest'
 import { LockHeldError } from '../../src/errors.js'
 import { openMeshInstance } from '../../src/instance/instance.js'
 import { readOwner } from '../../src/instance/owner.js'
+import { silentLogger } from '../../src/logger.js'
 import { type Child, HOLDER, removeTempRoots, spawnFixture, tempRoot } from './helpers.js'
 
 const children: Child[] = []
@@ -10,8 +11,8 @@ afterEach(async () => {
   removeTempRoots()
 })
 
-function holder(dir: string, docs: number): Child {
-  const c = spawnFixture(HOLDER, [dir, String(docs)])
+function holder(dir: string, docs: number, ...flags: string[]): Child {
+  const c = spawnFixture(HOLDER, [dir, String(docs), ...flags])
   children.push(c)
   return c
 }
@@ -28,12 +29,43 @@ describe('a directory held by another live process', () => {
     expect(held.holder?.pid).toBe(pid)
     expect(held.message).toContain(`process ${pid}`)
     expect(held.message).toContain('holder.ts')
+    expect(held.message).toContain(held.holder!.hostname)
+    expect(held.message).toContain(held.holder!.acquiredAt)
+    expect(held.holder?.alive).toBe(true)
+  })
+
+  it('excludes processes that chose different lock modes for one directory', async () => {
+    const root = tempRoot()
+    const a = holder(`${root}/a`, 0, '--lock-mode', 'heartbeat')
+    const b = holder(`${root}/b`, 0, '--lock-mode', 'kernel')
+    const [{ ready: pidA }, { ready: pidB }] = await Promise.all([
+      a.waitFor((l) => 'ready' in l),
+      b.waitFor((l) => 'ready' in l),
+    ])
+    const kernelVsHeartbeat = await openMeshInstance({ dir: `${root}/a`, onLocked: 'fail', lock: { mode: 'kernel' } })
+      .then(() => 'opened')
+      .catch((e: LockHeldError) => e.holder?.pid)
+    const heartbeatVsKernel = await openMeshInstance({
+      dir: `${root}/b`,
+      onLocked: 'fail',
+      lock: { mode: 'heartbeat' },
+    })
+      .then(() => 'opened')
+      .catch((e: LockHeldError) => e.holder?.pid)
+    expect([kernelVsHeartbeat, heartbeatVsKernel]).toEqual([pidA, pidB])
+    // A heartbeat holder killed on this host is known dead at once: no wait for its heartbeat to go stale.
+    await a.kill('SIGKILL')
+    const t = performance.now()
+    const c = await openMeshInstance({ dir: `${root}/a`, lock: { mode: 'heartbeat' }, healthIntervalMs: 0 })
+    expect(performance.now() - t).toBeLessThan(1_000)
+    expect((await c.health()).lock).toMatchObject({ held: true, mode: 'heartbeat' })
+    await c.close()
   })
 
   it('waits with the event loop running, then fails within the timeout', async () => {
     const dir = `${tempRoot()}/pos`
     const a = holder(dir, 0)
-    await a.waitFor((l) => 'ready' in l)
+    const { ready: pid } = await a.waitFor((l) => 'ready' in l)
     let ticks = 0
     const ticker = setInterval(() => ticks++, 10)
     const started = performance.now()
@@ -41,6 +73,8 @@ describe('a directory held by another live process', () => {
     const waited = performance.now() - started
     clearInterval(ticker)
     expect(error).toBeInstanceOf(LockHeldError)
+    expect((error as LockHeldError).holder?.pid).toBe(pid)
+    expect((error as LockHeldError).message).toMatch(/waited \d+ ms/)
     expect(waited).toBeGreaterThanOrEqual(550)
     expect(waited).toBeLessThan(5_000)
     // The event loop ran throughout the wait.
@@ -51,7 +85,11 @@ describe('a directory held by another live process', () => {
     const dir = `${tempRoot()}/pos`
     const a = holder(dir, 500)
     await a.waitFor((l) => 'ready' in l)
-    const opening = openMeshInstance({ dir, lockTimeoutMs: 10_000, healthIntervalMs: 0 })
+    const debug: string[] = []
+    const logger = { ...silentLogger, debug: (m: string) => debug.push(m) }
+    const opening = openMeshInstance({ dir, lockTimeoutMs: 10_000, healthIntervalMs: 0, logger })
+    // The first attempt ran synchronously: this process is now waiting.
+    expect(debug).toContain('mesh directory held; waiting')
     await a.kill('SIGKILL')
     const killedAt = performance.now()
     const b = await opening
@@ -78,110 +116,6 @@ describe('a directory held by another live process', () => {
     expect(warnings.join('\n')).toMatch(/NOT visible/)
     expect(await b.store.count({ collection: 'items' })).toBe(0)
     await b.close()
-  })
-})
-
-describe('the same directory opened twice in one process', () => {
-  it('returns one instance; closing one handle keeps the other working', async () => {
-    const dir = `${tempRoot()}/pos`
-    const [a, b] = await Promise.all([openMeshInstance({ dir }), openMeshInstance({ dir })])
-    expect(a.store).toBe(b.store)
-    expect((await a.health()).handles).toBe(2)
-    await a.close()
-    await a.close()
-    await b.store.upsert('items', [{ _id: 'still-open' }])
-    expect(await b.store.get('items', 'still-open')).toEqual({ _id: 'still-open' })
-    expect((await b.health()).handles).toBe(1)
-    await b.close()
-    await expect(b.store.get('items', 'x')).rejects.toMatchObject({ code: 'STORE_CLOSED' })
-    // Released: it opens again.
-    const c = await openMeshInstance({ dir, onLocked: 'fail' })
-    expect(await c.store.get('items', 'still-open')).toEqual({ _id: 'still-open' })
-    await c.close()
-  })
-
-  it('finds the live instance from a freshly imported copy of the module (hot reload)', async () => {
-    const dir = `${tempRoot()}/pos`
-    const first = await openMeshInstance({ dir })
-    vi.resetModules()
-    const reloaded = (await import('../../src/instance/instance.js')) as typeof import('../../src/instance/instance.js')
-    expect(reloaded.openMeshInstance).not.toBe(openMeshInstance)
-    const second = await reloaded.openMeshInstance({ dir, onLocked: 'fail' })
-    expect(second.store).toBe(first.store)
-    await second.close()
-    await first.close()
-  })
-
-  it('resolves relative directories to absolute real paths', async () => {
-    const root = tempRoot()
-    const cwd = process.cwd()
-    process.chdir(root)
-    try {
-      const inst = await openMeshInstance({ dir: 'rel/mesh', healthIntervalMs: 0 })
-      expect(inst.dir).toBe(`${root}/rel/mesh`)
-      await inst.close()
-    } finally {
-      process.chdir(cwd)
-    }
-  })
-})
-
-describe('health monitoring', () => {
-  it('emits health periodically and lock-lost when the lock is no longer ours', async () => {
-    const dir = `${tempRoot()}/pos`
-    const inst = await openMeshInstance({ dir, healthIntervalMs: 20 })
-    const health = await new Promise<unknown>((resolve) => {
-      const off = inst.on('health', (h) => {
-        off()
-        resolve(h)
-      })
-    })
-    expect(health).toMatchObject({
-      dir: inst.dir,
-      engine: 'builtin',
-      lock: { held: true },
-      storeOpen: true,
-      handles: 1,
-    })
-    const lost = new Promise<{ dir: string }>((resolve) => inst.on('lock-lost', resolve))
-    // Someone removes the owner record: the monitor notices that the files no longer say it is ours.
-    const { rmSync } = await import('node:fs')
-    rmSync(`${inst.dir}/meshmirror.owner.json`)
-    expect(await lost).toEqual({ dir: inst.dir })
-    expect((await inst.health()).lastError).toMatch(/no longer held/)
-    await inst.close()
-  })
-})
-
-describe('shutdown', () => {
-  it('closes cleanly on SIGTERM when asked to handle signals, releasing the lock', async () => {
-    const dir = `${tempRoot()}/pos`
-    const a = spawnFixture(HOLDER, [dir, '20', '--signals'])
-    children.push(a)
-    await a.waitFor((l) => 'ready' in l)
-    a.process.kill('SIGTERM')
-    await a.waitFor((l) => 'closed' in l)
-    await a.exited
-    expect(a.process.signalCode).toBe('SIGTERM')
-    // A clean close leaves no owner record behind (a crash would).
-    expect(readOwner(dir)).toBeUndefined()
-    const b = await openMeshInstance({ dir, onLocked: 'fail', healthIntervalMs: 0 })
-    expect(await b.store.count({ collection: 'items' })).toBe(20)
-    await b.close()
-  })
-})
-
-describe('wrong input', () => {
-  it('rejects a file where a directory is expected, and bad options', async () => {
-    const root = tempRoot()
-    const { writeFileSync } = await import('node:fs')
-    writeFileSync(`${root}/file`, 'x')
-    await expect(openMeshInstance({ dir: `${root}/file` })).rejects.toMatchObject({ code: 'DIRECTORY_UNUSABLE' })
-    await expect(openMeshInstance({ dir: `${root}/file/sub` })).rejects.toMatchObject({ code: 'DIRECTORY_UNUSABLE' })
-    await expect(openMeshInstance({ dir: '' })).rejects.toMatchObject({ code: 'INVALID_OPTIONS' })
-    await expect(openMeshInstance({ dir: root, strategy: 'weird' as never })).rejects.toMatchObject({
-      code: 'INVALID_OPTIONS',
-    })
   })
 
   it('aborts a wait through its AbortSignal', async () => {
