@@ -3,4 +3,9 @@
  *
  * @packageDocumentation
  */
-export { type ConformanceOptions, type ConformanceSubject, runMeshStoreConformance } from './mesh/conformance.js'
+export {
+  type ConformanceFactory,
+  type ConformanceOptions,
+  type ConformanceSubject,
+  runMeshStoreConformance,
+} from './mesh/conformance.js'
