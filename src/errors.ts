@@ -54,6 +54,12 @@ export const ErrorCode = {
   DOCUMENT_REJECTED: 'DOCUMENT_REJECTED',
   /** The application's database cannot be opened, read or written. */
   DATABASE_UNUSABLE: 'DATABASE_UNUSABLE',
+  /** An optional dependency a feature needs is not installed (e.g. `@dittolive/ditto` for `meshmirror/ditto`). */
+  DEPENDENCY_MISSING: 'DEPENDENCY_MISSING',
+  /** Sync cannot start: it needs a license token (option `licenseToken` or env `DITTO_LICENSE_TOKEN`). */
+  LICENSE_REQUIRED: 'LICENSE_REQUIRED',
+  /** The backend SDK failed; `details.backendCode` names its own error code. */
+  BACKEND_ERROR: 'BACKEND_ERROR',
 } as const
 
 /** Union of every stable error code. */
@@ -132,7 +138,8 @@ export class LockHeldError extends MeshmirrorError {
     super(
       ErrorCode.LOCK_HELD,
       `The mesh directory ${dir} is in use by ${who}; waited ${Math.round(waitedMs)} ms. ` +
-        'Stop that process, or open with onLocked: "wait" and a longer lockTimeoutMs, or use another directory (strategy "unique").',
+        'Stop that process, or open with onLocked: "wait" and a longer lockTimeoutMs, or use another directory (strategy "unique"). ' +
+        `\`meshmirror doctor --dir ${dir}\` shows the details.`,
       { details: { dir, holder, waitedMs } },
     )
     this.name = 'LockHeldError'

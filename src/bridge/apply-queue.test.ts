@@ -1,0 +1,158 @@
+import { describe, expect, it } from 'vitest'
+import { type ApplyItem, ApplyQueue, type ApplyQueueOptions, type CheckpointMark } from './apply-queue.js'
+
+interface Written {
+  items: ApplyItem[]
+  marks: CheckpointMark[]
+  at: number
+}
+
+function queue(options: Partial<ApplyQueueOptions> = {}) {
+  const written: Written[] = []
+  const errors: unknown[] = []
+  const q = new ApplyQueue({
+    batchSize: 500,
+    maxBatchDelayMs: 10,
+    delayBetweenBatches: 0,
+    transactionPerRow: false,
+    highWaterMark: 2000,
+    write: async (items, marks) => {
+      written.push({ items, marks, at: performance.now() })
+    },
+    onError: (e) => errors.push(e),
+    isFatal: () => false,
+    ...options,
+  })
+  return { q, written, errors }
+}
+
+const item = (id: string, hash = 'h'): ApplyItem => ({
+  model: 'm',
+  id,
+  kind: 'upsert',
+  record: { id },
+  hash,
+  doc: null,
+  receivedAt: performance.now(),
+})
+
+describe('apply queue', () => {
+  it('coalesces changes of the same document, the latest winning', async () => {
+    const { q, written } = queue()
+    q.put(item('a', '1'))
+    q.put(item('b', '1'))
+    q.put(item('a', '2'))
+    expect(q.find('m', 'a')?.hash).toBe('2')
+    expect(q.depth).toBe(2)
+    await q.idle()
+    expect(written.flatMap((w) => w.items.map((i) => `${i.id}${i.hash}`))).toEqual(['a2', 'b1'])
+  })
+
+  it('writes batches bounded by size', async () => {
+    const { q, written } = queue({ batchSize: 500 })
+    for (let i = 0; i < 1200; i++) q.put(item(`d${i}`))
+    await q.idle()
+    expect(written.map((w) => w.items.length)).toEqual([500, 500, 200])
+  })
+
+  it('gathers changes arriving within the time bound into one batch', async () => {
+    const { q, written } = queue({ maxBatchDelayMs: 50 })
+    q.put(item('a'))
+    await new Promise((r) => setImmediate(r))
+    q.put(item('b'))
+    await new Promise((r) => setImmediate(r))
+    q.put(item('c'))
+    await q.idle()
+    expect(written.map((w) => w.items.map((i) => i.id))).toEqual([['a', 'b', 'c']])
+  })
+
+  it('commits a checkpoint only with the last change queued before it, the latest per key', async () => {
+    const { q, written } = queue({ batchSize: 2 })
+    q.put(item('a'))
+    q.put(item('b'))
+    q.put(item('c'))
+    q.mark({ key: 'k', value: 'after-c' })
+    q.put(item('d'))
+    q.mark({ key: 'k', value: 'after-d' })
+    // A newer version of an early document keeps its place: the first mark waits for it too.
+    q.put(item('a', 'newer'))
+    await q.idle()
+    const batches = written.map((w) => [w.items.map((i) => i.id).join(''), w.marks.map((m) => m.value).join()])
+    expect(batches).toEqual([
+      ['ab', ''],
+      ['cd', 'after-d'],
+    ])
+    expect(written[0]!.items[0]!.hash).toBe('newer')
+  })
+
+  it('holds producers back above the high-water mark', async () => {
+    let release!: () => void
+    const gate = new Promise<void>((r) => {
+      release = r
+    })
+    const { q } = queue({
+      batchSize: 10,
+      highWaterMark: 20,
+      write: async () => {
+        await gate
+      },
+    })
+    for (let i = 0; i < 30; i++) q.put(item(`d${i}`))
+    let room = false
+    const waiting = q.belowHighWater().then(() => {
+      room = true
+    })
+    await new Promise((r) => setTimeout(r, 20))
+    expect(room).toBe(false)
+    release()
+    await waiting
+    expect(q.depth).toBeLessThan(20)
+    await q.idle()
+  })
+
+  it('retries a failed batch without losing newer changes', async () => {
+    let fail = true
+    const seen: string[][] = []
+    const { q, errors } = queue({
+      write: async (items) => {
+        seen.push(items.map((i) => `${i.id}${i.hash}`))
+        if (fail) {
+          fail = false
+          q.put(item('a', 'newer'))
+          throw new Error('disk hiccup')
+        }
+      },
+    })
+    q.put(item('a', 'old'))
+    q.put(item('b', 'old'))
+    await q.idle()
+    expect(errors).toHaveLength(1)
+    expect(seen.map((batch) => [...batch].sort())).toEqual([
+      ['aold', 'bold'],
+      ['anewer', 'bold'],
+    ])
+  })
+
+  it("reproduces the seed's policy: small batches, a row per transaction, a pause between batches", async () => {
+    const { q, written } = queue({ batchSize: 5, transactionPerRow: true, delayBetweenBatches: 40 })
+    for (let i = 0; i < 10; i++) q.put(item(`d${i}`))
+    await q.idle()
+    expect(written).toHaveLength(10)
+    expect(written.every((w) => w.items.length === 1)).toBe(true)
+    expect(written[5]!.at - written[4]!.at).toBeGreaterThanOrEqual(35)
+  })
+
+  it('lets checkpoints without changes wait for changes to ride with, and writes them at close', async () => {
+    const { q, written } = queue()
+    q.mark({ key: 'k', value: '1' })
+    q.mark({ key: 'k', value: '2' })
+    await q.idle()
+    expect(written).toEqual([])
+    q.put(item('a'))
+    await q.idle()
+    expect(written.map((w) => [w.items.length, w.marks])).toEqual([[1, [{ key: 'k', value: '2' }]]])
+    q.mark({ key: 'k', value: '3' })
+    await q.close()
+    expect(written.at(-1)?.marks).toEqual([{ key: 'k', value: '3' }])
+  })
+})

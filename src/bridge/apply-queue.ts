@@ -1,0 +1,256 @@
+import type { Row } from '../repository/repository.js'
+
+/** Tallies of one restore, filled in as its rows are written. */
+export interface ApplyTally {
+  applied: number
+  unchanged: number
+  deferred: number
+  rejected: number
+}
+
+/** A remote change waiting to be written to the repository. */
+export interface ApplyItem {
+  model: string
+  id: string
+  kind: 'upsert' | 'delete'
+  /** The record to write (upserts). */
+  record?: Row
+  /** Content hash recorded in the sync state once written. */
+  hash: string
+  /** Canonical JSON of the document (null for removals). */
+  doc: string | null
+  /** When it was received (performance.now()). */
+  receivedAt: number
+  /** Counts its outcome into a restore's report. */
+  tally?: ApplyTally
+}
+
+/** A checkpoint (mesh cursor) to commit once every change queued before it is written. */
+export interface CheckpointMark {
+  key: string
+  value: string
+}
+
+export interface ApplyQueueOptions {
+  batchSize: number
+  maxBatchDelayMs: number
+  delayBetweenBatches: number
+  transactionPerRow: boolean
+  highWaterMark: number
+  /** Writes one batch in one transaction, with the marks it makes safe. */
+  write(items: ApplyItem[], marks: CheckpointMark[]): Promise<void>
+  /** A batch failed; it is retried after `retryInMs`. */
+  onError(error: unknown, retryInMs: number): void
+  /** True when a failure is final (shutting down): the batch is dropped, not retried. */
+  isFatal(error: unknown): boolean
+}
+
+interface Entry {
+  item: ApplyItem
+  ticket: number
+  queuedAt: number
+}
+
+const key = (model: string, id: string) => `${model}\u0000${id}`
+
+/** Longest a checkpoint waits for changes to be written with. */
+const MARK_DELAY_MS = 1000
+
+/**
+ * The single writer of received changes. Coalesces by document (the latest
+ * change wins), writes one transaction per batch bounded by size and time,
+ * and tells producers to wait (`belowHighWater`) when it falls behind.
+ *
+ * Checkpoints ride along: a mark is written in the transaction that writes
+ * the last change queued before it, so a stored cursor never runs ahead of
+ * the data it covers.
+ */
+export class ApplyQueue {
+  private pending = new Map<string, Entry>()
+  private inflight = new Map<string, ApplyItem>()
+  private marks: { mark: CheckpointMark; ticket: number; at: number }[] = []
+  private ticket = 0
+  private running = false
+  private closed = false
+  private wake: (() => void) | undefined
+  private readonly idleWaiters: (() => void)[] = []
+  private readonly roomWaiters: (() => void)[] = []
+
+  constructor(private readonly opts: ApplyQueueOptions) {}
+
+  /** Changes queued or being written. */
+  get depth(): number {
+    return this.pending.size + this.inflight.size
+  }
+
+  /** The queued (or being written) change for a document, if any: the latest known content. */
+  find(model: string, id: string): ApplyItem | undefined {
+    const k = key(model, id)
+    return this.pending.get(k)?.item ?? this.inflight.get(k)
+  }
+
+  put(item: ApplyItem): void {
+    const k = key(item.model, item.id)
+    const queued = this.pending.get(k)
+    // Coalesce in place: the newer content keeps the older position, so a
+    // mark queued after the older content also waits for the newer one.
+    if (queued) queued.item = item
+    else this.pending.set(k, { item, ticket: ++this.ticket, queuedAt: performance.now() })
+    // A change ends a wait of checkpoints alone; a full batch ends any wait.
+    if (this.pending.size === 1 || this.pending.size >= this.opts.batchSize) this.wake?.()
+    this.pump()
+  }
+
+  mark(mark: CheckpointMark): void {
+    this.marks.push({ mark, ticket: this.ticket, at: performance.now() })
+    this.pump()
+  }
+
+  /** Resolves when the queue is below its high-water mark. */
+  belowHighWater(): Promise<void> {
+    if (this.depth < this.opts.highWaterMark) return Promise.resolve()
+    return new Promise((resolve) => this.roomWaiters.push(resolve))
+  }
+
+  /**
+   * Resolves when every change queued so far is written (or dropped at
+   * shutdown). Checkpoints without changes may still wait to ride along with
+   * later changes; `close()` writes them.
+   */
+  idle(): Promise<void> {
+    if (this.pending.size === 0 && this.inflight.size === 0) return Promise.resolve()
+    return new Promise((resolve) => this.idleWaiters.push(resolve))
+  }
+
+  private releaseIdle(): void {
+    if (this.pending.size === 0 && this.inflight.size === 0) for (const w of this.idleWaiters.splice(0)) w()
+  }
+
+  /** Writes what is queued without waiting for batches to fill, then stops accepting time-based waits. */
+  async close(): Promise<void> {
+    this.closed = true
+    this.wake?.()
+    await this.idle()
+  }
+
+  private pump(): void {
+    if (this.running) return
+    this.running = true
+    void this.run()
+  }
+
+  private async run(): Promise<void> {
+    let failures = 0
+    try {
+      while (this.pending.size > 0 || this.marks.length > 0) {
+        await this.waitForBatch()
+        const { items, marks } = this.take()
+        try {
+          if (this.opts.transactionPerRow && items.length > 1) {
+            for (let i = 0; i < items.length; i++) {
+              await this.opts.write([items[i]!], i === items.length - 1 ? marks : [])
+              this.inflight.delete(key(items[i]!.model, items[i]!.id))
+            }
+          } else {
+            await this.opts.write(items, marks)
+          }
+          failures = 0
+        } catch (error) {
+          if (this.opts.isFatal(error)) {
+            this.opts.onError(error, -1)
+          } else {
+            const retryInMs = Math.min(1000, 10 * 2 ** failures++)
+            this.opts.onError(error, retryInMs)
+            this.restore(items, marks)
+            this.inflight.clear()
+            await sleep(retryInMs)
+            continue
+          }
+        }
+        this.inflight.clear()
+        this.releaseRoom()
+        this.releaseIdle()
+        if (this.opts.delayBetweenBatches > 0 && this.pending.size > 0) await sleep(this.opts.delayBetweenBatches)
+      }
+    } finally {
+      this.running = false
+      this.inflight.clear()
+      this.releaseRoom()
+      this.releaseIdle()
+      // A put() that raced the end of the loop.
+      if (this.pending.size > 0 || this.marks.length > 0) this.pump()
+    }
+  }
+
+  /**
+   * Waits until a batch is full, the oldest change is `maxBatchDelayMs` old,
+   * or the queue closes. Checkpoints alone wait up to `MARK_DELAY_MS` for
+   * changes to ride with, so that idle periods do not cost a transaction per
+   * checkpoint.
+   */
+  private async waitForBatch(): Promise<void> {
+    for (;;) {
+      if (this.closed || this.pending.size >= this.opts.batchSize) return
+      let wait: number
+      if (this.pending.size === 0) {
+        if (this.marks.length === 0) return
+        this.releaseIdle()
+        wait = MARK_DELAY_MS - (performance.now() - this.marks[0]!.at)
+      } else {
+        const oldest = this.pending.values().next().value as Entry
+        wait = this.opts.maxBatchDelayMs - (performance.now() - oldest.queuedAt)
+      }
+      if (wait <= 0) return
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(done, wait)
+        function done() {
+          clearTimeout(timer)
+          resolve()
+        }
+        this.wake = done
+      })
+      this.wake = undefined
+    }
+  }
+
+  private take(): { items: ApplyItem[]; marks: CheckpointMark[] } {
+    const items: ApplyItem[] = []
+    for (const [k, e] of this.pending) {
+      if (items.length >= this.opts.batchSize) break
+      items.push(e.item)
+      this.inflight.set(k, e.item)
+      this.pending.delete(k)
+    }
+    // Marks whose every earlier change is in this batch (or already written).
+    const next = this.pending.values().next().value as Entry | undefined
+    const limit = next === undefined ? Number.POSITIVE_INFINITY : next.ticket
+    // The latest value of each key is enough.
+    const marks = new Map<string, CheckpointMark>()
+    while (this.marks.length > 0 && this.marks[0]!.ticket < limit) {
+      const { mark } = this.marks.shift()!
+      marks.delete(mark.key)
+      marks.set(mark.key, mark)
+    }
+    return { items, marks: [...marks.values()] }
+  }
+
+  /** Puts a failed batch back in front, unless newer changes of the same documents arrived. */
+  private restore(items: ApplyItem[], marks: CheckpointMark[]): void {
+    const front = new Map<string, Entry>()
+    for (const item of items) {
+      const k = key(item.model, item.id)
+      if (!this.pending.has(k)) front.set(k, { item, ticket: 0, queuedAt: performance.now() })
+    }
+    this.pending = new Map([...front, ...this.pending])
+    this.marks.unshift(...marks.map((mark) => ({ mark, ticket: 0, at: performance.now() })))
+  }
+
+  private releaseRoom(): void {
+    if (this.depth >= this.opts.highWaterMark) return
+    for (const w of this.roomWaiters.splice(0)) w()
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms))
+}

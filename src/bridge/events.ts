@@ -1,0 +1,80 @@
+import type { Logger } from '../logger.js'
+import type { SyncContext } from './adapter.js'
+
+/** Where a failure happened. */
+export type SyncPhase = 'catch-up' | 'observe' | 'apply' | 'drain' | 'seed' | 'restore' | 'notify' | 'close'
+
+/** Lifecycle states of a coordinator. */
+export type CoordinatorState = 'idle' | 'starting' | 'live' | 'closing' | 'closed'
+
+/** Events the coordinator (and the registry) emit. */
+export interface SyncEvents {
+  /** A batch of remote changes committed to the repository. */
+  applied: {
+    rows: number
+    applied: number
+    unchanged: number
+    deferred: number
+    rejected: number
+    latencyMs: number
+    lagMs: number
+  }
+  /** Local changes written to the mesh (one mesh transaction). */
+  pushed: { upserts: number; removals: number; unchanged: number; models: string[] }
+  /** A document or record was refused; the rest of its batch went on. */
+  rejected: {
+    model: string
+    id: string
+    direction: 'remote' | 'local'
+    /** Short, stable category, also the key of `metrics().rejectedByReason`. */
+    reason: string
+    message: string
+    error?: unknown
+  }
+  /** Another writer holds the database; the apply waits and retries. */
+  busy: { attempt: number; waitMs: number }
+  /** Something failed; it is counted and will be retried where that makes sense. */
+  error: { phase: SyncPhase; model?: string; error: unknown }
+  /** Progress of a long step. `total` is known for seeding and drains. */
+  progress: { phase: 'catch-up' | 'drain' | 'seed' | 'restore'; model?: string; done: number; total?: number }
+  /** A stored mesh cursor was refused (a re-created mesh): catching up from the start. */
+  'cursor-reset': { model: string; error: unknown }
+  /** The context changed and scoped observers were re-registered. */
+  context: { context: SyncContext; previous: SyncContext; models: string[] }
+  state: { state: CoordinatorState }
+}
+
+export type SyncEventListener<E extends keyof SyncEvents> = (payload: SyncEvents[E]) => void
+
+/** A small typed event emitter. A throwing listener is logged, never breaks the emitter. */
+export class Emitter<Events extends object> {
+  private readonly listeners = new Map<keyof Events, Set<(payload: never) => void>>()
+
+  constructor(private readonly logger: Logger) {}
+
+  on<E extends keyof Events>(event: E, listener: (payload: Events[E]) => void): () => void {
+    let set = this.listeners.get(event)
+    if (!set) {
+      set = new Set()
+      this.listeners.set(event, set)
+    }
+    set.add(listener as (payload: never) => void)
+    return () => set.delete(listener as (payload: never) => void)
+  }
+
+  emit<E extends keyof Events>(event: E, payload: Events[E]): void {
+    const set = this.listeners.get(event)
+    if (!set) return
+    for (const l of set) {
+      try {
+        ;(l as (payload: Events[E]) => void)(payload)
+      } catch (error) {
+        this.logger.error('sync event listener failed', { event: String(event), error: String(error) })
+      }
+    }
+  }
+
+  has(event: keyof Events): boolean {
+    return (this.listeners.get(event)?.size ?? 0) > 0
+  }
+}

@@ -1,0 +1,227 @@
+import { ValidationError } from '../errors.js'
+import type { Document, JsonObject } from '../mesh/document.js'
+import { jsonEqual } from '../mesh/json.js'
+import type { MeshWriter } from '../mesh/mesh-store.js'
+import { DELETED_HASH, type DocSyncState, type DocSyncStateEntry, type Row } from '../repository/repository.js'
+import type { AdapterBinding } from './adapter-binding.js'
+import { changedFields, contentHash, normaliseDocument } from './content-hash.js'
+import { docKey, RejectReason, type SyncRuntime } from './runtime.js'
+
+/** The local state of one document to send: its row, or none when deleted. */
+export interface LocalDoc {
+  id: string
+  row: Row | undefined
+  /**
+   * The row as it was when last exchanged (captured before the app's first
+   * update since): what the app changed is the difference. Null: no base
+   * (a new row), send every field. Undefined: use the sync state's document.
+   */
+  base?: Row | null
+}
+
+export interface PushGroup {
+  binding: AdapterBinding
+  docs: LocalDoc[]
+  /** Sync state as stored, by id. */
+  stored: Map<string, DocSyncState>
+}
+
+export interface PushOptions {
+  /** Leave documents the mesh already has untouched (first contact: the mesh wins) and report them. */
+  skipExisting?: boolean
+}
+
+export interface PushResult {
+  upserts: number
+  removals: number
+  unchanged: number
+  /** Sync state to commit (with the outbox acknowledgement, if any). */
+  states: Map<string, DocSyncStateEntry[]>
+  /** Documents whose mesh content differs from the local row after the push: apply them back. */
+  reconcile: Map<string, string[]>
+  /** With `skipExisting`: documents the mesh already had. */
+  existing: Map<string, Document[]>
+  /**
+   * Ends the window in which the sent documents count as being sent (their
+   * echo recognised, remote changes of them held back). Call once their
+   * sync state is committed.
+   */
+  release(): void
+}
+
+interface Planned {
+  id: string
+  doc: Document | null
+  hash: string
+  json: string | null
+  base: JsonObject | null
+  send: boolean
+}
+
+/**
+ * Sends local documents to the mesh in one mesh transaction: only the fields
+ * that changed since the last exchange (so concurrent edits of other fields
+ * survive the merge), removals for deleted rows, nothing for content the
+ * mesh already has. Refused records and documents are counted and skipped.
+ * The caller commits `states` to the repository afterwards.
+ */
+export async function pushLocal(rt: SyncRuntime, groups: PushGroup[], options: PushOptions = {}): Promise<PushResult> {
+  const keys: string[] = []
+  const result: PushResult = {
+    upserts: 0,
+    removals: 0,
+    unchanged: 0,
+    states: new Map(),
+    reconcile: new Map(),
+    existing: new Map(),
+    release: () => {
+      for (const key of keys) rt.pushes.delete(key)
+    },
+  }
+  const plans = new Map<AdapterBinding, Planned[]>()
+  for (const group of groups) plans.set(group.binding, plan(rt, group, result))
+  for (const [binding, planned] of plans) {
+    for (const p of planned) {
+      if (!p.send) continue
+      const key = docKey(binding.model, p.id)
+      rt.pushes.set(key, p.hash)
+      keys.push(key)
+    }
+  }
+  try {
+    try {
+      await rt.mesh.transaction((tx) => write(tx, plans, result, options))
+    } catch (error) {
+      if (!(error instanceof ValidationError)) throw error
+      // One document was refused: send them one by one and refuse only that one.
+      resetCounts(result)
+      for (const [binding, planned] of plans) {
+        for (const p of planned) {
+          try {
+            await rt.mesh.transaction((tx) => write(tx, new Map([[binding, [p]]]), result, options))
+          } catch (inner) {
+            if (!(inner instanceof ValidationError)) throw inner
+            p.send = false
+            p.hash = ''
+            rt.reject(binding.model, p.id, 'local', RejectReason.meshRefused, inner)
+          }
+        }
+      }
+    }
+  } catch (error) {
+    result.release()
+    throw error
+  }
+  for (const [binding, planned] of plans) {
+    const states: DocSyncStateEntry[] = []
+    for (const p of planned) {
+      if (p.send && p.hash !== '') {
+        states.push({ id: p.id, hash: p.hash, origin: 'local', doc: rt.keepBaseDocs ? p.json : null })
+      }
+    }
+    if (states.length > 0) result.states.set(binding.model, states)
+    rt.metrics.count(binding.model, 'pushed', planned.filter((p) => p.send).length)
+  }
+  return result
+}
+
+function plan(rt: SyncRuntime, group: PushGroup, result: PushResult): Planned[] {
+  const { binding, stored } = group
+  const out: Planned[] = []
+  for (const { id, row, base: baseRow } of group.docs) {
+    const state = stored.get(id)
+    let base: JsonObject | null = state?.doc ? (JSON.parse(state.doc) as JsonObject) : null
+    if (baseRow !== undefined) {
+      try {
+        base = baseRow === null ? null : binding.adapter.toDocument(baseRow)
+      } catch {
+        // An earlier row the adapter cannot map: send every field.
+        base = null
+      }
+    }
+    if (row === undefined) {
+      const send = state !== undefined && state.hash !== DELETED_HASH
+      out.push({ id, doc: null, hash: DELETED_HASH, json: null, base, send })
+      continue
+    }
+    let doc: Document
+    try {
+      const mapped = binding.adapter.toDocument(row)
+      const mappedId = binding.adapter.documentId(row)
+      if (mapped._id !== undefined && String(mapped._id) !== mappedId) {
+        throw new Error(
+          `toDocument gave _id ${JSON.stringify(mapped._id)} but documentId gave ${JSON.stringify(mappedId)}.`,
+        )
+      }
+      doc = normaliseDocument(mapped, mappedId)
+    } catch (error) {
+      rt.reject(binding.model, id, 'local', RejectReason.invalidRecord, error)
+      continue
+    }
+    const { hash, json } = contentHash(doc)
+    const send = state?.hash !== hash
+    if (!send) {
+      result.unchanged++
+      rt.metrics.count(binding.model, 'pushSkippedUnchanged')
+    }
+    out.push({ id: doc._id, doc, hash, json, base: state?.hash === DELETED_HASH ? null : base, send })
+  }
+  return out
+}
+
+async function write(
+  tx: MeshWriter,
+  plans: Map<AdapterBinding, Planned[]>,
+  result: PushResult,
+  options: PushOptions,
+): Promise<void> {
+  for (const [binding, planned] of plans) {
+    const collection = binding.collection
+    const upserts: Document[] = []
+    const removals: string[] = []
+    const reconcile: string[] = []
+    const existing: Document[] = []
+    for (const p of planned) {
+      if (p.doc === null) {
+        if (p.send) removals.push(p.id)
+        continue
+      }
+      const current = await tx.get(collection, p.id)
+      if (options.skipExisting && current !== undefined) {
+        p.send = false
+        existing.push(current)
+        continue
+      }
+      if (!p.send) {
+        // Nothing to send, but the mesh may hold a change (or a removal) this row has not received yet.
+        if (binding.receives && (current === undefined || !jsonEqual(current, p.doc))) reconcile.push(p.id)
+        continue
+      }
+      // A removed document is re-created whole; a live one gets the changed fields.
+      const fields = current === undefined ? p.doc : changedFields(p.doc, p.base)
+      upserts.push(fields)
+      if (binding.receives && current !== undefined && !jsonEqual({ ...current, ...fields }, p.doc)) {
+        reconcile.push(p.id)
+      }
+    }
+    if (upserts.length > 0) await tx.upsert(collection, upserts, { mode: 'merge' })
+    if (removals.length > 0) await tx.remove(collection, removals)
+    result.upserts += upserts.length
+    result.removals += removals.length
+    if (reconcile.length > 0) append(result.reconcile, binding.model, reconcile)
+    if (existing.length > 0) append(result.existing, binding.model, existing)
+  }
+}
+
+function resetCounts(result: PushResult): void {
+  result.upserts = 0
+  result.removals = 0
+  result.reconcile.clear()
+  result.existing.clear()
+}
+
+function append<T>(map: Map<string, T[]>, key: string, items: T[]): void {
+  const list = map.get(key)
+  if (list) list.push(...items)
+  else map.set(key, items)
+}

@@ -1,0 +1,139 @@
+import { Mutex } from '../repository/mutex.js'
+import type { Row } from '../repository/repository.js'
+import type { AdapterBinding } from './adapter-binding.js'
+import { isShutdownError } from './apply-batch.js'
+import { type PushGroup, pushLocal } from './local-push.js'
+import type { SyncRuntime } from './runtime.js'
+
+/** Applies back documents whose mesh content differs from the local rows after a push. */
+export type Reconcile = (model: string, ids: string[]) => Promise<void>
+
+/**
+ * Sends captured local writes (the outbox) to the mesh: one mesh transaction
+ * per batch, then the sync state and the acknowledgement of the batch in one
+ * repository transaction. A crash in between sends the batch again, which
+ * the mesh takes as a no-op: at least once, and idempotent.
+ */
+export class OutboxDrain {
+  private running: Promise<void> | undefined
+  private again = false
+  private stopped = false
+  private failures = 0
+  private retryTimer: NodeJS.Timeout | undefined
+  private readonly lock = new Mutex()
+
+  constructor(
+    private readonly rt: SyncRuntime,
+    private readonly reconcile: Reconcile,
+  ) {}
+
+  /** Drains soon; coalesces requests made while a drain runs. */
+  request(): void {
+    if (this.stopped) return
+    if (this.running) {
+      this.again = true
+      return
+    }
+    this.running = this.loop().finally(() => {
+      this.running = undefined
+    })
+  }
+
+  /** Drains until the outbox is empty (for startup and tests). Throws what a drain throws. */
+  async drainAll(onProgress?: (done: number, total: number) => void): Promise<number> {
+    await this.running
+    const models = this.models()
+    const { count: total } = await this.rt.repository.pendingChangeCount(models)
+    let done = 0
+    for (;;) {
+      const n = await this.drainOnce()
+      if (n === 0) return done
+      done += n
+      onProgress?.(done, Math.max(total, done))
+    }
+  }
+
+  /** Stops draining; waits for a running drain. */
+  async stop(): Promise<void> {
+    this.stopped = true
+    if (this.retryTimer) clearTimeout(this.retryTimer)
+    await this.running
+  }
+
+  private async loop(): Promise<void> {
+    do {
+      this.again = false
+      try {
+        while (!this.stopped && (await this.drainOnce()) > 0) {
+          // Keep going while there is work.
+        }
+        this.failures = 0
+      } catch (error) {
+        if (this.stopped && isShutdownError(error)) return
+        this.rt.fail('drain', error)
+        const wait = Math.min(5000, 50 * 2 ** this.failures++)
+        this.retryTimer = setTimeout(() => this.request(), wait)
+        this.retryTimer.unref()
+        return
+      }
+    } while (this.again && !this.stopped)
+  }
+
+  private models(): string[] {
+    return [...this.rt.bindings.values()].filter((b) => b.sends).map((b) => b.model)
+  }
+
+  /** Sends one batch. Returns how many outbox entries it covered. */
+  drainOnce(): Promise<number> {
+    return this.lock.run(() => this.sendBatch())
+  }
+
+  private async sendBatch(): Promise<number> {
+    const rt = this.rt
+    const repo = rt.repository
+    const models = this.models()
+    if (models.length === 0) return 0
+    const entries = await repo.pendingChanges({ models, limit: rt.settings.drainBatchSize })
+    if (entries.length === 0) return 0
+    const upTo = entries[entries.length - 1]!.seq
+    let oldestAt = Number.POSITIVE_INFINITY
+    // Per model, per row: the row before the first captured change (the base of what the app changed).
+    const byModel = new Map<string, Map<string, Row | null>>()
+    for (const e of entries) {
+      if (e.at < oldestAt) oldestAt = e.at
+      let ids = byModel.get(e.model)
+      if (!ids) {
+        ids = new Map()
+        byModel.set(e.model, ids)
+      }
+      if (!ids.has(e.id)) ids.set(e.id, e.op === 'upsert' ? e.old : null)
+    }
+    const groups: PushGroup[] = []
+    for (const [model, bases] of byModel) {
+      const binding = rt.bindings.get(model) as AdapterBinding
+      const ids = [...bases.keys()]
+      const rows = await repo.getMany(model, ids)
+      const stored = rt.keepBaseDocs ? await repo.syncStates(model, ids) : await rt.states.lookup(model, ids)
+      groups.push({ binding, docs: ids.map((id) => ({ id, row: rows.get(id), base: bases.get(id) ?? null })), stored })
+    }
+    const result = await pushLocal(rt, groups)
+    try {
+      await repo.transaction(async (tx) => {
+        for (const [model, states] of result.states) await tx.putSyncStates(model, states)
+        await tx.acknowledge(upTo, models)
+      })
+      for (const [model, states] of result.states) rt.states.record(model, states)
+    } finally {
+      result.release()
+    }
+    rt.metrics.localLagMs(Math.max(0, Date.now() - oldestAt))
+    rt.events.emit('pushed', {
+      upserts: result.upserts,
+      removals: result.removals,
+      unchanged: result.unchanged,
+      models: [...byModel.keys()],
+    })
+    for (const [model, ids] of result.reconcile) await this.reconcile(model, ids)
+    return entries.length
+  }
+}

@@ -1,0 +1,164 @@
+import { ErrorCode, hasCode } from '../errors.js'
+import type { Document, JsonObject } from '../mesh/document.js'
+import { DELETED_HASH, type DocSyncState } from '../repository/repository.js'
+import type { AdapterBinding } from './adapter-binding.js'
+import type { ApplyTally } from './apply-queue.js'
+import { contentHash } from './content-hash.js'
+import { docKey, messageOf, RejectReason, type SyncRuntime } from './runtime.js'
+
+/** A document removed from the mesh. */
+export interface Removal {
+  id: string
+  /** The document before its removal, when known. */
+  previous?: Document
+}
+
+export interface IngestOptions {
+  /** Queue even when the content equals what was last exchanged (restore). */
+  force?: boolean
+  /** Counts the outcome into a restore's report. */
+  tally?: ApplyTally
+  /** Apply documents outside the scope too (restoring a model this device only sends). */
+  anyScope?: boolean
+}
+
+/** What the last exchanged state of a document is, counting changes queued or being sent. */
+export function knownState(
+  rt: SyncRuntime,
+  model: string,
+  id: string,
+  stored: DocSyncState | undefined,
+): DocSyncState | undefined {
+  const queued = rt.queue.depth === 0 ? undefined : rt.queue.find(model, id)
+  if (queued) return { hash: queued.hash, origin: 'remote', doc: queued.doc }
+  const pushing = rt.pushes.size === 0 ? undefined : rt.pushes.get(docKey(model, id))
+  if (pushing !== undefined) return { hash: pushing, origin: 'local', doc: null }
+  return stored
+}
+
+/**
+ * Takes remote documents and removals for one adapter through change
+ * detection, scope and mapping into the apply queue. Call inside the
+ * binding's lock, right after reading them from the mesh.
+ */
+export async function ingest(
+  rt: SyncRuntime,
+  binding: AdapterBinding,
+  docs: readonly Document[],
+  removals: readonly Removal[],
+  options: IngestOptions = {},
+): Promise<void> {
+  if (docs.length === 0 && removals.length === 0) return
+  const { model, adapter } = binding
+  // The stored content (for scope checks) is only needed for removals.
+  const stored = await rt.states.lookup(
+    model,
+    docs.map((d) => d._id),
+  )
+  // For removals, the content before (to check the scope): the stored document, or the local row.
+  const before = new Map<string, Document>()
+  if (removals.length > 0) {
+    const ids = removals.map((r) => r.id)
+    for (const [id, state] of await rt.repository.syncStates(model, ids)) {
+      stored.set(id, state)
+      if (state.doc) before.set(id, JSON.parse(state.doc) as Document)
+    }
+    const unknown = ids.filter((id) => !before.has(id) && stored.has(id))
+    if (unknown.length > 0) {
+      for (const [id, row] of await rt.repository.getMany(model, unknown)) {
+        try {
+          before.set(id, adapter.toDocument(row))
+        } catch {
+          // A row the adapter cannot map: the removal is judged without it.
+        }
+      }
+    }
+  }
+  const ctx = rt.context()
+  const now = performance.now()
+  const tally = options.tally
+  const counts = { received: docs.length + removals.length, echoSuppressed: 0, skippedUnchanged: 0, filtered: 0 }
+  for (const doc of docs) {
+    const id = doc._id
+    const { hash, json } = contentHash(doc)
+    const known = knownState(rt, model, id, stored.get(id))
+    if (!options.force && known?.hash === hash) {
+      counts[known.origin === 'local' ? 'echoSuppressed' : 'skippedUnchanged']++
+      if (tally) tally.unchanged++
+      continue
+    }
+    if (!options.anyScope && !binding.accepts(doc, ctx)) {
+      counts.filtered++
+      continue
+    }
+    let record: ReturnType<typeof adapter.fromDocument>
+    try {
+      record = adapter.fromDocument(doc)
+    } catch (error) {
+      const reason = hasCode(error, ErrorCode.DOCUMENT_REJECTED)
+        ? RejectReason.invalidDocument
+        : RejectReason.adapterError
+      rt.reject(model, id, 'remote', reason, error)
+      if (tally) tally.rejected++
+      continue
+    }
+    if (record === null) {
+      counts.filtered++
+      continue
+    }
+    let recordId: string
+    try {
+      recordId = adapter.documentId(record)
+    } catch (error) {
+      rt.reject(model, id, 'remote', RejectReason.invalidDocument, error)
+      if (tally) tally.rejected++
+      continue
+    }
+    if (recordId !== id) {
+      rt.reject(
+        model,
+        id,
+        'remote',
+        RejectReason.idMismatch,
+        new Error(`documentId of the mapped record is ${JSON.stringify(recordId)}, not the document's _id.`),
+      )
+      if (tally) tally.rejected++
+      continue
+    }
+    const base = rt.keepBaseDocs ? json : null
+    rt.queue.put({ model, id, kind: 'upsert', record, hash, doc: base, receivedAt: now, ...(tally ? { tally } : {}) })
+  }
+  for (const removal of removals) {
+    const known = knownState(rt, model, removal.id, stored.get(removal.id))
+    // Never exchanged, or already removed here: nothing to delete.
+    if (!options.force && (known === undefined || known.hash === DELETED_HASH)) {
+      counts[known?.origin === 'local' ? 'echoSuppressed' : 'skippedUnchanged']++
+      if (tally) tally.unchanged++
+      continue
+    }
+    const previous = removal.previous ?? before.get(removal.id) ?? parseDoc(known?.doc ?? null)
+    if (previous !== undefined && !options.anyScope && !binding.accepts(previous, ctx)) {
+      counts.filtered++
+      continue
+    }
+    rt.queue.put({
+      model,
+      id: removal.id,
+      kind: 'delete',
+      hash: DELETED_HASH,
+      doc: null,
+      receivedAt: now,
+      ...(tally ? { tally } : {}),
+    })
+  }
+  for (const [counter, n] of Object.entries(counts)) rt.metrics.count(model, counter as keyof typeof counts, n)
+}
+
+function parseDoc(json: string | null): Document | undefined {
+  if (json === null) return undefined
+  try {
+    return JSON.parse(json) as JsonObject as Document
+  } catch (error) {
+    throw new Error(`Corrupt sync state document: ${messageOf(error)}`)
+  }
+}

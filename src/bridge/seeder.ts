@@ -1,0 +1,80 @@
+import { delay } from '../repository/busy-retry.js'
+import type { AdapterBinding } from './adapter-binding.js'
+import { pushLocal } from './local-push.js'
+import type { Reconcile } from './outbox-drain.js'
+import type { SyncRuntime } from './runtime.js'
+
+/** What seeding did for one model. */
+export interface SeedReport {
+  /** Rows that had never been exchanged with the mesh when seeding began. */
+  total: number
+  /** Rows sent to the mesh. */
+  sent: number
+  /** Rows whose document the mesh already had: the mesh's content was applied instead. */
+  existing: number
+  /** True when a previous run completed seeding and change capture makes another scan unnecessary. */
+  alreadyDone: boolean
+}
+
+/**
+ * Sends rows never exchanged with the mesh (a database that predates sync,
+ * or rows written while change capture was off), in chunks, in primary-key
+ * order. Resumable and idempotent: a sent row gets its sync state in the
+ * same step, so an interrupted seed continues where it stopped. On first
+ * contact the mesh wins: a row whose document the mesh already holds
+ * receives the mesh's content (when in scope) instead of overwriting it.
+ */
+export async function seed(
+  rt: SyncRuntime,
+  binding: AdapterBinding,
+  reconcile: Reconcile,
+  onProgress?: (done: number, total: number) => void,
+): Promise<SeedReport> {
+  const repo = rt.repository
+  const report: SeedReport = { total: 0, sent: 0, existing: 0, alreadyDone: false }
+  if (!binding.sends) return report
+  const model = binding.model
+  if (repo.capturesChanges && (await repo.checkpoint(binding.seedKey)) === 'done') {
+    report.alreadyDone = true
+    return report
+  }
+  report.total = await repo.countUnmirrored(model)
+  const pk = repo.primaryKey(model)
+  let after: string | null = null
+  let done = 0
+  while (!rt.stopping.aborted) {
+    const rows = await repo.unmirrored(model, { after, limit: rt.settings.seedBatchSize })
+    if (rows.length === 0) break
+    after = String(rows[rows.length - 1]![pk])
+    const ids = rows.map((r) => String(r[pk]))
+    const stored = await repo.syncStates(model, ids)
+    const result = await pushLocal(rt, [{ binding, docs: rows.map((row, i) => ({ id: ids[i]!, row })), stored }], {
+      skipExisting: binding.receives,
+    })
+    try {
+      await repo.transaction(async (tx) => {
+        for (const [m, states] of result.states) await tx.putSyncStates(m, states)
+      })
+      for (const [m, states] of result.states) rt.states.record(m, states)
+    } finally {
+      result.release()
+    }
+    report.sent += result.upserts
+    const existing = result.existing.get(model) ?? []
+    report.existing += existing.length
+    if (existing.length > 0)
+      await reconcile(
+        model,
+        existing.map((d) => d._id),
+      )
+    for (const [m, list] of result.reconcile) await reconcile(m, list)
+    done += rows.length
+    onProgress?.(done, Math.max(done, report.total))
+    if (rt.settings.delayBetweenBatches > 0)
+      await delay(rt.settings.delayBetweenBatches, rt.shutdown).catch(() => undefined)
+  }
+  if (repo.capturesChanges && !rt.stopping.aborted) {
+    await repo.transaction(async (tx) => tx.setCheckpoint(binding.seedKey, 'done'))
+  }
+  return report
+}

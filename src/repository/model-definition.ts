@@ -1,0 +1,177 @@
+import type Database from 'better-sqlite3'
+import { ErrorCode, ValidationError } from '../errors.js'
+
+/**
+ * How a column's values convert between SQLite and the row objects adapters
+ * see: `boolean` stores 0/1 and reads booleans, `json` stores objects and
+ * arrays as JSON text and parses them back, `any` passes values through.
+ */
+export type ColumnType = 'text' | 'integer' | 'real' | 'boolean' | 'json' | 'any'
+
+/**
+ * A model the repository holds: one table with a single-column primary key.
+ *
+ * For a table that already exists (an app's own schema), `name` and, when
+ * the table is named differently, `table` are enough: columns and key are
+ * read from the table. Declared `columns` refine conversions (booleans,
+ * JSON) and are used to create the table when it does not exist.
+ *
+ * @example
+ * ```ts
+ * const counters: ModelDefinition = {
+ *   name: 'counters',
+ *   primaryKey: 'id',
+ *   columns: { id: 'text', branch_id: 'integer', cur_rcpt_no: 'integer', active: 'boolean' },
+ * }
+ * ```
+ */
+export interface ModelDefinition {
+  /** Model name used by adapters and the outbox: `[A-Za-z_][A-Za-z0-9_]*`, at most 64 characters. */
+  name: string
+  /** Table name. Default: `name`. */
+  table?: string
+  /** Primary-key column. Default: the table's primary key, or `id` for a new table. */
+  primaryKey?: string
+  /** Columns and their types. Required to create a missing table. */
+  columns?: Readonly<Record<string, ColumnType>>
+}
+
+/** A model resolved against its table. */
+export interface ModelInfo {
+  name: string
+  table: string
+  primaryKey: string
+  columns: Map<string, ColumnType>
+}
+
+const NAME_RE = /^[A-Za-z_][A-Za-z0-9_]*$/
+const COLUMN_TYPES = new Set<ColumnType>(['text', 'integer', 'real', 'boolean', 'json', 'any'])
+const SQL_TYPE: Record<ColumnType, string> = {
+  text: 'TEXT',
+  integer: 'INTEGER',
+  real: 'REAL',
+  boolean: 'INTEGER',
+  json: 'TEXT',
+  any: '',
+}
+
+/** Quotes an SQL identifier. */
+export function quoteIdent(name: string): string {
+  return `"${name.replaceAll('"', '""')}"`
+}
+
+function invalid(message: string, details: Record<string, unknown>): ValidationError {
+  return new ValidationError(ErrorCode.INVALID_MODEL, message, { details })
+}
+
+/** Checks a definition's shape before touching the database. */
+export function checkDefinition(def: ModelDefinition): void {
+  if (typeof def !== 'object' || def === null) throw invalid('A model definition must be an object with a name.', {})
+  if (typeof def.name !== 'string' || !NAME_RE.test(def.name) || def.name.length > 64) {
+    throw invalid(
+      `Invalid model name ${JSON.stringify(def.name)}: use 1-64 characters from [A-Za-z0-9_], not starting with a digit.`,
+      { model: def.name },
+    )
+  }
+  if (
+    def.table !== undefined &&
+    (typeof def.table !== 'string' || def.table.length === 0 || def.table.includes('\0'))
+  ) {
+    throw invalid(`Model ${def.name}: table must be a non-empty name.`, { model: def.name })
+  }
+  for (const [column, type] of Object.entries(def.columns ?? {})) {
+    if (!COLUMN_TYPES.has(type)) {
+      throw invalid(
+        `Model ${def.name}: column ${column} has type ${JSON.stringify(type)}; use one of ${[...COLUMN_TYPES].join(', ')}.`,
+        { model: def.name, column },
+      )
+    }
+  }
+}
+
+/** The type conversions implied by a declared SQL type. */
+function typeFromSql(declared: string): ColumnType {
+  const t = declared.toUpperCase()
+  if (t.includes('BOOL')) return 'boolean'
+  if (t.includes('JSON')) return 'json'
+  if (t.includes('INT')) return 'integer'
+  if (t.includes('CHAR') || t.includes('CLOB') || t.includes('TEXT')) return 'text'
+  if (t.includes('REAL') || t.includes('FLOA') || t.includes('DOUB')) return 'real'
+  return 'any'
+}
+
+interface ColumnInfo {
+  name: string
+  type: string
+  pk: number
+  hidden: number
+}
+
+/**
+ * Resolves a definition against the database: reads an existing table's
+ * columns and key, or creates the table from the declared columns.
+ */
+export function resolveModel(db: Database.Database, def: ModelDefinition): ModelInfo {
+  checkDefinition(def)
+  const table = def.table ?? def.name
+  const exists = db.prepare("SELECT type FROM sqlite_master WHERE name = ? AND type IN ('table', 'view')").get(table) as
+    | { type: string }
+    | undefined
+  if (exists?.type === 'view') {
+    throw invalid(`Model ${def.name}: ${table} is a view; mirror the table behind it.`, { model: def.name, table })
+  }
+  if (!exists) createTable(db, def, table)
+  const info = (db.prepare(`PRAGMA table_xinfo(${quoteIdent(table)})`).all() as ColumnInfo[]).filter(
+    (c) => c.hidden === 0,
+  )
+  const keys = info.filter((c) => c.pk > 0)
+  if (keys.length !== 1) {
+    throw invalid(
+      keys.length === 0
+        ? `Table ${table} (model ${def.name}) has no primary key. Mirrored tables need a single-column primary key: add one, e.g. "id TEXT PRIMARY KEY".`
+        : `Table ${table} (model ${def.name}) has a composite primary key (${keys.map((k) => k.name).join(', ')}). Mirrored tables need a single-column primary key.`,
+      { model: def.name, table },
+    )
+  }
+  const primaryKey = keys[0]!.name
+  if (def.primaryKey !== undefined && def.primaryKey !== primaryKey) {
+    throw invalid(
+      `Model ${def.name} declares primary key ${def.primaryKey}, but table ${table}'s primary key is ${primaryKey}.`,
+      { model: def.name, table, declared: def.primaryKey, actual: primaryKey },
+    )
+  }
+  const columns = new Map<string, ColumnType>()
+  for (const c of info) columns.set(c.name, typeFromSql(c.type))
+  const missing = Object.keys(def.columns ?? {}).filter((c) => !columns.has(c))
+  if (missing.length > 0) {
+    throw invalid(
+      `Model ${def.name} declares column(s) ${missing.join(', ')} that table ${table} does not have. Add them to the table (ALTER TABLE … ADD COLUMN) or remove them from the model.`,
+      { model: def.name, table, missing },
+    )
+  }
+  for (const [column, type] of Object.entries(def.columns ?? {})) columns.set(column, type)
+  return { name: def.name, table, primaryKey, columns }
+}
+
+function createTable(db: Database.Database, def: ModelDefinition, table: string): void {
+  const columns = def.columns
+  if (!columns || Object.keys(columns).length === 0) {
+    throw invalid(
+      `Table ${table} for model ${def.name} does not exist and the model declares no columns to create it with. Create the table, or declare its columns.`,
+      { model: def.name, table },
+    )
+  }
+  const pk = def.primaryKey ?? 'id'
+  if (!(pk in columns)) {
+    throw invalid(`Model ${def.name}: primary key ${pk} is not among its declared columns.`, {
+      model: def.name,
+      primaryKey: pk,
+    })
+  }
+  const parts = Object.entries(columns).map(([name, type]) => {
+    const sqlType = SQL_TYPE[type]
+    const key = name === pk ? ` PRIMARY KEY${type === 'integer' ? '' : ' NOT NULL'}` : ''
+    return `${quoteIdent(name)}${sqlType ? ` ${sqlType}` : ''}${key}`
+  })
+  db.exec(`CREATE TABLE IF NOT EXISTS ${quoteIdent(table)} (${parts.join(', ')})`)
+}

@@ -1,0 +1,222 @@
+import type { JsonValue } from '../mesh/document.js'
+
+/** A value of a repository row, as adapters see it. */
+export type RowValue = JsonValue
+
+/** One record of a model, keyed by column (or property) name. */
+export type Row = { [column: string]: RowValue }
+
+/** Who made a change: the application (`local`) or the mesh (`remote`). */
+export type ChangeOrigin = 'local' | 'remote'
+
+/** A write to a mirrored model recorded by change capture (the outbox), not yet sent to the mesh. */
+export interface CapturedChange {
+  /** Position in the outbox; increases with every captured write. */
+  seq: number
+  model: string
+  /** The row's primary key, as a string. */
+  id: string
+  /** What the write did. The bridge reads the row's current state either way. */
+  op: 'upsert' | 'delete'
+  /** When it was captured (ms since the epoch). */
+  at: number
+  /** For an update: the row as it was before (null otherwise). */
+  old: Row | null
+}
+
+/** The content last exchanged with the mesh for one document. */
+export interface DocSyncState {
+  /** Content hash of the document, or {@link DELETED_HASH} after a removal. */
+  hash: string
+  /** Whether that content came from the mesh or was sent to it. */
+  origin: ChangeOrigin
+  /** The document as canonical JSON, or null after a removal. The base for sending only changed fields. */
+  doc: string | null
+}
+
+/** Sync state written for a document id. */
+export interface DocSyncStateEntry extends DocSyncState {
+  id: string
+}
+
+/** The hash recorded for a removed document. */
+export const DELETED_HASH = '-'
+
+export interface TransactionOptions {
+  /**
+   * `remote` marks a write applied from the mesh: change capture ignores it,
+   * so it is never sent back (loop prevention). Default `local`.
+   */
+  origin?: ChangeOrigin
+  /** Stops waiting for a busy database (the transaction then fails with `ABORTED`). */
+  signal?: AbortSignal
+}
+
+/** Reads and writes inside {@link Repository.transaction}. */
+export interface RepositoryTx {
+  get(model: string, id: string): Promise<Row | undefined>
+  /** Inserts or updates rows by primary key. Returns how many rows actually changed. */
+  upsert(model: string, rows: readonly Row[]): Promise<number>
+  /** Deletes rows by id. Returns how many existed. */
+  delete(model: string, ids: readonly string[]): Promise<number>
+  /** The ids among `ids` with captured changes not yet acknowledged (local edits not yet in the mesh). */
+  pendingIds(model: string, ids: readonly string[]): Promise<Set<string>>
+  putSyncStates(model: string, entries: readonly DocSyncStateEntry[]): Promise<void>
+  /** Stores (or, with null, clears) a named checkpoint such as a mesh cursor. */
+  setCheckpoint(key: string, value: string | null): Promise<void>
+  /** Forgets all sync state and checkpoints (the mesh was replaced by a new, empty one). Captured changes stay. */
+  clearSyncState(): Promise<void>
+  /** Removes captured changes of `models` up to and including `upTo`. Returns how many. */
+  acknowledge(upTo: number, models: readonly string[]): Promise<number>
+  /** Runs `fn` so that its writes are undone if it throws, without failing the transaction. */
+  savepoint<T>(fn: () => Promise<T>): Promise<T>
+}
+
+/** One received change to write. */
+export interface RemoteWrite {
+  id: string
+  /** The record to upsert, or null to delete. */
+  row: Row | null
+  /** Sync state recorded when written. */
+  hash: string
+  doc: string | null
+}
+
+/**
+ * Received changes written in one transaction as a remote apply, described
+ * as data so that a repository can run it in one go (without yielding while
+ * it holds the write lock) and retry it as a whole.
+ */
+export interface RemoteBatch {
+  groups: {
+    model: string
+    writes: RemoteWrite[]
+    /** Ids to hold back besides those with captured changes (local writes being sent). */
+    hold: string[]
+  }[]
+  checkpoints: { key: string; value: string }[]
+  /** Report for every write whether it changed its row (slower: one statement per row). */
+  exact?: boolean
+}
+
+/**
+ * What happened to a write: 0 written (with `exact`: the row already held
+ * it), 1 written and the row changed (only reported with `exact`), 2 held
+ * back (the row has local changes not yet sent), 3 refused.
+ */
+export type WriteOutcome = 0 | 1 | 2 | 3
+
+export interface RemoteBatchResult {
+  groups: {
+    /** Rows that changed. */
+    changed: number
+    /** Per write, in order. */
+    outcomes: WriteOutcome[]
+  }[]
+  /** Why writes were refused, by group index and write index. */
+  errors: { group: number; write: number; message: string; code?: string }[]
+}
+
+/** Counters a repository keeps. */
+export interface RepositoryStats {
+  /** Transactions committed. */
+  transactions: number
+  /** Times a write waited for another writer (SQLITE_BUSY) and was retried. */
+  busyRetries: number
+}
+
+/** Events a repository emits. */
+export interface RepositoryEvents {
+  /** Another writer holds the database; the transaction will be retried after `waitMs`. */
+  busy: { attempt: number; waitMs: number; error: unknown }
+}
+
+/**
+ * The application's own data store, as the sync bridge sees it: rows of
+ * named models, a change log of local writes (the outbox), and the sync state
+ * kept next to the data so both commit together.
+ *
+ * `openSqliteRepository` implements it on a SQLite file with trigger-based
+ * change capture; other databases or ORMs implement the same port (without
+ * capture, the app calls `coordinator.notifyLocalUpsert` instead).
+ *
+ * @example
+ * ```ts
+ * await using repo = await openSqliteRepository({
+ *   file: './pos.db',
+ *   models: [{ name: 'counters', primaryKey: 'id' }],
+ * })
+ * await repo.transaction(async (tx) => { await tx.upsert('counters', [{ id: 'c1', cur_rcpt_no: 8 }]) })
+ * const row = await repo.get('counters', 'c1')
+ * ```
+ */
+export interface Repository extends AsyncDisposable {
+  /** Where the data lives (a file path), for messages. */
+  readonly location: string
+  /** True when local writes are captured into the outbox by the repository itself (triggers). */
+  readonly capturesChanges: boolean
+
+  /** Names of the models this repository holds. */
+  models(): string[]
+  /** The primary-key field of a model. Document ids are this field's value as a string. */
+  primaryKey(model: string): string
+
+  get(model: string, id: string): Promise<Row | undefined>
+  getMany(model: string, ids: readonly string[]): Promise<Map<string, Row>>
+  /** Rows in primary-key order, after the id `after` (exclusive), at most `limit`. */
+  scan(model: string, options: { after?: string | null; limit: number }): Promise<Row[]>
+  count(model: string): Promise<number>
+
+  /** Writes rows as the application would (captured, then sent to the mesh). */
+  upsert(model: string, rows: readonly Row[]): Promise<number>
+  /** Deletes rows as the application would. */
+  delete(model: string, ids: readonly string[]): Promise<number>
+
+  /**
+   * Runs `fn` in one write transaction. A database held by another writer is
+   * waited for and retried with backoff, which may run `fn` again: keep it
+   * free of side effects outside the transaction.
+   */
+  transaction<T>(fn: (tx: RepositoryTx) => Promise<T>, options?: TransactionOptions): Promise<T>
+
+  /**
+   * Optional fast path: writes received changes described as data, in one
+   * transaction marked as a remote apply, holding back rows with captured
+   * changes not yet sent, and recording their sync state and the
+   * checkpoints. The bridge uses it for
+   * adapters without their own `upsertToRepository`/`deleteFromRepository`.
+   */
+  applyRemoteBatch?(batch: RemoteBatch, options?: { signal?: AbortSignal }): Promise<RemoteBatchResult>
+
+  /** Starts (or stops) capturing a model's writes into the outbox. Idempotent. */
+  setChangeCapture(model: string, enabled: boolean): Promise<void>
+  /** Captured changes of `models`, oldest first. */
+  pendingChanges(options: { models: readonly string[]; limit: number }): Promise<CapturedChange[]>
+  /** How many captured changes of `models` wait, and the capture time of the oldest. */
+  pendingChangeCount(models: readonly string[]): Promise<{ count: number; oldestAt: number | null }>
+  /** Calls `listener` when new changes may have been captured (from any connection or process). */
+  onChanges(listener: () => void): () => void
+
+  /** Sync state of documents. With `documents: false`, `doc` is left null (cheaper). */
+  syncStates(
+    model: string,
+    ids: readonly string[],
+    options?: { documents?: boolean },
+  ): Promise<Map<string, DocSyncState>>
+  /**
+   * Every document's hash and origin for a model (documents left null), or
+   * undefined when there are more than `limit`: lets the bridge keep them in
+   * memory instead of looking each one up.
+   */
+  allSyncStates(model: string, limit: number): Promise<Map<string, DocSyncState> | undefined>
+  /** Rows with no sync state (never sent to nor received from the mesh), in primary-key order. */
+  unmirrored(model: string, options: { after?: string | null; limit: number }): Promise<Row[]>
+  countUnmirrored(model: string): Promise<number>
+  checkpoint(key: string): Promise<string | undefined>
+
+  stats(): RepositoryStats
+  on<E extends keyof RepositoryEvents>(event: E, listener: (payload: RepositoryEvents[E]) => void): () => void
+
+  /** Closes the repository after running transactions finish. Idempotent. */
+  close(): Promise<void>
+}

@@ -1,0 +1,404 @@
+import { resolve } from 'node:path'
+import Database from 'better-sqlite3'
+import { ClosedError, ErrorCode, MeshmirrorError, StorageError, ValidationError } from '../errors.js'
+import { busyBackoffMs, delay, isBusy } from './busy-retry.js'
+import { installSyncTables, isCapturing, setCapture } from './change-capture.js'
+import { ChangePoller } from './change-poller.js'
+import { type ModelDefinition, type ModelInfo, resolveModel } from './model-definition.js'
+import { Mutex } from './mutex.js'
+import { executeRemoteBatch } from './remote-batch.js'
+import type {
+  CapturedChange,
+  DocSyncState,
+  RemoteBatch,
+  RemoteBatchResult,
+  Repository,
+  RepositoryEvents,
+  RepositoryStats,
+  RepositoryTx,
+  Row,
+  TransactionOptions,
+} from './repository.js'
+import { decodeRow } from './row-codec.js'
+import { ModelStatements } from './sqlite-statements.js'
+import { sqliteTx } from './sqlite-tx.js'
+
+export interface SqliteRepositoryOptions {
+  /** The application's SQLite database file. Created when missing. */
+  file: string
+  /** The models (tables) to mirror. */
+  models: readonly ModelDefinition[]
+  /**
+   * How long SQLite itself waits for another writer before the repository
+   * retries on its own, with backoff and without blocking the event loop.
+   * Default 50 ms.
+   */
+  busyTimeoutMs?: number
+  /** How often to look for writes made by other connections or processes. Default 25 ms. */
+  pollIntervalMs?: number
+  /**
+   * `wal` (default) switches the database to write-ahead logging, so readers
+   * never block the writer. `keep` leaves the journal mode as it is.
+   */
+  journalMode?: 'wal' | 'keep'
+  /** `synchronous` for this connection. Default `normal` (durable across process crashes in WAL mode). */
+  synchronous?: 'off' | 'normal' | 'full'
+}
+
+/** A {@link Repository} on a SQLite file, with trigger-based change capture. */
+export interface SqliteRepository extends Repository {
+  /** Absolute path of the database file. */
+  readonly file: string
+  /** True when the model's capture triggers are installed. */
+  isCapturing(model: string): boolean
+}
+
+/**
+ * Opens the application's SQLite database as a {@link Repository}. Existing
+ * tables are used as they are; missing ones are created from their declared
+ * columns. meshmirror's own tables (`_meshmirror_*`) are created alongside.
+ *
+ * @example
+ * ```ts
+ * await using repo = await openSqliteRepository({ file: './pos.db', models: [{ name: 'counters' }] })
+ * ```
+ */
+export async function openSqliteRepository(options: SqliteRepositoryOptions): Promise<SqliteRepository> {
+  const opts = checkOptions(options)
+  const file = resolve(opts.file)
+  let writer: Database.Database | undefined
+  let reader: Database.Database | undefined
+  try {
+    writer = new Database(file)
+    writer.pragma(`busy_timeout = ${opts.busyTimeoutMs ?? 50}`)
+    writer.pragma('wal_autocheckpoint = 10000')
+    for (let attempt = 0; ; attempt++) {
+      try {
+        if (opts.journalMode !== 'keep') writer.pragma('journal_mode = WAL')
+        writer.pragma(`synchronous = ${opts.synchronous ?? 'normal'}`)
+        writer.exec('BEGIN IMMEDIATE')
+        break
+      } catch (e) {
+        if (!isBusy(e)) throw e
+        await delay(busyBackoffMs(attempt))
+      }
+    }
+    const models = new Map<string, ModelInfo>()
+    try {
+      installSyncTables(writer, file)
+      for (const def of opts.models) {
+        if (models.has(def.name)) {
+          throw new ValidationError(ErrorCode.INVALID_MODEL, `Model ${def.name} is defined twice.`, {
+            details: { model: def.name },
+          })
+        }
+        models.set(def.name, resolveModel(writer, def))
+      }
+      writer.exec('COMMIT')
+    } catch (e) {
+      if (writer.inTransaction) writer.exec('ROLLBACK')
+      throw e
+    }
+    reader = new Database(file, { readonly: true })
+    reader.pragma('busy_timeout = 1000')
+    return new SqliteRepositoryImpl(file, writer, reader, models, opts)
+  } catch (cause) {
+    reader?.close()
+    writer?.close()
+    if (cause instanceof MeshmirrorError) throw cause
+    throw new StorageError(
+      ErrorCode.DATABASE_UNUSABLE,
+      `Cannot open the database ${file}: ${(cause as Error).message}`,
+      { cause, details: { file } },
+    )
+  }
+}
+
+function checkOptions(options: SqliteRepositoryOptions): SqliteRepositoryOptions {
+  const bad = (m: string) => new ValidationError(ErrorCode.INVALID_OPTIONS, `openSqliteRepository: ${m}`)
+  if (typeof options !== 'object' || options === null) throw bad('options must be an object with file and models.')
+  if (typeof options.file !== 'string' || options.file.length === 0) throw bad('file must be a non-empty path.')
+  if (!Array.isArray(options.models)) throw bad('models must be an array of model definitions.')
+  for (const key of ['busyTimeoutMs', 'pollIntervalMs'] as const) {
+    const v = options[key]
+    if (v !== undefined && (!Number.isFinite(v) || v < 0)) throw bad(`${key} must be a non-negative number.`)
+  }
+  if (options.journalMode !== undefined && !['wal', 'keep'].includes(options.journalMode)) {
+    throw bad("journalMode must be 'wal' or 'keep'.")
+  }
+  if (options.synchronous !== undefined && !['off', 'normal', 'full'].includes(options.synchronous)) {
+    throw bad("synchronous must be 'off', 'normal' or 'full'.")
+  }
+  return options
+}
+
+class SqliteRepositoryImpl implements SqliteRepository {
+  readonly capturesChanges = true
+  private readonly mutex = new Mutex()
+  private readonly w: ModelStatements
+  private readonly r: ModelStatements
+  private readonly busyListeners = new Set<(p: RepositoryEvents['busy']) => void>()
+  private readonly counters: RepositoryStats = { transactions: 0, busyRetries: 0 }
+  private readonly closeController = new AbortController()
+  private readonly tx: RepositoryTx
+  private inTx = false
+  private readonly poller: ChangePoller
+  private checkpointTimer: NodeJS.Timeout | undefined
+  private closing: Promise<void> | undefined
+
+  constructor(
+    readonly file: string,
+    private readonly writer: Database.Database,
+    private readonly reader: Database.Database,
+    private readonly modelInfo: Map<string, ModelInfo>,
+    options: SqliteRepositoryOptions,
+  ) {
+    this.w = new ModelStatements(writer)
+    this.r = new ModelStatements(reader)
+    this.tx = sqliteTx({
+      writer,
+      statements: this.w,
+      model: (name) => this.model(name),
+      active: () => this.inTx,
+    })
+    this.poller = new ChangePoller(reader, this.r, options.pollIntervalMs ?? 25)
+  }
+
+  get location(): string {
+    return this.file
+  }
+
+  models(): string[] {
+    return [...this.modelInfo.keys()]
+  }
+
+  primaryKey(model: string): string {
+    return this.model(model).primaryKey
+  }
+
+  isCapturing(model: string): boolean {
+    this.assertOpen()
+    return isCapturing(this.reader, this.model(model))
+  }
+
+  // ---- reads (committed data, on the reader connection) ---------------------
+
+  async get(model: string, id: string): Promise<Row | undefined> {
+    this.assertOpen()
+    return this.r.get(this.model(model), id)
+  }
+
+  async getMany(model: string, ids: readonly string[]): Promise<Map<string, Row>> {
+    this.assertOpen()
+    return this.r.getMany(this.model(model), ids)
+  }
+
+  async scan(model: string, options: { after?: string | null; limit: number }): Promise<Row[]> {
+    this.assertOpen()
+    return this.r.scan(this.model(model), options.after ?? null, checkLimit(options.limit), false)
+  }
+
+  async count(model: string): Promise<number> {
+    this.assertOpen()
+    return this.r.count(this.model(model), false)
+  }
+
+  async unmirrored(model: string, options: { after?: string | null; limit: number }): Promise<Row[]> {
+    this.assertOpen()
+    return this.r.scan(this.model(model), options.after ?? null, checkLimit(options.limit), true)
+  }
+
+  async countUnmirrored(model: string): Promise<number> {
+    this.assertOpen()
+    return this.r.count(this.model(model), true)
+  }
+
+  async syncStates(
+    model: string,
+    ids: readonly string[],
+    options: { documents?: boolean } = {},
+  ): Promise<Map<string, DocSyncState>> {
+    this.assertOpen()
+    return this.r.syncStates(this.model(model).name, ids, options.documents ?? true)
+  }
+
+  async allSyncStates(model: string, limit: number): Promise<Map<string, DocSyncState> | undefined> {
+    this.assertOpen()
+    return this.r.allSyncStates(this.model(model).name, checkLimit(limit))
+  }
+
+  async checkpoint(key: string): Promise<string | undefined> {
+    this.assertOpen()
+    return this.r.checkpoint(key)
+  }
+
+  async pendingChanges(options: { models: readonly string[]; limit: number }): Promise<CapturedChange[]> {
+    this.assertOpen()
+    return this.r.pendingChanges(options.models, checkLimit(options.limit)).map((c) => ({
+      ...c,
+      old: c.old === null ? null : decodeRow(this.model(c.model), JSON.parse(c.old) as Record<string, unknown>),
+    }))
+  }
+
+  async pendingChangeCount(models: readonly string[]): Promise<{ count: number; oldestAt: number | null }> {
+    this.assertOpen()
+    return this.r.pendingChangeCount(models)
+  }
+
+  // ---- writes ----------------------------------------------------------------
+
+  upsert(model: string, rows: readonly Row[]): Promise<number> {
+    return this.transaction((tx) => tx.upsert(model, rows))
+  }
+
+  delete(model: string, ids: readonly string[]): Promise<number> {
+    return this.transaction((tx) => tx.delete(model, ids))
+  }
+
+  async setChangeCapture(model: string, enabled: boolean): Promise<void> {
+    const info = this.model(model)
+    await this.transaction(async () => setCapture(this.writer, info, enabled))
+  }
+
+  transaction<T>(fn: (tx: RepositoryTx) => Promise<T>, options: TransactionOptions = {}): Promise<T> {
+    if (this.closing) return Promise.reject(new ClosedError(`The repository ${this.file}`))
+    const remote = options.origin === 'remote'
+    return this.mutex.run(async () => {
+      for (let attempt = 0; ; attempt++) {
+        try {
+          this.writer.exec('BEGIN IMMEDIATE')
+        } catch (e) {
+          if (!isBusy(e)) throw e
+          await this.waitBusy(attempt, e, options.signal)
+          continue
+        }
+        this.inTx = true
+        try {
+          if (remote) this.w.setFlag()
+          const result = await fn(this.tx)
+          if (remote) this.w.clearFlag()
+          this.writer.exec('COMMIT')
+          this.inTx = false
+          this.counters.transactions++
+          this.scheduleCheckpoint()
+          if (!remote) this.poller.check()
+          return result
+        } catch (e) {
+          this.inTx = false
+          if (this.writer.inTransaction) this.writer.exec('ROLLBACK')
+          if (!isBusy(e)) throw e
+          await this.waitBusy(attempt, e, options.signal)
+        }
+      }
+    })
+  }
+
+  /**
+   * Checkpoints the WAL once writes pause, so that bursts of applies do not
+   * stop for the checkpoint's fsyncs midway (the connection's automatic
+   * checkpoint, at 10,000 pages, bounds the WAL under sustained load).
+   */
+  private scheduleCheckpoint(): void {
+    if (this.checkpointTimer) clearTimeout(this.checkpointTimer)
+    this.checkpointTimer = setTimeout(() => {
+      this.checkpointTimer = undefined
+      if (this.closing || this.mutex.pending > 0) return
+      try {
+        this.writer.pragma('wal_checkpoint(PASSIVE)')
+      } catch {
+        // PASSIVE never waits; a failed attempt is retried after the next write.
+      }
+    }, 200)
+    this.checkpointTimer.unref()
+  }
+
+  private async waitBusy(attempt: number, error: unknown, signal: AbortSignal | undefined): Promise<void> {
+    const waitMs = busyBackoffMs(attempt)
+    this.counters.busyRetries++
+    for (const l of this.busyListeners) l({ attempt, waitMs, error })
+    await delay(waitMs, signal, this.closeController.signal)
+  }
+
+  /**
+   * Runs a batch of received changes as one synchronous transaction: nothing
+   * else runs on this connection (or, being synchronous, on this thread)
+   * while it holds the write lock.
+   */
+  applyRemoteBatch(batch: RemoteBatch, options: { signal?: AbortSignal } = {}): Promise<RemoteBatchResult> {
+    if (this.closing) return Promise.reject(new ClosedError(`The repository ${this.file}`))
+    return this.mutex.run(async () => {
+      let isolate = false
+      for (let attempt = 0; ; attempt++) {
+        try {
+          const result = executeRemoteBatch(this.writer, this.w, this.modelInfo, batch, isolate)
+          this.counters.transactions++
+          this.scheduleCheckpoint()
+          return result
+        } catch (error) {
+          if (isBusy(error)) await this.waitBusy(attempt, error, options.signal)
+          // One record failed the batch: write record by record and refuse only the failing ones.
+          else if (!isolate) isolate = true
+          else throw error
+        }
+      }
+    })
+  }
+
+  // ---- change notifications ------------------------------------------------------
+
+  onChanges(listener: () => void): () => void {
+    return this.poller.add(listener)
+  }
+
+  // ---- misc ------------------------------------------------------------------------
+
+  stats(): RepositoryStats {
+    return { ...this.counters }
+  }
+
+  on<E extends keyof RepositoryEvents>(event: E, listener: (payload: RepositoryEvents[E]) => void): () => void {
+    if (event !== 'busy') throw new ValidationError(ErrorCode.INVALID_OPTIONS, `Unknown event ${String(event)}.`)
+    this.busyListeners.add(listener)
+    return () => this.busyListeners.delete(listener)
+  }
+
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      this.poller.stop()
+      if (this.checkpointTimer) clearTimeout(this.checkpointTimer)
+      // Running transactions finish; queued ones run too (they were accepted before close).
+      await this.mutex.run(() => undefined)
+      this.closeController.abort(new ClosedError(`The repository ${this.file}`))
+      this.reader.close()
+      this.writer.close()
+    })()
+    return this.closing
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close()
+  }
+
+  private model(name: string): ModelInfo {
+    const info = this.modelInfo.get(name)
+    if (!info) {
+      throw new ValidationError(
+        ErrorCode.INVALID_MODEL,
+        `Unknown model ${JSON.stringify(name)} in ${this.file}; known: ${this.models().join(', ') || '(none)'}.`,
+        { details: { model: name } },
+      )
+    }
+    return info
+  }
+
+  private assertOpen(): void {
+    if (this.closing) throw new ClosedError(`The repository ${this.file}`)
+  }
+}
+
+function checkLimit(limit: number): number {
+  if (!Number.isSafeInteger(limit) || limit <= 0) {
+    throw new ValidationError(ErrorCode.INVALID_OPTIONS, `limit must be a positive integer, got ${String(limit)}.`)
+  }
+  return limit
+}

@@ -1,0 +1,288 @@
+import type Database from 'better-sqlite3'
+import { ErrorCode, MeshmirrorError } from '../errors.js'
+import type { ColumnType, ModelInfo } from './model-definition.js'
+import { quoteIdent } from './model-definition.js'
+import type { CapturedChange, DocSyncState, DocSyncStateEntry, Row } from './repository.js'
+import { DELETED_HASH } from './repository.js'
+import { decodeRow, encodeValue, rowId, type SqlValue } from './row-codec.js'
+
+const IDS = 'SELECT value FROM json_each(?)'
+
+/** Rows per multi-row statement. */
+const MULTI = 16
+
+interface UpsertPlan {
+  stmt: Database.Statement
+  types: ColumnType[]
+  keyIndex: number
+  /** The statement writing MULTI rows at once, prepared on first use. */
+  multi(): Database.Statement
+}
+
+/** Prepared statements on one connection, created on first use. */
+export class ModelStatements {
+  private readonly cache = new Map<string, Database.Statement>()
+  private readonly plans = new Map<string, UpsertPlan>()
+
+  constructor(private readonly db: Database.Database) {}
+
+  private stmt(sql: string): Database.Statement {
+    let s = this.cache.get(sql)
+    if (!s) {
+      s = this.db.prepare(sql)
+      this.cache.set(sql, s)
+    }
+    return s
+  }
+
+  // ---- rows ----------------------------------------------------------------------
+
+  get(m: ModelInfo, id: string): Row | undefined {
+    const raw = this.stmt(`SELECT * FROM ${quoteIdent(m.table)} WHERE ${quoteIdent(m.primaryKey)} = ?`).get(id) as
+      | Record<string, unknown>
+      | undefined
+    return raw ? decodeRow(m, raw) : undefined
+  }
+
+  getMany(m: ModelInfo, ids: readonly string[]): Map<string, Row> {
+    const out = new Map<string, Row>()
+    if (ids.length === 0) return out
+    const rows = this.stmt(`SELECT * FROM ${quoteIdent(m.table)} WHERE ${quoteIdent(m.primaryKey)} IN (${IDS})`).all(
+      JSON.stringify(ids),
+    ) as Record<string, unknown>[]
+    for (const raw of rows) out.set(rowId(m, raw), decodeRow(m, raw))
+    return out
+  }
+
+  scan(m: ModelInfo, after: string | null, limit: number, unmirroredOnly: boolean): Row[] {
+    const pk = quoteIdent(m.primaryKey)
+    const where: string[] = []
+    if (after !== null) where.push(`t.${pk} > ?`)
+    if (unmirroredOnly) where.push(unmirroredCondition(m))
+    const sql = `SELECT t.* FROM ${quoteIdent(m.table)} AS t ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY t.${pk} LIMIT ?`
+    const params: unknown[] = after === null ? [limit] : [after, limit]
+    return (this.stmt(sql).all(...params) as Record<string, unknown>[]).map((raw) => decodeRow(m, raw))
+  }
+
+  count(m: ModelInfo, unmirroredOnly: boolean): number {
+    const sql = `SELECT count(*) FROM ${quoteIdent(m.table)} AS t${unmirroredOnly ? ` WHERE ${unmirroredCondition(m)}` : ''}`
+    return this.stmt(sql).pluck().get() as number
+  }
+
+  upsert(m: ModelInfo, rows: readonly Row[]): number {
+    let changed = 0
+    let signature = ''
+    let plan: UpsertPlan | undefined
+    // Rows of the same shape go in multi-row statements: far fewer statement runs.
+    let pending: SqlValue[] = []
+    let pendingRows = 0
+    const flush = () => {
+      if (!plan || pendingRows === 0) return
+      const stmt = pendingRows === MULTI ? plan.multi() : undefined
+      if (stmt) changed += stmt.run(pending).changes
+      else {
+        const width = plan.types.length
+        for (let r = 0; r < pendingRows; r++)
+          changed += plan.stmt.run(pending.slice(r * width, (r + 1) * width)).changes
+      }
+      pending = []
+      pendingRows = 0
+    }
+    for (const row of rows) {
+      let columns = Object.keys(row)
+      if (columns.some((c) => row[c] === undefined)) columns = columns.filter((c) => row[c] !== undefined)
+      const sig = columns.join('\u0000')
+      if (plan === undefined || sig !== signature) {
+        flush()
+        plan = this.upsertPlan(m, columns, sig)
+        signature = sig
+      }
+      const base = pending.length
+      for (let i = 0; i < columns.length; i++) {
+        const v = row[columns[i]!]
+        pending.push(
+          typeof v === 'string' || typeof v === 'number' ? v : encodeValue(v, plan.types[i]!, m.name, columns[i]!),
+        )
+      }
+      if (pending[base + plan.keyIndex] === null) rowId(m, row)
+      if (++pendingRows === MULTI) flush()
+    }
+    flush()
+    return changed
+  }
+
+  private upsertPlan(m: ModelInfo, columns: readonly string[], signature: string): UpsertPlan {
+    const cacheKey = `upsert\u0000${m.name}\u0000${signature}`
+    const cached = this.plans.get(cacheKey)
+    if (cached) return cached
+    const unknown = columns.filter((c) => !m.columns.has(c))
+    if (unknown.length > 0) {
+      throw new MeshmirrorError(
+        ErrorCode.INVALID_MODEL,
+        `Model ${m.name} (table ${m.table}) has no column(s) ${unknown.join(', ')}; the record does not fit the table.`,
+        { details: { model: m.name, columns: unknown } },
+      )
+    }
+    const keyIndex = columns.indexOf(m.primaryKey)
+    if (keyIndex < 0) {
+      throw new MeshmirrorError(
+        ErrorCode.INVALID_MODEL,
+        `A ${m.name} record has no ${m.primaryKey} (the primary key); it cannot be stored.`,
+        { details: { model: m.name } },
+      )
+    }
+    const t = quoteIdent(m.table)
+    const cols = columns.map(quoteIdent)
+    const rest = columns.filter((c) => c !== m.primaryKey).map(quoteIdent)
+    // Unchanged rows are left alone: no write, no trigger, no change counted.
+    const conflict =
+      rest.length === 0
+        ? 'DO NOTHING'
+        : `DO UPDATE SET ${rest.map((c) => `${c} = excluded.${c}`).join(', ')} WHERE ${rest
+            .map((c) => `${t}.${c} IS NOT excluded.${c}`)
+            .join(' OR ')}`
+    const stmt = this.db.prepare(
+      `INSERT INTO ${t} (${cols.join(', ')}) VALUES (${cols.map(() => '?').join(', ')}) ON CONFLICT (${quoteIdent(m.primaryKey)}) ${conflict}`,
+    )
+    let multi: Database.Statement | undefined
+    const plan: UpsertPlan = {
+      stmt,
+      types: columns.map((c) => m.columns.get(c)!),
+      keyIndex,
+      multi: () => {
+        multi ??= this.db.prepare(
+          `INSERT INTO ${t} (${cols.join(', ')}) VALUES ${Array.from({ length: MULTI }, () => `(${cols.map(() => '?').join(', ')})`).join(', ')} ON CONFLICT (${quoteIdent(m.primaryKey)}) ${conflict}`,
+        )
+        return multi
+      },
+    }
+    this.plans.set(cacheKey, plan)
+    return plan
+  }
+
+  delete(m: ModelInfo, ids: readonly string[]): number {
+    const stmt = this.stmt(`DELETE FROM ${quoteIdent(m.table)} WHERE ${quoteIdent(m.primaryKey)} = ?`)
+    let n = 0
+    for (const id of ids) n += stmt.run(id).changes
+    return n
+  }
+
+  // ---- loop-prevention flag ---------------------------------------------------------
+
+  setFlag(): void {
+    this.stmt('INSERT INTO _meshmirror_applying (flag) VALUES (1)').run()
+  }
+
+  clearFlag(): void {
+    this.stmt('DELETE FROM _meshmirror_applying').run()
+  }
+
+  // ---- outbox ------------------------------------------------------------------------
+
+  pendingIds(model: string, ids: readonly string[]): Set<string> {
+    const out = new Set<string>()
+    if (ids.length === 0 || this.stmt('SELECT EXISTS (SELECT 1 FROM _meshmirror_outbox)').pluck().get() === 0) {
+      return out
+    }
+    const rows = this.stmt(`SELECT DISTINCT row_id FROM _meshmirror_outbox WHERE model = ? AND row_id IN (${IDS})`)
+      .pluck()
+      .all(model, JSON.stringify(ids)) as string[]
+    for (const id of rows) out.add(id)
+    return out
+  }
+
+  /** Captured changes, `old` still as JSON text. */
+  pendingChanges(models: readonly string[], limit: number): (Omit<CapturedChange, 'old'> & { old: string | null })[] {
+    if (models.length === 0) return []
+    return this.stmt(
+      // `+model`: walk the outbox in seq order instead of sorting all of a model's entries.
+      `SELECT seq, model, row_id AS id, op, at, old FROM _meshmirror_outbox WHERE +model IN (${IDS}) ORDER BY seq LIMIT ?`,
+    ).all(JSON.stringify(models), limit) as (Omit<CapturedChange, 'old'> & { old: string | null })[]
+  }
+
+  pendingChangeCount(models: readonly string[]): { count: number; oldestAt: number | null } {
+    return this.stmt(
+      `SELECT count(*) AS count, min(at) AS oldestAt FROM _meshmirror_outbox WHERE model IN (${IDS})`,
+    ).get(JSON.stringify(models)) as { count: number; oldestAt: number | null }
+  }
+
+  maxOutboxSeq(): number {
+    return this.stmt('SELECT coalesce(max(seq), 0) FROM _meshmirror_outbox').pluck().get() as number
+  }
+
+  acknowledge(upTo: number, models: readonly string[]): number {
+    return this.stmt(`DELETE FROM _meshmirror_outbox WHERE seq <= ? AND +model IN (${IDS})`).run(
+      upTo,
+      JSON.stringify(models),
+    ).changes
+  }
+
+  // ---- sync state ----------------------------------------------------------------------
+
+  syncStates(model: string, ids: readonly string[], documents: boolean): Map<string, DocSyncState> {
+    const out = new Map<string, DocSyncState>()
+    if (ids.length === 0) return out
+    const rows = this.stmt(
+      `SELECT id, hash, origin, ${documents ? 'doc' : 'NULL'} FROM _meshmirror_sync_state WHERE model = ? AND id IN (${IDS})`,
+    )
+      .raw()
+      .all(model, JSON.stringify(ids)) as [string, string, 'local' | 'remote', string | null][]
+    for (const [id, hash, origin, doc] of rows) out.set(id, { hash, origin, doc })
+    return out
+  }
+
+  allSyncStates(model: string, limit: number): Map<string, DocSyncState> | undefined {
+    const n = this.stmt('SELECT count(*) FROM _meshmirror_sync_state WHERE model = ?').pluck().get(model) as number
+    if (n > limit) return undefined
+    const out = new Map<string, DocSyncState>()
+    const rows = this.stmt('SELECT id, hash, origin FROM _meshmirror_sync_state WHERE model = ?').raw().all(model) as [
+      string,
+      string,
+      'local' | 'remote',
+    ][]
+    for (const [id, hash, origin] of rows) out.set(id, { hash, origin, doc: null })
+    return out
+  }
+
+  putSyncStates(model: string, entries: readonly DocSyncStateEntry[]): void {
+    const head = 'INSERT INTO _meshmirror_sync_state (model, id, hash, origin, doc, updated_at) VALUES '
+    const tail =
+      ' ON CONFLICT (model, id) DO UPDATE SET hash = excluded.hash, origin = excluded.origin, doc = excluded.doc, updated_at = excluded.updated_at'
+    const one = this.stmt(`${head}(?, ?, ?, ?, ?, ?)${tail}`)
+    const many = this.stmt(`${head}${Array.from({ length: MULTI }, () => '(?, ?, ?, ?, ?, ?)').join(', ')}${tail}`)
+    const now = Date.now()
+    let i = 0
+    for (; i + MULTI <= entries.length; i += MULTI) {
+      const values: unknown[] = []
+      for (let j = i; j < i + MULTI; j++) {
+        const e = entries[j]!
+        values.push(model, e.id, e.hash, e.origin, e.doc, now)
+      }
+      many.run(values)
+    }
+    for (; i < entries.length; i++) {
+      const e = entries[i]!
+      one.run(model, e.id, e.hash, e.origin, e.doc, now)
+    }
+  }
+
+  checkpoint(key: string): string | undefined {
+    return this.stmt('SELECT value FROM _meshmirror_checkpoints WHERE key = ?').pluck().get(key) as string | undefined
+  }
+
+  setCheckpoint(key: string, value: string | null): void {
+    if (value === null) {
+      this.stmt('DELETE FROM _meshmirror_checkpoints WHERE key = ?').run(key)
+      return
+    }
+    this.stmt(
+      'INSERT INTO _meshmirror_checkpoints (key, value, updated_at) VALUES (?, ?, ?) ' +
+        'ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at',
+    ).run(key, value, Date.now())
+  }
+}
+
+/** Rows never exchanged with the mesh, or re-created after a recorded removal. */
+function unmirroredCondition(m: ModelInfo): string {
+  return `NOT EXISTS (SELECT 1 FROM _meshmirror_sync_state AS s WHERE s.model = '${m.name}' AND s.id = CAST(t.${quoteIdent(m.primaryKey)} AS TEXT) AND s.hash <> '${DELETED_HASH}')`
+}

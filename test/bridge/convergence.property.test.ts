@@ -1,0 +1,102 @@
+import fc from 'fast-check'
+import { afterAll, describe, expect, it } from 'vitest'
+import type { JsonValue } from '../../src/mesh/document.js'
+import { jsonEqual } from '../../src/mesh/json.js'
+import { type CounterRow, counter, counterAdapter } from './helpers/counter-model.js'
+import { MeshLink } from './helpers/mesh-link.js'
+import { openNode, rows, type TestNode } from './helpers/node.js'
+import { tempDirs, waitFor } from './helpers/wait.js'
+
+const dirs = tempDirs()
+afterAll(() => dirs.cleanup())
+
+type Op =
+  | { kind: 'write'; node: 0 | 1; id: number; field: 'cur_rcpt_no' | 'invc_no' | 'receipt_type'; value: number }
+  | { kind: 'delete'; node: 0 | 1; id: number }
+  | { kind: 'pull'; from: 0 | 1 }
+  | { kind: 'flush'; node: 0 | 1 }
+  | { kind: 'restart'; node: 0 | 1 }
+
+const node01 = fc.constantFrom<0 | 1>(0, 1)
+const op: fc.Arbitrary<Op> = fc.oneof(
+  {
+    weight: 5,
+    arbitrary: fc.record({
+      kind: fc.constant('write' as const),
+      node: node01,
+      id: fc.integer({ min: 0, max: 4 }),
+      field: fc.constantFrom('cur_rcpt_no' as const, 'invc_no' as const, 'receipt_type' as const),
+      value: fc.integer({ min: 0, max: 99 }),
+    }),
+  },
+  {
+    weight: 1,
+    arbitrary: fc.record({ kind: fc.constant('delete' as const), node: node01, id: fc.integer({ min: 0, max: 4 }) }),
+  },
+  { weight: 2, arbitrary: fc.record({ kind: fc.constant('pull' as const), from: node01 }) },
+  { weight: 2, arbitrary: fc.record({ kind: fc.constant('flush' as const), node: node01 }) },
+  { weight: 1, arbitrary: fc.record({ kind: fc.constant('restart' as const), node: node01 }) },
+)
+
+function apply(n: TestNode, o: Extract<Op, { kind: 'write' | 'delete' }>): void {
+  const id = counter(o.id).id
+  if (o.kind === 'delete') {
+    n.db.prepare('DELETE FROM counters WHERE id = ?').run(id)
+    return
+  }
+  const value = o.field === 'receipt_type' ? `T${o.value}` : o.value
+  const exists = n.db.prepare('SELECT 1 FROM counters WHERE id = ?').get(id)
+  if (exists) n.db.prepare(`UPDATE counters SET ${o.field} = ? WHERE id = ?`).run(value, id)
+  else {
+    const row = { ...counter(o.id), [o.field]: value }
+    n.db
+      .prepare(
+        'INSERT INTO counters (id, branch_id, business_id, receipt_type, tot_rcpt_no, cur_rcpt_no, invc_no, bhf_id, last_touched, created_at) VALUES (@id, @branch_id, @business_id, @receipt_type, @tot_rcpt_no, @cur_rcpt_no, @invc_no, @bhf_id, @last_touched, @created_at)',
+      )
+      .run(row)
+  }
+}
+
+describe('convergence', () => {
+  it('two devices end with the same rows as each other and as the mesh, whatever the interleaving', async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.array(op, { minLength: 1, maxLength: 40 }), async (ops) => {
+        const paths = [dirs.make('pa'), dirs.make('pb')]
+        const nodes: TestNode[] = [await openNode(paths[0]!), await openNode(paths[1]!)]
+        const link = () => new MeshLink([nodes[0]!.mesh, nodes[1]!.mesh])
+        try {
+          for (const o of ops) {
+            if (o.kind === 'pull') await link().pull(nodes[o.from]!.mesh, nodes[1 - o.from]!.mesh)
+            else if (o.kind === 'flush') await nodes[o.node]!.sync.flush()
+            else if (o.kind === 'restart') {
+              await nodes[o.node]!.close()
+              nodes[o.node] = await openNode(paths[o.node]!)
+            } else apply(nodes[o.node]!, o)
+          }
+          const [a, b] = nodes as [TestNode, TestNode]
+          // Reconnect for good and let everything settle.
+          await waitFor(
+            async () => {
+              await a.sync.flush()
+              await b.sync.flush()
+              await link().sync()
+              const docsA = await a.mesh.find({ collection: 'counters', orderBy: '_id' })
+              const docsB = await b.mesh.find({ collection: 'counters', orderBy: '_id' })
+              const mirrored = (rows(a) as CounterRow[]).map((r) => counterAdapter.toDocument(r))
+              return (
+                jsonEqual(rows(a) as JsonValue, rows(b) as JsonValue) &&
+                jsonEqual(docsA, docsB) &&
+                jsonEqual(mirrored, docsA)
+              )
+            },
+            { timeout: 5_000, interval: 10, message: 'convergence' },
+          )
+          for (const n of nodes) expect(n.sync.metrics()).toMatchObject({ errors: 0, rejected: 0 })
+        } finally {
+          for (const n of nodes) await n.close()
+        }
+      }),
+      { numRuns: 60 },
+    )
+  }, 90_000)
+})

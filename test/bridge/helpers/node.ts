@@ -1,0 +1,145 @@
+import { join } from 'node:path'
+import Database from 'better-sqlite3'
+import type { SyncAdapter, SyncContext } from '../../../src/bridge/adapter.js'
+import type { StartupReport, SyncCoordinator } from '../../../src/bridge/coordinator.js'
+import { createSyncRegistry, type SyncRegistry } from '../../../src/bridge/registry.js'
+import type { SyncSettings } from '../../../src/bridge/settings.js'
+import { openMesh } from '../../../src/engine/open-mesh.js'
+import type { BuiltinMesh } from '../../../src/engine/types.js'
+import type { MeshStore, MeshWriter, WriteResult } from '../../../src/mesh/mesh-store.js'
+import type { ModelDefinition } from '../../../src/repository/model-definition.js'
+import { openSqliteRepository, type SqliteRepository } from '../../../src/repository/sqlite-repository.js'
+import { COUNTERS_DDL, counterAdapter, counterModel } from './counter-model.js'
+
+/** Counts every write to `counters` from any connection (the bridge's included). */
+const WRITE_COUNTER = `
+CREATE TABLE IF NOT EXISTS test_writes (n INTEGER NOT NULL);
+INSERT INTO test_writes (n) SELECT 0 WHERE NOT EXISTS (SELECT 1 FROM test_writes);
+CREATE TRIGGER IF NOT EXISTS test_count_insert AFTER INSERT ON counters BEGIN UPDATE test_writes SET n = n + 1; END;
+CREATE TRIGGER IF NOT EXISTS test_count_update AFTER UPDATE ON counters BEGIN UPDATE test_writes SET n = n + 1; END;
+CREATE TRIGGER IF NOT EXISTS test_count_delete AFTER DELETE ON counters BEGIN UPDATE test_writes SET n = n + 1; END;
+`
+
+/** Mesh writes made through the port (by the bridge), counted after commit. */
+export interface MeshWriteCount {
+  changed: number
+  unchanged: number
+}
+
+/** The mesh as the bridge sees it, counting the documents each write changed. */
+export function countingMesh(mesh: BuiltinMesh, counts: MeshWriteCount): MeshStore {
+  const add = (into: MeshWriteCount, r: WriteResult) => {
+    into.changed += r.changed.length
+    into.unchanged += r.unchanged.length
+    return r
+  }
+  return new Proxy(mesh, {
+    get(target, prop) {
+      if (prop === 'upsert')
+        return async (...a: Parameters<MeshStore['upsert']>) => add(counts, await target.upsert(...a))
+      if (prop === 'remove')
+        return async (...a: Parameters<MeshStore['remove']>) => add(counts, await target.remove(...a))
+      if (prop === 'transaction') {
+        return async <T>(fn: (tx: MeshWriter) => Promise<T>) => {
+          const local: MeshWriteCount = { changed: 0, unchanged: 0 }
+          const out = await target.transaction((tx) =>
+            fn({
+              ...tx,
+              upsert: async (...a) => add(local, await tx.upsert(...a)),
+              remove: async (...a) => add(local, await tx.remove(...a)),
+            }),
+          )
+          counts.changed += local.changed
+          counts.unchanged += local.unchanged
+          return out
+        }
+      }
+      const v = Reflect.get(target, prop, target)
+      return typeof v === 'function' ? v.bind(target) : v
+    },
+  })
+}
+
+export interface NodeOptions {
+  context?: SyncContext
+  settings?: SyncSettings
+  adapters?: SyncAdapter[]
+  models?: ModelDefinition[]
+  /** Extra DDL run by the app before the repository opens. */
+  ddl?: string
+  /** Start sync right away. Default true. */
+  start?: boolean
+  /** Count writes to counters. Default true. */
+  countWrites?: boolean
+  /** How often the repository looks for writes of other connections. */
+  pollIntervalMs?: number
+}
+
+/** One device: its app database (with an app connection), its mesh, and sync. */
+export interface TestNode {
+  dir: string
+  dbFile: string
+  /** The app's own connection. */
+  db: Database.Database
+  mesh: BuiltinMesh
+  /** Mesh writes made by the bridge. */
+  meshWrites: MeshWriteCount
+  repo: SqliteRepository
+  registry: SyncRegistry
+  startup: StartupReport | undefined
+  readonly sync: SyncCoordinator
+  /** Writes to counters so far, from any connection. */
+  writes(): number
+  close(): Promise<void>
+}
+
+export async function openNode(dir: string, options: NodeOptions = {}): Promise<TestNode> {
+  const dbFile = join(dir, 'app.db')
+  const db = new Database(dbFile)
+  db.pragma('journal_mode = WAL')
+  db.pragma('busy_timeout = 10000')
+  db.exec(COUNTERS_DDL)
+  if (options.countWrites !== false) db.exec(WRITE_COUNTER)
+  if (options.ddl) db.exec(options.ddl)
+  const mesh = await openMesh({ dir: join(dir, 'mesh') })
+  const repo = await openSqliteRepository({
+    file: dbFile,
+    models: options.models ?? [counterModel],
+    ...(options.pollIntervalMs ? { pollIntervalMs: options.pollIntervalMs } : {}),
+  })
+  const meshWrites: MeshWriteCount = { changed: 0, unchanged: 0 }
+  const registry = createSyncRegistry({
+    mesh: countingMesh(mesh, meshWrites),
+    repository: repo,
+    adapters: options.adapters ?? [counterAdapter],
+    context: options.context ?? { branchId: 1 },
+    ...(options.settings ? { settings: options.settings } : {}),
+  })
+  const node: TestNode = {
+    dir,
+    dbFile,
+    db,
+    mesh,
+    meshWrites,
+    repo,
+    registry,
+    startup: undefined,
+    get sync() {
+      return registry.coordinator
+    },
+    writes: () => (db.prepare('SELECT n FROM test_writes').pluck().get() as number | undefined) ?? 0,
+    async close() {
+      await registry.close()
+      await repo.close()
+      await mesh.close()
+      db.close()
+    },
+  }
+  if (options.start !== false) node.startup = await registry.start()
+  return node
+}
+
+/** Rows of counters as the app sees them, ordered by id. */
+export function rows(node: TestNode, table = 'counters'): Record<string, unknown>[] {
+  return node.db.prepare(`SELECT * FROM ${table} ORDER BY id`).all() as Record<string, unknown>[]
+}
