@@ -5,6 +5,44 @@
  * @packageDocumentation
  */
 
+// The sync bridge
+export {
+  type BackupLink as BackupLinkSpec,
+  Direction,
+  rejectDocument,
+  type SyncAdapter,
+  type SyncContext,
+  withContext,
+} from './bridge/adapter.js'
+export { fromDocValue, readField, toDocValue } from './codegen/convert.js'
+// Models and generated adapters
+export {
+  BackupLink,
+  CounterField,
+  type DecoratedModel,
+  decoratedModel,
+  Field,
+  type FieldOptions,
+  Id,
+  Ignore,
+  SyncModel,
+  type SyncModelOptions,
+} from './codegen/decorators.js'
+export {
+  type DefinedModel,
+  defineModel,
+  type FieldInput,
+  type FieldTypeInput,
+  idOf,
+  inScope,
+  keyFromId,
+  type ModelInput,
+  type ScopeSpec,
+  type SyncAdapterHooks,
+  scopeFilter,
+} from './codegen/define-model.js'
+export { type GenerateOptions, type GenerateResult, generate, ModelSourceError } from './codegen/generate.js'
+export type { FieldSpec, FieldType, ModelSpec } from './codegen/model-spec.js'
 // The builtin engine
 export { openMesh } from './engine/open-mesh.js'
 export type {
@@ -89,3 +127,5 @@ export type {
 } from './mesh/mesh-store.js'
 export type { FieldOperators, Filter, FilterScalar, OrderBy, Query, Scope, SortDirection } from './mesh/query.js'
 export { DEFAULT_MAX_DOC_BYTES } from './mesh/validate.js'
+export type { ColumnType, ModelDefinition } from './repository/model-definition.js'
+export type { Row, RowValue } from './repository/repository.js'

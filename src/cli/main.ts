@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs'
 import { Command } from 'commander'
 import { registerDirsCommand } from './dirs-command.js'
 import { registerDoctorCommand } from './doctor-command.js'
+import { registerGenerateCommand } from './generate-command.js'
 import { registerInspectCommand } from './inspect-command.js'
 
 function version(): string {
@@ -20,5 +21,6 @@ program
 registerInspectCommand(program)
 registerDirsCommand(program)
 registerDoctorCommand(program)
+registerGenerateCommand(program)
 
 await program.parseAsync(process.argv)
