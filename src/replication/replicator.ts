@@ -80,8 +80,11 @@ function checkOptions(o: ReplicationOptions): void {
   const bad = (m: string) => new ValidationError(ErrorCode.INVALID_OPTIONS, `replication: ${m}.`)
   if (!isMeshId(o.meshId)) throw bad('meshId must be 1-128 characters from [A-Za-z0-9_.:-]')
   if (typeof o.secret !== 'string' || o.secret.length < 8) throw bad('secret must be a string of at least 8 characters')
-  for (const url of o.peers ?? []) {
-    if (!/^wss?:\/\/[^\s]+$/.test(url)) throw bad(`peer ${JSON.stringify(url)} is not a ws:// or wss:// URL`)
+  // With a custom transport, its own URL scheme is fine.
+  const url = o.transport ? /^[a-z][a-z0-9+.-]*:\/\/\S+$/ : /^wss?:\/\/\S+$/
+  for (const peer of o.peers ?? []) {
+    if (typeof peer !== 'string' || !url.test(peer))
+      throw bad(`peer ${JSON.stringify(peer)} is not a ws:// or wss:// URL`)
   }
   if (o.listen && (!Number.isInteger(o.listen.port) || o.listen.port < 0 || o.listen.port > 65535)) {
     throw bad('listen.port must be 0-65535')
