@@ -2,11 +2,13 @@
 // Writes bench/results/latest.json and BENCHMARKS.md.
 import { existsSync, readFileSync, writeFileSync } from 'node:fs'
 import Database from 'better-sqlite3'
+import { bridgeSuite } from './bridge.bench.js'
+import { dittoSuite } from './ditto.bench.js'
 import { engineSuite } from './engine.bench.js'
 import { type BenchResult, type BenchSuite, machine, makeContext } from './harness.js'
 import { instanceSuite } from './instance.bench.js'
 
-const suites: BenchSuite[] = [engineSuite, instanceSuite]
+const suites: BenchSuite[] = [engineSuite, instanceSuite, bridgeSuite, dittoSuite]
 
 const args = process.argv.slice(2)
 const quick = args.includes('--quick')
