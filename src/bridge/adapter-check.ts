@@ -39,6 +39,10 @@ export function checkAdapter(adapter: SyncAdapter, repository: Repository, other
   if (adapter.direction !== undefined && !DIRECTIONS.has(adapter.direction)) {
     throw invalid(adapter, `direction must be one of ${[...DIRECTIONS].join(', ')}.`)
   }
+  const counters = adapter.counterFields
+  if (counters !== undefined && !(Array.isArray(counters) && counters.every((f) => typeof f === 'string'))) {
+    throw invalid(adapter, 'counterFields must be an array of document field names.')
+  }
   for (const link of adapter.backup?.links ?? []) {
     if (typeof link?.field !== 'string' || typeof link.model !== 'string') {
       throw invalid(adapter, 'each backup link needs a field and a model.')

@@ -79,6 +79,13 @@ export interface SyncAdapter<R extends Row = Row> {
    * See {@link withContext}.
    */
   readonly contextOverrides?: SyncContext
+  /**
+   * Document fields that merge as counters (stock levels and the like): a
+   * local change of one is sent as an increment by the difference from the
+   * value last exchanged, so decrements made on several devices at once all
+   * count. A new document sets the field. Default none.
+   */
+  readonly counterFields?: readonly string[]
 
   /**
    * The mesh filter selecting the documents this device receives, built from

@@ -181,6 +181,8 @@ async function write(
     const removals: string[] = []
     const reconcile: string[] = []
     const existing: Document[] = []
+    const increments: [string, string, number][] = []
+    let sent = 0
     for (const p of planned) {
       if (p.doc === null) {
         if (p.send) removals.push(p.id)
@@ -199,18 +201,46 @@ async function write(
       }
       // A removed document is re-created whole; a live one gets the changed fields.
       const fields = current === undefined ? p.doc : changedFields(p.doc, p.base)
-      upserts.push(fields)
-      if (binding.receives && current !== undefined && !jsonEqual({ ...current, ...fields }, p.doc)) {
-        reconcile.push(p.id)
+      const after = { ...current, ...fields }
+      if (current !== undefined && p.base !== null) {
+        for (const [field, by] of counterDeltas(binding, fields, p.base, current)) {
+          delete fields[field]
+          increments.push([p.id, field, by])
+          after[field] = (current[field] as number) + by
+        }
       }
+      if (current === undefined || Object.keys(fields).length > 1) upserts.push(fields)
+      sent++
+      if (binding.receives && current !== undefined && !jsonEqual(after, p.doc)) reconcile.push(p.id)
     }
     if (upserts.length > 0) await tx.upsert(collection, upserts, { mode: 'merge' })
+    for (const [id, field, by] of increments) await tx.increment(collection, id, field, by)
     if (removals.length > 0) await tx.remove(collection, removals)
-    result.upserts += upserts.length
+    result.upserts += sent
     result.removals += removals.length
     if (reconcile.length > 0) append(result.reconcile, binding.model, reconcile)
     if (existing.length > 0) append(result.existing, binding.model, existing)
   }
+}
+
+/**
+ * The counter fields among `fields` that hold a number here, in the base and
+ * in the mesh: each is sent as the difference from the base.
+ */
+function counterDeltas(
+  binding: AdapterBinding,
+  fields: Document,
+  base: JsonObject,
+  current: Document,
+): [string, number][] {
+  const out: [string, number][] = []
+  for (const field of binding.adapter.counterFields ?? []) {
+    const value = fields[field]
+    const from = base[field]
+    if (typeof value !== 'number' || typeof from !== 'number' || typeof current[field] !== 'number') continue
+    out.push([field, value - from])
+  }
+  return out
 }
 
 function resetCounts(result: PushResult): void {

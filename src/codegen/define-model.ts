@@ -222,6 +222,7 @@ export function adapterFromSpec(spec: ModelSpec): SyncAdapter {
     direction: spec.direction,
     hydrateOnStartup: spec.hydrateOnStartup,
     backup: { enabled: spec.backupPull, links: spec.links },
+    counterFields: spec.fields.filter((f) => f.counter).map((f) => f.docField),
     documentId: (row: Row) => idOf(row[id.column], spec.model),
     toDocument(row: Row): Document {
       const doc: Document = { _id: idOf(row[id.column], spec.model) }

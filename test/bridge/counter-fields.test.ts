@@ -1,0 +1,96 @@
+import { afterEach, describe, expect, it } from 'vitest'
+import { defineModel } from '../../src/codegen/define-model.js'
+import { MeshLink } from './helpers/mesh-link.js'
+import { openNode, rows, type TestNode } from './helpers/node.js'
+import { tempDirs, waitFor } from './helpers/wait.js'
+
+const dirs = tempDirs()
+const nodes: TestNode[] = []
+let link: MeshLink | undefined
+
+afterEach(async () => {
+  link?.stop()
+  link = undefined
+  for (const n of nodes.splice(0)) await n.close()
+  dirs.cleanup()
+})
+
+const PRODUCTS_DDL =
+  'CREATE TABLE IF NOT EXISTS products (id TEXT PRIMARY KEY, name TEXT NOT NULL, stock INTEGER NOT NULL)'
+
+function products(counter: boolean) {
+  return defineModel({
+    collection: 'products',
+    fields: {
+      id: { type: 'string', id: true },
+      name: 'string',
+      stock: { type: 'integer', counter },
+    },
+  })
+}
+
+async function pair(counter: boolean): Promise<[TestNode, TestNode]> {
+  const { adapter, definition } = products(counter)
+  const options = { ddl: PRODUCTS_DDL, adapters: [adapter], models: [definition], context: {} }
+  const a = await openNode(dirs.make('a'), options)
+  const b = await openNode(dirs.make('b'), options)
+  nodes.push(a, b)
+  link = new MeshLink([a.mesh, b.mesh])
+  return [a, b]
+}
+
+const stock = (n: TestNode, id: string) => n.db.prepare('SELECT stock FROM products WHERE id = ?').pluck().get(id)
+
+describe('counter fields', () => {
+  it('send local changes as increments, so concurrent decrements on two devices all count', async () => {
+    const [a, b] = await pair(true)
+    link!.live()
+    a.db.prepare("INSERT INTO products (id, name, stock) VALUES ('p1', 'tea', 100), ('p2', 'milk', 50)").run()
+    await waitFor(() => rows(b, 'products').length === 2, { message: 'products in B' })
+    // Partitioned: both sell from the same stock.
+    link!.stop()
+    const sell = (n: TestNode, id: string, qty: number) =>
+      n.db.prepare('UPDATE products SET stock = stock - ? WHERE id = ?').run(qty, id)
+    for (let i = 0; i < 5; i++) {
+      sell(a, 'p1', 2)
+      sell(b, 'p1', 3)
+      await a.sync.flush()
+      await b.sync.flush()
+    }
+    sell(b, 'p2', 1)
+    b.db.prepare("UPDATE products SET name = 'green tea' WHERE id = 'p1'").run()
+    await a.sync.flush()
+    await b.sync.flush()
+    expect(stock(a, 'p1')).toBe(90)
+    expect(stock(b, 'p1')).toBe(85)
+    link = new MeshLink([a.mesh, b.mesh])
+    link.live()
+    await link.sync()
+    await waitFor(() => stock(a, 'p1') === 75 && stock(b, 'p1') === 75, { message: 'stock 100 - 10 - 15 on both' })
+    await waitFor(() => JSON.stringify(rows(a, 'products')) === JSON.stringify(rows(b, 'products')), {
+      message: 'identical products',
+    })
+    expect(rows(a, 'products')).toEqual([
+      { id: 'p1', name: 'green tea', stock: 75 },
+      { id: 'p2', name: 'milk', stock: 49 },
+    ])
+    expect((await a.mesh.get('products', 'p1'))?.stock).toBe(75)
+  })
+
+  it('without the counter flag the same field merges by last writer (the contrast)', async () => {
+    const [a, b] = await pair(false)
+    link!.live()
+    a.db.prepare("INSERT INTO products (id, name, stock) VALUES ('p1', 'tea', 100)").run()
+    await waitFor(() => rows(b, 'products').length === 1, { message: 'product in B' })
+    link!.stop()
+    a.db.prepare("UPDATE products SET stock = stock - 2 WHERE id = 'p1'").run()
+    b.db.prepare("UPDATE products SET stock = stock - 3 WHERE id = 'p1'").run()
+    await a.sync.flush()
+    await b.sync.flush()
+    link = new MeshLink([a.mesh, b.mesh])
+    link.live()
+    await link.sync()
+    await waitFor(() => stock(a, 'p1') === stock(b, 'p1'), { message: 'converged' })
+    expect([98, 97]).toContain(stock(a, 'p1'))
+  })
+})
