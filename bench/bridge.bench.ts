@@ -12,13 +12,13 @@ import type { Row } from '../src/repository/repository.js'
 import { openSqliteRepository, type SqliteRepository } from '../src/repository/sqlite-repository.js'
 import { type BenchContext, type BenchResult, type BenchSuite, summarise, withBaseline } from './harness.js'
 
-const DDL = `CREATE TABLE IF NOT EXISTS counters (
+export const DDL = `CREATE TABLE IF NOT EXISTS counters (
   id TEXT PRIMARY KEY NOT NULL, branch_id INTEGER NOT NULL, business_id INTEGER NOT NULL, receipt_type TEXT NOT NULL,
   tot_rcpt_no INTEGER NOT NULL, cur_rcpt_no INTEGER NOT NULL, invc_no INTEGER NOT NULL, bhf_id TEXT,
   last_touched TEXT, created_at TEXT NOT NULL)`
 
 /** Counts every write to counters, from any connection. */
-const WRITE_COUNTER = `
+export const WRITE_COUNTER = `
 CREATE TABLE IF NOT EXISTS bench_writes (n INTEGER NOT NULL);
 INSERT INTO bench_writes (n) SELECT 0 WHERE NOT EXISTS (SELECT 1 FROM bench_writes);
 CREATE TRIGGER IF NOT EXISTS bench_w1 AFTER INSERT ON counters BEGIN UPDATE bench_writes SET n = n + 1; END;
@@ -26,10 +26,10 @@ CREATE TRIGGER IF NOT EXISTS bench_w2 AFTER UPDATE ON counters BEGIN UPDATE benc
 CREATE TRIGGER IF NOT EXISTS bench_w3 AFTER DELETE ON counters BEGIN UPDATE bench_writes SET n = n + 1; END;`
 
 /** The seed's apply policy: batches of 5, 100 ms apart, each row in its own transaction. */
-const SEED_APPLY: SyncSettings = { batchSize: 5, delayBetweenBatches: 100, transactionPerRow: true }
+export const SEED_APPLY: SyncSettings = { batchSize: 5, delayBetweenBatches: 100, transactionPerRow: true }
 
 const num = (doc: Document, f: string) => doc[f] as number
-const counters: SyncAdapter = {
+export const counters: SyncAdapter = {
   model: 'counters',
   collection: 'counters',
   observerQuery: (ctx) => ({ branchId: ctx.branchId }),
@@ -61,7 +61,7 @@ const counters: SyncAdapter = {
   }),
 }
 
-function doc(i: number, version: number): Document {
+export function doc(i: number, version: number): Document {
   return {
     _id: `c${String(i).padStart(7, '0')}`,
     branchId: 1,
@@ -76,7 +76,7 @@ function doc(i: number, version: number): Document {
   }
 }
 
-interface Device {
+export interface Device {
   mesh: BuiltinMesh
   repo: SqliteRepository
   registry: SyncRegistry
@@ -85,7 +85,7 @@ interface Device {
   close(): Promise<void>
 }
 
-async function device(dir: string, settings: SyncSettings = {}, start = true): Promise<Device> {
+export async function device(dir: string, settings: SyncSettings = {}, start = true): Promise<Device> {
   const file = join(dir, 'app.db')
   const app = new Database(file)
   app.pragma('journal_mode = WAL')
@@ -115,7 +115,7 @@ async function device(dir: string, settings: SyncSettings = {}, start = true): P
   }
 }
 
-async function upsertAll(mesh: BuiltinMesh, n: number, version: number, from = 0): Promise<void> {
+export async function upsertAll(mesh: BuiltinMesh, n: number, version: number, from = 0): Promise<void> {
   for (let i = from; i < n; i += 5000) {
     const docs: Document[] = []
     for (let j = i; j < Math.min(n, i + 5000); j++) docs.push(doc(j, version))
@@ -124,7 +124,7 @@ async function upsertAll(mesh: BuiltinMesh, n: number, version: number, from = 0
 }
 
 /** Everything `to` lacks from `from`, as replication would deliver it, in one commit or in chunks. */
-async function transfer(from: BuiltinMesh, to: BuiltinMesh, chunk?: number): Promise<void> {
+export async function transfer(from: BuiltinMesh, to: BuiltinMesh, chunk?: number): Promise<void> {
   const all = await from.changesFor(await to.versionVector(), 0, 10_000_000)
   if (!chunk) {
     await to.applyRemote(all.changes)
@@ -133,7 +133,7 @@ async function transfer(from: BuiltinMesh, to: BuiltinMesh, chunk?: number): Pro
   for (let i = 0; i < all.changes.length; i += chunk) await to.applyRemote(all.changes.slice(i, i + chunk))
 }
 
-async function until(check: () => boolean, timeoutMs = 600_000): Promise<void> {
+export async function until(check: () => boolean, timeoutMs = 600_000): Promise<void> {
   const deadline = Date.now() + timeoutMs
   while (!check()) {
     if (Date.now() > deadline) throw new Error('bench: timed out waiting for the bridge')
@@ -141,7 +141,7 @@ async function until(check: () => boolean, timeoutMs = 600_000): Promise<void> {
   }
 }
 
-const applied = (d: Device) => d.registry.coordinator.metrics().applied
+export const applied = (d: Device) => d.registry.coordinator.metrics().applied
 
 /**
  * One apply run: a device holding `n` mirrored rows receives `n` changed
@@ -149,7 +149,7 @@ const applied = (d: Device) => d.registry.coordinator.metrics().applied
  * them (one commit) to the moment the rows are committed, and the same
  * including the mesh's merge of chunks of 1,000 as replication sends them.
  */
-async function applyRun(
+export async function applyRun(
   ctx: BenchContext,
   n: number,
   settings: SyncSettings,

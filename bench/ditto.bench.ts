@@ -15,13 +15,15 @@ import {
   withBaseline,
 } from './harness.js'
 
-const BATCH = 1000
+export const BATCH = 1000
 
-type Backend = { name: string; open(dir: string): Promise<MeshStore> }
-const ditto: Backend = { name: 'Ditto 5.x', open: (dir) => openDittoStore({ dir, diskLogs: false }) }
-const builtin: Backend = { name: 'builtin engine', open: (dir) => openMesh({ dir }) }
+export type Backend = { name: string; open(dir: string): Promise<MeshStore> }
+/** What `load` needs of a store: a plain table can stand in. */
+export type Loadable = { name: string; open(dir: string): Promise<Pick<MeshStore, 'upsert' | 'close'>> }
+export const ditto: Backend = { name: 'Ditto 5.x', open: (dir) => openDittoStore({ dir, diskLogs: false }) }
+export const builtin: Backend = { name: 'builtin engine', open: (dir) => openMesh({ dir }) }
 
-function eightFields(j: number) {
+export function eightFields(j: number) {
   return {
     _id: `d${j}`,
     a: j,
@@ -36,7 +38,7 @@ function eightFields(j: number) {
 }
 
 /** Upserts n new documents in batches; returns docs/s and the directory's size after close. */
-async function load(ctx: BenchContext, backend: Backend, n: number): Promise<{ rate: number; bytes: number }> {
+export async function load(ctx: BenchContext, backend: Loadable, n: number): Promise<{ rate: number; bytes: number }> {
   const dir = ctx.tempDir(backend === ditto ? 'ditto' : 'builtin')
   const mesh = await backend.open(dir)
   const t0 = performance.now()
