@@ -60,6 +60,10 @@ export const ErrorCode = {
   LICENSE_REQUIRED: 'LICENSE_REQUIRED',
   /** The backend SDK failed; `details.backendCode` names its own error code. */
   BACKEND_ERROR: 'BACKEND_ERROR',
+  /** A config file is missing, unreadable, or does not fit the schema; `details.key` names the key. */
+  INVALID_CONFIG: 'INVALID_CONFIG',
+  /** The address to listen on is taken by another process. */
+  ADDRESS_IN_USE: 'ADDRESS_IN_USE',
 } as const
 
 /** Union of every stable error code. */

@@ -4,7 +4,10 @@ import { Command } from 'commander'
 import { registerDirsCommand } from './dirs-command.js'
 import { registerDoctorCommand } from './doctor-command.js'
 import { registerGenerateCommand } from './generate-command.js'
+import { registerInitCommand } from './init-command.js'
 import { registerInspectCommand } from './inspect-command.js'
+import { registerPeerCommand } from './peer-command.js'
+import { registerStatusCommand } from './status-command.js'
 
 function version(): string {
   const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }
@@ -22,5 +25,8 @@ registerInspectCommand(program)
 registerDirsCommand(program)
 registerDoctorCommand(program)
 registerGenerateCommand(program)
+registerInitCommand(program)
+registerPeerCommand(program)
+registerStatusCommand(program)
 
 await program.parseAsync(process.argv)

@@ -90,7 +90,7 @@ export function checkDefinition(def: ModelDefinition): void {
 }
 
 /** The type conversions implied by a declared SQL type. */
-function typeFromSql(declared: string): ColumnType {
+export function typeFromSql(declared: string): ColumnType {
   const t = declared.toUpperCase()
   if (t.includes('BOOL')) return 'boolean'
   if (t.includes('JSON')) return 'json'

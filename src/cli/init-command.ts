@@ -1,0 +1,110 @@
+import { randomBytes } from 'node:crypto'
+import { existsSync, writeFileSync } from 'node:fs'
+import { basename, dirname, extname, relative, resolve } from 'node:path'
+import type { Command } from 'commander'
+import type { MeshmirrorConfig, TableMapping } from '../config/config-schema.js'
+import { configError } from '../config/load-config.js'
+import { readDatabaseSchema } from '../config/table-schema.js'
+import { makeOutput, reportError } from './output.js'
+
+const HELP = `
+Examples:
+  $ meshmirror init --database ./pos.db
+  $ meshmirror init --database ./pos.db --out ./till-2.config.json --port 4041 --peer ws://10.0.0.12:4040
+  $ meshmirror init --database ./pos.db --force          # replace an existing config
+
+Every table with a single-column primary key is listed; others are reported
+and left out. Review the file (scope, counters, exclude), share meshId and
+secret with the other devices, then run \`meshmirror peer --config <file>\`.
+
+Exit codes:
+  0  the config was written
+  1  wrong input: no such database, not a SQLite file, the config exists (use --force)
+  2  an unexpected failure`
+
+/** What `init` proposes for a database: a config, and the tables it left out with why. */
+export interface StarterConfig {
+  config: MeshmirrorConfig
+  skipped: { table: string; reason: string }[]
+}
+
+/** A starter config for a database: every mirrorable table, a fresh mesh id and secret. */
+export function starterConfig(
+  databaseFile: string,
+  configFile: string,
+  options: { port?: number; peers?: string[] } = {},
+): StarterConfig {
+  const schema = readDatabaseSchema(databaseFile, 'init', '--database')
+  const tables: TableMapping[] = []
+  const skipped: StarterConfig['skipped'] = []
+  for (const t of schema.tables.values()) {
+    const keys = t.columns.filter((c) => c.pk > 0)
+    if (keys.length === 1) tables.push({ table: t.name, id: keys[0]!.name })
+    else skipped.push({ table: t.name, reason: keys.length === 0 ? 'no primary key' : 'composite primary key' })
+  }
+  const base = dirname(resolve(configFile))
+  const rel = (p: string) => {
+    const r = relative(base, p)
+    return r.startsWith('.') || r.startsWith('/') ? r : `./${r}`
+  }
+  const name = basename(databaseFile, extname(databaseFile))
+  return {
+    config: {
+      database: rel(resolve(databaseFile)),
+      mesh: { dir: rel(resolve(dirname(resolve(databaseFile)), `${name}-mesh`)), strategy: 'shared' },
+      meshId: `${name.replace(/[^A-Za-z0-9_.:-]/g, '-')}-${randomBytes(3).toString('hex')}`,
+      secret: randomBytes(18).toString('base64url'),
+      listen: { host: '0.0.0.0', port: options.port ?? 4040 },
+      peers: options.peers ?? [],
+      tables,
+    },
+    skipped,
+  }
+}
+
+/** `meshmirror init --database F [--out F] [--force]`. */
+export function registerInitCommand(program: Command): void {
+  program
+    .command('init')
+    .description('write a starter config for an existing SQLite database, listing its tables')
+    .requiredOption('--database <file>', 'the application’s SQLite database')
+    .option('-o, --out <file>', 'where to write the config', 'meshmirror.config.json')
+    .option('--port <n>', 'the port to listen on', (v) => Number(v), 4040)
+    .option('--peer <url...>', 'peers to dial (ws://host:port)')
+    .option('--force', 'replace an existing config file')
+    .option('--json', 'print the result as one JSON document')
+    .addHelpText('after', HELP)
+    .action(
+      (opts: { database: string; out: string; port: number; peer?: string[]; force?: boolean; json?: boolean }) => {
+        const output = makeOutput(opts.json === true)
+        try {
+          const out = resolve(opts.out)
+          if (existsSync(out) && !opts.force) {
+            throw configError(
+              out,
+              undefined,
+              'already exists; pass --force to replace it, or --out to write elsewhere.',
+            )
+          }
+          if (!Number.isInteger(opts.port) || opts.port < 0 || opts.port > 65535) {
+            throw configError('init', '--port', `expected a port 0-65535, got ${String(opts.port)}`)
+          }
+          const { config, skipped } = starterConfig(resolve(opts.database), out, {
+            port: opts.port,
+            ...(opts.peer ? { peers: opts.peer } : {}),
+          })
+          writeFileSync(out, `${JSON.stringify(config, null, 2)}\n`)
+          if (output.json) output.out(JSON.stringify({ file: out, config, skipped }, null, 2))
+          else {
+            output.out(
+              `wrote ${out}: ${config.tables?.length ?? 0} tables (${config.tables?.map((t) => t.table).join(', ')})`,
+            )
+            for (const s of skipped) output.out(`  left out ${s.table}: ${s.reason}`)
+            output.out(`next: review it, then \`meshmirror peer --config ${relative(process.cwd(), out) || out}\``)
+          }
+        } catch (error) {
+          process.exitCode = reportError(output, error)
+        }
+      },
+    )
+}

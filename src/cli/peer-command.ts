@@ -1,0 +1,118 @@
+import type { Command } from 'commander'
+import { loadConfig } from '../config/load-config.js'
+import type { Logger } from '../logger.js'
+import { ExitCode, makeOutput, type Output, reportError } from './output.js'
+import { attachDisplay } from './peer-display.js'
+import { type RunningPeer, startPeer } from './peer-runtime.js'
+
+const HELP = `
+Examples:
+  $ meshmirror init --database ./pos.db          # writes meshmirror.config.json
+  $ meshmirror peer --config meshmirror.config.json
+  $ meshmirror peer --config meshmirror.config.json --json | tee peer.log
+
+Stops cleanly on Ctrl-C or SIGTERM (sync flushed, peers disconnected, the
+directory lock released last); a second Ctrl-C stops at once.
+
+Exit codes:
+  0    stopped cleanly
+  1    a meshmirror error: bad config (INVALID_CONFIG), directory in use (LOCK_HELD),
+       address in use (ADDRESS_IN_USE), a table that cannot be mirrored…
+  2    an unexpected failure
+  130  stopped by a second Ctrl-C, without a clean close`
+
+/** Sends the runtime's diagnostics to stderr as plain lines (or JSON lines), warnings and errors only. */
+function stderrLogger(json: boolean): Logger {
+  const line = (level: string, message: string, fields?: Record<string, unknown>) =>
+    process.stderr.write(
+      json
+        ? `${JSON.stringify({ event: 'log', level, message, ...fields })}\n`
+        : `${level}: ${message}${fields && Object.keys(fields).length ? ` ${JSON.stringify(fields)}` : ''}\n`,
+    )
+  return {
+    debug: () => undefined,
+    info: () => undefined,
+    warn: (m, f) => line('warn', m, f),
+    error: (m, f) => line('error', m, f),
+  }
+}
+
+function emitJson(event: string, payload: object): void {
+  process.stdout.write(`${JSON.stringify({ event, at: new Date().toISOString(), ...payload })}\n`)
+}
+
+function attachJson(peer: RunningPeer): void {
+  peer.on('phase', (p) => emitJson('phase', p))
+  peer.on('progress', (p) => emitJson('progress', p))
+  peer.on('peer', (p) => emitJson('peer', p))
+  peer.on('rejected', (r) => emitJson('rejected', { ...r, error: undefined }))
+  peer.on('error', (e) => emitJson('error', { phase: e.phase, model: e.model, message: String(e.error) }))
+  peer.on('snapshot', (s) => emitJson('status', s))
+}
+
+/** Runs until a signal; resolves with the exit code. */
+async function run(configFile: string, output: Output): Promise<number> {
+  const config = await loadConfig(configFile)
+  const peer = await startPeer(config, { logger: stderrLogger(output.json) })
+  let detach: (() => void) | undefined
+  if (output.json) {
+    attachJson(peer)
+    emitJson('live', {
+      siteId: peer.siteId,
+      port: peer.port ?? null,
+      database: config.database,
+      meshDir: config.mesh.dir,
+    })
+  } else {
+    const where = peer.port === undefined ? 'not listening' : `listening on ${config.listen?.host}:${peer.port}`
+    output.out(`meshmirror: ${config.database} ⇄ mesh ${config.mesh.dir} (site ${peer.siteId}), ${where}`)
+    output.out(`mirroring ${peer.models.adapters.map((a) => a.collection).join(', ')}; Ctrl-C stops`)
+    detach = attachDisplay(peer, process.stdout)
+  }
+  return await new Promise<number>((resolve) => {
+    let stopping = false
+    const onSignal = (signal: NodeJS.Signals) => {
+      if (stopping) {
+        output.err('stopping at once')
+        process.exit(130)
+      }
+      stopping = true
+      if (output.json) emitJson('stopping', { signal })
+      else output.err(`\n${signal}: stopping (again to force)`)
+      peer.close().then(
+        () => {
+          detach?.()
+          if (output.json) emitJson('stopped', {})
+          else output.err('stopped')
+          resolve(ExitCode.OK)
+        },
+        (error) => {
+          detach?.()
+          resolve(reportError(output, error))
+        },
+      )
+    }
+    process.on('SIGINT', onSignal)
+    process.on('SIGTERM', onSignal)
+  })
+}
+
+/** `meshmirror peer --config F [--json]`: mirrors a database into the mesh until stopped. */
+export function registerPeerCommand(program: Command): void {
+  program
+    .command('peer')
+    .description('mirror the database a config names into the mesh, and back, until stopped')
+    .option('-c, --config <file>', 'the config file (JSON, .mjs, or .ts through tsx)', 'meshmirror.config.json')
+    .option('--json', 'print one JSON event per line on stdout (phase, progress, peer, status, error)')
+    .addHelpText('after', HELP)
+    .action(async (opts: { config: string; json?: boolean }) => {
+      const output = makeOutput(opts.json === true)
+      try {
+        process.exitCode = await run(opts.config, output)
+      } catch (error) {
+        process.exitCode = reportError(output, error)
+      }
+      // Replication timers and sockets are closed; anything left must not keep the process up.
+      process.exit()
+    })
+}

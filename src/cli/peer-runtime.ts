@@ -1,0 +1,326 @@
+import { createServer } from 'node:net'
+import { hostname } from 'node:os'
+import { Emitter, type SyncEvents } from '../bridge/events.js'
+import { createSyncRegistry, type SyncRegistry } from '../bridge/registry.js'
+import type { ResolvedConfig } from '../config/load-config.js'
+import { type ResolvedModels, resolveModels } from '../config/resolve-models.js'
+import type { BuiltinMesh } from '../engine/types.js'
+import { ErrorCode, MeshmirrorError } from '../errors.js'
+import { type MeshInstance, openMeshInstance } from '../instance/instance.js'
+import { type Logger, silentLogger } from '../logger.js'
+import type { PeerStatus } from '../replication/peer-session.js'
+import { type ReplicationOptions, type Replicator, startReplication } from '../replication/replicator.js'
+import { openSqliteRepository, type SqliteRepository } from '../repository/sqlite-repository.js'
+import { type PeerPhase, type PeerSnapshot, removeSnapshotTmp, writeSnapshot } from './status-file.js'
+
+/** What a running peer reports. */
+export interface PeerEvents {
+  phase: { phase: PeerPhase }
+  progress: SyncEvents['progress']
+  peer: PeerStatus
+  rejected: SyncEvents['rejected']
+  error: { phase: string; model?: string; error: unknown }
+  snapshot: PeerSnapshot
+}
+
+/** A database mirrored into the mesh, running: instance, repository, replication and sync. */
+export interface RunningPeer extends AsyncDisposable {
+  readonly siteId: string
+  readonly port: number | undefined
+  readonly models: ResolvedModels
+  snapshot(): Promise<PeerSnapshot>
+  on<E extends keyof PeerEvents>(event: E, listener: (payload: PeerEvents[E]) => void): () => void
+  /** Disconnects from every peer (false) or connects again (true); local sync goes on. */
+  setOnline(online: boolean): Promise<void>
+  /** Staged and idempotent: sync flushed, peers disconnected, database closed, directory lock released last. */
+  close(): Promise<void>
+}
+
+/** Fails with `ADDRESS_IN_USE` when another process listens on the address, before anything is written. */
+export function probeListen(listen: { host: string; port: number }): Promise<void> {
+  if (listen.port === 0) return Promise.resolve()
+  return new Promise((resolve, reject) => {
+    const server = createServer()
+    server.once('error', (error: NodeJS.ErrnoException) => {
+      reject(error.code === 'EADDRINUSE' ? addressInUse(listen, error) : error)
+    })
+    server.listen(listen.port, listen.host, () => server.close(() => resolve()))
+  })
+}
+
+function addressInUse(listen: { host: string; port: number }, cause: unknown): MeshmirrorError {
+  return new MeshmirrorError(
+    ErrorCode.ADDRESS_IN_USE,
+    `listen: ${listen.host}:${listen.port} is in use by another process. Stop it, or choose another "listen.port" (0 picks a free one).`,
+    { cause, details: { key: 'listen.port', ...listen } },
+  )
+}
+
+/**
+ * Starts mirroring a config's database: checks everything that can be
+ * checked without writing (config, tables, the listen address), then opens
+ * the mesh directory (its lock), the repository, replication and sync.
+ * Resolves once sync is live (catch-up, outbox and seeding done).
+ */
+export async function startPeer(config: ResolvedConfig, options: { logger?: Logger } = {}): Promise<RunningPeer> {
+  const logger = options.logger ?? silentLogger
+  const models = await resolveModels(config)
+  if (config.listen) await probeListen(config.listen)
+  const instance = await openMeshInstance({
+    dir: config.mesh.dir,
+    strategy: config.mesh.strategy ?? 'shared',
+    onLocked: config.mesh.onLocked ?? 'fail',
+    ...(config.mesh.lockTimeoutMs === undefined ? {} : { lockTimeoutMs: config.mesh.lockTimeoutMs }),
+    healthIntervalMs: 0,
+    logger,
+  })
+  const peer = new Peer(config, models, instance, logger)
+  try {
+    await peer.start()
+  } catch (error) {
+    await peer.close().catch(() => undefined)
+    throw error
+  }
+  return peer
+}
+
+class Peer implements RunningPeer {
+  private readonly events = new Emitter<PeerEvents>(silentLogger)
+  private repository: SqliteRepository | undefined
+  private registry: SyncRegistry | undefined
+  private replication: Replicator | undefined
+  private phase: PeerPhase = 'starting'
+  private progress: PeerSnapshot['progress']
+  private lastError: string | undefined
+  private timer: NodeJS.Timeout | undefined
+  private closing: Promise<void> | undefined
+  private readonly startedAt = new Date().toISOString()
+  private last = { at: Date.now(), applied: 0, pushed: 0, applyRate: 0, pushRate: 0 }
+  private writing: Promise<unknown> = Promise.resolve()
+  private storesClosed = false
+
+  constructor(
+    private readonly config: ResolvedConfig,
+    readonly models: ResolvedModels,
+    private readonly instance: MeshInstance,
+    private readonly logger: Logger,
+  ) {}
+
+  private get mesh(): BuiltinMesh {
+    return this.instance.store
+  }
+
+  get siteId(): string {
+    return this.mesh.siteId
+  }
+
+  get port(): number | undefined {
+    return this.replication?.port ?? this.config.listen?.port
+  }
+
+  on<E extends keyof PeerEvents>(event: E, listener: (payload: PeerEvents[E]) => void): () => void {
+    return this.events.on(event, listener)
+  }
+
+  private setPhase(phase: PeerPhase): void {
+    if (this.phase === phase) return
+    this.phase = phase
+    this.events.emit('phase', { phase })
+    this.persist()
+  }
+
+  async start(): Promise<void> {
+    this.persist()
+    this.repository = await openSqliteRepository({ file: this.config.database, models: this.models.models })
+    await this.connect()
+    const registry = createSyncRegistry({
+      mesh: this.mesh,
+      repository: this.repository,
+      adapters: this.models.adapters,
+      context: this.models.context,
+      ...(this.config.settings ? { settings: this.config.settings } : {}),
+      logger: this.logger,
+    })
+    this.registry = registry
+    registry.on('progress', (p) => {
+      this.progress = p
+      if (p.phase === 'catch-up') this.setPhase('catching-up')
+      if (p.phase === 'seed') this.setPhase('seeding')
+      this.events.emit('progress', p)
+    })
+    registry.on('rejected', (r) => this.events.emit('rejected', r))
+    registry.on('error', (e) => {
+      this.lastError = `${e.phase}${e.model ? ` ${e.model}` : ''}: ${String((e.error as Error)?.message ?? e.error)}`
+      this.events.emit('error', e)
+    })
+    this.timer = setInterval(() => this.persist(), this.config.statusIntervalMs ?? 1000)
+    this.timer.unref()
+    await registry.start()
+    this.progress = undefined
+    this.setPhase(this.replication ? 'live' : 'offline')
+  }
+
+  private async connect(): Promise<void> {
+    const c = this.config
+    const options: ReplicationOptions = {
+      meshId: c.meshId,
+      secret: c.secret,
+      logger: this.logger,
+      ...(c.listen ? { listen: { host: c.listen.host, port: this.replication?.port ?? this.port ?? 0 } } : {}),
+      ...(c.peers ? { peers: c.peers } : {}),
+      ...(c.discovery ? { discovery: true } : {}),
+      ...(c.reconnect ? { reconnect: c.reconnect } : {}),
+    }
+    try {
+      this.replication = await startReplication(this.mesh, options)
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'EADDRINUSE' && c.listen) throw addressInUse(c.listen, error)
+      throw error
+    }
+    this.replication.on('peer', (p) => this.events.emit('peer', p))
+    this.replication.on('error', ({ error }) => {
+      this.lastError = `replication: ${error.message}`
+    })
+  }
+
+  async setOnline(online: boolean): Promise<void> {
+    if (this.closing) return
+    if (!online && this.replication) {
+      const r = this.replication
+      const port = r.port
+      this.replication = undefined
+      await r.close()
+      if (this.config.listen && port !== undefined) this.config.listen = { ...this.config.listen, port }
+      this.setPhase('offline')
+    } else if (online && !this.replication) {
+      await this.connect()
+      this.setPhase('live')
+    }
+  }
+
+  async snapshot(): Promise<PeerSnapshot> {
+    const m = this.running()?.metrics()
+    const now = Date.now()
+    const applied = m?.applied ?? 0
+    const pushed = m?.pushed ?? 0
+    const dt = (now - this.last.at) / 1000
+    if (dt >= 0.5) {
+      this.last = {
+        at: now,
+        applied,
+        pushed,
+        applyRate: (applied - this.last.applied) / dt,
+        pushRate: (pushed - this.last.pushed) / dt,
+      }
+    }
+    const collections: Record<string, number> = {}
+    const tables: Record<string, number> = {}
+    if (!this.storesClosed) {
+      for (const a of this.models.adapters)
+        collections[a.collection] = await this.mesh.count({ collection: a.collection })
+      for (const def of this.models.models) {
+        tables[def.table ?? def.name] = this.repository ? await this.repository.count(def.name) : 0
+      }
+    }
+    const listenPort = this.replication?.port
+    return {
+      version: 1,
+      pid: process.pid,
+      hostname: hostname(),
+      startedAt: this.startedAt,
+      updatedAt: new Date(now).toISOString(),
+      phase: this.phase,
+      ...(this.config.file ? { config: this.config.file } : {}),
+      database: this.config.database,
+      meshDir: this.instance.dir,
+      meshId: this.config.meshId,
+      siteId: this.mesh.siteId,
+      ...(this.config.listen && listenPort !== undefined
+        ? { listen: { host: this.config.listen.host, port: listenPort } }
+        : {}),
+      peers: (this.replication?.peers() ?? []).map((p) => ({
+        site: p.site,
+        remote: p.remote,
+        direction: p.direction,
+        state: p.state,
+        changesSent: p.changesSent,
+        changesReceived: p.changesReceived,
+        ...(p.lastError ? { lastError: p.lastError } : {}),
+      })),
+      collections,
+      tables,
+      sync: {
+        applied,
+        pushed,
+        rejected: m?.rejected ?? 0,
+        errors: m?.errors ?? 0,
+        busyRetries: m?.busyRetries ?? 0,
+        queueDepth: m?.queueDepth ?? 0,
+        applyRate: Math.round(this.last.applyRate * 10) / 10,
+        pushRate: Math.round(this.last.pushRate * 10) / 10,
+        lagMs: m?.lagMs ?? 0,
+        localLagMs: m?.localLagMs ?? 0,
+      },
+      ...(this.progress ? { progress: this.progress } : {}),
+      ...(this.lastError ? { lastError: this.lastError } : {}),
+    }
+  }
+
+  private running() {
+    try {
+      return this.registry?.coordinator
+    } catch {
+      return undefined
+    }
+  }
+
+  /** Writes the snapshot file; writes are serialised, a failure is recorded, never thrown. */
+  private persist(): Promise<unknown> {
+    this.writing = this.writing.then(async () => {
+      try {
+        const s = await this.snapshot()
+        writeSnapshot(this.instance.dir, s)
+        this.events.emit('snapshot', s)
+      } catch (error) {
+        this.lastError = `status snapshot: ${(error as Error).message}`
+      }
+    })
+    return this.writing
+  }
+
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      if (this.timer) clearInterval(this.timer)
+      this.phase = 'closing'
+      this.events.emit('phase', { phase: 'closing' })
+      const failures: unknown[] = []
+      const step = async (fn: () => Promise<void> | undefined) => {
+        try {
+          await fn()
+        } catch (error) {
+          failures.push(error)
+        }
+      }
+      await step(() => this.registry?.close())
+      await step(() => this.replication?.close())
+      await this.writing
+      this.phase = 'stopped'
+      const final = await this.snapshot()
+      this.storesClosed = true
+      await step(() => this.repository?.close())
+      try {
+        writeSnapshot(this.instance.dir, final)
+      } catch {
+        removeSnapshotTmp(this.instance.dir)
+      }
+      this.events.emit('phase', { phase: 'stopped' })
+      await step(() => this.instance.close())
+      if (failures.length > 0) throw failures[0]
+    })()
+    return this.closing
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close()
+  }
+}

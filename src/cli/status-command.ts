@@ -1,0 +1,110 @@
+import type { Command } from 'commander'
+import { type Diagnosis, diagnose } from '../instance/doctor.js'
+import { ExitCode, makeOutput, reportError } from './output.js'
+import { statusLine } from './peer-display.js'
+import { type PeerSnapshot, readSnapshot } from './status-file.js'
+
+const HELP = `
+Examples:
+  $ meshmirror status --dir ./pos-mesh
+  $ meshmirror status --dir ./pos-mesh --json | jq .snapshot.collections
+
+Exit codes:
+  0  a peer is running on the directory
+  1  wrong input: the directory is missing, a file, unreadable, or holds no mesh store
+  2  an unexpected failure
+  3  no peer is running on it (stopped, ended without closing, or never ran)`
+
+/** What `meshmirror status` reports. */
+export interface StatusReport {
+  dir: string
+  running: boolean
+  /** `running`, `stopped`, `crashed` (ended without closing), `held` (by a process that writes no status), `never-ran`. */
+  state: 'running' | 'stopped' | 'crashed' | 'held' | 'never-ran'
+  lock: Diagnosis['info']['lock']
+  owner?: { pid: number; hostname: string; alive: boolean | undefined }
+  /** The running peer's latest snapshot, or the last one a peer left. */
+  snapshot?: PeerSnapshot
+  /** Seconds since the snapshot was written. */
+  ageSeconds?: number
+}
+
+/** Reads a mesh directory's state from outside: its lock and owner, and the snapshot its peer keeps. */
+export function readStatus(dir: string): StatusReport {
+  const d = diagnose(dir)
+  const snapshot = readSnapshot(d.dir)
+  const owner = d.info.owner
+  const held = d.info.lock !== 'free'
+  let state: StatusReport['state']
+  if (held) state = snapshot && snapshot.pid === owner?.pid && snapshot.phase !== 'stopped' ? 'running' : 'held'
+  else if (!snapshot) state = 'never-ran'
+  else state = snapshot.phase === 'stopped' ? 'stopped' : 'crashed'
+  return {
+    dir: d.dir,
+    running: state === 'running',
+    state,
+    lock: d.info.lock,
+    ...(owner ? { owner: { pid: owner.pid, hostname: owner.hostname, alive: owner.alive } } : {}),
+    ...(snapshot
+      ? { snapshot, ageSeconds: Math.max(0, Math.round((Date.now() - Date.parse(snapshot.updatedAt)) / 100) / 10) }
+      : {}),
+  }
+}
+
+function describe(r: StatusReport): string[] {
+  const s = r.snapshot
+  const head: Record<StatusReport['state'], string> = {
+    running: `running (pid ${r.owner?.pid}, since ${s?.startedAt})`,
+    held: `in use by pid ${r.owner?.pid ?? '?'}, which writes no status (not a meshmirror peer, or still opening)`,
+    stopped: `not running; last peer stopped cleanly at ${s?.updatedAt}`,
+    crashed: `not running; last peer (pid ${s?.pid}) ended without closing, last seen ${s?.updatedAt}. Nothing it committed is lost: start it again`,
+    'never-ran': 'no peer has run on it (no status snapshot)',
+  }
+  const lines = [`${r.dir}: ${head[r.state]}`]
+  if (!s) return lines
+  lines.push(`  status     ${statusLine(s)} (${r.ageSeconds} s ago)`)
+  lines.push(`  database   ${s.database}`)
+  lines.push(
+    `  mesh       ${s.meshId}, site ${s.siteId}${s.listen ? `, listening on ${s.listen.host}:${s.listen.port}` : ''}`,
+  )
+  for (const p of s.peers) {
+    lines.push(
+      `  peer       ${p.site ?? '?'} ${p.direction} ${p.remote} ${p.state}${p.lastError ? ` (${p.lastError})` : ''}`,
+    )
+  }
+  for (const [c, n] of Object.entries(s.collections)) {
+    const table = s.tables[c]
+    lines.push(`  ${c.padEnd(10)} ${n} documents${table === undefined ? '' : `, ${table} rows`}`)
+  }
+  const y = s.sync
+  lines.push(
+    `  sync       applied ${y.applied}, sent ${y.pushed}, rejected ${y.rejected}, errors ${y.errors}, busy retries ${y.busyRetries}, queue ${y.queueDepth}, local lag ${y.localLagMs} ms`,
+  )
+  if (s.progress)
+    lines.push(
+      `  progress   ${s.progress.phase} ${s.progress.model ?? ''} ${s.progress.done}/${s.progress.total ?? '?'}`,
+    )
+  if (s.lastError) lines.push(`  last error ${s.lastError}`)
+  return lines
+}
+
+/** `meshmirror status --dir D [--json]`. */
+export function registerStatusCommand(program: Command): void {
+  program
+    .command('status')
+    .description('the state of the peer running on a mesh directory, read from outside')
+    .requiredOption('--dir <dir>', 'the mesh directory (the config\'s "mesh.dir")')
+    .option('--json', 'print one JSON document on stdout')
+    .addHelpText('after', HELP)
+    .action((opts: { dir: string; json?: boolean }) => {
+      const output = makeOutput(opts.json === true)
+      try {
+        const report = readStatus(opts.dir)
+        if (output.json) output.out(JSON.stringify(report, null, 2))
+        else output.out(describe(report).join('\n'))
+        if (!report.running) process.exitCode = ExitCode.NEEDS_ATTENTION
+      } catch (error) {
+        process.exitCode = reportError(output, error)
+      }
+    })
+}

@@ -1,0 +1,81 @@
+import { readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+
+/** Name of the status snapshot a running peer keeps in its mesh directory. */
+export const STATUS_FILE = 'meshmirror.status.json'
+
+/** Where a peer is in its life. */
+export type PeerPhase = 'starting' | 'catching-up' | 'seeding' | 'live' | 'offline' | 'closing' | 'stopped'
+
+/** One connection to another peer, as the snapshot records it. */
+export interface PeerLink {
+  site: string | undefined
+  remote: string
+  direction: 'inbound' | 'outbound'
+  state: string
+  changesSent: number
+  changesReceived: number
+  lastError?: string
+}
+
+/** What a running `meshmirror peer` writes to `<mesh dir>/meshmirror.status.json`, about once a second. */
+export interface PeerSnapshot {
+  version: 1
+  pid: number
+  hostname: string
+  startedAt: string
+  updatedAt: string
+  phase: PeerPhase
+  config?: string
+  database: string
+  meshDir: string
+  meshId: string
+  siteId: string
+  listen?: { host: string; port: number }
+  peers: PeerLink[]
+  /** Documents per mirrored collection in the mesh. */
+  collections: Record<string, number>
+  /** Rows per mirrored table in the database. */
+  tables: Record<string, number>
+  sync: {
+    applied: number
+    pushed: number
+    rejected: number
+    errors: number
+    busyRetries: number
+    queueDepth: number
+    /** Remote rows applied per second over the last interval. */
+    applyRate: number
+    /** Local changes sent per second over the last interval. */
+    pushRate: number
+    /** Receipt to commit of the last applied batch, ms. */
+    lagMs: number
+    /** Age of the oldest local change at the last drain, ms. */
+    localLagMs: number
+  }
+  /** The latest progress of a long startup step. */
+  progress?: { phase: string; model?: string; done: number; total?: number }
+  lastError?: string
+}
+
+/** Writes a snapshot atomically (a reader never sees half of one). */
+export function writeSnapshot(dir: string, snapshot: PeerSnapshot): void {
+  const file = join(dir, STATUS_FILE)
+  const tmp = `${file}.${process.pid}.tmp`
+  writeFileSync(tmp, `${JSON.stringify(snapshot, null, 2)}\n`)
+  renameSync(tmp, file)
+}
+
+/** The snapshot in a mesh directory, or undefined when there is none (or it cannot be read). */
+export function readSnapshot(dir: string): PeerSnapshot | undefined {
+  try {
+    const s = JSON.parse(readFileSync(join(dir, STATUS_FILE), 'utf8')) as PeerSnapshot
+    return s?.version === 1 ? s : undefined
+  } catch {
+    return undefined
+  }
+}
+
+export function removeSnapshotTmp(dir: string): void {
+  rmSync(join(dir, `${STATUS_FILE}.${process.pid}.tmp`), { force: true })
+}

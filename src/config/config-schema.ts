@@ -1,0 +1,87 @@
+import { z } from 'zod'
+
+const name = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'expected a name of letters, digits and _')
+const scalar = z.union([z.string(), z.number(), z.boolean(), z.null()])
+const nonNegative = z.number().min(0)
+const positiveInt = z.int().min(1)
+
+/** A table mirrored without code: its adapter is derived from the table's own schema. */
+export const tableMappingSchema = z.strictObject({
+  /** The table in the database. */
+  table: z.string().min(1),
+  /** The mesh collection. Default: the table name. */
+  collection: name.optional(),
+  /** The primary-key column. Default: the table's primary key (checked when given). */
+  id: z.string().min(1).optional(),
+  /** Column values this device mirrors: `{ "branch_id": 1 }` sends and receives only branch 1's rows. */
+  scope: z.record(z.string(), scalar).optional(),
+  direction: z.enum(['bidirectional', 'sendOnly', 'receiveOnly']).optional(),
+  /** Numeric columns that merge as counters (stock levels): concurrent changes add up. */
+  counters: z.array(z.string().min(1)).optional(),
+  /** Columns that stay local, never mirrored. */
+  exclude: z.array(z.string().min(1)).optional(),
+})
+
+/** Generated (or hand-written) adapters in a module. */
+export const adapterModuleSchema = z.strictObject({
+  /** Path of a module (`.js`, `.mjs`, or `.ts` when run through tsx) exporting the adapter list. */
+  module: z.string().min(1),
+  /** Export holding the adapters. Default `syncAdapters`. */
+  adapters: z.string().min(1).optional(),
+  /** Export holding the repository models. Default `syncModels`. */
+  models: z.string().min(1).optional(),
+})
+
+/** The bridge's settings (see the sync bridge documentation), including the seed's knobs. */
+export const settingsSchema = z.strictObject({
+  batchSize: positiveInt.optional(),
+  maxBatchDelayMs: nonNegative.optional(),
+  delayBetweenBatches: nonNegative.optional(),
+  transactionPerRow: z.boolean().optional(),
+  highWaterMark: positiveInt.optional(),
+  drainBatchSize: positiveInt.optional(),
+  catchUpPageSize: positiveInt.optional(),
+  seedBatchSize: positiveInt.optional(),
+  skipInitialFetch: z.boolean().optional(),
+  startupDelayMs: nonNegative.optional(),
+  closeTimeoutMs: nonNegative.optional(),
+  pollIntervalMs: nonNegative.optional(),
+})
+
+export const configSchema = z
+  .strictObject({
+    /** The application's SQLite database. It must exist: meshmirror mirrors it, never creates it. */
+    database: z.string().min(1),
+    mesh: z.strictObject({
+      /** The mesh persistence directory (created when missing). */
+      dir: z.string().min(1),
+      strategy: z.enum(['shared', 'unique']).optional(),
+      /** When another process holds the directory. Default `fail`. */
+      onLocked: z.enum(['fail', 'wait']).optional(),
+      lockTimeoutMs: nonNegative.optional(),
+    }),
+    /** Which mesh this is: peers of another mesh are refused. */
+    meshId: z.string().regex(/^[A-Za-z0-9_.:-]{1,128}$/, 'expected 1-128 characters from [A-Za-z0-9_.:-]'),
+    /** Shared secret of the mesh (at least 8 characters). `$ENV_NAME` reads it from the environment. */
+    secret: z.string().min(8, 'expected a string of at least 8 characters'),
+    listen: z.strictObject({ host: z.string().min(1), port: z.int().min(0).max(65535) }).optional(),
+    peers: z.array(z.string().regex(/^wss?:\/\/\S+$/, 'expected a ws:// or wss:// URL')).optional(),
+    discovery: z.boolean().optional(),
+    /** Reconnect backoff bounds towards peers. Default 100 ms to 10 s. */
+    reconnect: z.strictObject({ minMs: nonNegative.optional(), maxMs: nonNegative.optional() }).optional(),
+    tables: z.array(tableMappingSchema).optional(),
+    adapters: adapterModuleSchema.optional(),
+    /** Context values generated adapters build their scope from (e.g. `{ "branchId": 1 }`). */
+    context: z.record(z.string(), scalar).optional(),
+    settings: settingsSchema.optional(),
+    /** How often the status snapshot is written to the mesh directory. Default 1,000 ms. */
+    statusIntervalMs: z.int().min(50).optional(),
+  })
+  .refine((c) => (c.tables?.length ?? 0) > 0 || c.adapters !== undefined, {
+    message: 'expected "tables" (a list of table mappings) or "adapters" (a module path): nothing to mirror',
+    path: ['tables'],
+  })
+
+/** A meshmirror config file, as written. */
+export type MeshmirrorConfig = z.infer<typeof configSchema>
+export type TableMapping = z.infer<typeof tableMappingSchema>

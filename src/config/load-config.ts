@@ -1,0 +1,115 @@
+import { existsSync, readFileSync, statSync } from 'node:fs'
+import { dirname, extname, resolve } from 'node:path'
+import { pathToFileURL } from 'node:url'
+import type { z } from 'zod'
+import { ErrorCode, ValidationError } from '../errors.js'
+import { configSchema, type MeshmirrorConfig } from './config-schema.js'
+
+/** A validated config, with every path absolute (resolved against the config file's directory). */
+export interface ResolvedConfig extends MeshmirrorConfig {
+  /** The config file it was read from, when it was. */
+  file?: string
+}
+
+/** The config error: code `INVALID_CONFIG`, `details.key` the offending key (`tables[0].table`). */
+export function configError(source: string, key: string | undefined, message: string, cause?: unknown) {
+  const where = key ? `${source}: ${key}: ` : `${source}: `
+  return new ValidationError(ErrorCode.INVALID_CONFIG, `${where}${message}`, {
+    details: { file: source, ...(key ? { key } : {}) },
+    ...(cause === undefined ? {} : { cause }),
+  })
+}
+
+/** `tables[0].table` from a zod path. */
+export function keyPath(path: readonly PropertyKey[]): string {
+  let out = ''
+  for (const p of path) out += typeof p === 'number' ? `[${p}]` : out === '' ? String(p) : `.${String(p)}`
+  return out
+}
+
+function describeIssue(issue: z.core.$ZodIssue): string {
+  if (issue.code === 'unrecognized_keys') {
+    return `unknown key${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => JSON.stringify(k)).join(', ')}`
+  }
+  if (issue.code === 'invalid_type' && issue.message.includes('received undefined')) {
+    return `missing: expected ${issue.expected}`
+  }
+  return issue.message.replace(/^Invalid input: /, '')
+}
+
+/**
+ * Checks a config object against the schema and resolves its paths against
+ * `baseDir`. Throws `INVALID_CONFIG` naming every offending key.
+ */
+export function parseConfig(input: unknown, source: string, baseDir: string): ResolvedConfig {
+  let raw = input
+  if (typeof raw === 'object' && raw !== null && typeof (raw as { secret?: unknown }).secret === 'string') {
+    const secret = (raw as { secret: string }).secret
+    if (/^\$[A-Za-z_][A-Za-z0-9_]*$/.test(secret)) {
+      const value = process.env[secret.slice(1)]
+      if (value === undefined) throw configError(source, 'secret', `environment variable ${secret.slice(1)} is not set`)
+      raw = { ...raw, secret: value }
+    }
+  }
+  const parsed = configSchema.safeParse(raw)
+  if (!parsed.success) {
+    const issues = parsed.error.issues
+    const lines = issues.map((i) => `${keyPath(i.path) || '(top level)'}: ${describeIssue(i)}`)
+    const first = issues[0]
+    const key = first ? keyPath(first.path) : undefined
+    throw new ValidationError(
+      ErrorCode.INVALID_CONFIG,
+      `${source} is not a valid meshmirror config:\n  ${lines.join('\n  ')}`,
+      { details: { file: source, ...(key ? { key } : {}), issues: lines } },
+    )
+  }
+  const c = parsed.data
+  const out: ResolvedConfig = {
+    ...c,
+    database: resolve(baseDir, c.database),
+    mesh: { ...c.mesh, dir: resolve(baseDir, c.mesh.dir) },
+  }
+  if (c.adapters) {
+    const module = c.adapters.module
+    out.adapters = { ...c.adapters, module: module.startsWith('.') ? resolve(baseDir, module) : module }
+  }
+  return out
+}
+
+/**
+ * Reads a config file: JSON (`.json`), or a module whose default export is
+ * the config (`.mjs`, `.js`, `.ts` when run through tsx).
+ *
+ * @example
+ * ```ts
+ * const config = await loadConfig('./meshmirror.config.json')
+ * ```
+ */
+export async function loadConfig(file: string): Promise<ResolvedConfig> {
+  const path = resolve(file)
+  if (!existsSync(path)) {
+    throw configError(
+      path,
+      undefined,
+      'no such file. Create one with `meshmirror init --database <file>`, or pass --config.',
+    )
+  }
+  if (!statSync(path).isFile()) throw configError(path, undefined, 'not a file.')
+  let input: unknown
+  if (extname(path) === '.json') {
+    try {
+      input = JSON.parse(readFileSync(path, 'utf8'))
+    } catch (error) {
+      throw configError(path, undefined, `not valid JSON (${(error as Error).message}).`, error)
+    }
+  } else {
+    try {
+      const mod = (await import(pathToFileURL(path).href)) as { default?: unknown }
+      input = mod.default
+    } catch (error) {
+      throw configError(path, undefined, `cannot be loaded (${(error as Error).message}).`, error)
+    }
+    if (input === undefined) throw configError(path, undefined, 'the module has no default export (the config).')
+  }
+  return { ...parseConfig(input, path, dirname(path)), file: path }
+}

@@ -1,0 +1,153 @@
+import { rejectDocument, type SyncAdapter } from '../bridge/adapter.js'
+import type { Document, JsonValue } from '../mesh/document.js'
+import type { ColumnType, ModelDefinition } from '../repository/model-definition.js'
+import type { Row } from '../repository/repository.js'
+import type { TableMapping } from './config-schema.js'
+import { configError } from './load-config.js'
+import type { DatabaseSchema, TableColumn } from './table-schema.js'
+
+/** A table mapping resolved against the database: the repository model and its adapter. */
+export interface MappedTable {
+  definition: ModelDefinition
+  adapter: SyncAdapter
+  /** The columns mirrored (key first). */
+  columns: string[]
+}
+
+const NAME_RE = /^[A-Za-z_][A-Za-z0-9_]*$/
+
+function fits(value: JsonValue, c: TableColumn): boolean {
+  switch (c.type as ColumnType) {
+    case 'text':
+      return typeof value === 'string'
+    case 'integer':
+      return typeof value === 'number' && Number.isInteger(value)
+    case 'real':
+      return typeof value === 'number'
+    case 'boolean':
+      return typeof value === 'boolean' || value === 0 || value === 1
+    case 'json':
+      return true
+    default:
+      return typeof value !== 'object'
+  }
+}
+
+/**
+ * Derives the adapter of a table from its schema: one document per row,
+ * `_id` the primary key as a string, one field per mirrored column under
+ * the column's own name. Checks the mapping against the table first, and
+ * throws `INVALID_CONFIG` naming the key (`tables[2].counters`) otherwise.
+ */
+export function mapTable(mapping: TableMapping, index: number, schema: DatabaseSchema, source: string): MappedTable {
+  const at = (k?: string) => `tables[${index}]${k ? `.${k}` : ''}`
+  const table = schema.tables.get(mapping.table)
+  if (!table) {
+    const known = [...schema.tables.keys()]
+    throw configError(
+      source,
+      at('table'),
+      `no table ${JSON.stringify(mapping.table)} in ${schema.file}; it has ${known.length ? known.join(', ') : 'no tables'}.`,
+    )
+  }
+  const keys = table.columns.filter((c) => c.pk > 0)
+  if (keys.length !== 1) {
+    throw configError(
+      source,
+      at('table'),
+      keys.length === 0
+        ? `table ${table.name} has no primary key. Mirrored tables need a single-column primary key: add one (e.g. "id TEXT PRIMARY KEY"), in a new table if need be.`
+        : `table ${table.name} has a composite primary key (${keys.map((k) => k.name).join(', ')}). Mirrored tables need a single-column primary key.`,
+    )
+  }
+  const key = keys[0]!
+  if (mapping.id !== undefined && mapping.id !== key.name) {
+    throw configError(source, at('id'), `table ${table.name}'s primary key is ${key.name}, not ${mapping.id}.`)
+  }
+  const model = mapping.collection ?? table.name
+  if (!NAME_RE.test(model) || model.length > 64) {
+    throw configError(
+      source,
+      at('collection'),
+      `table ${table.name} needs a collection name of letters, digits and _ (at most 64).`,
+    )
+  }
+  const byName = new Map(table.columns.map((c) => [c.name, c]))
+  const need = (k: string, names: readonly string[]) => {
+    const missing = names.filter((n) => !byName.has(n))
+    if (missing.length > 0) {
+      throw configError(
+        source,
+        at(k),
+        `table ${table.name} has no column ${missing.join(', ')}; its columns are ${[...byName.keys()].join(', ')}.`,
+      )
+    }
+  }
+  const scope = mapping.scope ?? {}
+  const counters = mapping.counters ?? []
+  const exclude = new Set(mapping.exclude ?? [])
+  need('scope', Object.keys(scope))
+  need('counters', counters)
+  need('exclude', [...exclude])
+  for (const c of counters) {
+    if (!['integer', 'real', 'any'].includes(byName.get(c)!.type)) {
+      throw configError(source, at('counters'), `column ${c} of ${table.name} is not numeric; counters must be.`)
+    }
+  }
+  const kept = [key.name, ...Object.keys(scope), ...counters].filter((c) => exclude.has(c))
+  if (kept.length > 0) {
+    throw configError(
+      source,
+      at('exclude'),
+      `${kept.join(', ')} cannot be excluded: the key, scope and counter columns are mirrored.`,
+    )
+  }
+  const fields = table.columns.filter((c) => c.pk === 0 && !exclude.has(c.name))
+  const direction = mapping.direction ?? 'bidirectional'
+  const idOf = (row: Row) => {
+    const v = row[key.name]
+    if (v === null || v === undefined || v === '') rejectDocument(`${table.name} row without ${key.name}`)
+    return String(v)
+  }
+  const adapter: SyncAdapter = {
+    model,
+    collection: model,
+    direction,
+    counterFields: counters,
+    documentId: idOf,
+    toDocument(row) {
+      const doc: Document = { _id: idOf(row) }
+      for (const c of fields) doc[c.name] = row[c.name] ?? null
+      return doc
+    },
+    fromDocument(doc) {
+      let id: JsonValue = doc._id
+      if (key.type === 'integer' || key.type === 'real') {
+        id = Number(doc._id)
+        if (!Number.isFinite(id)) rejectDocument(`_id ${JSON.stringify(doc._id)} is not a number`, { field: '_id' })
+      }
+      const row: Row = { [key.name]: id }
+      for (const c of fields) {
+        const v = doc[c.name]
+        if (v === undefined || v === null) {
+          if (c.notNull && !(v === undefined && c.hasDefault)) rejectDocument(`${c.name} is missing`, { field: c.name })
+          if (v === null || !c.hasDefault) row[c.name] = null
+          continue
+        }
+        if (!fits(v, c)) rejectDocument(`${c.name}: expected ${c.declared || 'a scalar'}, got ${JSON.stringify(v)}`)
+        row[c.name] = v
+      }
+      return row
+    },
+  }
+  if (direction !== 'sendOnly') {
+    const entries = Object.entries(scope)
+    adapter.observerQuery = () => Object.fromEntries(entries)
+    adapter.shouldApplyRemote = (doc) => entries.every(([c, v]) => doc[c] === v)
+  }
+  return {
+    definition: { name: model, table: table.name, primaryKey: key.name },
+    adapter,
+    columns: [key.name, ...fields.map((c) => c.name)],
+  }
+}
