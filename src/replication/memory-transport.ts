@@ -1,9 +1,17 @@
 import type { Connection, Listener, Transport } from './transport.js'
 
-/** Knobs of an in-process network, for tests and simulations. */
+/**
+ * Knobs of an in-process network, for tests and simulations. The faults go
+ * beyond what the `Connection` contract promises (ordered, exactly once):
+ * they check that the protocol detects a misbehaving carrier and recovers.
+ */
 export interface MemoryNetworkOptions {
-  /** Delay of each frame, in ms (frames on one connection keep their order). Default: none. */
+  /** Delay of each frame, in ms. Default: none. */
   latencyMs?: () => number
+  /** True: this frame leaves the connection's order and may overtake earlier ones. Default: never. */
+  reorder?: () => boolean
+  /** True: this frame is delivered twice. Default: never. */
+  duplicate?: () => boolean
 }
 
 /**
@@ -29,8 +37,8 @@ export class MemoryNetwork {
       dial: async (url) => {
         const accept = this.listeners.get(url)
         if (!accept) throw new Error(`nothing listens on ${url}`)
-        const a = new MemoryConnection(url, this.options.latencyMs)
-        const b = new MemoryConnection(`inbound from ${url}`, this.options.latencyMs)
+        const a = new MemoryConnection(url, this.options)
+        const b = new MemoryConnection(`inbound from ${url}`, this.options)
         a.peer = b
         b.peer = a
         this.open.add(a)
@@ -57,13 +65,13 @@ class MemoryConnection implements Connection {
   peer: MemoryConnection | undefined
   private listener: ((frame: string) => void) | undefined
   private readonly early: string[] = []
-  private readonly closeListeners: ((reason: string) => void)[] = []
+  private readonly closeListeners: ((reason: string, error?: Error) => void)[] = []
   private closed = false
   private lastDelivery = 0
 
   constructor(
     readonly remote: string,
-    private readonly latencyMs: (() => number) | undefined,
+    private readonly faults: MemoryNetworkOptions,
   ) {}
 
   readonly buffered = 0
@@ -71,14 +79,27 @@ class MemoryConnection implements Connection {
   send(frame: string): void {
     const peer = this.peer
     if (this.closed || !peer) return
-    if (!this.latencyMs) {
+    this.schedule(peer, frame)
+    if (this.faults.duplicate?.()) this.schedule(peer, frame)
+  }
+
+  private schedule(peer: MemoryConnection, frame: string): void {
+    const { latencyMs, reorder } = this.faults
+    if (!latencyMs && !reorder) {
       queueMicrotask(() => peer.deliver(frame))
       return
     }
-    // Keep order: never deliver before the previous frame.
-    const at = Math.max(Date.now() + this.latencyMs(), this.lastDelivery)
+    const now = Date.now()
+    const own = now + (latencyMs?.() ?? 0)
+    if (reorder?.()) {
+      // Out of line: one more ms than its own latency, so it can land after later frames.
+      setTimeout(() => peer.deliver(frame), own + 1 - now)
+      return
+    }
+    // In line: never deliver before the previous in-line frame.
+    const at = Math.max(own, this.lastDelivery)
     this.lastDelivery = at
-    setTimeout(() => peer.deliver(frame), at - Date.now())
+    setTimeout(() => peer.deliver(frame), at - now)
   }
 
   private deliver(frame: string): void {
@@ -92,7 +113,7 @@ class MemoryConnection implements Connection {
     for (const f of this.early.splice(0)) listener(f)
   }
 
-  onClose(listener: (reason: string) => void): void {
+  onClose(listener: (reason: string, error?: Error) => void): void {
     this.closeListeners.push(listener)
   }
 

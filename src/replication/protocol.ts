@@ -1,20 +1,29 @@
 import type { RemoteChange, VersionVector } from '../engine/types.js'
 
-/** The wire protocol version. Peers with another version are refused. */
-export const PROTOCOL_VERSION = 1
+/**
+ * The wire protocol version. Peers with another version are refused.
+ * Version 2 numbers chunks and acknowledges them cumulatively.
+ */
+export const PROTOCOL_VERSION = 2
 
 /**
  * Messages are JSON text frames. After the transport connects, each side
  * sends `hello`; each answers the other's nonce with `auth`; then each sends
- * `sync` (what it has) and streams `changes` the other lacks, one chunk per
- * `ack`-window, and keeps pushing its new commits as `changes`.
+ * `sync` (what it has) and streams `changes` the other lacks, at most
+ * `window` chunks ahead of the other's `ack`, and keeps pushing its new
+ * commits as `changes`.
+ *
+ * Chunks are numbered from 1 in each session (`n`) and carry the sender's
+ * sequence they reach (`cursor`): the receiver applies chunk `n` only right
+ * after chunk `n - 1`, so a lost, duplicated or reordered frame can never
+ * leave a gap. An `ack` acknowledges every chunk up to its `n`.
  */
 export type Message =
   | { t: 'hello'; v: number; mesh: string; site: string; nonce: string }
   | { t: 'auth'; proof: string }
   | { t: 'sync'; vv: VersionVector; after: number }
-  | { t: 'changes'; changes: RemoteChange[]; cursor: number; complete: boolean; vv?: VersionVector }
-  | { t: 'ack'; cursor: number }
+  | { t: 'changes'; n: number; changes: RemoteChange[]; cursor: number; complete: boolean; vv?: VersionVector }
+  | { t: 'ack'; n: number; cursor: number }
   | { t: 'error'; code: string; message: string }
 
 const SITE_RE = /^[A-Za-z0-9_-]{1,64}$/
@@ -32,6 +41,10 @@ function isPlainObject(v: unknown): v is Record<string, unknown> {
 
 function isSeq(v: unknown): v is number {
   return Number.isSafeInteger(v) && (v as number) >= 0
+}
+
+function isChunkNo(v: unknown): v is number {
+  return isSeq(v) && v > 0
 }
 
 function isVv(v: unknown): v is VersionVector {
@@ -65,12 +78,12 @@ export function decodeMessage(frame: string): Message | string {
     case 'sync':
       return isVv(m.vv) && isSeq(m.after) ? (m as Message) : 'sync: bad version vector or cursor'
     case 'changes':
-      if (!Array.isArray(m.changes) || !isSeq(m.cursor) || typeof m.complete !== 'boolean')
+      if (!Array.isArray(m.changes) || !isChunkNo(m.n) || !isSeq(m.cursor) || typeof m.complete !== 'boolean')
         return 'changes: bad envelope'
       if (m.vv !== undefined && !isVv(m.vv)) return 'changes: bad version vector'
       return m as Message
     case 'ack':
-      return isSeq(m.cursor) ? (m as Message) : 'ack: bad cursor'
+      return isChunkNo(m.n) && isSeq(m.cursor) ? (m as Message) : 'ack: bad chunk number or cursor'
     case 'error':
       return typeof m.code === 'string' && typeof m.message === 'string' ? (m as Message) : 'error: bad fields'
     default:

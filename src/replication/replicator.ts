@@ -20,6 +20,7 @@ export interface ReplicationOptions {
   discovery?: boolean
   /** Carrier. Default: WebSocket with `ws` options. */
   transport?: Transport
+  /** WebSocket carrier options: frame limit, keep-alive, TLS for `wss`. */
   ws?: WsTransportOptions
   /** Changes per chunk. Default 500. */
   chunkSize?: number
@@ -40,12 +41,16 @@ export interface ReplicationStats {
   changesReceived: number
   bytesSent: number
   bytesReceived: number
-  /** Connections dropped for bad input or failed authentication. */
+  /** Connections refused or dropped for bad input, protocol violations or failed authentication. */
   rejectedConnections: number
+  /** Chunks a peer delivered twice (skipped). */
+  duplicates: number
+  /** The largest lag over the connected peers (our changes not yet acknowledged). */
+  maxLag: number
 }
 
 export interface ReplicationEvents {
-  /** A peer connection changed state. */
+  /** A peer link changed state (`connecting`, `handshaking`, `syncing`, `live`, `closed`). */
   peer: PeerStatus
   /** A peer was refused or dropped for a reason worth logging. */
   error: { peer: PeerStatus; error: MeshmirrorError }
@@ -59,7 +64,9 @@ export interface ReplicationEvents {
 export interface Replicator extends AsyncDisposable {
   /** The bound listen port, when listening. */
   readonly port: number | undefined
+  /** Open links, and dialed peers not connected right now (state `connecting`). */
   peers(): PeerStatus[]
+  /** Totals over every link, past and present. */
   stats(): ReplicationStats
   /** Starts dialing another peer (kept until close). */
   addPeer(url: string): void
@@ -98,6 +105,9 @@ class ReplicatorImpl implements Replicator {
   private listener: Listener | undefined
   private discovery: Discovery | undefined
   private offCommit: (() => void) | undefined
+  private localSeq = 0
+  /** Dialed URLs with no open link: why the last attempt ended. */
+  private readonly waiting = new Map<string, string | undefined>()
   private closing: Promise<void> | undefined
   private readonly logger: Logger
   private readonly listeners = new Map<string, Set<(p: never) => void>>()
@@ -107,6 +117,7 @@ class ReplicatorImpl implements Replicator {
     bytesSent: 0,
     bytesReceived: 0,
     rejectedConnections: 0,
+    duplicates: 0,
   }
 
   constructor(
@@ -122,8 +133,10 @@ class ReplicatorImpl implements Replicator {
   }
 
   async start(): Promise<void> {
+    this.localSeq = (await this.mesh.stats()).sequence
     this.offCommit = this.mesh.onCommit((seq) => {
-      for (const s of this.sessions) s.notifyCommit(seq)
+      this.localSeq = seq
+      for (const s of this.sessions) s.notify()
     })
     if (this.o.listen) {
       this.listener = await this.transport.listen(this.o.listen, (c) => this.attach(c, 'inbound'))
@@ -150,6 +163,12 @@ class ReplicatorImpl implements Replicator {
       chunkSize: this.o.chunkSize ?? 500,
       window: this.o.window ?? 4,
       coalesceMs: this.o.coalesceMs ?? 2,
+      maxFrameChars: this.o.ws?.maxFrameBytes ?? 16 * 1024 * 1024,
+      localSeq: () => this.localSeq,
+      // A version vector learned from one peer may be news to the others.
+      onLearned: (from) => {
+        for (const s of this.sessions) if (s !== from) s.notify()
+      },
       admit: (s, site) => {
         for (const other of this.sessions) {
           if (other !== s && other.site === site && other.state !== 'closed' && other.state !== 'handshaking') {
@@ -164,7 +183,6 @@ class ReplicatorImpl implements Replicator {
         this.logger.warn('replication peer error', { peer: s.site, remote: s.connection.remote, error: error.message })
         this.emit('error', { peer: s.status(), error })
       },
-      logger: this.logger,
     })
     this.sessions.add(session)
     void session.closed.then(() => {
@@ -173,6 +191,7 @@ class ReplicatorImpl implements Replicator {
       this.totals.changesReceived += st.changesReceived
       this.totals.bytesSent += st.bytesSent
       this.totals.bytesReceived += st.bytesReceived
+      this.totals.duplicates += st.duplicates
       this.sessions.delete(session)
     })
     return session
@@ -189,20 +208,23 @@ class ReplicatorImpl implements Replicator {
     const minMs = this.o.reconnect?.minMs ?? 100
     const maxMs = this.o.reconnect?.maxMs ?? 10_000
     let delay = minMs
+    this.waiting.set(url, undefined)
     while (!signal.aborted) {
       try {
         const connection = await this.transport.dial(url, signal)
+        this.waiting.delete(url)
         const session = this.attach(connection, 'outbound')
-        await session.closed
-        if (session.status().changesReceived > 0 || session.state === 'closed') {
-          // Reached a peer: start backing off from the minimum again.
-          delay = session.lastError ? Math.max(delay, minMs) : minMs
-        }
+        const reached = await session.closed.then(() => session.status())
+        this.waiting.set(url, reached.lastError)
+        // A link that got to sync resets the backoff; a refused one keeps growing it.
+        if (reached.lastError === undefined || reached.changesReceived > 0) delay = minMs
       } catch (error) {
         if (signal.aborted) return
+        this.waiting.set(url, (error as Error).message)
         this.logger.debug('replication dial failed', { url, error: (error as Error).message })
       }
       if (signal.aborted) return
+      this.emit('peer', this.connectingStatus(url))
       const wait = delay * (0.5 + Math.random() / 2)
       delay = Math.min(maxMs, delay * 2)
       await new Promise<void>((resolve) => {
@@ -219,13 +241,33 @@ class ReplicatorImpl implements Replicator {
     }
   }
 
+  private connectingStatus(url: string): PeerStatus {
+    return {
+      site: undefined,
+      remote: url,
+      direction: 'outbound',
+      state: 'connecting',
+      changesSent: 0,
+      changesReceived: 0,
+      bytesSent: 0,
+      bytesReceived: 0,
+      lag: 0,
+      duplicates: 0,
+      connectedAt: '',
+      lastError: this.waiting.get(url),
+    }
+  }
+
   peers(): PeerStatus[] {
-    return [...this.sessions].map((s) => s.status())
+    return [
+      ...[...this.sessions].map((s) => s.status()),
+      ...[...this.waiting.keys()].map((url) => this.connectingStatus(url)),
+    ]
   }
 
   stats(): ReplicationStats {
     const live = [...this.sessions].map((s) => s.status())
-    const sum = (k: 'changesSent' | 'changesReceived' | 'bytesSent' | 'bytesReceived') =>
+    const sum = (k: 'changesSent' | 'changesReceived' | 'bytesSent' | 'bytesReceived' | 'duplicates') =>
       this.totals[k] + live.reduce((n, p) => n + p[k], 0)
     return {
       peers: live.length,
@@ -235,6 +277,8 @@ class ReplicatorImpl implements Replicator {
       bytesSent: sum('bytesSent'),
       bytesReceived: sum('bytesReceived'),
       rejectedConnections: this.totals.rejectedConnections,
+      duplicates: sum('duplicates'),
+      maxLag: live.reduce((n, p) => Math.max(n, p.lag), 0),
     }
   }
 
@@ -257,6 +301,7 @@ class ReplicatorImpl implements Replicator {
       this.offCommit?.()
       for (const c of this.dialing.values()) c.abort()
       this.dialing.clear()
+      this.waiting.clear()
       await this.discovery?.stop()
       const closing = [...this.sessions].map((s) => {
         s.close('shutting down')

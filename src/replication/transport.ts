@@ -10,7 +10,12 @@ export interface Connection {
   /** Bytes queued and not yet handed to the network. */
   readonly buffered: number
   onMessage(listener: (frame: string) => void): void
-  onClose(listener: (reason: string) => void): void
+  /**
+   * Called once when the connection ends. `error` is set when the carrier
+   * dropped it because the other end broke the carrier's rules (an
+   * oversized or invalid frame); not for closes, resets or timeouts.
+   */
+  onClose(listener: (reason: string, error?: Error) => void): void
   /** Closes with a reason the other end can log. Idempotent. */
   close(reason: string): void
 }

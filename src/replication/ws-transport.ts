@@ -19,7 +19,7 @@ class WsConnection implements Connection {
   private closed = false
   private alive = true
   private timer: NodeJS.Timeout | undefined
-  private readonly closeListeners: ((reason: string) => void)[] = []
+  private readonly closeListeners: ((reason: string, error?: Error) => void)[] = []
   private listener: ((frame: string) => void) | undefined
   private readonly early: string[] = []
 
@@ -31,7 +31,7 @@ class WsConnection implements Connection {
     // Frames can arrive in the same tick as 'open', before anyone listens: keep them.
     ws.on('message', (data, isBinary) => {
       if (isBinary) {
-        this.close('binary frames are not part of the protocol')
+        this.fault('binary frames are not part of the protocol')
         return
       }
       const frame = data.toString()
@@ -42,7 +42,10 @@ class WsConnection implements Connection {
       this.alive = true
     })
     ws.on('close', (code, reason) => this.finish(reason.toString() || `closed (${code})`))
-    ws.on('error', (error) => this.finish(error.message))
+    // ws reports frames that break its rules (too large, invalid) as WS_ERR_* errors; others are network faults.
+    ws.on('error', (error) =>
+      this.finish(error.message, String((error as { code?: unknown }).code).startsWith('WS_ERR_') ? error : undefined),
+    )
     this.timer = setInterval(() => {
       if (!this.alive) {
         ws.terminate()
@@ -68,7 +71,7 @@ class WsConnection implements Connection {
     for (const frame of this.early.splice(0)) listener(frame)
   }
 
-  onClose(listener: (reason: string) => void): void {
+  onClose(listener: (reason: string, error?: Error) => void): void {
     this.closeListeners.push(listener)
   }
 
@@ -82,11 +85,18 @@ class WsConnection implements Connection {
     this.finish(reason)
   }
 
-  private finish(reason: string): void {
+  /** Closes for a fault of the other end. */
+  private fault(reason: string): void {
+    const error = new Error(reason)
+    if (!this.closed) this.ws.close(1003, reason)
+    this.finish(reason, error)
+  }
+
+  private finish(reason: string, error?: Error): void {
     if (this.closed) return
     this.closed = true
     clearInterval(this.timer)
-    for (const l of this.closeListeners) l(reason)
+    for (const l of this.closeListeners) l(reason, error)
   }
 }
 

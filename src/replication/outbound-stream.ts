@@ -1,0 +1,131 @@
+import type { BuiltinMesh, VersionVector } from '../engine/types.js'
+import type { Message } from './protocol.js'
+
+/** Does `vv` hold everything `other` holds? */
+export function covers(vv: VersionVector, other: VersionVector): boolean {
+  for (const site of Object.keys(other)) if ((vv[site] ?? 0) < other[site]!) return false
+  return true
+}
+
+/** Merges `from` into `into` (entry-wise maximum). */
+export function mergeVv(into: VersionVector, from: VersionVector): void {
+  for (const [site, seq] of Object.entries(from)) if (seq > (into[site] ?? 0)) into[site] = seq
+}
+
+export interface OutboundOptions {
+  mesh: BuiltinMesh
+  send(m: Extract<Message, { t: 'changes' }>): void
+  chunkSize: number
+  window: number
+  isClosed(): boolean
+  /** Reading our changes failed. */
+  onError(error: unknown): void
+}
+
+/**
+ * The sending half of a link: streams our changes the peer lacks, in
+ * chunks, at most `window` unacknowledged at a time.
+ *
+ * What the peer holds (`peerVv`) starts as the version vector it announced,
+ * then grows with the vectors it sends us and the ones we told it once it
+ * acknowledges them: changes it already has are never sent (no echo).
+ */
+export class OutboundStream {
+  /** Our sequence the next chunk continues from. */
+  private sendAfter = 0
+  /** Our highest sequence the peer acknowledged. */
+  acked = 0
+  private readonly peerVv: VersionVector = {}
+  /** Chunks sent in this session. */
+  private sentChunks = 0
+  /** Numbers, cursors and vectors of the chunks in flight, oldest first. */
+  private readonly inflight: { n: number; cursor: number; vv: VersionVector | undefined }[] = []
+  /** Everything we told the peer in this session (it will hold it once the chunks are applied). */
+  private readonly toldVv: VersionVector = {}
+  private lastSentComplete = false
+  private pumping = false
+  private pumpAgain = false
+  changesSent = 0
+
+  constructor(private readonly o: OutboundOptions) {}
+
+  /** The peer announced what it has: start sending. */
+  start(peerVv: VersionVector, after: number): void {
+    mergeVv(this.peerVv, peerVv)
+    this.sendAfter = after
+    this.acked = after
+    void this.pump().catch(this.o.onError)
+  }
+
+  /** What the peer says it has (a vector it sent us). */
+  peerHas(vv: VersionVector): void {
+    mergeVv(this.peerVv, vv)
+  }
+
+  /**
+   * The peer acknowledged every chunk up to number `n`. Returns a reason
+   * when `n` was never sent; a stale (duplicate) ack is ignored.
+   */
+  onAck(n: number): string | undefined {
+    if (n > this.sentChunks) return `ack of chunk ${n}, but only ${this.sentChunks} were sent`
+    let any = false
+    while (this.inflight.length > 0 && this.inflight[0]!.n <= n) {
+      const chunk = this.inflight.shift()!
+      if (chunk.vv) mergeVv(this.peerVv, chunk.vv)
+      this.acked = chunk.cursor
+      any = true
+    }
+    if (any) void this.pump().catch(this.o.onError)
+    return undefined
+  }
+
+  /** Sends what the peer lacks while the window allows. Rejects when our changes cannot be read. */
+  async pump(): Promise<void> {
+    if (this.pumping) {
+      this.pumpAgain = true
+      return
+    }
+    this.pumping = true
+    try {
+      do {
+        this.pumpAgain = false
+        while (!this.o.isClosed() && this.inflight.length < this.o.window) {
+          const known = { ...this.peerVv }
+          mergeVv(known, this.toldVv)
+          const chunk = await this.o.mesh.changesFor(known, this.sendAfter, this.o.chunkSize)
+          if (this.o.isClosed()) return
+          const vv = chunk.complete ? chunk.versionVector : undefined
+          // A complete chunk with nothing in it matters only when it ends a
+          // catch-up or tells the peer a version it does not know yet.
+          if (
+            chunk.changes.length === 0 &&
+            chunk.complete &&
+            this.lastSentComplete &&
+            (vv === undefined || covers(known, vv))
+          ) {
+            this.sendAfter = chunk.cursor
+            if (this.inflight.length === 0) this.acked = Math.max(this.acked, chunk.cursor)
+            break
+          }
+          const n = ++this.sentChunks
+          this.o.send({
+            t: 'changes',
+            n,
+            changes: chunk.changes,
+            cursor: chunk.cursor,
+            complete: chunk.complete,
+            ...(vv ? { vv } : {}),
+          })
+          this.changesSent += chunk.changes.length
+          this.inflight.push({ n, cursor: chunk.cursor, vv })
+          if (vv) mergeVv(this.toldVv, vv)
+          this.sendAfter = chunk.cursor
+          this.lastSentComplete = chunk.complete
+          if (chunk.complete) break
+        }
+      } while (this.pumpAgain && !this.o.isClosed())
+    } finally {
+      this.pumping = false
+    }
+  }
+}
