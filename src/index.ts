@@ -44,7 +44,6 @@ export {
 export { type GenerateOptions, type GenerateResult, generate, ModelSourceError } from './codegen/generate.js'
 export type { FieldSpec, FieldType, ModelSpec } from './codegen/model-spec.js'
 // The builtin engine
-export { openMesh } from './engine/open-mesh.js'
 export type {
   ApplyRemoteOptions,
   ApplyRemoteResult,
@@ -127,5 +126,23 @@ export type {
 } from './mesh/mesh-store.js'
 export type { FieldOperators, Filter, FilterScalar, OrderBy, Query, Scope, SortDirection } from './mesh/query.js'
 export { DEFAULT_MAX_DOC_BYTES } from './mesh/validate.js'
+// Replication of the builtin engine (openMesh opens a local store, or a replicated one with meshId and secret)
+export {
+  type OpenReplicatedMeshOptions,
+  openMesh,
+  openReplicatedMesh,
+  type ReplicatedMesh,
+} from './replication/open-replicated-mesh.js'
+export type { PeerState, PeerStatus } from './replication/peer-session.js'
+export { PROTOCOL_VERSION } from './replication/protocol.js'
+export {
+  type ReplicationEvents,
+  type ReplicationOptions,
+  type ReplicationStats,
+  type Replicator,
+  startReplication,
+} from './replication/replicator.js'
+export type { Connection, Listener, Transport } from './replication/transport.js'
+export { type WsTransportOptions, wsTransport } from './replication/ws-transport.js'
 export type { ColumnType, ModelDefinition } from './repository/model-definition.js'
 export type { Row, RowValue } from './repository/repository.js'

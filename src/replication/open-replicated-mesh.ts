@@ -1,4 +1,4 @@
-import { openMesh } from '../engine/open-mesh.js'
+import { openMesh as openBuiltinMesh } from '../engine/open-mesh.js'
 import type { BuiltinMesh, OpenMeshOptions } from '../engine/types.js'
 import { type ReplicationOptions, type Replicator, startReplication } from './replicator.js'
 
@@ -8,19 +8,35 @@ export type OpenReplicatedMeshOptions = OpenMeshOptions & ReplicationOptions
 export type ReplicatedMesh = BuiltinMesh & { readonly replication: Replicator }
 
 /**
- * Opens a builtin mesh and replicates it, in one call.
+ * Opens (creating if needed) a builtin mesh store in a persistence
+ * directory, and replicates it with its peers when `meshId` and `secret` are
+ * given: one call for a local store or a replicated one.
  *
  * @example
  * ```ts
- * await using mesh = await openReplicatedMesh({
+ * // A local store.
+ * await using local = await openMesh({ dir: './pos-mesh' })
+ *
+ * // A replicated one: listens for peers and dials one.
+ * await using mesh = await openMesh({
  *   dir: './pos-mesh', meshId: 'shop-42', secret: process.env.MESH_SECRET!,
  *   listen: { host: '0.0.0.0', port: 4040 }, peers: ['ws://10.0.0.12:4040'],
  * })
- * mesh.replication.on('peer', (p) => console.log(p.site, p.state))
+ * mesh.replication.on('peer', (p) => console.log(p.site, p.state, p.lag))
  * ```
  */
+export function openMesh(options: OpenReplicatedMeshOptions): Promise<ReplicatedMesh>
+export function openMesh(options: OpenMeshOptions): Promise<BuiltinMesh>
+export function openMesh(options: OpenMeshOptions & Partial<ReplicationOptions>): Promise<BuiltinMesh> {
+  const o = options ?? ({} as OpenMeshOptions & Partial<ReplicationOptions>)
+  const replicated = o.meshId !== undefined || o.secret !== undefined || o.listen !== undefined || o.peers !== undefined
+  // Replication options without a mesh id or secret are refused by startReplication, naming what is missing.
+  return replicated ? openReplicatedMesh(o as OpenReplicatedMeshOptions) : openBuiltinMesh(options)
+}
+
+/** Opens a builtin mesh and replicates it. `openMesh` does the same when given `meshId` and `secret`. */
 export async function openReplicatedMesh(options: OpenReplicatedMeshOptions): Promise<ReplicatedMesh> {
-  const mesh = await openMesh(options)
+  const mesh = await openBuiltinMesh(options)
   let replication: Replicator
   try {
     replication = await startReplication(mesh, options)
@@ -33,9 +49,16 @@ export async function openReplicatedMesh(options: OpenReplicatedMeshOptions): Pr
 
 /** Ties a replicator to its mesh: `close()` stops replication, then closes the store. */
 export function withReplication(mesh: BuiltinMesh, replication: Replicator): ReplicatedMesh {
-  const close = async () => {
-    await replication.close()
-    await mesh.close()
+  let closing: Promise<void> | undefined
+  const close = () => {
+    closing ??= (async () => {
+      try {
+        await replication.close()
+      } finally {
+        await mesh.close()
+      }
+    })()
+    return closing
   }
   return new Proxy(mesh as ReplicatedMesh, {
     get(target, prop) {
