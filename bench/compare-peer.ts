@@ -1,0 +1,121 @@
+// One replica of the replication comparison, in its own process.
+// `serve` loads N 8-field documents, listens on 127.0.0.1 and prints
+// `{ ready, port }`; then it records the one-way latency of each ping document
+// the other side writes (sender's clock in the document; same machine, same
+// clock) and prints `{ latencies }` once it has M of them.
+// `fetch` starts empty, connects, prints `{ caughtUp: ms }` once it holds all
+// N documents (from the start of its open), then writes M pings 10 ms apart.
+// Both run until SIGTERM.
+// Usage: compare-peer.ts <builtin|yjs> <serve|fetch> <dir> <n> <m> [url]
+import { WebSocket, WebSocketServer } from 'ws'
+import * as Y from 'yjs'
+import { openReplicatedMesh } from '../src/replication/open-replicated-mesh.js'
+import { syncOverSocket } from './compare-yjs-sync.js'
+import { BATCH, eightFields } from './ditto.bench.js'
+
+const [engine, role, dir, nArg, mArg, url] = process.argv.slice(2) as [string, string, string, string, string, string?]
+const N = Number(nArg)
+const M = Number(mArg)
+const now = () => performance.timeOrigin + performance.now()
+const print = (line: object) => process.stdout.write(`${JSON.stringify(line)}\n`)
+
+interface Replica {
+  port?: number
+  /** Puts documents into the `items` collection (map). */
+  load(docs: ReturnType<typeof eightFields>[]): Promise<void> | void
+  items(): Promise<number> | number
+  ping(id: string, sentAt: number): Promise<void> | void
+  onPing(listener: (sentAt: number) => void): void
+  close(): Promise<void>
+}
+
+const MESH = { meshId: 'bench-compare', secret: 'bench-compare-secret' }
+
+async function builtinReplica(): Promise<Replica> {
+  const mesh = await openReplicatedMesh({
+    dir,
+    ...MESH,
+    ...(role === 'serve' ? { listen: { host: '127.0.0.1', port: 0 } } : { peers: [url!] }),
+  })
+  return {
+    ...(mesh.replication.port === undefined ? {} : { port: mesh.replication.port }),
+    load: async (docs) => {
+      await mesh.upsert('items', docs)
+    },
+    items: () => mesh.count({ collection: 'items' }),
+    ping: async (id, sentAt) => {
+      await mesh.upsert('pings', [{ _id: id, sentAt }])
+    },
+    onPing(listener) {
+      mesh.observe({ collection: 'pings' }, (c) => {
+        for (const d of c.inserted) listener(d.sentAt as number)
+      })
+    },
+    close: () => mesh.close(),
+  }
+}
+
+async function yjsReplica(): Promise<Replica> {
+  const doc = new Y.Doc()
+  const items = doc.getMap('items')
+  const pings = doc.getMap<number>('pings')
+  let close: () => Promise<void>
+  let port: number | undefined
+  if (role === 'serve') {
+    const wss = new WebSocketServer({ host: '127.0.0.1', port: 0 })
+    await new Promise<void>((r) => wss.once('listening', r))
+    port = (wss.address() as { port: number }).port
+    wss.on('connection', (ws) => syncOverSocket(doc, ws))
+    close = () => new Promise((r) => wss.close(() => r()))
+  } else {
+    const ws = new WebSocket(url!)
+    ws.once('open', () => syncOverSocket(doc, ws))
+    close = async () => ws.close()
+  }
+  return {
+    ...(port === undefined ? {} : { port }),
+    load: (docs) =>
+      doc.transact(() => {
+        for (const d of docs) items.set(d._id, d)
+      }),
+    items: () => items.size,
+    ping: (id, sentAt) => {
+      pings.set(id, sentAt)
+    },
+    onPing(listener) {
+      pings.observe((e) => {
+        for (const key of e.keysChanged) listener(pings.get(key)!)
+      })
+    },
+    close,
+  }
+}
+
+const t0 = performance.now()
+const replica = engine === 'yjs' ? await yjsReplica() : await builtinReplica()
+process.once('SIGTERM', () => {
+  replica.close().then(
+    () => process.exit(0),
+    () => process.exit(1),
+  )
+})
+if (role === 'serve') {
+  for (let i = 0; i < N; i += BATCH) {
+    const docs = []
+    for (let j = i; j < Math.min(N, i + BATCH); j++) docs.push(eightFields(j))
+    await replica.load(docs)
+  }
+  const latencies: number[] = []
+  replica.onPing((sentAt) => {
+    latencies.push(now() - sentAt)
+    if (latencies.length === M) print({ latencies })
+  })
+  print({ ready: true, port: replica.port })
+} else {
+  while ((await replica.items()) < N) await new Promise((r) => setTimeout(r, 5))
+  print({ caughtUp: performance.now() - t0 })
+  for (let i = 0; i < M; i++) {
+    await replica.ping(`p${i}`, now())
+    await new Promise((r) => setTimeout(r, 10))
+  }
+}
