@@ -240,20 +240,26 @@ async function applyThroughput(ctx: BenchContext): Promise<BenchResult[]> {
   return [seedResult, seedFast, mine, pipeline]
 }
 
+/** A started, idle device whose app table holds `n` rows written before sync, all seeded into its mesh. */
+export async function mirrored(dir: string, n: number): Promise<Device> {
+  const d = await device(dir, {}, false)
+  const insert = d.app.prepare(
+    'INSERT INTO counters VALUES (@id, @branch_id, @business_id, @receipt_type, @tot_rcpt_no, @cur_rcpt_no, @invc_no, @bhf_id, @last_touched, @created_at)',
+  )
+  d.app.transaction(() => {
+    for (let i = 0; i < n; i++) insert.run(counters.fromDocument(doc(i, 0)))
+  })()
+  await d.registry.start()
+  await d.registry.coordinator.flush()
+  return d
+}
+
 async function startup(ctx: BenchContext): Promise<BenchResult[]> {
   const n = ctx.quick ? 10_000 : 100_000
   const runs = ctx.quick ? 2 : 5
   ctx.log(`startup: ${n} mirrored rows, nothing changed, ${runs} runs`)
   const dir = ctx.tempDir('startup')
-  const first = await device(dir, {}, false)
-  const insert = first.app.prepare(
-    'INSERT INTO counters VALUES (@id, @branch_id, @business_id, @receipt_type, @tot_rcpt_no, @cur_rcpt_no, @invc_no, @bhf_id, @last_touched, @created_at)',
-  )
-  first.app.transaction(() => {
-    for (let i = 0; i < n; i++) insert.run(counters.fromDocument(doc(i, 0)))
-  })()
-  await first.registry.start()
-  await first.registry.coordinator.flush()
+  const first = await mirrored(dir, n)
   first.app.exec(WRITE_COUNTER)
   const setupSeq = (await first.mesh.stats()).sequence
   await first.close()

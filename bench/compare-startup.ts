@@ -8,7 +8,7 @@ import { join } from 'node:path'
 import Database from 'better-sqlite3'
 import type { SyncSettings } from '../src/bridge/settings.js'
 import { openMesh } from '../src/engine/open-mesh.js'
-import { applied, counters, device, doc, transfer, upsertAll } from './bridge.bench.js'
+import { applied, device, doc, mirrored, transfer, upsertAll } from './bridge.bench.js'
 import { type BenchContext, type BenchResult, type BenchSuite, summarise, withBaseline } from './harness.js'
 
 interface Policy {
@@ -27,15 +27,7 @@ const POLICIES: Policy[] = [
 /** A device directory holding `n` mirrored rows, closed after `changed` documents changed in its mesh from another site. */
 async function prepare(ctx: BenchContext, n: number, changed: number): Promise<string> {
   const dir = ctx.tempDir('startup-base')
-  const first = await device(dir, {}, false)
-  const insert = first.app.prepare(
-    'INSERT INTO counters VALUES (@id, @branch_id, @business_id, @receipt_type, @tot_rcpt_no, @cur_rcpt_no, @invc_no, @bhf_id, @last_touched, @created_at)',
-  )
-  first.app.transaction(() => {
-    for (let i = 0; i < n; i++) insert.run(counters.fromDocument(doc(i, 0)))
-  })()
-  await first.registry.start()
-  await first.registry.coordinator.flush()
+  const first = await mirrored(dir, n)
   await first.close()
   // Another device, in sync with this one, changes `changed` documents; replication delivers them while the app is away.
   const other = await openMesh({ dir: ctx.tempDir('startup-other') })
