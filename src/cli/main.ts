@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { readFileSync } from 'node:fs'
 import { Command } from 'commander'
+import { registerDemoCommand } from './demo-command.js'
 import { registerDirsCommand } from './dirs-command.js'
 import { registerDoctorCommand } from './doctor-command.js'
 import { registerGenerateCommand } from './generate-command.js'
@@ -28,5 +29,6 @@ registerGenerateCommand(program)
 registerInitCommand(program)
 registerPeerCommand(program)
 registerStatusCommand(program)
+registerDemoCommand(program)
 
 await program.parseAsync(process.argv)

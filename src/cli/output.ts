@@ -24,6 +24,8 @@ export const ExitCode = {
   INTERNAL: 2,
   /** `doctor`: the directory is a mesh directory but cannot be opened now (in use, unreadable). */
   NEEDS_ATTENTION: 3,
+  /** `demo`: the tills did not converge. */
+  NOT_CONVERGED: 4,
 } as const
 
 /** Prints an error the way every command does and returns the exit code. */

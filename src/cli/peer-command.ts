@@ -1,9 +1,9 @@
 import type { Command } from 'commander'
 import { loadConfig } from '../config/load-config.js'
+import { type RunningPeer, startPeer } from '../config/start-peer.js'
 import type { Logger } from '../logger.js'
 import { ExitCode, makeOutput, type Output, reportError } from './output.js'
 import { attachDisplay } from './peer-display.js'
-import { type RunningPeer, startPeer } from './peer-runtime.js'
 
 const HELP = `
 Examples:

@@ -1,5 +1,5 @@
-import type { RunningPeer } from './peer-runtime.js'
-import type { PeerSnapshot } from './status-file.js'
+import type { RunningPeer } from '../config/start-peer.js'
+import type { PeerSnapshot } from '../config/status-snapshot.js'
 
 /** Progress shown only once a step has taken this long. */
 const SHOW_AFTER_MS = 400

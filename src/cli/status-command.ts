@@ -1,8 +1,8 @@
 import type { Command } from 'commander'
+import { type PeerSnapshot, readSnapshot } from '../config/status-snapshot.js'
 import { type Diagnosis, diagnose } from '../instance/doctor.js'
 import { ExitCode, makeOutput, reportError } from './output.js'
 import { statusLine } from './peer-display.js'
-import { type PeerSnapshot, readSnapshot } from './status-file.js'
 
 const HELP = `
 Examples:
