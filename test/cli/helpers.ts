@@ -1,0 +1,96 @@
+import { type ChildProcess, spawn } from 'node:child_process'
+import { resolve } from 'node:path'
+import { createInterface } from 'node:readline'
+
+export const ROOT = resolve(import.meta.dirname, '../..')
+
+/** A `meshmirror` command in its own process, with its stdout lines. */
+export interface CliProcess {
+  child: ChildProcess
+  lines: string[]
+  /** The first stdout line (past or future) matching `pred`. */
+  line(pred: (line: string) => boolean, timeoutMs?: number): Promise<string>
+  /** The first JSON event line of a kind (`--json` mode). */
+  event(kind: string, pred?: (e: Record<string, unknown>) => boolean): Promise<Record<string, unknown>>
+  exited: Promise<number | null>
+  stdout(): string
+  stderr(): string
+}
+
+export function startCli(args: string[]): CliProcess {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], {
+    cwd: ROOT,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  const lines: string[] = []
+  const waiters: { pred: (l: string) => boolean; resolve: (l: string) => void }[] = []
+  let err = ''
+  child.stderr!.on('data', (d) => {
+    err += String(d)
+  })
+  createInterface({ input: child.stdout! }).on('line', (l) => {
+    lines.push(l)
+    for (const w of [...waiters]) {
+      if (w.pred(l)) {
+        waiters.splice(waiters.indexOf(w), 1)
+        w.resolve(l)
+      }
+    }
+  })
+  const exited = new Promise<number | null>((r) => child.once('close', (code) => r(code)))
+  const line = (pred: (l: string) => boolean, timeoutMs = 30_000) =>
+    new Promise<string>((resolveLine, reject) => {
+      const found = lines.find(pred)
+      if (found !== undefined) return resolveLine(found)
+      const timer = setTimeout(
+        () =>
+          reject(new Error(`no matching line within ${timeoutMs} ms; stdout:\n${lines.join('\n')}\nstderr:\n${err}`)),
+        timeoutMs,
+      )
+      waiters.push({
+        pred,
+        resolve: (l) => {
+          clearTimeout(timer)
+          resolveLine(l)
+        },
+      })
+      void exited.then(() => {
+        // Let lines still in the pipe arrive first.
+        setImmediate(() => {
+          if (!waiters.some((w) => w.pred === pred)) return
+          clearTimeout(timer)
+          reject(new Error(`exited before a matching line; stdout:\n${lines.join('\n')}\nstderr:\n${err}`))
+        })
+      })
+    })
+  const parse = (l: string) => {
+    try {
+      return JSON.parse(l) as Record<string, unknown>
+    } catch {
+      return undefined
+    }
+  }
+  return {
+    child,
+    lines,
+    line,
+    event: async (kind, pred = () => true) => {
+      const l = await line((x) => {
+        const e = parse(x)
+        return e?.event === kind && pred(e)
+      })
+      return parse(l)!
+    },
+    exited,
+    stdout: () => lines.join('\n'),
+    stderr: () => err,
+  }
+}
+
+/** Runs a command to its end. */
+export async function runCli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const p = startCli(args)
+  const code = await p.exited
+  await new Promise((r) => setImmediate(r))
+  return { code, stdout: p.stdout(), stderr: p.stderr() }
+}

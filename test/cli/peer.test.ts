@@ -1,0 +1,144 @@
+import { writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import Database from 'better-sqlite3'
+import { afterEach, describe, expect, it } from 'vitest'
+import { tempDirs, waitFor } from '../bridge/helpers/wait.js'
+import { type CliProcess, runCli, startCli } from './helpers.js'
+
+const dirs = tempDirs()
+const running: CliProcess[] = []
+const dbs: Database.Database[] = []
+
+afterEach(async () => {
+  for (const p of running.splice(0)) {
+    if (p.child.exitCode === null) p.child.kill('SIGKILL')
+    await p.exited
+  }
+  for (const db of dbs.splice(0)) db.close()
+  dirs.cleanup()
+})
+
+/** The app's own database: tables made by plain SQL, some rows already there. */
+const APP_DDL = `
+CREATE TABLE customers (id INTEGER PRIMARY KEY, name TEXT NOT NULL, email TEXT, vip BOOLEAN NOT NULL DEFAULT 0, notes TEXT);
+CREATE TABLE products (sku TEXT PRIMARY KEY, name TEXT NOT NULL, price REAL NOT NULL, stock INTEGER NOT NULL);
+CREATE TABLE audit_log (at TEXT, what TEXT);
+`
+
+function appDb(file: string, ddl = APP_DDL): Database.Database {
+  const db = new Database(file)
+  db.pragma('busy_timeout = 10000')
+  if (ddl) db.exec(ddl)
+  dbs.push(db)
+  return db
+}
+
+function writeConfig(dir: string, name: string, config: Record<string, unknown>): string {
+  const file = join(dir, `${name}.config.json`)
+  writeFileSync(file, JSON.stringify(config, null, 2))
+  return file
+}
+
+const base = (db: string, mesh: string) => ({
+  database: db,
+  mesh: { dir: mesh },
+  meshId: 'cli-test',
+  secret: 'a test secret',
+  tables: [
+    { table: 'customers', exclude: ['notes'] },
+    { table: 'products', collection: 'items', id: 'sku', counters: ['stock'] },
+  ],
+})
+
+const dump = (db: Database.Database, sql: string) => JSON.stringify(db.prepare(sql).all())
+
+describe('meshmirror peer', () => {
+  it('mirrors an existing database to a second peer process, both ways, deletes included, and status reads it', async () => {
+    const dir = dirs.make('peer')
+    const a = appDb(join(dir, 'a.db'))
+    a.prepare("INSERT INTO customers (id, name, email, vip, notes) VALUES (1, 'Ann', 'ann@x', 1, 'secret A')").run()
+    a.prepare("INSERT INTO products VALUES ('tea', 'Tea', 2.5, 100), ('milk', 'Milk', 1.2, 40)").run()
+    const b = appDb(join(dir, 'b.db'))
+    b.prepare("INSERT INTO customers (id, name, notes) VALUES (2, 'Bob', 'secret B')").run()
+
+    const pa = startCli([
+      'peer',
+      '--json',
+      '--config',
+      writeConfig(dir, 'a', { ...base('./a.db', './a-mesh'), listen: { host: '127.0.0.1', port: 0 } }),
+    ])
+    running.push(pa)
+    const live = await pa.event('live')
+    const port = live.port as number
+    expect(port).toBeGreaterThan(0)
+    const pb = startCli([
+      'peer',
+      '--json',
+      '--config',
+      writeConfig(dir, 'b', { ...base('./b.db', './b-mesh'), peers: [`ws://127.0.0.1:${port}`] }),
+    ])
+    running.push(pb)
+    await pb.event('live')
+
+    const customers = 'SELECT id, name, email, vip FROM customers ORDER BY id'
+    const products = 'SELECT * FROM products ORDER BY sku'
+    await waitFor(
+      () =>
+        dump(a, customers) === dump(b, customers) &&
+        dump(b, products) === dump(a, products) &&
+        (b.prepare('SELECT count(*) FROM customers').pluck().get() as number) === 2,
+      { timeout: 20_000, message: 'first rows on both sides' },
+    )
+    // Excluded columns stay local.
+    expect(b.prepare('SELECT notes FROM customers WHERE id = 1').pluck().get()).toBeNull()
+    expect(a.prepare('SELECT notes FROM customers WHERE id = 2').pluck().get()).toBeNull()
+    expect(a.prepare('SELECT notes FROM customers WHERE id = 1').pluck().get()).toBe('secret A')
+
+    // Both directions, at once: inserts, updates, deletes, and concurrent stock decrements.
+    a.prepare("INSERT INTO customers (id, name) VALUES (3, 'Cid')").run()
+    a.prepare("UPDATE products SET stock = stock - 5 WHERE sku = 'tea'").run()
+    b.prepare("UPDATE products SET stock = stock - 7 WHERE sku = 'tea'").run()
+    b.prepare("UPDATE customers SET email = 'bob@x' WHERE id = 2").run()
+    b.prepare("DELETE FROM products WHERE sku = 'milk'").run()
+    a.prepare('DELETE FROM customers WHERE id = 1').run()
+    await waitFor(
+      () =>
+        dump(a, customers) === dump(b, customers) &&
+        dump(a, products) === dump(b, products) &&
+        dump(a, customers) ===
+          JSON.stringify([
+            { id: 2, name: 'Bob', email: 'bob@x', vip: 0 },
+            { id: 3, name: 'Cid', email: null, vip: 0 },
+          ]) &&
+        dump(b, products) === JSON.stringify([{ sku: 'tea', name: 'Tea', price: 2.5, stock: 88 }]),
+      { timeout: 20_000, message: 'changes of both sides on both sides' },
+    )
+
+    // From outside, through the status snapshot.
+    await pa.event('status', (e) => (e.collections as Record<string, number>).customers === 2)
+    const status = await runCli(['status', '--dir', join(dir, 'a-mesh'), '--json'])
+    expect(status.code).toBe(0)
+    const report = JSON.parse(status.stdout)
+    expect(report).toMatchObject({ running: true, state: 'running', lock: 'held' })
+    expect(report.snapshot).toMatchObject({
+      phase: 'live',
+      collections: { customers: 2, items: 1 },
+      tables: { customers: 2, products: 1 },
+    })
+    expect(report.snapshot.peers.some((p: { state: string }) => p.state === 'live')).toBe(true)
+    const text = await runCli(['status', '--dir', join(dir, 'a-mesh')])
+    expect(text.stdout).toMatch(/running \(pid \d+/)
+    expect(text.stdout).toContain('peers 1 connected')
+
+    // A clean stop, then status says so.
+    pb.child.kill('SIGTERM')
+    pa.child.kill('SIGINT')
+    expect(await pb.exited).toBe(0)
+    expect(await pa.exited).toBe(0)
+    await pa.event('stopped')
+    const after = await runCli(['status', '--dir', join(dir, 'a-mesh'), '--json'])
+    expect(after.code).toBe(3)
+    expect(JSON.parse(after.stdout)).toMatchObject({ running: false, state: 'stopped', snapshot: { phase: 'stopped' } })
+    expect(pa.stderr() + pb.stderr()).not.toMatch(/error|database is locked/i)
+  }, 60_000)
+})
