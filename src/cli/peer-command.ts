@@ -69,6 +69,8 @@ async function run(configFile: string, output: Output): Promise<number> {
     output.out(`mirroring ${peer.models.adapters.map((a) => a.collection).join(', ')}; Ctrl-C stops`)
     detach = attachDisplay(peer, process.stdout)
   }
+  // Runs until stopped, even with nothing else keeping the process up (no listener, no peers).
+  const keepAlive = setInterval(() => undefined, 1 << 30)
   return await new Promise<number>((resolve) => {
     let stopping = false
     const onSignal = (signal: NodeJS.Signals) => {
@@ -81,12 +83,14 @@ async function run(configFile: string, output: Output): Promise<number> {
       else output.err(`\n${signal}: stopping (again to force)`)
       peer.close().then(
         () => {
+          clearInterval(keepAlive)
           detach?.()
           if (output.json) emitJson('stopped', {})
           else output.err('stopped')
           resolve(ExitCode.OK)
         },
         (error) => {
+          clearInterval(keepAlive)
           detach?.()
           resolve(reportError(output, error))
         },
