@@ -22,17 +22,15 @@ const validFrames = (): fc.Arbitrary<string> =>
       fc.constant<Message>({ t: 'auth', proof: 'cd'.repeat(32) }),
       fc.constant<Message>({ t: 'sync', vv: { s: 3 }, after: 1 }),
       fc.constant<Message>({ t: 'ack', n: 1, cursor: 4 }),
-      fc
-        .array(fc.string({ minLength: 1, maxLength: 8 }), { maxLength: 4 })
-        .map(
-          (ids): Message => ({
-            t: 'changes',
-            n: 1,
-            changes: ids.map((i) => change(`x${i}`)),
-            cursor: 3,
-            complete: true,
-          }),
-        ),
+      fc.array(fc.string({ minLength: 1, maxLength: 8 }), { maxLength: 4 }).map(
+        (ids): Message => ({
+          t: 'changes',
+          n: 1,
+          changes: ids.map((i) => change(`x${i}`)),
+          cursor: 3,
+          complete: true,
+        }),
+      ),
     )
     .map(encodeMessage)
 
