@@ -51,6 +51,7 @@ export function createBranchSyncAdapter(hooks: SyncAdapterHooks = {}): SyncAdapt
     direction: "bidirectional",
     hydrateOnStartup: true,
     backup: { enabled: true, links: [] },
+    counterFields: branchCounterFields,
     documentId: (row) => idOf(row["id"], "branches"),
     toDocument: (row): Document => ({
       _id: idOf(row["id"], "branches"),

@@ -65,6 +65,7 @@ export function createCounterSyncAdapter(hooks: SyncAdapterHooks = {}): SyncAdap
     direction: "bidirectional",
     hydrateOnStartup: true,
     backup: { enabled: true, links: [] },
+    counterFields: counterCounterFields,
     documentId: (row) => idOf(row["id"], "counters"),
     toDocument: (row): Document => ({
       _id: idOf(row["id"], "counters"),

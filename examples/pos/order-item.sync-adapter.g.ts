@@ -57,6 +57,7 @@ export function createOrderItemSyncAdapter(hooks: SyncAdapterHooks = {}): SyncAd
     direction: "bidirectional",
     hydrateOnStartup: true,
     backup: { enabled: true, links: [{"field":"orderId","model":"orders","cascade":true},{"field":"branchId","model":"branches"}] },
+    counterFields: orderItemCounterFields,
     documentId: (row) => idOf(row["id"], "order_items"),
     toDocument: (row): Document => ({
       _id: idOf(row["id"], "order_items"),

@@ -60,6 +60,7 @@ export function createOrderSyncAdapter(hooks: SyncAdapterHooks = {}): SyncAdapte
     direction: "bidirectional",
     hydrateOnStartup: true,
     backup: { enabled: true, links: [{"field":"branchId","model":"branches"}] },
+    counterFields: orderCounterFields,
     documentId: (row) => idOf(row["id"], "orders"),
     toDocument: (row): Document => ({
       _id: idOf(row["id"], "orders"),

@@ -57,6 +57,7 @@ export function createProductSyncAdapter(hooks: SyncAdapterHooks = {}): SyncAdap
     direction: "bidirectional",
     hydrateOnStartup: true,
     backup: { enabled: true, links: [] },
+    counterFields: productCounterFields,
     documentId: (row) => idOf(row["id"], "products"),
     toDocument: (row): Document => ({
       _id: idOf(row["id"], "products"),

@@ -116,6 +116,7 @@ export function emitAdapter(spec: ModelSpec, sourceFile: string, options: EmitOp
     `    direction: ${str(spec.direction)},`,
     `    hydrateOnStartup: ${spec.hydrateOnStartup},`,
     `    backup: { enabled: ${spec.backupPull}, links: ${str(spec.links)} },`,
+    `    counterFields: ${base}CounterFields,`,
     `    documentId: (row) => idOf(${row(id.column)}, ${str(spec.model)}),`,
     '    toDocument: (row): Document => ({',
     `      _id: idOf(${row(id.column)}, ${str(spec.model)}),`,
