@@ -1,0 +1,87 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterEach, describe, expect, it } from 'vitest'
+import { hasCode } from '../errors.js'
+import { loadConfig, parseConfig } from './load-config.js'
+
+const minimal = {
+  database: './pos.db',
+  mesh: { dir: './pos-mesh' },
+  meshId: 'shop-42',
+  secret: 'change-me-please',
+  tables: [{ table: 'counters', scope: { branch_id: 1 }, counters: ['cur_rcpt_no'] }],
+}
+
+function fails(input: unknown): { message: string; key: unknown } {
+  try {
+    parseConfig(input, 'test.json', '/base')
+  } catch (error) {
+    if (!hasCode(error, 'INVALID_CONFIG')) throw error
+    return { message: error.message, key: error.details.key }
+  }
+  throw new Error('expected INVALID_CONFIG')
+}
+
+const dirs: string[] = []
+afterEach(() => {
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true })
+  delete process.env.MM_TEST_SECRET
+})
+
+describe('config', () => {
+  it('resolves paths against the config file directory', () => {
+    const c = parseConfig(minimal, 'test.json', '/base/dir')
+    expect(c.database).toBe('/base/dir/pos.db')
+    expect(c.mesh.dir).toBe('/base/dir/pos-mesh')
+    expect(c.tables?.[0]).toEqual(minimal.tables[0])
+  })
+
+  it('names every offending key with what was expected', () => {
+    const r = fails({
+      ...minimal,
+      listen: { host: '0.0.0.0', port: 70000 },
+      peers: ['http://x'],
+      settings: { batchSize: 0, skipInitialFetch: 'yes', startupDelay: 3 },
+      tables: [{ table: 'counters', direction: 'both' }],
+    })
+    expect(r.key).toBe('listen.port')
+    expect(r.message).toContain('listen.port: Too big: expected number to be <=65535')
+    expect(r.message).toContain('peers[0]: expected a ws:// or wss:// URL')
+    expect(r.message).toContain('settings.batchSize: Too small')
+    expect(r.message).toContain('settings.skipInitialFetch: expected boolean, received string')
+    expect(r.message).toContain('settings: unknown key "startupDelay"')
+    expect(r.message).toContain(
+      'tables[0].direction: Invalid option: expected one of "bidirectional"|"sendOnly"|"receiveOnly"',
+    )
+  })
+
+  it('needs something to mirror, and a config object', () => {
+    expect(fails({ ...minimal, tables: [] }).message).toContain('tables: expected "tables"')
+    expect(fails(null).message).toContain('(top level)')
+    expect(fails({ ...minimal, secret: 'short' }).message).toContain(
+      'secret: expected a string of at least 8 characters',
+    )
+  })
+
+  it('reads the secret from the environment when written as $NAME', () => {
+    expect(fails({ ...minimal, secret: '$MM_TEST_SECRET' }).message).toContain(
+      'secret: environment variable MM_TEST_SECRET is not set',
+    )
+    process.env.MM_TEST_SECRET = 'from the environment'
+    expect(parseConfig({ ...minimal, secret: '$MM_TEST_SECRET' }, 'test.json', '/').secret).toBe('from the environment')
+  })
+
+  it('loads JSON and .mjs files, and names the file when it cannot', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'mm-config-'))
+    dirs.push(dir)
+    writeFileSync(join(dir, 'a.json'), JSON.stringify(minimal))
+    writeFileSync(join(dir, 'b.mjs'), `export default ${JSON.stringify({ ...minimal, meshId: 'from-mjs' })}\n`)
+    writeFileSync(join(dir, 'c.mjs'), 'export const config = {}\n')
+    expect((await loadConfig(join(dir, 'a.json'))).database).toBe(join(dir, 'pos.db'))
+    const b = await loadConfig(join(dir, 'b.mjs'))
+    expect(b).toMatchObject({ meshId: 'from-mjs', file: join(dir, 'b.mjs') })
+    await expect(loadConfig(join(dir, 'c.mjs'))).rejects.toThrow(/c\.mjs: the module has no default export/)
+    await expect(loadConfig(join(dir, 'none.json'))).rejects.toThrow(/none\.json: no such file/)
+  })
+})
