@@ -1,0 +1,381 @@
+// Replication between two processes on loopback. The suite runs peer A in
+// this process and peer B as a child (this same file, run with `child`).
+import { type ChildProcess, spawn } from 'node:child_process'
+import { createInterface } from 'node:readline'
+import { fileURLToPath } from 'node:url'
+import { openMesh as openBuiltinMesh } from '../src/engine/open-mesh.js'
+import { openMesh, type ReplicatedMesh } from '../src/index.js'
+import { type BenchContext, type BenchResult, type BenchSuite, percentile, summarise, withBaseline } from './harness.js'
+
+const SUITE = 'replication'
+const MESH = { meshId: 'bench', secret: 'bench-replication-secret' }
+/** Absolute time in ms, comparable between processes on one machine. */
+const now = () => performance.timeOrigin + performance.now()
+
+type Line = Record<string, unknown>
+
+// ---- the child: peer B ----------------------------------------------------
+
+async function child(config: { dir: string; peer: string }): Promise<void> {
+  const say = (l: Line) => process.stdout.write(`${JSON.stringify(l)}\n`)
+  const mesh = await openMesh({ ...MESH, dir: config.dir, siteId: 'b', peers: [config.peer] })
+  // Latency: when a ping is visible to B's application, and when.
+  mesh.observe({ collection: 'ping' }, (c) => {
+    const at = now()
+    for (const d of [...c.inserted, ...c.updated]) say({ t: 'seen', n: d.n, at })
+  })
+  mesh.replication.on('peer', (p) => {
+    if (p.state === 'live') say({ t: 'live', at: now(), bytesReceived: p.bytesReceived, changes: p.changesReceived })
+  })
+  say({ t: 'ready', at: now() })
+  createInterface({ input: process.stdin }).on('close', () => {
+    void mesh.close().then(() => process.exit(0))
+  })
+}
+
+// ---- the parent: peer A -----------------------------------------------------
+
+interface Child {
+  process: ChildProcess
+  waitFor(pred: (l: Line) => boolean): Promise<Line>
+  onLine(listener: (l: Line) => void): void
+  close(): Promise<void>
+}
+
+function startChild(dir: string, peer: string): Child {
+  const proc = spawn(
+    process.execPath,
+    ['--import', 'tsx', fileURLToPath(import.meta.url), 'child', JSON.stringify({ dir, peer })],
+    { stdio: ['pipe', 'pipe', 'inherit'] },
+  )
+  const listeners = new Set<(l: Line) => void>()
+  createInterface({ input: proc.stdout! }).on('line', (text) => {
+    const line = JSON.parse(text) as Line
+    for (const l of [...listeners]) l(line)
+  })
+  const exited = new Promise<void>((r) => proc.once('exit', () => r()))
+  return {
+    process: proc,
+    onLine: (l) => listeners.add(l),
+    waitFor: (pred) =>
+      new Promise((resolve, reject) => {
+        const l = (line: Line) => {
+          if (!pred(line)) return
+          listeners.delete(l)
+          resolve(line)
+        }
+        listeners.add(l)
+        void exited.then(() => reject(new Error('the benchmark peer exited')))
+      }),
+    async close() {
+      proc.stdin?.end()
+      await exited
+    },
+  }
+}
+
+async function peerA(ctx: BenchContext): Promise<ReplicatedMesh> {
+  return openMesh({ ...MESH, dir: ctx.tempDir('repl-a'), siteId: 'a', listen: { host: '127.0.0.1', port: 0 } })
+}
+
+const urlOf = (a: ReplicatedMesh) => `ws://127.0.0.1:${a.replication.port}`
+
+function doc(j: number) {
+  return { _id: `d${j}`, n: j, name: `item ${j}`, price: j * 1.5, shop: 'main', note: 'x'.repeat(40) }
+}
+
+async function load(mesh: { upsert(c: string, d: object[]): Promise<unknown> }, from: number, n: number) {
+  for (let i = from; i < from + n; i += 1000) {
+    const docs = []
+    for (let j = i; j < Math.min(from + n, i + 1000); j++) docs.push(doc(j))
+    await mesh.upsert('items', docs)
+  }
+}
+
+async function latency(ctx: BenchContext): Promise<BenchResult[]> {
+  const n = ctx.quick ? 200 : 2000
+  ctx.log(`latency: ${n} single-document writes on A, each until visible in B's store`)
+  const a = await peerA(ctx)
+  const b = startChild(ctx.tempDir('repl-b'), urlOf(a))
+  await b.waitFor((l) => l.t === 'live')
+  const remote: number[] = []
+  const local: number[] = []
+  let localT0 = 0
+  let localSeen: () => void = () => {}
+  const observer = a.observe({ collection: 'ping' }, () => {
+    local.push(now() - localT0)
+    localSeen()
+  })
+  await observer.ready
+  for (let i = 0; i < n + 50; i++) {
+    const seen = b.waitFor((l) => l.t === 'seen' && l.n === i)
+    const localDone = new Promise<void>((r) => {
+      localSeen = r
+    })
+    localT0 = now()
+    await a.upsert('ping', [{ _id: 'p', n: i }])
+    const committed = now()
+    const line = await seen
+    await localDone
+    // The first 50 warm up both processes.
+    if (i >= 50) remote.push((line.at as number) - committed)
+    else local.pop()
+  }
+  observer.cancel()
+  await b.close()
+  await a.close()
+  const workload = `${n} sequential single-document upserts on A; time from A's commit to B's observer, two processes on loopback`
+  const base = summarise(
+    {
+      suite: SUITE,
+      name: "write → observer in A's own process (baseline)",
+      workload: `the same ${n} upserts, observed locally on A`,
+      unit: 'ms',
+      better: 'lower',
+      warmup: '50 writes',
+    },
+    local,
+  )
+  const p50 = withBaseline(
+    summarise(
+      {
+        suite: SUITE,
+        name: 'end-to-end latency A → B, p50',
+        workload,
+        unit: 'ms',
+        better: 'lower',
+        warmup: '50 writes',
+      },
+      remote,
+    ),
+    base,
+  )
+  p50.target = { description: 'p50 < 5 ms', pass: p50.median < 5 }
+  const p99v = percentile(remote, 99)
+  const p99: BenchResult = {
+    ...p50,
+    name: 'end-to-end latency A → B, p99',
+    median: p99v,
+    ratio: p99v / percentile(local, 99),
+    baseline: { name: `${base.name}, p99`, median: percentile(local, 99) },
+    target: { description: 'p99 < 25 ms', pass: p99v < 25 },
+  }
+  return [base, p50, p99]
+}
+
+async function catchUpAndReconnect(ctx: BenchContext): Promise<BenchResult[]> {
+  const n = ctx.quick ? 5_000 : 100_000
+  const changed = ctx.quick ? 100 : 1_000
+  ctx.log(`catch-up: ${n} documents to an empty peer, then a reconnect after ${changed} changes`)
+  // Baseline: writing the same documents into a local store.
+  const plain = await openBuiltinMesh({ dir: ctx.tempDir('repl-local') })
+  const l0 = performance.now()
+  await load(plain, 0, n)
+  const localMs = performance.now() - l0
+  await plain.close()
+
+  const a = await peerA(ctx)
+  await load(a, 0, n)
+  const dirB = ctx.tempDir('repl-b')
+  let b = startChild(dirB, urlOf(a))
+  const ready = await b.waitFor((l) => l.t === 'ready')
+  const live = await b.waitFor((l) => l.t === 'live')
+  const catchUpMs = (live.at as number) - (ready.at as number)
+  const fullBytes = live.bytesReceived as number
+  const fullChanges = live.changes as number
+  await b.close()
+
+  // B is away while A changes `changed` documents; then B comes back.
+  for (let i = 0; i < changed; i += 100) {
+    const docs = []
+    for (let j = i; j < Math.min(changed, i + 100); j++) docs.push({ ...doc(j * 7), price: -j })
+    await a.upsert('items', docs)
+  }
+  b = startChild(dirB, urlOf(a))
+  const ready2 = await b.waitFor((l) => l.t === 'ready')
+  const back = await b.waitFor((l) => l.t === 'live')
+  const reconnectMs = (back.at as number) - (ready2.at as number)
+  const reconnectBytes = back.bytesReceived as number
+  await b.close()
+  await a.close()
+
+  const localBase: BenchResult = {
+    ...summarise(
+      {
+        suite: SUITE,
+        name: 'local write of the same documents (baseline)',
+        workload: `${n} 6-field documents upserted in batches of 1,000 into one local store`,
+        unit: 'ms',
+        better: 'lower',
+        warmup: 'none',
+      },
+      [localMs],
+    ),
+  }
+  const catchUp = withBaseline(
+    summarise(
+      {
+        suite: SUITE,
+        name: 'catch-up of an empty peer',
+        workload: `${n} documents from A to an empty B in another process, from B's start to B live (${fullChanges} changes, ${(fullBytes / 2 ** 20).toFixed(1)} MiB on the wire, ${(fullBytes / n).toFixed(0)} bytes/doc)`,
+        unit: 'ms',
+        better: 'lower',
+        warmup: 'none',
+      },
+      [catchUpMs],
+    ),
+    localBase,
+  )
+  catchUp.target = {
+    description: `${n === 100_000 ? '' : '(quick size) '}< 5 s for 100,000 documents`,
+    pass: catchUpMs < 5000,
+  }
+  const bytesFull: BenchResult = summarise(
+    {
+      suite: SUITE,
+      name: 'catch-up bytes on the wire',
+      workload: `frames received by B during the catch-up of ${n} documents`,
+      unit: 'bytes',
+      better: 'lower',
+      warmup: 'none',
+    },
+    [fullBytes],
+  )
+  const perChangeFull = fullBytes / n
+  const perChangeReconnect = reconnectBytes / changed
+  const reconnect: BenchResult = {
+    ...summarise(
+      {
+        suite: SUITE,
+        name: 'reconnect bytes per changed document',
+        workload: `B reconnects after A changed ${changed} of ${n} documents: ${reconnectBytes} bytes in ${reconnectMs.toFixed(0)} ms; ratio against catch-up bytes per document`,
+        unit: 'bytes/change',
+        better: 'lower',
+        warmup: 'none',
+      },
+      [perChangeReconnect],
+    ),
+    baseline: { name: 'catch-up bytes per document', median: perChangeFull },
+    ratio: perChangeReconnect / perChangeFull,
+    target: {
+      description: `bytes proportional to the changes: reconnect < 10% of the catch-up's bytes (${((100 * changed) / n).toFixed(1)}% of documents changed)`,
+      pass: reconnectBytes < 0.1 * fullBytes,
+    },
+  }
+  const reconnectShare: BenchResult = {
+    ...summarise(
+      {
+        suite: SUITE,
+        name: 'reconnect bytes / catch-up bytes',
+        workload: `${changed} changed of ${n}: share of the full catch-up's bytes sent again (${(changed / n).toFixed(3)} would be exactly proportional)`,
+        unit: 'ratio',
+        better: 'lower',
+        warmup: 'none',
+      },
+      [reconnectBytes / fullBytes],
+    ),
+  }
+  return [localBase, catchUp, bytesFull, reconnect, reconnectShare]
+}
+
+async function sustained(ctx: BenchContext): Promise<BenchResult[]> {
+  const rate = ctx.quick ? 2_000 : 10_000
+  const seconds = ctx.quick ? 1 : 5
+  ctx.log(`sustained: ${rate} writes/s on A for ${seconds} s, sampling B's lag`)
+  const a = await peerA(ctx)
+  const b = startChild(ctx.tempDir('repl-b'), urlOf(a))
+  await b.waitFor((l) => l.t === 'live')
+  const lags: number[] = []
+  const sample = () => {
+    const link = a.replication.peers().find((p) => p.site === 'b')
+    if (link) lags.push(link.lag)
+  }
+  const sampler = setInterval(sample, 20)
+  const t0 = performance.now()
+  let written = 0
+  const total = rate * seconds
+  // Paced by the clock: each round writes what the rate allows so far, in one small transaction.
+  while (written < total) {
+    const due = Math.min(total, Math.floor(((performance.now() - t0) / 1000) * rate))
+    if (due > written) {
+      const docs = []
+      for (let j = written; j < Math.min(due, written + 500); j++) docs.push({ _id: `s${j % 5000}`, n: j })
+      await a.upsert('live', docs)
+      written += docs.length
+    } else {
+      await new Promise((r) => setImmediate(r))
+    }
+  }
+  const writeMs = performance.now() - t0
+  // Drained: B acknowledged everything.
+  const d0 = performance.now()
+  await new Promise<void>((resolve) => {
+    const check = () => {
+      const link = a.replication.peers().find((p) => p.site === 'b')
+      if (link && link.lag === 0) resolve()
+      else setImmediate(check)
+    }
+    check()
+  })
+  const drainMs = performance.now() - d0
+  clearInterval(sampler)
+  await b.close()
+  await a.close()
+  const achieved = written / (writeMs / 1000)
+  const base: BenchResult = summarise(
+    {
+      suite: SUITE,
+      name: 'offered write rate on A (baseline)',
+      workload: `${total} single-field upserts over ${seconds} s, in small transactions`,
+      unit: 'writes/s',
+      better: 'higher',
+      warmup: 'none',
+    },
+    [rate],
+  )
+  const got = withBaseline(
+    summarise(
+      {
+        suite: SUITE,
+        name: 'sustained write rate on A while B replicates',
+        workload: `${total} writes, B live in another process`,
+        unit: 'writes/s',
+        better: 'higher',
+        warmup: 'none',
+      },
+      [achieved],
+    ),
+    base,
+  )
+  got.target = { description: `>= ${rate} writes/s`, pass: achieved >= rate * 0.98 }
+  const lag: BenchResult = {
+    ...summarise(
+      {
+        suite: SUITE,
+        name: "B's lag during sustained writes",
+        workload: `A's changes not yet acknowledged by B, sampled every 20 ms (median; max ${Math.max(...lags)}, p99 ${percentile(lags, 99)}); drained ${drainMs.toFixed(1)} ms after the last write`,
+        unit: 'changes',
+        better: 'lower',
+        warmup: 'none',
+      },
+      lags,
+    ),
+    target: {
+      description: 'B keeps up: p99 lag under 0.1 s of writes',
+      pass: percentile(lags, 99) < rate / 10,
+    },
+  }
+  return [base, got, lag]
+}
+
+/** The replication suite: latency, catch-up, reconnect, sustained rate. */
+export const replicationSuite: BenchSuite = {
+  name: SUITE,
+  async run(ctx) {
+    return [...(await latency(ctx)), ...(await catchUpAndReconnect(ctx)), ...(await sustained(ctx))]
+  },
+}
+
+if (process.argv[2] === 'child' && process.argv[1] === fileURLToPath(import.meta.url)) {
+  await child(JSON.parse(process.argv[3]!) as { dir: string; peer: string })
+}
