@@ -9,6 +9,7 @@ import type { SyncSettings } from '../src/bridge/settings.js'
 import { openMesh } from '../src/engine/open-mesh.js'
 import { applied, counters, DDL, device, doc, SEED_APPLY, transfer, until, upsertAll } from './bridge.bench.js'
 import { spawnJsonChild } from './compare-child.js'
+import { sane } from './compare-sane.js'
 import { type BenchContext, type BenchResult, type BenchSuite, summarise, withBaseline } from './harness.js'
 
 /** The competing writer holds each write transaction this long, then pauses this long. */
@@ -190,6 +191,6 @@ export const compareApplySuite: BenchSuite = {
         outcomes[1]!.map((o) => o.waits),
       ),
     )
-    return results
+    return sane(results)
   },
 }

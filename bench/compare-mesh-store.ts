@@ -3,6 +3,7 @@
 // plain better-sqlite3 JSON table (the ceiling every ratio is taken against).
 import { join } from 'node:path'
 import Database from 'better-sqlite3'
+import { sane } from './compare-sane.js'
 import { BATCH, builtin, ditto, type Loadable, load } from './ditto.bench.js'
 import { type BenchResult, type BenchSuite, summarise, withBaseline } from './harness.js'
 
@@ -82,6 +83,6 @@ export const compareMeshStoreSuite: BenchSuite = {
     const baseSize = size(0)
     results.push(baseRate, ...backends.slice(1).map((_, k) => withBaseline(rate(k + 1), baseRate)))
     results.push(baseSize, ...backends.slice(1).map((_, k) => withBaseline(size(k + 1), baseSize)))
-    return results
+    return sane(results)
   },
 }

@@ -5,6 +5,7 @@
 // over a `ws` socket, see compare-yjs-sync.ts). Same documents on both.
 import { join } from 'node:path'
 import { spawnJsonChild } from './compare-child.js'
+import { sane } from './compare-sane.js'
 import { type BenchContext, type BenchResult, type BenchSuite, percentile, summarise, withBaseline } from './harness.js'
 
 const PEER = 'bench/compare-peer.ts'
@@ -109,6 +110,6 @@ export const compareReplicationSuite: BenchSuite = {
         ),
       )
     }
-    return results
+    return sane(results)
   },
 }

@@ -9,6 +9,7 @@ import Database from 'better-sqlite3'
 import type { SyncSettings } from '../src/bridge/settings.js'
 import { openMesh } from '../src/engine/open-mesh.js'
 import { applied, device, doc, mirrored, transfer, upsertAll } from './bridge.bench.js'
+import { sane } from './compare-sane.js'
 import { type BenchContext, type BenchResult, type BenchSuite, summarise, withBaseline } from './harness.js'
 
 interface Policy {
@@ -139,6 +140,6 @@ export const compareStartupSuite: BenchSuite = {
         figure('ms', 'time to live', 'ms', 'from opening the mesh and the repository to the bridge being live'),
       )
     }
-    return results
+    return sane(results)
   },
 }
