@@ -4,6 +4,7 @@ import { type ChildProcess, spawn } from 'node:child_process'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import { openMesh as openBuiltinMesh } from '../src/engine/open-mesh.js'
+import type { BuiltinMesh } from '../src/engine/types.js'
 import { openMesh, type ReplicatedMesh } from '../src/index.js'
 import { type BenchContext, type BenchResult, type BenchSuite, percentile, summarise, withBaseline } from './harness.js'
 
@@ -84,7 +85,7 @@ function doc(j: number) {
   return { _id: `d${j}`, n: j, name: `item ${j}`, price: j * 1.5, shop: 'main', note: 'x'.repeat(40) }
 }
 
-async function load(mesh: { upsert(c: string, d: object[]): Promise<unknown> }, from: number, n: number) {
+async function load(mesh: BuiltinMesh, from: number, n: number) {
   for (let i = from; i < from + n; i += 1000) {
     const docs = []
     for (let j = i; j < Math.min(from + n, i + 1000); j++) docs.push(doc(j))
