@@ -1,6 +1,6 @@
 import type { Command } from 'commander'
 import { loadConfig } from '../config/load-config.js'
-import { type RunningPeer, startPeer } from '../config/start-peer.js'
+import { openPeer, type RunningPeer } from '../config/start-peer.js'
 import type { Logger } from '../logger.js'
 import { ExitCode, makeOutput, type Output, reportError } from './output.js'
 import { attachDisplay } from './peer-display.js'
@@ -53,26 +53,18 @@ function attachJson(peer: RunningPeer): void {
 /** Runs until a signal; resolves with the exit code. */
 async function run(configFile: string, output: Output): Promise<number> {
   const config = await loadConfig(configFile)
-  const peer = await startPeer(config, { logger: stderrLogger(output.json) })
+  const peer = await openPeer(config, { logger: stderrLogger(output.json) })
   let detach: (() => void) | undefined
-  if (output.json) {
-    attachJson(peer)
-    emitJson('live', {
-      siteId: peer.siteId,
-      port: peer.port ?? null,
-      database: config.database,
-      meshDir: config.mesh.dir,
-    })
-  } else {
-    const where = peer.port === undefined ? 'not listening' : `listening on ${config.listen?.host}:${peer.port}`
-    output.out(`meshmirror: ${config.database} ⇄ mesh ${config.mesh.dir} (site ${peer.siteId}), ${where}`)
+  if (output.json) attachJson(peer)
+  else {
+    output.out(`meshmirror: ${config.database} ⇄ mesh ${config.mesh.dir} (site ${peer.siteId})`)
     output.out(`mirroring ${peer.models.adapters.map((a) => a.collection).join(', ')}; Ctrl-C stops`)
     detach = attachDisplay(peer, process.stdout)
   }
   // Runs until stopped, even with nothing else keeping the process up (no listener, no peers).
   const keepAlive = setInterval(() => undefined, 1 << 30)
-  return await new Promise<number>((resolve) => {
-    let stopping = false
+  let stopping = false
+  const stopped = new Promise<number>((resolve) => {
     const onSignal = (signal: NodeJS.Signals) => {
       if (stopping) {
         output.err('stopping at once')
@@ -81,24 +73,43 @@ async function run(configFile: string, output: Output): Promise<number> {
       stopping = true
       if (output.json) emitJson('stopping', { signal })
       else output.err(`\n${signal}: stopping (again to force)`)
+      const done = (code: number) => {
+        clearInterval(keepAlive)
+        detach?.()
+        resolve(code)
+      }
       peer.close().then(
         () => {
-          clearInterval(keepAlive)
-          detach?.()
           if (output.json) emitJson('stopped', {})
           else output.err('stopped')
-          resolve(ExitCode.OK)
+          done(ExitCode.OK)
         },
-        (error) => {
-          clearInterval(keepAlive)
-          detach?.()
-          resolve(reportError(output, error))
-        },
+        (error) => done(reportError(output, error)),
       )
     }
     process.on('SIGINT', onSignal)
     process.on('SIGTERM', onSignal)
   })
+  try {
+    await peer.start()
+  } catch (error) {
+    // Stopped by a signal while starting: the close reports how it went.
+    if (stopping) return stopped
+    clearInterval(keepAlive)
+    detach?.()
+    throw error
+  }
+  if (output.json) {
+    emitJson('live', {
+      siteId: peer.siteId,
+      port: peer.port ?? null,
+      database: config.database,
+      meshDir: config.mesh.dir,
+    })
+  } else if (config.listen) {
+    output.out(`${process.stdout.isTTY ? '\r\x1b[2K' : ''}listening on ${config.listen.host}:${peer.port}`)
+  }
+  return stopped
 }
 
 /** `meshmirror peer --config F [--json]`: mirrors a database into the mesh until stopped. */

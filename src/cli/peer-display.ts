@@ -14,21 +14,21 @@ export function statusLine(s: PeerSnapshot): string {
     .join(', ')
   return [
     s.phase,
-    `peers ${live} connected`,
+    `${live} peer${live === 1 ? '' : 's'}`,
     docs || 'no collections',
-    `apply ${s.sync.applyRate}/s`,
-    `send ${s.sync.pushRate}/s`,
-    `lag ${s.sync.lagMs} ms`,
+    `in ${s.sync.applyRate}/s`,
+    `out ${s.sync.pushRate}/s`,
+    `lag ${Math.round(s.sync.lagMs)} ms`,
     ...(s.sync.rejected > 0 ? [`rejected ${s.sync.rejected}`] : []),
     ...(s.sync.errors > 0 ? [`errors ${s.sync.errors}`] : []),
   ].join(' · ')
 }
 
-function bar(done: number, total: number | undefined, width = 24): string {
+function bar(done: number, total: number | undefined, width = 20): string {
   if (!total) return `${done}`
   const f = Math.min(1, done / total)
   const n = Math.round(f * width)
-  return `[${'#'.repeat(n)}${'.'.repeat(width - n)}] ${done}/${total} ${Math.round(f * 100)}%`
+  return `${String(Math.round(f * 100)).padStart(3)}% [${'#'.repeat(n)}${'.'.repeat(width - n)}] ${done}/${total}`
 }
 
 /**

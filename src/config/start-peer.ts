@@ -56,13 +56,18 @@ function addressInUse(listen: { host: string; port: number }, cause: unknown): M
   )
 }
 
+/** A peer whose directory is locked and whose config is checked, not yet syncing: attach listeners, then `start()`. */
+export interface OpenedPeer extends RunningPeer {
+  /** Opens the repository, replication and sync; resolves once sync is live. Closes the peer if it fails. */
+  start(): Promise<void>
+}
+
 /**
- * Starts mirroring a config's database: checks everything that can be
+ * Prepares mirroring a config's database: checks everything that can be
  * checked without writing (config, tables, the listen address), then opens
- * the mesh directory (its lock), the repository, replication and sync.
- * Resolves once sync is live (catch-up, outbox and seeding done).
+ * the mesh directory (taking its lock). Nothing else is opened until `start()`.
  */
-export async function startPeer(config: ResolvedConfig, options: { logger?: Logger } = {}): Promise<RunningPeer> {
+export async function openPeer(config: ResolvedConfig, options: { logger?: Logger } = {}): Promise<OpenedPeer> {
   const logger = options.logger ?? silentLogger
   const models = await resolveModels(config)
   if (config.listen) await probeListen(config.listen)
@@ -74,17 +79,27 @@ export async function startPeer(config: ResolvedConfig, options: { logger?: Logg
     healthIntervalMs: 0,
     logger,
   })
-  const peer = new Peer(config, models, instance, logger)
-  try {
-    await peer.start()
-  } catch (error) {
-    await peer.close().catch(() => undefined)
-    throw error
-  }
+  return new Peer(config, models, instance, logger)
+}
+
+/**
+ * Starts mirroring a config's database: {@link openPeer}, then `start()`.
+ * Resolves once sync is live (catch-up, outbox and seeding done).
+ *
+ * @example
+ * ```ts
+ * const peer = await startPeer(await loadConfig('./meshmirror.config.json'))
+ * peer.on('snapshot', (s) => console.log(s.phase, s.collections))
+ * await peer.close()
+ * ```
+ */
+export async function startPeer(config: ResolvedConfig, options: { logger?: Logger } = {}): Promise<RunningPeer> {
+  const peer = await openPeer(config, options)
+  await peer.start()
   return peer
 }
 
-class Peer implements RunningPeer {
+class Peer implements OpenedPeer {
   private readonly events = new Emitter<PeerEvents>(silentLogger)
   private repository: SqliteRepository | undefined
   private registry: SyncRegistry | undefined
@@ -130,6 +145,15 @@ class Peer implements RunningPeer {
   }
 
   async start(): Promise<void> {
+    try {
+      await this.boot()
+    } catch (error) {
+      await this.close().catch(() => undefined)
+      throw error
+    }
+  }
+
+  private async boot(): Promise<void> {
     this.persist()
     this.repository = await openSqliteRepository({ file: this.config.database, models: this.models.models })
     await this.connect()

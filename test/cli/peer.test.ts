@@ -128,7 +128,7 @@ describe('meshmirror peer', () => {
     expect(report.snapshot.peers.some((p: { state: string }) => p.state === 'live')).toBe(true)
     const text = await runCli(['status', '--dir', join(dir, 'a-mesh')])
     expect(text.stdout).toMatch(/running \(pid \d+/)
-    expect(text.stdout).toContain('peers 1 connected')
+    expect(text.stdout).toContain('live · 1 peer · customers 2, items 1')
 
     // A clean stop, then status says so.
     pb.child.kill('SIGTERM')
