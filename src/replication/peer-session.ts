@@ -45,6 +45,8 @@ export interface SessionOptions {
   coalesceMs: number
   /** Largest frame accepted, in characters. */
   maxFrameChars: number
+  /** Drops a link still unauthenticated after this many ms. */
+  handshakeTimeoutMs: number
   /** Our latest change sequence. */
   localSeq(): number
   /** Refuses a second live connection to the same site. Returns a reason, or undefined to accept. */
@@ -72,6 +74,7 @@ export class PeerSession {
   private syncSent = false
   private syncReceived: string | undefined
   private pushTimer: NodeJS.Timeout | undefined
+  private handshakeTimer: NodeJS.Timeout | undefined
   private outbound: OutboundStream | undefined
   private inbound: InboundStream | undefined
   private handshakeDuplicates = 0
@@ -86,6 +89,11 @@ export class PeerSession {
     })
     // Hello first: attaching the listener may deliver frames that arrived already, and answering them comes after.
     this.send({ t: 'hello', v: PROTOCOL_VERSION, mesh: o.meshId, site: o.mesh.siteId, nonce: this.nonce })
+    // A link that never authenticates would hold a slot forever.
+    this.handshakeTimer = setTimeout(() => {
+      this.reject(ErrorCode.PEER_AUTH_FAILED, `no authentication within ${o.handshakeTimeoutMs} ms`)
+    }, o.handshakeTimeoutMs)
+    this.handshakeTimer.unref()
     connection.onClose((reason, error) => {
       if (error && this.state !== 'closed') this.reject(ErrorCode.PROTOCOL_ERROR, reason, false)
       this.finish(reason)
@@ -156,6 +164,7 @@ export class PeerSession {
   private finish(reason: string): void {
     if (this.state === 'closed') return
     clearTimeout(this.pushTimer)
+    clearTimeout(this.handshakeTimer)
     if (!this.lastError && reason && !reason.startsWith('closed')) this.lastError = reason
     this.setState('closed')
     this.markClosed(reason)
@@ -246,6 +255,7 @@ export class PeerSession {
     }
     this.authenticated = true
     this.authProof = m.proof
+    clearTimeout(this.handshakeTimer)
     const site = this.site
     this.inbound = new InboundStream({
       mesh: this.o.mesh,

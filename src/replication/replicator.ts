@@ -30,6 +30,8 @@ export interface ReplicationOptions {
   coalesceMs?: number
   /** Reconnect backoff bounds. Default 100 ms to 10 s. */
   reconnect?: { minMs?: number; maxMs?: number }
+  /** A link that has not authenticated within this many ms is dropped. Default 10,000. */
+  handshakeTimeoutMs?: number
   logger?: Logger
 }
 
@@ -79,7 +81,12 @@ export interface Replicator extends AsyncDisposable {
 export async function startReplication(mesh: BuiltinMesh, options: ReplicationOptions): Promise<Replicator> {
   checkOptions(options)
   const r = new ReplicatorImpl(mesh, options)
-  await r.start()
+  try {
+    await r.start()
+  } catch (error) {
+    await r.close()
+    throw error
+  }
   return r
 }
 
@@ -124,8 +131,13 @@ class ReplicatorImpl implements Replicator {
     private readonly mesh: BuiltinMesh,
     private readonly o: ReplicationOptions,
   ) {
-    this.transport = o.transport ?? wsTransport(o.ws)
     this.logger = o.logger ?? silentLogger
+    this.transport =
+      o.transport ??
+      wsTransport({
+        onServerError: (error) => this.logger.error('replication listener failed', { error: error.message }),
+        ...o.ws,
+      })
   }
 
   get port(): number | undefined {
@@ -164,6 +176,7 @@ class ReplicatorImpl implements Replicator {
       window: this.o.window ?? 4,
       coalesceMs: this.o.coalesceMs ?? 2,
       maxFrameChars: this.o.ws?.maxFrameBytes ?? 16 * 1024 * 1024,
+      handshakeTimeoutMs: this.o.handshakeTimeoutMs ?? 10_000,
       localSeq: () => this.localSeq,
       // A version vector learned from one peer may be news to the others.
       onLearned: (from) => {

@@ -2,6 +2,7 @@ import { createServer as createHttpServer, type Server } from 'node:http'
 import { createServer as createHttpsServer } from 'node:https'
 import type { AddressInfo } from 'node:net'
 import { WebSocket, WebSocketServer } from 'ws'
+import { ErrorCode, MeshmirrorError } from '../errors.js'
 import type { Connection, Listener, Transport } from './transport.js'
 
 export interface WsTransportOptions {
@@ -13,6 +14,8 @@ export interface WsTransportOptions {
   tls?: { cert?: string | Buffer; key?: string | Buffer; ca?: string | Buffer | (string | Buffer)[] }
   /** Connection timeout when dialing. Default 5,000 ms. */
   connectTimeoutMs?: number
+  /** Receives errors of a listening server after it started (the replicator logs them). */
+  onServerError?: (error: Error) => void
 }
 
 class WsConnection implements Connection {
@@ -110,17 +113,30 @@ export function wsTransport(options: WsTransportOptions = {}): Transport {
         options.tls?.cert && options.tls.key
           ? createHttpsServer({ cert: options.tls.cert, key: options.tls.key })
           : createHttpServer()
+      await new Promise<void>((resolve, reject) => {
+        const onError = (error: NodeJS.ErrnoException) => {
+          reject(
+            error.code === 'EADDRINUSE'
+              ? new MeshmirrorError(
+                  ErrorCode.ADDRESS_IN_USE,
+                  `Cannot listen for peers on ${host}:${port}: another process uses that address. Stop it, or choose another listen port (0 picks a free one).`,
+                  { cause: error, details: { host, port } },
+                )
+              : error,
+          )
+        }
+        server.once('error', onError)
+        server.listen(port, host, () => {
+          server.off('error', onError)
+          resolve()
+        })
+      })
+      // Attached once listening, so a failure to listen rejects above instead of surfacing on the server.
       const wss = new WebSocketServer({ server, maxPayload })
+      wss.on('error', (error) => options.onServerError?.(error))
       wss.on('connection', (ws, req) => {
         const remote = `inbound ${req.socket.remoteAddress ?? '?'}:${req.socket.remotePort ?? '?'}`
         onConnection(new WsConnection(ws, remote, keepAliveMs))
-      })
-      await new Promise<void>((resolve, reject) => {
-        server.once('error', reject)
-        server.listen(port, host, () => {
-          server.off('error', reject)
-          resolve()
-        })
       })
       const address = server.address() as AddressInfo
       return {

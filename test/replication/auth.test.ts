@@ -28,7 +28,7 @@ function capturingLogger(): Logger & { warnings: string[] } {
 
 async function node(
   siteId: string,
-  options: { meshId?: string; secret?: string; peers?: string[]; logger?: Logger } = {},
+  options: { meshId?: string; secret?: string; peers?: string[]; logger?: Logger; handshakeTimeoutMs?: number } = {},
 ): Promise<{ mesh: BuiltinMesh; repl: Replicator; url: string }> {
   const mesh = await openMesh({ dir: tempDir(), siteId })
   open.push(mesh)
@@ -39,6 +39,7 @@ async function node(
     peers: options.peers ?? [],
     reconnect: { minMs: 50, maxMs: 500 },
     ...(options.logger ? { logger: options.logger } : {}),
+    ...(options.handshakeTimeoutMs ? { handshakeTimeoutMs: options.handshakeTimeoutMs } : {}),
   })
   open.push(repl)
   return { mesh, repl, url: `ws://127.0.0.1:${repl.port}` }
@@ -124,5 +125,21 @@ describe('handshake and authentication', () => {
     expect(await x1.mesh.get('orders', 'o1')).toEqual({ _id: 'o1', total: 10 })
     expect(await x2.mesh.collections()).toEqual([])
     expect(logger.warnings.filter((w) => w.includes('duplicate site id')).length).toBeGreaterThanOrEqual(2)
+  })
+
+  it('drops a link that never answers the challenge', async () => {
+    const a = await node('a', { handshakeTimeoutMs: 100 })
+    const refused = nextError(a.repl)
+    const silent = await rawPeer(wsTransport(), a.url, {
+      site: 'silent',
+      meshId: 'shop',
+      secret: 'the-right-secret',
+      helloOnly: true,
+    })
+    const { error } = await refused
+    expect(error.code).toBe(ErrorCode.PEER_AUTH_FAILED)
+    expect(error.message).toMatch(/no authentication within 100 ms/)
+    await silent.closed
+    expect(a.repl.peers()).toEqual([])
   })
 })

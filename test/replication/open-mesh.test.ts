@@ -86,6 +86,19 @@ describe('openMesh, the one call', () => {
     expect(await again.collections()).toEqual([])
   })
 
+  it('refuses a listen address another process uses, with ADDRESS_IN_USE', async () => {
+    await using a = await openMesh({
+      dir: tempDir(),
+      meshId: 'busy',
+      secret: 'busy-secret',
+      listen: { host: '127.0.0.1', port: 0 },
+    })
+    const port = a.replication.port!
+    await expect(
+      openMesh({ dir: tempDir(), meshId: 'busy', secret: 'busy-secret', listen: { host: '127.0.0.1', port } }),
+    ).rejects.toMatchObject({ code: ErrorCode.ADDRESS_IN_USE })
+  })
+
   it.skipIf(!hasOpenssl())(
     'replicates over wss with a given certificate, and refuses an untrusted one (needs openssl to make the certificate)',
     async () => {
