@@ -43,6 +43,11 @@ export {
 } from './codegen/define-model.js'
 export { type GenerateOptions, type GenerateResult, generate, ModelSourceError } from './codegen/generate.js'
 export type { FieldSpec, FieldType, ModelSpec } from './codegen/model-spec.js'
+// Config files and running a peer from one (`meshmirror peer`)
+export type { MeshmirrorConfig, TableMapping } from './config/config-schema.js'
+export { loadConfig, parseConfig, type ResolvedConfig } from './config/load-config.js'
+export { type OpenedPeer, openPeer, type PeerEvents, type RunningPeer, startPeer } from './config/start-peer.js'
+export type { PeerLink, PeerPhase, PeerSnapshot } from './config/status-snapshot.js'
 // The builtin engine
 export type {
   ApplyRemoteOptions,
