@@ -51,7 +51,7 @@ export function registerDemoCommand(program: Command): void {
     .command('demo')
     .description('run a shop of tills in separate processes, crash one, cut one off, and check they converge')
     .option('--tills <n>', 'number of tills (processes), 2-16', (v) => Number(v), 3)
-    .option('--duration <seconds>', 'seconds of selling', (v) => Number(v), 12)
+    .option('--duration <seconds>', 'seconds of selling', (v) => Number(v), 10)
     .option('--keep', 'keep the shop directory (databases, mesh directories) for a look afterwards')
     .option('--json', 'print the verdict as one JSON document on stdout; progress goes to stderr')
     .addHelpText('after', HELP)

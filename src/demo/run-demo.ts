@@ -9,7 +9,7 @@ import { type Checks, readTill, type TillData, type Verification, verify } from 
 export interface DemoOptions {
   /** Tills (processes), at least 2. Default 3. */
   tills?: number
-  /** Seconds of selling. Default 12. */
+  /** Seconds of selling. Default 10. */
   durationSeconds?: number
   /** One sale per till every this many ms. Default 100. */
   saleIntervalMs?: number
@@ -62,7 +62,7 @@ export interface DemoVerdict {
  */
 export async function runDemo(options: DemoOptions = {}): Promise<DemoVerdict> {
   const n = options.tills ?? 3
-  const duration = options.durationSeconds ?? 12
+  const duration = options.durationSeconds ?? 10
   if (!Number.isInteger(n) || n < 2 || n > 16) {
     throw new ValidationError(ErrorCode.INVALID_OPTIONS, `--tills must be an integer from 2 to 16, got ${n}.`)
   }
