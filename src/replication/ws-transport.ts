@@ -44,7 +44,10 @@ class WsConnection implements Connection {
     ws.on('pong', () => {
       this.alive = true
     })
-    ws.on('close', (code, reason) => this.finish(reason.toString() || `closed (${code})`))
+    // 1006: the connection dropped without a closing handshake.
+    ws.on('close', (code, reason) =>
+      this.finish(reason.toString() || (code === 1006 ? 'connection lost' : `closed (${code})`)),
+    )
     // ws reports frames that break its rules (too large, invalid) as WS_ERR_* errors; others are network faults.
     ws.on('error', (error) =>
       this.finish(error.message, String((error as { code?: unknown }).code).startsWith('WS_ERR_') ? error : undefined),

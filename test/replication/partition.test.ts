@@ -12,8 +12,9 @@ afterEach(async () => {
 })
 afterAll(removeTempDirs)
 
-async function peer(siteId: string): Promise<PeerProcess> {
+async function peer(siteId: string, keepAliveMs?: number): Promise<PeerProcess> {
   const p = await startPeer({
+    ...(keepAliveMs ? { keepAliveMs } : {}),
     dir: tempDir(),
     siteId,
     meshId: 'partition',
@@ -76,6 +77,24 @@ describe('partition and heal through a TCP proxy', () => {
     expect((await c.call('get', { collection: 'orders', docId: 'during-partition' })).doc).toEqual({
       _id: 'during-partition',
       till: 'a',
+    })
+  })
+
+  it('notices a dead route by keep-alive, and converges once it is back', async () => {
+    const [a, b] = await Promise.all([peer('a', 150), peer('b', 150)])
+    const toA = await proxyTo(a)
+    await b.call('add-peer', { url: toA.url })
+    await until(async () => (await livePeers(a)) === 1 && (await livePeers(b)) === 1, 'link live')
+    // Bytes vanish, no FIN, no RST: the link looks open to both.
+    toA.blackhole()
+    await a.call('upsert', { collection: 'orders', docs: [{ _id: 'lost-in-transit' }] })
+    await until(async () => (await livePeers(a)) === 0 && (await livePeers(b)) === 0, 'dead link dropped')
+    const { peers } = (await b.call('stats')) as { peers: { state: string; lastError?: string }[] }
+    expect(peers.map((p) => p.lastError)).toContain('keep-alive timeout')
+    toA.heal()
+    await peersConverged([a, b])
+    expect((await b.call('get', { collection: 'orders', docId: 'lost-in-transit' })).doc).toEqual({
+      _id: 'lost-in-transit',
     })
   })
 })

@@ -7,6 +7,8 @@ export interface TcpProxy {
   readonly url: string
   /** Destroys every open link and refuses new ones until `heal()`. */
   cut(): void
+  /** Keeps links open but drops every byte, as a dead route would: only keep-alive can notice. */
+  blackhole(): void
   heal(): void
   /** Bytes forwarded so far, both ways. */
   readonly bytes: number
@@ -16,6 +18,7 @@ export interface TcpProxy {
 export async function startProxy(target: number): Promise<TcpProxy> {
   const sockets = new Set<Socket>()
   let cut = false
+  let dropping = false
   let bytes = 0
   const server: Server = createServer((client) => {
     if (cut) {
@@ -23,18 +26,22 @@ export async function startProxy(target: number): Promise<TcpProxy> {
       return
     }
     const upstream = connect(target, '127.0.0.1')
-    for (const s of [client, upstream]) {
-      sockets.add(s)
-      s.on('close', () => sockets.delete(s))
-      s.on('error', () => s.destroy())
-      s.on('data', (d: Buffer) => {
+    for (const [from, to] of [
+      [client, upstream],
+      [upstream, client],
+    ] as const) {
+      sockets.add(from)
+      from.on('close', () => sockets.delete(from))
+      from.on('error', () => from.destroy())
+      from.on('data', (d: Buffer) => {
+        if (dropping) return
         bytes += d.length
+        to.write(d)
       })
     }
-    client.pipe(upstream)
-    upstream.pipe(client)
-    client.on('close', () => upstream.destroy())
-    upstream.on('close', () => client.destroy())
+    // A dead route carries no FIN or RST either.
+    client.on('close', () => dropping || upstream.destroy())
+    upstream.on('close', () => dropping || client.destroy())
   })
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
   const port = (server.address() as AddressInfo).port
@@ -48,8 +55,14 @@ export async function startProxy(target: number): Promise<TcpProxy> {
       cut = true
       for (const s of sockets) s.destroy()
     },
+    blackhole() {
+      dropping = true
+    },
     heal() {
       cut = false
+      // Links that lived through a dead route are out of step: drop them.
+      if (dropping) for (const s of sockets) s.destroy()
+      dropping = false
     },
     close() {
       for (const s of sockets) s.destroy()
