@@ -4,6 +4,7 @@ import { join } from 'node:path'
 import Database from 'better-sqlite3'
 import { afterAll } from 'vitest'
 import { runAdapterAcceptance } from '../bridge/adapter-acceptance.js'
+import type { Document } from '../mesh/document.js'
 import { openSqliteRepository } from '../repository/sqlite-repository.js'
 import { mapTable } from './table-adapter.js'
 import { readDatabaseSchema } from './table-schema.js'
@@ -39,7 +40,7 @@ runAdapterAcceptance('a table mapping', () => ({
     { _id: '9', branch_id: 1 },
     { _id: '9', branch_id: 1, name: 'Cy', balance: 'lots' },
     { _id: '9', branch_id: 1, name: 'Cy', loose: { nested: true } },
-  ],
+  ] as Document[],
   outOfScope: [{ _id: '9', branch_id: 2, name: 'Cy' }],
   repository: () => openSqliteRepository({ file, models: [mapped.definition] }),
 }))
