@@ -2,6 +2,7 @@ import { openMesh as openBuiltinMesh } from '../engine/open-mesh.js'
 import type { BuiltinMesh, OpenMeshOptions } from '../engine/types.js'
 import { type ReplicationOptions, type Replicator, startReplication } from './replicator.js'
 
+/** Where the store lives (`OpenMeshOptions`) and how it replicates (`ReplicationOptions`). */
 export type OpenReplicatedMeshOptions = OpenMeshOptions & ReplicationOptions
 
 /** A builtin mesh with its replication running; closing it disconnects peers first. */

@@ -7,6 +7,7 @@ import { isMeshId } from './protocol.js'
 import type { Listener, Transport } from './transport.js'
 import { type WsTransportOptions, wsTransport } from './ws-transport.js'
 
+/** How a builtin mesh replicates: which mesh, how peers prove membership, where to listen and whom to dial. */
 export interface ReplicationOptions {
   /** Which mesh this is: peers of another mesh are refused. */
   meshId: string
@@ -35,7 +36,7 @@ export interface ReplicationOptions {
   logger?: Logger
 }
 
-/** Counters of a replicator, summed over its peers past and present. */
+/** Counters of a replicator, summed over its links past and present (`peers`, `livePeers`, `maxLag`: open links now). */
 export interface ReplicationStats {
   peers: number
   livePeers: number
@@ -77,7 +78,23 @@ export interface Replicator extends AsyncDisposable {
   close(): Promise<void>
 }
 
-/** Starts replication for an open builtin mesh. */
+/**
+ * Starts replication for an open builtin mesh (for example one opened
+ * through the instance manager). `openMesh` with `meshId` and `secret` does
+ * this in one call. Rejects with `INVALID_OPTIONS` for malformed options and
+ * `ADDRESS_IN_USE` when the listen address is taken.
+ *
+ * @example
+ * ```ts
+ * const replication = await startReplication(mesh, {
+ *   meshId: 'shop-42', secret: process.env.MESH_SECRET!,
+ *   listen: { host: '0.0.0.0', port: 4040 }, peers: ['ws://10.0.0.12:4040'],
+ * })
+ * replication.on('error', ({ peer, error }) => log.warn(error.code, peer.remote, error.message))
+ * // on shutdown, before closing the mesh:
+ * await replication.close()
+ * ```
+ */
 export async function startReplication(mesh: BuiltinMesh, options: ReplicationOptions): Promise<Replicator> {
   checkOptions(options)
   const r = new ReplicatorImpl(mesh, options)

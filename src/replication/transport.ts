@@ -20,6 +20,7 @@ export interface Connection {
   close(reason: string): void
 }
 
+/** A listening endpoint of a transport. */
 export interface Listener {
   /** The bound address (port 0 resolves to the actual port). */
   readonly host: string
@@ -27,6 +28,10 @@ export interface Listener {
   close(): Promise<void>
 }
 
+/**
+ * A carrier for replication links. `wsTransport()` is the default; pass
+ * another as `ReplicationOptions.transport` (a relay, an in-memory network).
+ */
 export interface Transport {
   /** Accepts connections; calls `onConnection` for each. */
   listen(options: { host: string; port: number }, onConnection: (c: Connection) => void): Promise<Listener>
