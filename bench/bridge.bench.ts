@@ -143,6 +143,18 @@ export async function until(check: () => boolean, timeoutMs = 600_000): Promise<
 
 export const applied = (d: Device) => d.registry.coordinator.metrics().applied
 
+/** Another site's mesh with `n` documents, and the directory of a closed device that has applied them all. */
+export async function primed(ctx: BenchContext, n: number): Promise<{ src: BuiltinMesh; dir: string }> {
+  const src = await openMesh({ dir: ctx.tempDir('apply-src') })
+  const dir = ctx.tempDir('apply')
+  await upsertAll(src, n, 0)
+  const d = await device(dir)
+  await transfer(src, d.mesh, 1000)
+  await until(() => applied(d) === n)
+  await d.close()
+  return { src, dir }
+}
+
 /**
  * One apply run: a device holding `n` mirrored rows receives `n` changed
  * documents. Returns documents per second from the moment the mesh holds
@@ -154,14 +166,8 @@ export async function applyRun(
   n: number,
   settings: SyncSettings,
 ): Promise<{ bridge: number; pipeline: number }> {
-  const src = await openMesh({ dir: ctx.tempDir('apply-src') })
-  const dir = ctx.tempDir('apply')
-  await upsertAll(src, n, 0)
-  let d = await device(dir)
-  await transfer(src, d.mesh, 1000)
-  await until(() => applied(d) === n)
-  await d.close()
-  d = await device(dir, settings)
+  const { src, dir } = await primed(ctx, n)
+  const d = await device(dir, settings)
   await upsertAll(src, n, 1)
   await transfer(src, d.mesh)
   let t0 = performance.now()

@@ -6,8 +6,7 @@
 import { join } from 'node:path'
 import Database from 'better-sqlite3'
 import type { SyncSettings } from '../src/bridge/settings.js'
-import { openMesh } from '../src/engine/open-mesh.js'
-import { applied, counters, DDL, device, doc, SEED_APPLY, transfer, until, upsertAll } from './bridge.bench.js'
+import { applied, counters, DDL, device, doc, primed, SEED_APPLY, transfer, until, upsertAll } from './bridge.bench.js'
 import { spawnJsonChild } from './compare-child.js'
 import { sane } from './compare-sane.js'
 import { type BenchContext, type BenchResult, type BenchSuite, summarise, withBaseline } from './harness.js'
@@ -42,14 +41,8 @@ async function withCompetitor<T>(file: string, fn: () => Promise<T>): Promise<T>
 
 /** A device with `n` mirrored rows receives `n` changed documents through the bridge, with `settings`, while the competitor writes. */
 async function bridgeRun(ctx: BenchContext, n: number, settings: SyncSettings): Promise<Outcome> {
-  const src = await openMesh({ dir: ctx.tempDir('capply-src') })
-  const dir = ctx.tempDir('capply')
-  await upsertAll(src, n, 0)
-  let d = await device(dir)
-  await transfer(src, d.mesh, 1000)
-  await until(() => applied(d) === n)
-  await d.close()
-  d = await device(dir, settings, false)
+  const { src, dir } = await primed(ctx, n)
+  const d = await device(dir, settings, false)
   let locked = 0
   d.registry.on('error', (e) => {
     if (isLocked(e.error)) locked++
