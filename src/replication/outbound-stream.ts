@@ -1,5 +1,6 @@
-import type { BuiltinMesh, VersionVector } from '../engine/types.js'
-import type { Message } from './protocol.js'
+import type { BuiltinMesh, ChangeChunk, RemoteChange, VersionVector } from '../engine/types.js'
+import { ErrorCode, MeshmirrorError } from '../errors.js'
+import { encodeMessage } from './protocol.js'
 
 /** Does `vv` hold everything `other` holds? */
 export function covers(vv: VersionVector, other: VersionVector): boolean {
@@ -14,9 +15,13 @@ export function mergeVv(into: VersionVector, from: VersionVector): void {
 
 export interface OutboundOptions {
   mesh: BuiltinMesh
-  send(m: Extract<Message, { t: 'changes' }>): void
+  /** Sends an encoded `changes` frame. */
+  sendFrame(frame: string): void
   chunkSize: number
+  /** Chunks in flight at most: ours and the peer's announced limit, whichever is smaller. */
   window: number
+  /** The largest frame the peer accepts, in bytes. */
+  maxFrame: number
   isClosed(): boolean
   /** Reading our changes failed. */
   onError(error: unknown): void
@@ -92,9 +97,9 @@ export class OutboundStream {
         while (!this.o.isClosed() && this.inflight.length < this.o.window) {
           const known = { ...this.peerVv }
           mergeVv(known, this.toldVv)
-          const chunk = await this.o.mesh.changesFor(known, this.sendAfter, this.o.chunkSize)
+          let chunk = await this.o.mesh.changesFor(known, this.sendAfter, this.o.chunkSize)
           if (this.o.isClosed()) return
-          const vv = chunk.complete ? chunk.versionVector : undefined
+          let vv = chunk.complete ? chunk.versionVector : undefined
           // A complete chunk with nothing in it matters only when it ends a
           // catch-up or tells the peer a version it does not know yet.
           if (
@@ -107,15 +112,19 @@ export class OutboundStream {
             if (this.inflight.length === 0) this.acked = Math.max(this.acked, chunk.cursor)
             break
           }
-          const n = ++this.sentChunks
-          this.o.send({
-            t: 'changes',
-            n,
-            changes: chunk.changes,
-            cursor: chunk.cursor,
-            complete: chunk.complete,
-            ...(vv ? { vv } : {}),
-          })
+          const n = this.sentChunks + 1
+          let frame = this.encode(n, chunk, vv)
+          // Fewer changes until the frame fits what the peer accepts.
+          while (Buffer.byteLength(frame) > this.o.maxFrame && chunk.changes.length > 1) {
+            chunk = await this.o.mesh.changesFor(known, this.sendAfter, Math.floor(chunk.changes.length / 2))
+            if (this.o.isClosed()) return
+            vv = chunk.complete ? chunk.versionVector : undefined
+            frame = this.encode(n, chunk, vv)
+          }
+          const bytes = Buffer.byteLength(frame)
+          if (bytes > this.o.maxFrame) throw tooLarge(chunk.changes[0]!, bytes, this.o.maxFrame)
+          this.sentChunks = n
+          this.o.sendFrame(frame)
           this.changesSent += chunk.changes.length
           this.inflight.push({ n, cursor: chunk.cursor, vv })
           if (vv) mergeVv(this.toldVv, vv)
@@ -128,4 +137,17 @@ export class OutboundStream {
       this.pumping = false
     }
   }
+
+  private encode(n: number, chunk: ChangeChunk, vv: VersionVector | undefined): string {
+    const { changes, cursor, complete } = chunk
+    return encodeMessage({ t: 'changes', n, changes, cursor, complete, ...(vv ? { vv } : {}) })
+  }
+}
+
+function tooLarge(change: RemoteChange, chars: number, max: number): MeshmirrorError {
+  return new MeshmirrorError(
+    ErrorCode.DOC_TOO_LARGE,
+    `${change.collection}/${change.id} needs a ${chars}-byte frame; the peer accepts at most ${max}. Raise the peer's ws.maxFrameBytes.`,
+    { details: { collection: change.collection, id: change.id, chars, max } },
+  )
 }

@@ -43,8 +43,8 @@ export interface SessionOptions {
   window: number
   /** Live commits within this many ms go out together. */
   coalesceMs: number
-  /** Largest frame accepted, in characters. */
-  maxFrameChars: number
+  /** Largest frame accepted, in bytes. */
+  maxFrameBytes: number
   /** Drops a link still unauthenticated after this many ms. */
   handshakeTimeoutMs: number
   /** Our latest change sequence. */
@@ -146,12 +146,19 @@ export class PeerSession {
   }
 
   private readFailed(error: unknown): void {
-    this.reject(ErrorCode.PROTOCOL_ERROR, `cannot read local changes: ${(error as Error).message}`)
+    const e = error as MeshmirrorError
+    this.reject(
+      ErrorCode.PROTOCOL_ERROR,
+      e.code === ErrorCode.DOC_TOO_LARGE ? e.message : `cannot read local changes: ${e.message}`,
+    )
   }
 
   private send(m: Message): void {
-    const frame = encodeMessage(m)
-    this.bytes.bytesSent += frame.length
+    this.sendFrame(encodeMessage(m))
+  }
+
+  private sendFrame(frame: string): void {
+    this.bytes.bytesSent += Buffer.byteLength(frame)
     this.connection.send(frame)
   }
 
@@ -172,9 +179,10 @@ export class PeerSession {
 
   private receive(frame: string): void {
     if (this.state === 'closed') return
-    this.bytes.bytesReceived += frame.length
-    if (frame.length > this.o.maxFrameChars) {
-      this.reject(ErrorCode.PROTOCOL_ERROR, `frame of ${frame.length} characters (limit ${this.o.maxFrameChars})`)
+    const size = Buffer.byteLength(frame)
+    this.bytes.bytesReceived += size
+    if (size > this.o.maxFrameBytes) {
+      this.reject(ErrorCode.PROTOCOL_ERROR, `frame of ${size} bytes (limit ${this.o.maxFrameBytes})`)
       return
     }
     const m = decodeMessage(frame)
@@ -270,7 +278,7 @@ export class PeerSession {
     void Promise.all([this.o.mesh.versionVector(), this.o.mesh.peerCursor(site)]).then(
       ([vv, after]) => {
         if (this.state === 'closed') return
-        this.send({ t: 'sync', vv, after })
+        this.send({ t: 'sync', vv, after, window: this.o.window, maxFrame: this.o.maxFrameBytes })
         this.syncSent = true
       },
       (error: Error) => this.reject(ErrorCode.PROTOCOL_ERROR, `cannot read local state: ${error.message}`),
@@ -297,9 +305,10 @@ export class PeerSession {
     this.syncReceived = frame
     this.outbound = new OutboundStream({
       mesh: this.o.mesh,
-      send: (c) => this.send(c),
+      sendFrame: (frame) => this.sendFrame(frame),
       chunkSize: this.o.chunkSize,
-      window: this.o.window,
+      window: Math.min(this.o.window, m.window),
+      maxFrame: m.maxFrame,
       isClosed: () => this.state === 'closed',
       onError: (e) => this.readFailed(e),
     })

@@ -9,8 +9,9 @@ export const PROTOCOL_VERSION = 2
 /**
  * Messages are JSON text frames. After the transport connects, each side
  * sends `hello`; each answers the other's nonce with `auth`; then each sends
- * `sync` (what it has) and streams `changes` the other lacks, at most
- * `window` chunks ahead of the other's `ack`, and keeps pushing its new
+ * `sync` (what it has, how many chunks it accepts unacknowledged and the
+ * largest frame it accepts) and streams `changes` the other lacks, at most
+ * that many chunks ahead of the other's `ack`, and keeps pushing its new
  * commits as `changes`.
  *
  * Chunks are numbered from 1 in each session (`n`) and carry the sender's
@@ -21,7 +22,7 @@ export const PROTOCOL_VERSION = 2
 export type Message =
   | { t: 'hello'; v: number; mesh: string; site: string; nonce: string }
   | { t: 'auth'; proof: string }
-  | { t: 'sync'; vv: VersionVector; after: number }
+  | { t: 'sync'; vv: VersionVector; after: number; window: number; maxFrame: number }
   | { t: 'changes'; n: number; changes: RemoteChange[]; cursor: number; complete: boolean; vv?: VersionVector }
   | { t: 'ack'; n: number; cursor: number }
   | { t: 'error'; code: string; message: string }
@@ -76,7 +77,9 @@ export function decodeMessage(frame: string): Message | string {
     case 'auth':
       return typeof m.proof === 'string' && /^[0-9a-f]{64}$/.test(m.proof) ? (m as Message) : 'auth: bad proof'
     case 'sync':
-      return isVv(m.vv) && isSeq(m.after) ? (m as Message) : 'sync: bad version vector or cursor'
+      if (!isVv(m.vv) || !isSeq(m.after)) return 'sync: bad version vector or cursor'
+      if (!isChunkNo(m.window) || m.window > 1024) return 'sync: window must be 1-1024'
+      return isSeq(m.maxFrame) && m.maxFrame >= 1024 ? (m as Message) : 'sync: maxFrame must be at least 1024'
     case 'changes':
       if (!Array.isArray(m.changes) || !isChunkNo(m.n) || !isSeq(m.cursor) || typeof m.complete !== 'boolean')
         return 'changes: bad envelope'

@@ -192,7 +192,7 @@ class ReplicatorImpl implements Replicator {
       chunkSize: this.o.chunkSize ?? 500,
       window: this.o.window ?? 4,
       coalesceMs: this.o.coalesceMs ?? 2,
-      maxFrameChars: this.o.ws?.maxFrameBytes ?? 16 * 1024 * 1024,
+      maxFrameBytes: this.o.ws?.maxFrameBytes ?? 16 * 1024 * 1024,
       handshakeTimeoutMs: this.o.handshakeTimeoutMs ?? 10_000,
       localSeq: () => this.localSeq,
       // A version vector learned from one peer may be news to the others.

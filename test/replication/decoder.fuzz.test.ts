@@ -20,7 +20,7 @@ const validFrames = (): fc.Arbitrary<string> =>
     .oneof(
       fc.constant<Message>({ t: 'hello', v: 2, mesh: 'm', site: 's', nonce: 'ab'.repeat(16) }),
       fc.constant<Message>({ t: 'auth', proof: 'cd'.repeat(32) }),
-      fc.constant<Message>({ t: 'sync', vv: { s: 3 }, after: 1 }),
+      fc.constant<Message>({ t: 'sync', vv: { s: 3 }, after: 1, window: 4, maxFrame: 65536 }),
       fc.constant<Message>({ t: 'ack', n: 1, cursor: 4 }),
       fc.array(fc.string({ minLength: 1, maxLength: 8 }), { maxLength: 4 }).map(
         (ids): Message => ({

@@ -74,5 +74,5 @@ export async function rawPeer(transport: Transport, url: string, o: RawPeerOptio
 /** Completes the handshake: waits for the other side's `sync` and announces an empty replica. */
 export async function syncEmpty(peer: RawPeer): Promise<void> {
   await peer.next((m) => m.t === 'sync')
-  peer.send({ t: 'sync', vv: {}, after: 0 })
+  peer.send({ t: 'sync', vv: {}, after: 0, window: 4, maxFrame: 16 * 1024 * 1024 })
 }
