@@ -62,6 +62,7 @@ export function withReplication(mesh: BuiltinMesh, replication: Replicator): Rep
     return closing
   }
   return new Proxy(mesh as ReplicatedMesh, {
+    has: (target, prop) => prop === 'replication' || Reflect.has(target, prop),
     get(target, prop) {
       if (prop === 'replication') return replication
       if (prop === 'close') return close

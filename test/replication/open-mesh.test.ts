@@ -62,11 +62,13 @@ describe('openMesh, the one call', () => {
       secret: 'one-call-secret',
       peers: [`ws://127.0.0.1:${a.replication.port}`],
     })
+    expect('replication' in b).toBe(true)
     const states: ReplicationEvents['peer']['state'][] = []
     b.replication.on('peer', (p) => states.push(p.state))
     await a.upsert('orders', [{ _id: 'o1', total: 3 }])
     await eventually(async () => (await b.get('orders', 'o1')) !== undefined, 10_000, 'replicated')
     expect(b.replication.peers()[0]).toMatchObject({ site: a.siteId, state: 'live', changesReceived: 1, lag: 0 })
+    expect(states).toContain('live')
     await Promise.all([b.close(), b.close()])
     await a.close()
     await a.close()
