@@ -3,12 +3,29 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs'
 import Database from 'better-sqlite3'
 import { bridgeSuite } from './bridge.bench.js'
+import { compareApplySuite } from './compare-apply.js'
+import { compareMemorySuite } from './compare-memory.js'
+import { compareMeshStoreSuite } from './compare-mesh-store.js'
+import { compareReplicationSuite } from './compare-replication.js'
+import { compareStartupSuite } from './compare-startup.js'
 import { dittoSuite } from './ditto.bench.js'
 import { engineSuite } from './engine.bench.js'
 import { type BenchResult, type BenchSuite, machine, makeContext } from './harness.js'
 import { instanceSuite } from './instance.bench.js'
+import { replicationSuite } from './replication.bench.js'
 
-const suites: BenchSuite[] = [engineSuite, instanceSuite, bridgeSuite, dittoSuite]
+const suites: BenchSuite[] = [
+  engineSuite,
+  instanceSuite,
+  bridgeSuite,
+  dittoSuite,
+  replicationSuite,
+  compareApplySuite,
+  compareStartupSuite,
+  compareMeshStoreSuite,
+  compareMemorySuite,
+  compareReplicationSuite,
+]
 
 const args = process.argv.slice(2)
 const quick = args.includes('--quick')
@@ -75,6 +92,8 @@ ${rows.join('\n')}
 ## Workloads
 
 ${all.map((r) => `- **${r.name}**: ${r.workload}. Warm-up: ${r.warmup}.`).join('\n')}
+
+${readFileSync('bench/compare-notes.md', 'utf8').trim()}
 `
 writeFileSync(
   LATEST,
