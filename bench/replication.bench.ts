@@ -25,8 +25,16 @@ async function child(config: { dir: string; peer: string }): Promise<void> {
     const at = now()
     for (const d of [...c.inserted, ...c.updated]) say({ t: 'seen', n: d.n, at })
   })
+  // Memory while catching up: sampled, the peak reported once live.
+  const idleRss = process.memoryUsage().rss
+  let peakRss = idleRss
+  const sampler = setInterval(() => {
+    peakRss = Math.max(peakRss, process.memoryUsage().rss)
+  }, 10)
   mesh.replication.on('peer', (p) => {
-    if (p.state === 'live') say({ t: 'live', at: now(), bytesReceived: p.bytesReceived, changes: p.changesReceived })
+    if (p.state !== 'live') return
+    clearInterval(sampler)
+    say({ t: 'live', at: now(), bytesReceived: p.bytesReceived, changes: p.changesReceived, idleRss, peakRss })
   })
   say({ t: 'ready', at: now() })
   createInterface({ input: process.stdin }).on('close', () => {
@@ -175,6 +183,15 @@ async function catchUpAndReconnect(ctx: BenchContext): Promise<BenchResult[]> {
   const localMs = performance.now() - l0
   await plain.close()
 
+  // Memory baseline: the same catch-up of a fifth of the documents.
+  const small = await peerA(ctx)
+  await load(small, 0, n / 5)
+  const smallB = startChild(ctx.tempDir('repl-b'), urlOf(small))
+  const smallLive = await smallB.waitFor((l) => l.t === 'live')
+  const smallGrowth = (smallLive.peakRss as number) - (smallLive.idleRss as number)
+  await smallB.close()
+  await small.close()
+
   const a = await peerA(ctx)
   await load(a, 0, n)
   const dirB = ctx.tempDir('repl-b')
@@ -184,6 +201,8 @@ async function catchUpAndReconnect(ctx: BenchContext): Promise<BenchResult[]> {
   const catchUpMs = (live.at as number) - (ready.at as number)
   const fullBytes = live.bytesReceived as number
   const fullChanges = live.changes as number
+  const idleRss = live.idleRss as number
+  const peakRss = live.peakRss as number
   await b.close()
 
   // B is away while A changes `changed` documents; then B comes back.
@@ -276,7 +295,35 @@ async function catchUpAndReconnect(ctx: BenchContext): Promise<BenchResult[]> {
       [reconnectBytes / fullBytes],
     ),
   }
-  return [localBase, catchUp, bytesFull, reconnect, reconnectShare]
+  const MiB = 2 ** 20
+  const memBase: BenchResult = summarise(
+    {
+      suite: SUITE,
+      name: 'memory growth of B catching up a fifth of the documents (baseline)',
+      workload: `peak RSS minus RSS before, ${n / 5} documents, sampled every 10 ms`,
+      unit: 'MiB',
+      better: 'lower',
+      warmup: 'none',
+    },
+    [smallGrowth / MiB],
+  )
+  const mem = withBaseline(
+    summarise(
+      {
+        suite: SUITE,
+        name: 'memory growth of B during the catch-up',
+        workload: `peak RSS minus RSS before (${(idleRss / MiB).toFixed(0)} → ${(peakRss / MiB).toFixed(0)} MiB) while receiving ${n} documents, ${(fullBytes / MiB).toFixed(1)} MiB of frames`,
+        unit: 'MiB',
+        better: 'lower',
+        warmup: 'none',
+      },
+      [(peakRss - idleRss) / MiB],
+    ),
+    memBase,
+  )
+  // Flat: five times the documents must not take anywhere near five times the memory.
+  mem.target = { description: 'flat: < 2x the growth for a fifth of the documents', pass: (mem.ratio ?? 0) < 2 }
+  return [localBase, catchUp, bytesFull, reconnect, reconnectShare, memBase, mem]
 }
 
 async function sustained(ctx: BenchContext): Promise<BenchResult[]> {
