@@ -69,6 +69,11 @@ describe('openMesh, the one call', () => {
     await eventually(async () => (await b.get('orders', 'o1')) !== undefined, 10_000, 'replicated')
     expect(b.replication.peers()[0]).toMatchObject({ site: a.siteId, state: 'live', changesReceived: 1, lag: 0 })
     expect(states).toContain('live')
+    // No echo: B's next write is the first and only change A receives (an echo would arrive before it).
+    await b.upsert('orders', [{ _id: 'o2', total: 4 }])
+    await eventually(async () => (await a.get('orders', 'o2')) !== undefined, 10_000, 'replicated back')
+    expect(a.replication.stats().changesReceived).toBe(1)
+    expect(b.replication.stats().changesSent).toBe(1)
     await Promise.all([b.close(), b.close()])
     await a.close()
     await a.close()
