@@ -2,9 +2,10 @@ import type { BuiltinMesh } from '../engine/types.js'
 import { ErrorCode, type MeshmirrorError, ValidationError } from '../errors.js'
 import { type Logger, silentLogger } from '../logger.js'
 import { type Discovery, startDiscovery } from './discovery.js'
+import { MAX_CHANGES_PER_CHUNK } from './inbound-stream.js'
 import { PeerSession, type PeerStatus } from './peer-session.js'
 import { isMeshId } from './protocol.js'
-import type { Listener, Transport } from './transport.js'
+import type { Connection, Listener, Transport } from './transport.js'
 import { type WsTransportOptions, wsTransport } from './ws-transport.js'
 
 /** How a builtin mesh replicates: which mesh, how peers prove membership, where to listen and whom to dial. */
@@ -120,6 +121,14 @@ function checkOptions(o: ReplicationOptions): void {
   if (o.listen && (!Number.isInteger(o.listen.port) || o.listen.port < 0 || o.listen.port > 65535)) {
     throw bad('listen.port must be 0-65535')
   }
+  const int = (v: unknown, min: number, max: number) =>
+    v === undefined || (Number.isSafeInteger(v) && (v as number) >= min && (v as number) <= max)
+  // Bounded by what a peer accepts (MAX_CHANGES_PER_CHUNK, and the protocol's window limit).
+  if (!int(o.chunkSize, 1, MAX_CHANGES_PER_CHUNK)) throw bad(`chunkSize must be an integer 1-${MAX_CHANGES_PER_CHUNK}`)
+  if (!int(o.window, 1, 1024)) throw bad('window must be an integer 1-1024')
+  if (!int(o.coalesceMs, 0, 60_000)) throw bad('coalesceMs must be an integer 0-60000')
+  if (!int(o.handshakeTimeoutMs, 1, 600_000)) throw bad('handshakeTimeoutMs must be an integer 1-600000')
+  if (!int(o.ws?.maxFrameBytes, 1024, 2 ** 31)) throw bad('ws.maxFrameBytes must be an integer of at least 1024')
 }
 
 class ReplicatorImpl implements Replicator {
@@ -183,7 +192,7 @@ class ReplicatorImpl implements Replicator {
     }
   }
 
-  private attach(connection: import('./transport.js').Connection, direction: 'inbound' | 'outbound'): PeerSession {
+  private attach(connection: Connection, direction: 'inbound' | 'outbound'): PeerSession {
     const session = new PeerSession(connection, {
       mesh: this.mesh,
       meshId: this.o.meshId,

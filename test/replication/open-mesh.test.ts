@@ -88,6 +88,10 @@ describe('openMesh, the one call', () => {
       code: ErrorCode.INVALID_OPTIONS,
       message: expect.stringMatching(/secret/),
     })
+    await expect(openMesh({ dir, meshId: 'bad-window', secret: 'a-long-secret', window: 5000 })).rejects.toMatchObject({
+      code: ErrorCode.INVALID_OPTIONS,
+      message: expect.stringMatching(/window/),
+    })
     // The store was closed again: it opens fine.
     await using again = await openMesh({ dir })
     expect(await again.collections()).toEqual([])
