@@ -89,6 +89,17 @@ async function peerA(ctx: BenchContext): Promise<ReplicatedMesh> {
 
 const urlOf = (a: ReplicatedMesh) => `ws://127.0.0.1:${a.replication.port}`
 
+function res(
+  name: string,
+  workload: string,
+  unit: string,
+  better: 'higher' | 'lower',
+  samples: readonly number[],
+  warmup = 'none',
+): BenchResult {
+  return summarise({ suite: SUITE, name, workload, unit, better, warmup }, samples)
+}
+
 function doc(j: number) {
   return { _id: `d${j}`, n: j, name: `item ${j}`, price: j * 1.5, shop: 'main', note: 'x'.repeat(40) }
 }
@@ -134,31 +145,15 @@ async function latency(ctx: BenchContext): Promise<BenchResult[]> {
   await b.close()
   await a.close()
   const workload = `${n} sequential single-document upserts on A; time from A's commit to B's observer, two processes on loopback`
-  const base = summarise(
-    {
-      suite: SUITE,
-      name: "write → observer in A's own process (baseline)",
-      workload: `the same ${n} upserts, observed locally on A`,
-      unit: 'ms',
-      better: 'lower',
-      warmup: '50 writes',
-    },
+  const base = res(
+    "write → observer in A's own process (baseline)",
+    `the same ${n} upserts, observed locally on A`,
+    'ms',
+    'lower',
     local,
+    '50 writes',
   )
-  const p50 = withBaseline(
-    summarise(
-      {
-        suite: SUITE,
-        name: 'end-to-end latency A → B, p50',
-        workload,
-        unit: 'ms',
-        better: 'lower',
-        warmup: '50 writes',
-      },
-      remote,
-    ),
-    base,
-  )
+  const p50 = withBaseline(res('end-to-end latency A → B, p50', workload, 'ms', 'lower', remote, '50 writes'), base)
   p50.target = { description: 'p50 < 5 ms', pass: p50.median < 5 }
   const p99v = percentile(remote, 99)
   const p99: BenchResult = {
@@ -220,28 +215,20 @@ async function catchUpAndReconnect(ctx: BenchContext): Promise<BenchResult[]> {
   await a.close()
 
   const localBase: BenchResult = {
-    ...summarise(
-      {
-        suite: SUITE,
-        name: 'local write of the same documents (baseline)',
-        workload: `${n} 6-field documents upserted in batches of 1,000 into one local store`,
-        unit: 'ms',
-        better: 'lower',
-        warmup: 'none',
-      },
+    ...res(
+      'local write of the same documents (baseline)',
+      `${n} 6-field documents upserted in batches of 1,000 into one local store`,
+      'ms',
+      'lower',
       [localMs],
     ),
   }
   const catchUp = withBaseline(
-    summarise(
-      {
-        suite: SUITE,
-        name: 'catch-up of an empty peer',
-        workload: `${n} documents from A to an empty B in another process, from B's start to B live (${fullChanges} changes, ${(fullBytes / 2 ** 20).toFixed(1)} MiB on the wire, ${(fullBytes / n).toFixed(0)} bytes/doc)`,
-        unit: 'ms',
-        better: 'lower',
-        warmup: 'none',
-      },
+    res(
+      'catch-up of an empty peer',
+      `${n} documents from A to an empty B in another process, from B's start to B live (${fullChanges} changes, ${(fullBytes / 2 ** 20).toFixed(1)} MiB on the wire, ${(fullBytes / n).toFixed(0)} bytes/doc)`,
+      'ms',
+      'lower',
       [catchUpMs],
     ),
     localBase,
@@ -250,29 +237,21 @@ async function catchUpAndReconnect(ctx: BenchContext): Promise<BenchResult[]> {
     description: `${n === 100_000 ? '' : '(quick size) '}< 5 s for 100,000 documents`,
     pass: catchUpMs < 5000,
   }
-  const bytesFull: BenchResult = summarise(
-    {
-      suite: SUITE,
-      name: 'catch-up bytes on the wire',
-      workload: `frames received by B during the catch-up of ${n} documents`,
-      unit: 'bytes',
-      better: 'lower',
-      warmup: 'none',
-    },
+  const bytesFull: BenchResult = res(
+    'catch-up bytes on the wire',
+    `frames received by B during the catch-up of ${n} documents`,
+    'bytes',
+    'lower',
     [fullBytes],
   )
   const perChangeFull = fullBytes / n
   const perChangeReconnect = reconnectBytes / changed
   const reconnect: BenchResult = {
-    ...summarise(
-      {
-        suite: SUITE,
-        name: 'reconnect bytes per changed document',
-        workload: `B reconnects after A changed ${changed} of ${n} documents: ${reconnectBytes} bytes in ${reconnectMs.toFixed(0)} ms; ratio against catch-up bytes per document`,
-        unit: 'bytes/change',
-        better: 'lower',
-        warmup: 'none',
-      },
+    ...res(
+      'reconnect bytes per changed document',
+      `B reconnects after A changed ${changed} of ${n} documents: ${reconnectBytes} bytes in ${reconnectMs.toFixed(0)} ms; ratio against catch-up bytes per document`,
+      'bytes/change',
+      'lower',
       [perChangeReconnect],
     ),
     baseline: { name: 'catch-up bytes per document', median: perChangeFull },
@@ -283,40 +262,28 @@ async function catchUpAndReconnect(ctx: BenchContext): Promise<BenchResult[]> {
     },
   }
   const reconnectShare: BenchResult = {
-    ...summarise(
-      {
-        suite: SUITE,
-        name: 'reconnect bytes / catch-up bytes',
-        workload: `${changed} changed of ${n}: share of the full catch-up's bytes sent again (${(changed / n).toFixed(3)} would be exactly proportional)`,
-        unit: 'ratio',
-        better: 'lower',
-        warmup: 'none',
-      },
+    ...res(
+      'reconnect bytes / catch-up bytes',
+      `${changed} changed of ${n}: share of the full catch-up's bytes sent again (${(changed / n).toFixed(3)} would be exactly proportional)`,
+      'ratio',
+      'lower',
       [reconnectBytes / fullBytes],
     ),
   }
   const MiB = 2 ** 20
-  const memBase: BenchResult = summarise(
-    {
-      suite: SUITE,
-      name: 'memory growth of B catching up a fifth of the documents (baseline)',
-      workload: `peak RSS minus RSS before, ${n / 5} documents, sampled every 10 ms`,
-      unit: 'MiB',
-      better: 'lower',
-      warmup: 'none',
-    },
+  const memBase: BenchResult = res(
+    'memory growth of B catching up a fifth of the documents (baseline)',
+    `peak RSS minus RSS before, ${n / 5} documents, sampled every 10 ms`,
+    'MiB',
+    'lower',
     [smallGrowth / MiB],
   )
   const mem = withBaseline(
-    summarise(
-      {
-        suite: SUITE,
-        name: 'memory growth of B during the catch-up',
-        workload: `peak RSS minus RSS before (${(idleRss / MiB).toFixed(0)} → ${(peakRss / MiB).toFixed(0)} MiB) while receiving ${n} documents, ${(fullBytes / MiB).toFixed(1)} MiB of frames`,
-        unit: 'MiB',
-        better: 'lower',
-        warmup: 'none',
-      },
+    res(
+      'memory growth of B during the catch-up',
+      `peak RSS minus RSS before (${(idleRss / MiB).toFixed(0)} → ${(peakRss / MiB).toFixed(0)} MiB) while receiving ${n} documents, ${(fullBytes / MiB).toFixed(1)} MiB of frames`,
+      'MiB',
+      'lower',
       [(peakRss - idleRss) / MiB],
     ),
     memBase,
@@ -370,42 +337,30 @@ async function sustained(ctx: BenchContext): Promise<BenchResult[]> {
   await b.close()
   await a.close()
   const achieved = written / (writeMs / 1000)
-  const base: BenchResult = summarise(
-    {
-      suite: SUITE,
-      name: 'offered write rate on A (baseline)',
-      workload: `${total} single-field upserts over ${seconds} s, in small transactions`,
-      unit: 'writes/s',
-      better: 'higher',
-      warmup: 'none',
-    },
+  const base: BenchResult = res(
+    'offered write rate on A (baseline)',
+    `${total} single-field upserts over ${seconds} s, in small transactions`,
+    'writes/s',
+    'higher',
     [rate],
   )
   const got = withBaseline(
-    summarise(
-      {
-        suite: SUITE,
-        name: 'sustained write rate on A while B replicates',
-        workload: `${total} writes, B live in another process`,
-        unit: 'writes/s',
-        better: 'higher',
-        warmup: 'none',
-      },
+    res(
+      'sustained write rate on A while B replicates',
+      `${total} writes, B live in another process`,
+      'writes/s',
+      'higher',
       [achieved],
     ),
     base,
   )
   got.target = { description: `>= ${rate} writes/s`, pass: achieved >= rate * 0.98 }
   const lag: BenchResult = {
-    ...summarise(
-      {
-        suite: SUITE,
-        name: "B's lag during sustained writes",
-        workload: `A's changes not yet acknowledged by B, sampled every 20 ms (median; max ${Math.max(...lags)}, p99 ${percentile(lags, 99)}); drained ${drainMs.toFixed(1)} ms after the last write`,
-        unit: 'changes',
-        better: 'lower',
-        warmup: 'none',
-      },
+    ...res(
+      "B's lag during sustained writes",
+      `A's changes not yet acknowledged by B, sampled every 20 ms (median; max ${Math.max(...lags)}, p99 ${percentile(lags, 99)}); drained ${drainMs.toFixed(1)} ms after the last write`,
+      'changes',
+      'lower',
       lags,
     ),
     target: {
