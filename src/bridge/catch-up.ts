@@ -43,8 +43,11 @@ export async function pull(
   for (;;) {
     // The scope changed meanwhile: the new scope reads from its own cursor.
     if (binding.scopeKey !== scopeKey || (rt.stopping.aborted && !options.ignoreStop)) return report
-    const page = await binding.run(async (): Promise<ChangeSet | 'again' | undefined> => {
+    const page = await binding.run(async (): Promise<ChangeSet | 'again' | 'full' | undefined> => {
       if (binding.scopeKey !== scopeKey || !binding.receives || binding.cursor === undefined) return undefined
+      // Checked under the binding's lock: pulls started by observer deliveries
+      // and polls meanwhile wait here too, so the queue exceeds its mark by one page at most.
+      if (rt.queue.depth >= rt.settings.highWaterMark) return 'full'
       const from = binding.cursor
       let p: ChangeSet
       try {
@@ -68,6 +71,10 @@ export async function pull(
       return p
     })
     if (page === 'again') continue
+    if (page === 'full') {
+      await rt.queue.belowHighWater()
+      continue
+    }
     if (page === undefined) return report
     report.pages++
     report.changed += page.changed.length
