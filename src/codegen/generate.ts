@@ -72,6 +72,20 @@ export async function generate(options: GenerateOptions): Promise<GenerateResult
   const ts = await loadTypeScript()
   const files = findModelFiles(options.paths)
   const { models, problems } = parseModels(ts, files)
+  // Each adapter file is named after its model's file: one model per file.
+  const firstInFile = new Map<string, (typeof models)[number]>()
+  for (const m of models) {
+    const first = firstInFile.get(m.file)
+    if (!first) firstInFile.set(m.file, m)
+    else {
+      problems.push({
+        file: m.file,
+        line: m.line,
+        model: m.spec.name,
+        message: `a second @SyncModel in this file (after ${first.spec.name}); move it to a file of its own`,
+      })
+    }
+  }
   if (problems.length > 0) throw new ModelSourceError(problems)
   const runtime = options.runtime ?? 'meshmirror'
   const first = options.paths[0] ?? '.'
@@ -81,22 +95,7 @@ export async function generate(options: GenerateOptions): Promise<GenerateResult
   )
   const outputs = new Map<string, string>()
   const entries = models.map((m) => ({ spec: m.spec, adapterFile: adapterFileFor(m.file), file: m.file }))
-  const byFile = new Map<string, typeof entries>()
-  for (const e of entries) byFile.set(e.adapterFile, [...(byFile.get(e.adapterFile) ?? []), e])
-  for (const [file, list] of byFile) {
-    outputs.set(
-      file,
-      list.length === 1
-        ? emitAdapter(list[0]!.spec, list[0]!.file, { runtime })
-        : list.map((e, i) => (i === 0 ? '' : '\n') + emitAdapter(e.spec, e.file, { runtime })).join(''),
-    )
-  }
-  if (byFile.size !== entries.length) {
-    throw new MeshmirrorError(
-      ErrorCode.INVALID_MODEL,
-      'One model per file: split files that declare several @SyncModel classes.',
-    )
-  }
+  for (const e of entries) outputs.set(e.adapterFile, emitAdapter(e.spec, e.file, { runtime }))
   outputs.set(registry, emitRegistry(registry, entries, { runtime }))
 
   const result: GenerateResult = {

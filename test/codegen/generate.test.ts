@@ -1,4 +1,4 @@
-import { spawnSync } from 'node:child_process'
+import { spawn, spawnSync } from 'node:child_process'
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
@@ -261,6 +261,8 @@ describe('bad models', () => {
       'dup.ts': `import { Id, SyncModel } from RUNTIME\n@SyncModel('good')\nexport class Again {\n  @Id() id!: string\n}\n`,
       'misplaced.ts': `import { Id, SyncModel } from RUNTIME\nexport class Holder {\n  @SyncModel('x') method() {}\n}\n`,
       'bad-args.ts': `import { Id, SyncModel } from RUNTIME\nconst name = 'dyn'\n@SyncModel(name)\nexport class Dyn {\n  @Id() id!: string\n}\n`,
+      'two.ts': `import { Id, SyncModel } from RUNTIME\n@SyncModel('ones')\nexport class One {\n  @Id() id!: string\n}\n@SyncModel('twos')\nexport class Two {\n  @Id() id!: string\n}\n`,
+      'field-deco.ts': `import { Field, Id, SyncModel } from RUNTIME\n@SyncModel('fd')\nexport class Fd {\n  @Id() id!: string\n  @Field() run() {}\n}\n`,
     })
     const message = await problems(dir)
     expect(message).toMatch(/no-id\.ts:2 Thing: no id field/)
@@ -269,6 +271,8 @@ describe('bad models', () => {
     expect(message).toMatch(/(dup|good)\.ts:2 (Again|Good): collection "good" is already used by (Good|Again)/)
     expect(message).toMatch(/misplaced\.ts:3: @SyncModel is only valid on a class declaration/)
     expect(message).toMatch(/bad-args\.ts:3 Dyn: @SyncModel: name is not a literal/)
+    expect(message).toMatch(/two\.ts:6 Two: a second @SyncModel in this file \(after One\)/)
+    expect(message).toMatch(/field-deco\.ts:5: @Field is only valid on a class property/)
   })
 
   it('the CLI exits non-zero for --check on stale output and for bad models', () => {
@@ -300,4 +304,47 @@ describe('bad models', () => {
     expect(bad.status).toBe(1)
     expect(bad.stderr).toMatch(/INVALID_MODEL.*\n.*bad\.ts:2 Bad: no id field/)
   })
+
+  it('--watch regenerates when a model changes, and reports a bad model without touching the output', async () => {
+    const dir = modelsDir({
+      'good.ts': `import { Id, SyncModel } from RUNTIME\n@SyncModel('good')\nexport class Good {\n  @Id() id!: string\n}\n`,
+    })
+    const adapterFile = join(dir, 'good.sync-adapter.g.ts')
+    const child = spawn(
+      process.execPath,
+      ['--import', 'tsx', 'src/cli/main.ts', 'generate', dir, '--runtime', RUNTIME, '--watch'],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    )
+    let stderr = ''
+    child.stderr.on('data', (d) => {
+      stderr += String(d)
+    })
+    const until = async (cond: () => boolean, what: string) => {
+      const deadline = Date.now() + 20_000
+      while (!cond()) {
+        if (Date.now() > deadline || child.exitCode !== null) throw new Error(`${what}; stderr: ${stderr}`)
+        await new Promise((r) => setTimeout(r, 25))
+      }
+    }
+    try {
+      await until(() => stderr.includes('watching'), 'the watcher did not start')
+      expect(existsSync(adapterFile)).toBe(true)
+      expect(readFileSync(adapterFile, 'utf8')).not.toContain('memo')
+      writeFileSync(
+        join(dir, 'good.ts'),
+        `import { Id, SyncModel } from ${JSON.stringify(RUNTIME)}\n@SyncModel('good')\nexport class Good {\n  @Id() id!: string\n  memo?: string\n}\n`,
+      )
+      await until(() => readFileSync(adapterFile, 'utf8').includes('"memo"'), 'the adapter was not regenerated')
+      const regenerated = readFileSync(adapterFile, 'utf8')
+      writeFileSync(
+        join(dir, 'good.ts'),
+        `import { Id, SyncModel } from ${JSON.stringify(RUNTIME)}\n@SyncModel('good')\nexport class Good {\n  @Id() id!: string\n  when!: bigint\n}\n`,
+      )
+      await until(() => /good\.ts:5 Good\.when: unsupported type bigint/.test(stderr), 'the bad model was not reported')
+      expect(readFileSync(adapterFile, 'utf8')).toBe(regenerated)
+      expect(child.exitCode).toBeNull()
+    } finally {
+      child.kill()
+    }
+  }, 40_000)
 })
