@@ -72,6 +72,9 @@ export async function seed(
     onProgress?.(done, Math.max(done, report.total))
     if (rt.settings.delayBetweenBatches > 0)
       await delay(rt.settings.delayBetweenBatches, rt.shutdown).catch(() => undefined)
+    // Each chunk resolves without I/O: let timers, sockets and signals run between chunks,
+    // so a long seed neither starves peers' keep-alives nor ignores a request to stop.
+    else await new Promise<void>((resolve) => setImmediate(resolve))
   }
   if (repo.capturesChanges && !rt.stopping.aborted) {
     await repo.transaction(async (tx) => tx.setCheckpoint(binding.seedKey, 'done'))
