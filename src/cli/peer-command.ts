@@ -99,6 +99,8 @@ async function run(configFile: string, output: Output): Promise<number> {
     detach?.()
     throw error
   }
+  // A signal during startup: the close in progress reports how it went.
+  if (stopping) return stopped
   if (output.json) {
     emitJson('live', {
       siteId: peer.siteId,

@@ -181,7 +181,7 @@ class Peer implements OpenedPeer {
     this.timer.unref()
     await registry.start()
     this.progress = undefined
-    this.setPhase(this.replication ? 'live' : 'offline')
+    if (!this.closing) this.setPhase(this.replication ? 'live' : 'offline')
   }
 
   private async connect(): Promise<void> {

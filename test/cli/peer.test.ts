@@ -141,4 +141,41 @@ describe('meshmirror peer', () => {
     expect(JSON.parse(after.stdout)).toMatchObject({ running: false, state: 'stopped', snapshot: { phase: 'stopped' } })
     expect(pa.stderr() + pb.stderr()).not.toMatch(/error|database is locked/i)
   }, 60_000)
+
+  it('stops cleanly on SIGTERM in the middle of seeding, and the next start finishes the seed', async () => {
+    const dir = dirs.make('peer-stop')
+    const db = appDb(
+      join(dir, 'big.db'),
+      'CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT NOT NULL, qty INTEGER NOT NULL)',
+    )
+    const insert = db.prepare('INSERT INTO items VALUES (?, ?, ?)')
+    db.transaction(() => {
+      for (let i = 0; i < 60_000; i++) insert.run(i, `item ${i}`, i % 7)
+    })()
+    const config = writeConfig(dir, 'big', {
+      database: './big.db',
+      mesh: { dir: './big-mesh' },
+      meshId: 'cli-test',
+      secret: 'a test secret',
+      tables: [{ table: 'items' }],
+      settings: { seedBatchSize: 200 },
+    })
+    const first = startCli(['peer', '--json', '--config', config])
+    running.push(first)
+    await first.event('progress', (e) => e.phase === 'seed')
+    first.child.kill('SIGTERM')
+    expect(await first.exited).toBe(0)
+    await first.event('stopped')
+    expect(first.lines.some((l) => l.includes('"event":"live"'))).toBe(false)
+    const status = JSON.parse((await runCli(['status', '--dir', join(dir, 'big-mesh'), '--json'])).stdout)
+    expect(status.state).toBe('stopped')
+    expect(status.snapshot.collections.items).toBeLessThan(60_000)
+
+    const second = startCli(['peer', '--json', '--config', config])
+    running.push(second)
+    await second.event('live')
+    await second.event('status', (e) => (e.collections as Record<string, number>).items === 60_000)
+    second.child.kill('SIGTERM')
+    expect(await second.exited).toBe(0)
+  }, 60_000)
 })
