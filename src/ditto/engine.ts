@@ -1,8 +1,24 @@
+import { ErrorCode, hasCode } from '../errors.js'
 import type { MeshEngine } from '../instance/engine.js'
-import { type MeshInstance, type OpenInstanceOptions, openMeshInstance } from '../instance/instance.js'
+import {
+  type InstanceHealth,
+  type MeshInstance,
+  type OpenInstanceOptions,
+  openMeshInstance,
+} from '../instance/instance.js'
 import { isDittoDir, openDittoStore } from './open-store.js'
 import { checkDittoOptions, type DittoMeshOptions } from './options.js'
-import type { DittoMesh } from './types.js'
+import type { DittoMesh, DittoPresence } from './types.js'
+
+/** The instance manager's health, with Ditto's sync state and peers (absent once the store is closed). */
+export interface DittoInstanceHealth extends InstanceHealth {
+  presence?: DittoPresence
+}
+
+/** A Ditto mesh opened through the instance manager; `health()` reports presence. */
+export interface DittoMeshInstance extends MeshInstance<DittoMesh> {
+  health(): Promise<DittoInstanceHealth>
+}
 
 /**
  * The Ditto backend as an engine of the instance manager: use it with
@@ -38,11 +54,11 @@ export type OpenDittoMeshOptions = DittoMeshOptions &
  * await pos.store.upsert('counters', [{ _id: 'c1', curRcptNo: 8 }])
  * ```
  */
-export function openDittoMesh(options: OpenDittoMeshOptions): Promise<MeshInstance<DittoMesh>> {
+export async function openDittoMesh(options: OpenDittoMeshOptions): Promise<DittoMeshInstance> {
   checkDittoOptions(options)
   const { dir, strategy, onLocked, lockTimeoutMs, lock, cleanup, healthIntervalMs, handleSignals, signal, logger } =
     options
-  return openMeshInstance<DittoMesh>({
+  const instance = await openMeshInstance<DittoMesh>({
     dir,
     engine: {
       ...dittoEngine(),
@@ -65,4 +81,22 @@ export function openDittoMesh(options: OpenDittoMeshOptions): Promise<MeshInstan
     ...(signal ? { signal } : {}),
     ...(logger ? { logger } : {}),
   })
+  return withPresence(instance)
+}
+
+/** The same handle, its `health()` adding the store's presence (sync running, license, peers). */
+function withPresence(instance: MeshInstance<DittoMesh>): DittoMeshInstance {
+  const health = async (): Promise<DittoInstanceHealth> => {
+    const h: DittoInstanceHealth = await instance.health()
+    if (!h.storeOpen) return h
+    try {
+      h.presence = instance.store.presence()
+    } catch (error) {
+      // Closed between the two reads: the report says the store is closed.
+      if (!hasCode(error, ErrorCode.STORE_CLOSED)) throw error
+      h.storeOpen = false
+    }
+    return h
+  }
+  return Object.create(instance, { health: { value: health, enumerable: true } }) as DittoMeshInstance
 }

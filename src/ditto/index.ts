@@ -6,7 +6,13 @@
  */
 
 export { CHANGE_LOG_FILE } from './change-log.js'
-export { dittoEngine, type OpenDittoMeshOptions, openDittoMesh } from './engine.js'
+export {
+  type DittoInstanceHealth,
+  type DittoMeshInstance,
+  dittoEngine,
+  type OpenDittoMeshOptions,
+  openDittoMesh,
+} from './engine.js'
 export { DITTO_LOCK_FILE, lockHolder } from './open-ditto.js'
 export { isDittoDir, openDittoStore } from './open-store.js'
 export type { DittoLogLevel, DittoMeshOptions, DittoTransports } from './options.js'

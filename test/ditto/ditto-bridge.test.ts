@@ -15,13 +15,15 @@ afterEach(async () => {
   removeTempDirs()
 })
 
-async function node(): Promise<{
+interface DittoNode {
   db: Database.Database
   mesh: DittoMesh
   registry: SyncRegistry
   repo: SqliteRepository
-}> {
-  const dir = tempDir()
+  close(): Promise<void>
+}
+
+async function node(dir = tempDir()): Promise<DittoNode> {
   const file = join(dir, 'app.db')
   const db = new Database(file)
   db.pragma('journal_mode = WAL')
@@ -29,14 +31,19 @@ async function node(): Promise<{
   const mesh = await openDittoStore({ dir: join(dir, 'ditto') })
   const repo = await openSqliteRepository({ file, models: [counterModel] })
   const registry = createSyncRegistry({ mesh, repository: repo, adapters: [counterAdapter], context: { branchId: 1 } })
-  cleanups.push(async () => {
-    await registry.close()
-    await repo.close()
-    await mesh.close()
-    db.close()
-  })
+  let closed: Promise<void> | undefined
+  const close = () => {
+    closed ??= (async () => {
+      await registry.close()
+      await repo.close()
+      await mesh.close()
+      db.close()
+    })()
+    return closed
+  }
+  cleanups.push(close)
   await registry.start()
-  return { db, mesh, registry, repo }
+  return { db, mesh, registry, repo, close }
 }
 
 const rows = (db: Database.Database) =>
@@ -63,6 +70,67 @@ describe('the sync bridge with Ditto as the mesh', () => {
     await registry.coordinator.flush()
     expect(await mesh.get('counters', 'c000003')).toMatchObject({ curRcptNo: 99 })
     expect((await mesh.changesSince(null, { collection: 'counters' })).changed).toHaveLength(21)
+  })
+
+  it('mirrors deletes both ways, never echoes, skips other branches, and after a restart applies only what changed', async () => {
+    const dir = tempDir()
+    const a = await node(dir)
+    const insert = a.db.prepare(
+      'INSERT INTO counters (id, branch_id, business_id, receipt_type, tot_rcpt_no, cur_rcpt_no, invc_no, bhf_id, last_touched, created_at) VALUES (@id, @branch_id, @business_id, @receipt_type, @tot_rcpt_no, @cur_rcpt_no, @invc_no, @bhf_id, @last_touched, @created_at)',
+    )
+    a.db.transaction(() => {
+      for (let i = 0; i < 10; i++) insert.run(counter(i))
+    })()
+    await waitFor(async () => (await a.mesh.count({ collection: 'counters' })) === 10)
+    a.db.prepare("DELETE FROM counters WHERE id = 'c000002'").run()
+    await waitFor(async () => (await a.mesh.get('counters', 'c000002')) === undefined)
+    await a.registry.coordinator.flush()
+    const pushed = a.registry.coordinator.metrics().pushed
+    expect(pushed).toBe(11)
+
+    // Changes as Ditto sync applies them: a removal, another branch's counter, one of ours.
+    const dql = a.mesh.ditto.store
+    await dql.execute('DELETE FROM counters WHERE _id = :id', { id: 'c000005' })
+    await dql.execute('INSERT INTO counters DOCUMENTS (:d)', {
+      d: counterAdapter.toDocument(counter(60, { branch_id: 2 })),
+    })
+    await dql.execute('INSERT INTO counters DOCUMENTS (:d)', { d: { _id: 'bad', branchId: 1, curRcptNo: 'x' } })
+    await dql.execute('INSERT INTO counters DOCUMENTS (:d)', { d: counterAdapter.toDocument(counter(61)) })
+    await waitFor(() => rows(a.db).some((r) => r.id === 'c000061') && !rows(a.db).some((r) => r.id === 'c000005'))
+    await a.registry.coordinator.flush()
+    expect(rows(a.db).map((r) => r.id)).toEqual([
+      'c000000',
+      'c000001',
+      'c000003',
+      'c000004',
+      'c000006',
+      'c000007',
+      'c000008',
+      'c000009',
+      'c000061',
+    ])
+    expect(a.registry.coordinator.metrics().rejectedByReason).toEqual({ 'invalid-document': 1 })
+    // Nothing applied from Ditto went back into it.
+    expect(a.registry.coordinator.metrics().pushed).toBe(pushed)
+    await a.close()
+
+    // While the app is away, a peer's changes arrive in the Ditto directory.
+    const away = await openDittoStore({ dir: join(dir, 'ditto') })
+    for (const id of ['c000001', 'c000003', 'c000004']) {
+      await away.ditto.store.execute('UPDATE counters SET invcNo = :n WHERE _id = :id', { id, n: 500 })
+    }
+    await away.close()
+
+    const b = await node(dir)
+    await b.registry.coordinator.flush()
+    const m = b.registry.coordinator.metrics()
+    expect(m.applied).toBe(3)
+    expect(m.pushed).toBe(0)
+    expect(
+      rows(b.db)
+        .filter((r) => r.invc_no === 500)
+        .map((r) => r.id),
+    ).toEqual(['c000001', 'c000003', 'c000004'])
   })
 })
 

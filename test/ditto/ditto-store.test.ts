@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest'
-import { type DittoMesh, openDittoStore } from '../../src/ditto/index.js'
+import { type DittoMesh, openDittoMesh, openDittoStore } from '../../src/ditto/index.js'
 import { MeshmirrorError } from '../../src/errors.js'
 import type { ObserverChange } from '../../src/mesh/mesh-store.js'
 import { removeTempDirs, tempDir } from './helpers.js'
@@ -161,6 +161,59 @@ describe('sync settings', () => {
       expect(mesh.presence()).toMatchObject({ syncActive: false, licensed: false })
       expect(() => mesh.startSync()).toThrow(expect.objectContaining({ code: 'LICENSE_REQUIRED' }))
       expect(await mesh.stats()).toMatchObject({ syncActive: 0, peers: 0 })
+    } finally {
+      if (saved !== undefined) process.env.DITTO_LICENSE_TOKEN = saved
+    }
+  })
+
+  it('a license token is taken from the option, else from DITTO_LICENSE_TOKEN, and a bad one is refused', async () => {
+    const saved = process.env.DITTO_LICENSE_TOKEN
+    const dir = tempDir()
+    try {
+      delete process.env.DITTO_LICENSE_TOKEN
+      const fromOption = await openDittoStore({ dir, licenseToken: 'not-a-license' }).catch((e: unknown) => e)
+      expect(fromOption).toMatchObject({ code: 'LICENSE_REQUIRED', message: expect.stringMatching(/refused/) })
+      process.env.DITTO_LICENSE_TOKEN = 'not-a-license-either'
+      expect(await code(openDittoStore({ dir }))).toBe('LICENSE_REQUIRED')
+      // The directory was released each time: a store without a token opens.
+      delete process.env.DITTO_LICENSE_TOKEN
+      const mesh = await store(dir)
+      expect(mesh.presence().licensed).toBe(false)
+    } finally {
+      if (saved === undefined) delete process.env.DITTO_LICENSE_TOKEN
+      else process.env.DITTO_LICENSE_TOKEN = saved
+    }
+  })
+
+  it('transports are passed to Ditto', async () => {
+    const mesh = await store(tempDir(), {
+      transports: {
+        lan: false,
+        tcpListen: { interfaceIP: '127.0.0.1', port: 47_123 },
+        tcpConnect: ['127.0.0.1:47124'],
+        websocketConnect: ['wss://relay.example.invalid'],
+      },
+    })
+    const t = mesh.ditto.transportConfig
+    expect(t.peerToPeer.lan).toMatchObject({ isEnabled: false, isMdnsEnabled: false, isMulticastEnabled: false })
+    expect(t.peerToPeer.bluetoothLE.isEnabled).toBe(false)
+    expect(t.listen.tcp).toMatchObject({ isEnabled: true, interfaceIP: '127.0.0.1', port: 47_123 })
+    expect(t.connect.tcpServers).toEqual(['127.0.0.1:47124'])
+    expect(t.connect.websocketURLs).toEqual(['wss://relay.example.invalid'])
+    const lan = await store(tempDir())
+    expect(lan.ditto.transportConfig.peerToPeer.lan.isEnabled).toBe(true)
+  })
+
+  it('presence is part of the instance health', async () => {
+    const saved = process.env.DITTO_LICENSE_TOKEN
+    delete process.env.DITTO_LICENSE_TOKEN
+    try {
+      const inst = await openDittoMesh({ dir: tempDir(), healthIntervalMs: 0 })
+      const health = await inst.health()
+      expect(health).toMatchObject({ engine: 'ditto', storeOpen: true, lock: { held: true } })
+      expect(health.presence).toEqual({ syncActive: false, licensed: false, peers: [] })
+      await inst.close()
+      expect((await inst.health()).presence).toBeUndefined()
     } finally {
       if (saved !== undefined) process.env.DITTO_LICENSE_TOKEN = saved
     }
