@@ -1,15 +1,14 @@
-import { createServer } from 'node:net'
 import { hostname } from 'node:os'
 import { Emitter, type SyncEvents } from '../bridge/events.js'
 import { createSyncRegistry, type SyncRegistry } from '../bridge/registry.js'
 import type { BuiltinMesh } from '../engine/types.js'
-import { ErrorCode, MeshmirrorError } from '../errors.js'
 import { type MeshInstance, openMeshInstance } from '../instance/instance.js'
 import { type Logger, silentLogger } from '../logger.js'
 import type { PeerStatus } from '../replication/peer-session.js'
 import { type ReplicationOptions, type Replicator, startReplication } from '../replication/replicator.js'
 import { openSqliteRepository, type SqliteRepository } from '../repository/sqlite-repository.js'
 import type { ResolvedConfig } from './load-config.js'
+import { addressInUse, probeListen } from './probe-listen.js'
 import { type ResolvedModels, resolveModels } from './resolve-models.js'
 import { type PeerPhase, type PeerSnapshot, removeSnapshotTmp, writeSnapshot } from './status-snapshot.js'
 
@@ -36,26 +35,6 @@ export interface RunningPeer extends AsyncDisposable {
   close(): Promise<void>
 }
 
-/** Fails with `ADDRESS_IN_USE` when another process listens on the address, before anything is written. */
-export function probeListen(listen: { host: string; port: number }): Promise<void> {
-  if (listen.port === 0) return Promise.resolve()
-  return new Promise((resolve, reject) => {
-    const server = createServer()
-    server.once('error', (error: NodeJS.ErrnoException) => {
-      reject(error.code === 'EADDRINUSE' ? addressInUse(listen, error) : error)
-    })
-    server.listen(listen.port, listen.host, () => server.close(() => resolve()))
-  })
-}
-
-function addressInUse(listen: { host: string; port: number }, cause: unknown): MeshmirrorError {
-  return new MeshmirrorError(
-    ErrorCode.ADDRESS_IN_USE,
-    `listen: ${listen.host}:${listen.port} is in use by another process. Stop it, or choose another "listen.port" (0 picks a free one).`,
-    { cause, details: { key: 'listen.port', ...listen } },
-  )
-}
-
 /** A peer whose directory is locked and whose config is checked, not yet syncing: attach listeners, then `start()`. */
 export interface OpenedPeer extends RunningPeer {
   /** Opens the repository, replication and sync; resolves once sync is live. Closes the peer if it fails. */
@@ -70,7 +49,7 @@ export interface OpenedPeer extends RunningPeer {
 export async function openPeer(config: ResolvedConfig, options: { logger?: Logger } = {}): Promise<OpenedPeer> {
   const logger = options.logger ?? silentLogger
   const models = await resolveModels(config)
-  if (config.listen) await probeListen(config.listen)
+  if (config.listen) await probeListen(config.listen, config.file)
   const instance = await openMeshInstance({
     dir: config.mesh.dir,
     strategy: config.mesh.strategy ?? 'shared',

@@ -137,6 +137,12 @@ const cases: Case[] = [
     says: [new RegExp(`listen: 127\\.0\\.0\\.1:${'\\d+'} is in use by another process`)],
   },
   {
+    name: 'a host that is not this machine',
+    args: () => ['--config', config('host', { listen: { host: '192.0.2.1', port: 0 } })],
+    code: 'INVALID_CONFIG',
+    says: [/listen\.host: 192\.0\.2\.1 is not an address of this machine/],
+  },
+  {
     name: 'a mesh directory another peer holds',
     args: () => ['--config', config('locked', { mesh: { dir: './holder-mesh' } })],
     code: 'LOCK_HELD',
