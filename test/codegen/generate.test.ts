@@ -229,6 +229,84 @@ describe('meshmirror generate', () => {
     expect(adapter.observerQuery?.({ branchId: 3 })).toEqual(generated.observerQuery?.({ branchId: 3 }))
   })
 
+  it('carries the @SyncModel options into the adapter: model, direction, hydrateOnStartup, backupPull, scope', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'mm-codegen-opts-'))
+    dirs.push(dir)
+    writeFileSync(
+      join(dir, 'audit.ts'),
+      `import { Field, Id, Ignore, SyncModel } from ${JSON.stringify(RUNTIME)}\n` +
+        `@SyncModel('audit_log', { model: 'audit', direction: 'sendOnly', hydrateOnStartup: false, backupPull: false })\n` +
+        `export class Audit {\n  @Id({ column: 'audit_id' }) id!: number\n  @Field({ name: 'what', alias: ['action', 'act'] }) action!: string\n  at!: Date\n  @Ignore() scratch?: string\n}\n`,
+    )
+    writeFileSync(
+      join(dir, 'shift.ts'),
+      `import { Id, SyncModel } from ${JSON.stringify(RUNTIME)}\n` +
+        `@SyncModel('shifts', { direction: 'receiveOnly', scope: { branchId: 'currentBranch', till: 'tillId' } })\n` +
+        `export class Shift {\n  @Id() id!: string\n  branchId!: number\n  till!: string\n  open?: boolean\n}\n`,
+    )
+    await generate({ paths: [dir], runtime: RUNTIME })
+    const { syncAdapters, syncModels } = await load(dir)
+    const audit = byModel(syncAdapters, 'audit')
+    expect(audit).toMatchObject({
+      collection: 'audit_log',
+      direction: 'sendOnly',
+      hydrateOnStartup: false,
+      backup: { enabled: false, links: [] },
+    })
+    expect(audit.observerQuery).toBeUndefined()
+    expect(syncModels.find((m) => m.name === 'audit')).toMatchObject({ primaryKey: 'audit_id' })
+    expect(audit.toDocument({ audit_id: 7, action: 'void', at: '2026-03-01T00:00:00.000Z' })).toEqual({
+      _id: '7',
+      what: 'void',
+      at: '2026-03-01T00:00:00.000Z',
+    })
+    expect(audit.fromDocument({ _id: '7', act: 'void', at: '2026-03-01T00:00:00.000Z' })).toEqual({
+      audit_id: 7,
+      action: 'void',
+      at: '2026-03-01T00:00:00.000Z',
+    })
+    const shifts = byModel(syncAdapters, 'shifts')
+    expect(shifts.direction).toBe('receiveOnly')
+    expect(shifts.observerQuery?.({ currentBranch: 2 })).toBeNull()
+    expect(shifts.observerQuery?.({ currentBranch: 2, tillId: 't1' })).toEqual({
+      $and: [{ branchId: 2 }, { till: 't1' }],
+    })
+    const doc = { _id: 's1', branchId: 2, till: 't1' }
+    expect(shifts.shouldApplyRemote?.(doc, { currentBranch: 2, tillId: 't1' })).toBe(true)
+    expect(shifts.shouldApplyRemote?.(doc, { currentBranch: 2, tillId: 't2' })).toBe(false)
+    expect(shifts.fromDocument(doc)).toEqual({ id: 's1', branchId: 2, till: 't1', open: null })
+  })
+
+  it('the decorators record the model at runtime and leave the class as it is', () => {
+    // Run by Node through tsx (esbuild lowers standard decorators), as an app would run its models.
+    const dir = mkdtempSync(join(tmpdir(), 'mm-codegen-deco-'))
+    dirs.push(dir)
+    const script = join(dir, 'check.mts')
+    writeFileSync(
+      script,
+      `import { Product } from ${JSON.stringify(resolve('examples/pos/product.ts'))}\n` +
+        `import { decoratedModel } from ${JSON.stringify(resolve('src/codegen/decorators.ts'))}\n` +
+        `class Plain {}\n` +
+        `console.log(JSON.stringify({ product: decoratedModel(Product), plain: decoratedModel(Plain) ?? null, selected: new Product().selected }))\n`,
+    )
+    const run = spawnSync(process.execPath, ['--import', 'tsx', script], { encoding: 'utf8' })
+    expect(run.stderr).toBe('')
+    const out = JSON.parse(run.stdout) as { product: unknown; plain: unknown; selected: unknown }
+    expect(out.product).toEqual({
+      collection: 'products',
+      options: { scope: ['branchId'] },
+      fields: [
+        { property: 'id', kind: 'id', options: {} },
+        { property: 'branchId', kind: 'field', options: { column: 'branch_id', type: 'integer' } },
+        { property: 'price', kind: 'field', options: { type: 'integer' } },
+        { property: 'stock', kind: 'counter', options: { type: 'integer' } },
+        { property: 'selected', kind: 'ignore', options: {} },
+      ],
+    })
+    expect(out.plain).toBeNull()
+    expect(out.selected).toBe(false)
+  })
+
   it('the committed examples/pos files are up to date', async () => {
     const result = await generate({ paths: ['examples/pos'], runtime: '../../src/index.js', check: true })
     expect(result.stale).toEqual([])
