@@ -97,6 +97,24 @@ describe('metrics', () => {
     expect(b.sync.metrics().busyRetries).toBeGreaterThan(0)
   }, 40_000)
 
+  it('count and emit failures: a mesh that stops accepting writes', async () => {
+    const b = await node()
+    const errors: { phase: string; code: unknown }[] = []
+    b.sync.on('error', (e) => errors.push({ phase: e.phase, code: (e.error as { code?: unknown }).code }))
+    await b.mesh.close()
+    b.db
+      .prepare(
+        "INSERT INTO counters (id, branch_id, business_id, receipt_type, created_at) VALUES ('c1', 1, 1, 'NS', '2026-01-01')",
+      )
+      .run()
+    await waitFor(() => errors.some((e) => e.phase === 'drain'), { message: 'a drain error event' })
+    expect(errors.find((e) => e.phase === 'drain')?.code).toBe('STORE_CLOSED')
+    expect(b.sync.metrics().errors).toBe(errors.length)
+    expect(b.sync.metrics().pushed).toBe(0)
+    // The change is kept for a later run, not dropped.
+    expect(await b.repo.pendingChanges({ models: ['counters'], limit: 10 })).toHaveLength(1)
+  })
+
   it('start with no delay unless one is set', () => {
     expect(resolveSettings().startupDelayMs).toBe(0)
     expect(resolveSettings({ startupDelayMs: 3000 }).startupDelayMs).toBe(3000)
