@@ -22,7 +22,7 @@ export function probeListen(listen: { host: string; port: number }, source = 'co
   })
 }
 
-export function addressInUse(listen: { host: string; port: number }, cause: unknown): MeshmirrorError {
+function addressInUse(listen: { host: string; port: number }, cause: unknown): MeshmirrorError {
   return new MeshmirrorError(
     ErrorCode.ADDRESS_IN_USE,
     `listen: ${listen.host}:${listen.port} is in use by another process. Stop it, or choose another "listen.port" (0 picks a free one).`,

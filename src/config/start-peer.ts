@@ -8,7 +8,7 @@ import type { PeerStatus } from '../replication/peer-session.js'
 import { type ReplicationOptions, type Replicator, startReplication } from '../replication/replicator.js'
 import { openSqliteRepository, type SqliteRepository } from '../repository/sqlite-repository.js'
 import type { ResolvedConfig } from './load-config.js'
-import { addressInUse, probeListen } from './probe-listen.js'
+import { probeListen } from './probe-listen.js'
 import { type ResolvedModels, resolveModels } from './resolve-models.js'
 import { type PeerPhase, type PeerSnapshot, removeSnapshotTmp, writeSnapshot } from './status-snapshot.js'
 
@@ -174,12 +174,8 @@ class Peer implements OpenedPeer {
       ...(c.discovery ? { discovery: true } : {}),
       ...(c.reconnect ? { reconnect: c.reconnect } : {}),
     }
-    try {
-      this.replication = await startReplication(this.mesh, options)
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'EADDRINUSE' && c.listen) throw addressInUse(c.listen, error)
-      throw error
-    }
+    // A listen address taken since the probe fails here with ADDRESS_IN_USE too.
+    this.replication = await startReplication(this.mesh, options)
     this.replication.on('peer', (p) => this.events.emit('peer', p))
     this.replication.on('error', ({ error }) => {
       this.lastError = `replication: ${error.message}`
