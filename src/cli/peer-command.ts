@@ -57,7 +57,7 @@ async function run(configFile: string, output: Output): Promise<number> {
   let detach: (() => void) | undefined
   if (output.json) attachJson(peer)
   else {
-    output.out(`meshmirror: ${config.database} ⇄ mesh ${config.mesh.dir} (site ${peer.siteId})`)
+    output.out(`meshmirror: ${config.database} ⇄ mesh ${peer.meshDir} (site ${peer.siteId})`)
     output.out(`mirroring ${peer.models.adapters.map((a) => a.collection).join(', ')}; Ctrl-C stops`)
     detach = attachDisplay(peer, process.stdout)
   }
@@ -106,7 +106,7 @@ async function run(configFile: string, output: Output): Promise<number> {
       siteId: peer.siteId,
       port: peer.port ?? null,
       database: config.database,
-      meshDir: config.mesh.dir,
+      meshDir: peer.meshDir,
     })
   } else if (config.listen) {
     output.out(`${process.stdout.isTTY ? '\r\x1b[2K' : ''}listening on ${config.listen.host}:${peer.port}`)

@@ -25,6 +25,8 @@ export interface PeerEvents {
 /** A database mirrored into the mesh, running: instance, repository, replication and sync. */
 export interface RunningPeer extends AsyncDisposable {
   readonly siteId: string
+  /** The mesh directory in use (with strategy `unique`, this run's own directory). */
+  readonly meshDir: string
   readonly port: number | undefined
   readonly models: ResolvedModels
   snapshot(): Promise<PeerSnapshot>
@@ -106,6 +108,10 @@ class Peer implements OpenedPeer {
 
   get siteId(): string {
     return this.mesh.siteId
+  }
+
+  get meshDir(): string {
+    return this.instance.dir
   }
 
   get port(): number | undefined {

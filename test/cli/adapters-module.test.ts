@@ -40,5 +40,15 @@ describe('meshmirror peer with generated adapters', () => {
     peer.child.kill('SIGTERM')
     expect(await peer.exited).toBe(0)
     expect(peer.stderr()).toBe('')
+
+    // Without --json and without a terminal: plain log lines.
+    const plain = startCli(['peer', '--config', config])
+    await plain.line((l) => / live · 0 peers · (\w+ \d+, )*products 2/.test(l))
+    expect(plain.lines[0]).toBe(`meshmirror: ${file} ⇄ mesh ${join(dir, 'pos-mesh')} (site ${status.siteId})`)
+    expect(plain.lines[1]).toMatch(/^mirroring branches, counters, orders, order_items, products; Ctrl-C stops$/)
+    expect(plain.lines.join('\n')).not.toContain('\x1b[')
+    plain.child.kill('SIGINT')
+    expect(await plain.exited).toBe(0)
+    expect(plain.stderr()).toMatch(/SIGINT: stopping \(again to force\)\nstopped\n$/)
   }, 30_000)
 })
