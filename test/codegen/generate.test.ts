@@ -194,6 +194,32 @@ describe('meshmirror generate', () => {
     })
   })
 
+  it('generates code that type-checks under strict settings', async () => {
+    const dir = posModels()
+    writeFileSync(join(dir, 'package.json'), '{ "type": "module" }\n')
+    await generate({ paths: [dir], runtime: RUNTIME })
+    const ts = (await import('typescript')).default
+    const files = readdirSync(dir)
+      .filter((f) => f.endsWith('.g.ts'))
+      .map((f) => join(dir, f))
+    const program = ts.createProgram(files, {
+      target: ts.ScriptTarget.ES2022,
+      module: ts.ModuleKind.NodeNext,
+      moduleResolution: ts.ModuleResolutionKind.NodeNext,
+      strict: true,
+      noUncheckedIndexedAccess: true,
+      verbatimModuleSyntax: true,
+      skipLibCheck: true,
+      noEmit: true,
+    })
+    // The library itself is checked by the project's own typecheck.
+    const problems = ts
+      .getPreEmitDiagnostics(program)
+      .filter((d) => d.file === undefined || d.file.fileName.startsWith(dir))
+      .map((d) => `${d.file?.fileName ?? ''}: ${ts.flattenDiagnosticMessageText(d.messageText, '\n')}`)
+    expect(problems).toEqual([])
+  })
+
   it('builds the same adapter at runtime with defineModel', async () => {
     const dir = posModels()
     await generate({ paths: [dir], runtime: RUNTIME })
