@@ -106,6 +106,23 @@ describe('hydrateOnStartup: false', () => {
   })
 })
 
+describe('fromDocument returning null', () => {
+  it('skips the document: not applied, counted as filtered, the others land', async () => {
+    const [a, b, link] = await pair({
+      ...counterAdapter,
+      fromDocument: (doc) => (doc.bhfId === 'skip' ? null : counterAdapter.fromDocument(doc)),
+    })
+    const stmt = a.db.prepare(INSERT)
+    stmt.run(counter(1))
+    stmt.run(counter(2, { bhf_id: 'skip' }))
+    stmt.run(counter(3))
+    await waitFor(() => rows(b).length === 2, { message: 'two rows in B' })
+    await settle(link, a, b)
+    expect(rows(b).map((r) => r.id)).toEqual(['c000001', 'c000003'])
+    expect(b.sync.metrics()).toMatchObject({ applied: 2, filtered: 1, rejected: 0 })
+  })
+})
+
 describe("an adapter's own repository writes", () => {
   it('deleteFromRepository receives the removed ids inside the apply transaction', async () => {
     const deleted: string[][] = []
