@@ -1,5 +1,7 @@
+import { existsSync } from 'node:fs'
+import { join, relative } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
-import { type DittoMesh, openDittoMesh, openDittoStore } from '../../src/ditto/index.js'
+import { DITTO_LOCK_FILE, type DittoMesh, openDittoMesh, openDittoStore } from '../../src/ditto/index.js'
 import { MeshmirrorError } from '../../src/errors.js'
 import type { ObserverChange } from '../../src/mesh/mesh-store.js'
 import { removeTempDirs, tempDir } from './helpers.js'
@@ -217,6 +219,15 @@ describe('sync settings', () => {
     } finally {
       if (saved !== undefined) process.env.DITTO_LICENSE_TOKEN = saved
     }
+  })
+
+  it('a relative directory is made absolute against the working directory (Ditto would use ~/.local/share/ditto)', async () => {
+    const abs = tempDir()
+    const mesh = await store(relative(process.cwd(), abs))
+    expect(mesh.dir).toBe(abs)
+    await mesh.upsert('c', [{ _id: 'here' }])
+    expect(existsSync(join(abs, '__ditto_version.txt'))).toBe(true)
+    expect(existsSync(join(abs, DITTO_LOCK_FILE))).toBe(true)
   })
 
   it('options are checked before anything is opened', async () => {
