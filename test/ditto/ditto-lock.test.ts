@@ -3,6 +3,7 @@ import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
 import { DITTO_LOCK_FILE, openDittoMesh, openDittoStore } from '../../src/ditto/index.js'
 import { LockHeldError } from '../../src/errors.js'
+import { OWNER_FILE } from '../../src/instance/owner.js'
 import { type Child, removeTempDirs, spawnFixture, tempDir } from './helpers.js'
 
 const children: Child[] = []
@@ -113,6 +114,25 @@ describe('one process', () => {
     // Quiet by default: no Ditto log lines.
     expect(child.stderr()).not.toMatch(/ERROR|INFO|WARN /)
     expect(existsSync(join(dir, DITTO_LOCK_FILE))).toBe(true)
+  })
+
+  it('SIGTERM with handleSignals closes Ditto (observers live) and releases the directory', async () => {
+    const dir = tempDir()
+    const child = fixture('mesh-process.ts', [dir, 'serve'])
+    await child.waitFor((l) => typeof l.serving === 'number')
+    expect(existsSync(join(dir, OWNER_FILE))).toBe(true)
+    child.process.kill('SIGTERM')
+    expect(await child.exited).toEqual({ code: null, signal: 'SIGTERM' })
+    // A clean shutdown removes the owner record (a killed process leaves it behind).
+    expect(existsSync(join(dir, OWNER_FILE))).toBe(false)
+    expect(child.stderr()).not.toMatch(/abort|panick/i)
+    // Released: no wait for the lock, and the write is there.
+    const store = await openDittoStore({ dir, lockTimeoutMs: 0 })
+    try {
+      expect(await store.get('items', 'served')).toEqual({ _id: 'served', v: 2 })
+    } finally {
+      await store.close()
+    }
   })
 
   it('a process that forgets close() exits with code 0 once its observers are cancelled', async () => {
