@@ -4,7 +4,7 @@ import { afterEach, describe, expect, it } from 'vitest'
 import { DITTO_LOCK_FILE, type DittoMesh, openDittoMesh, openDittoStore } from '../../src/ditto/index.js'
 import { MeshmirrorError } from '../../src/errors.js'
 import type { ObserverChange } from '../../src/mesh/mesh-store.js'
-import { removeTempDirs, tempDir } from './helpers.js'
+import { removeTempDirs, spawnFixture, tempDir } from './helpers.js'
 
 const open: DittoMesh[] = []
 async function store(dir = tempDir(), options: Parameters<typeof openDittoStore>[0] | object = {}): Promise<DittoMesh> {
@@ -228,6 +228,26 @@ describe('sync settings', () => {
     await mesh.upsert('c', [{ _id: 'here' }])
     expect(existsSync(join(abs, '__ditto_version.txt'))).toBe(true)
     expect(existsSync(join(abs, DITTO_LOCK_FILE))).toBe(true)
+  })
+
+  it('quiet by default; logLevel turns Ditto logging on, diskLogs: false keeps its debug files empty', async () => {
+    const run = async (args: string[]) => {
+      const child = spawnFixture('logging.ts', [tempDir(), ...args])
+      const report = await child.waitFor((l) => typeof l.diskLogBytes === 'number')
+      expect(await child.exited).toEqual({ code: 0, signal: null })
+      // Ditto's log lines: a timestamp, then the level.
+      const logLines = `${child.stdout()}${child.stderr()}`
+        .split('\n')
+        .filter((l) => /^\d{4}-\d\d-\d\dT\S+Z\s+(ERROR|WARN|INFO|DEBUG)\b/.test(l))
+      return { diskLogBytes: report.diskLogBytes as number, logLines }
+    }
+    const quiet = await run(['false'])
+    expect(quiet).toEqual({ diskLogBytes: 0, logLines: [] })
+    const withFiles = await run(['true'])
+    expect(withFiles.logLines).toEqual([])
+    expect(withFiles.diskLogBytes).toBeGreaterThan(0)
+    const loud = await run(['false', 'Info'])
+    expect(loud.logLines.length).toBeGreaterThan(0)
   })
 
   it('options are checked before anything is opened', async () => {
