@@ -178,6 +178,9 @@ async function write(
   for (const [binding, planned] of plans) {
     const collection = binding.collection
     const upserts: Document[] = []
+    // Rows saved whole over a document the mesh holds: every field is written, so the row
+    // supersedes a concurrent removal instead of re-creating only the fields that differed.
+    const wholeRows: Document[] = []
     const removals: string[] = []
     const reconcile: string[] = []
     const existing: Document[] = []
@@ -209,11 +212,13 @@ async function write(
           after[field] = (current[field] as number) + by
         }
       }
-      if (current === undefined || Object.keys(fields).length > 1) upserts.push(fields)
+      if (current !== undefined && p.base === null) wholeRows.push(fields)
+      else if (current === undefined || Object.keys(fields).length > 1) upserts.push(fields)
       sent++
       if (binding.receives && current !== undefined && !jsonEqual(after, p.doc)) reconcile.push(p.id)
     }
     if (upserts.length > 0) await tx.upsert(collection, upserts, { mode: 'merge' })
+    if (wholeRows.length > 0) await tx.upsert(collection, wholeRows, { mode: 'merge', rewriteEqual: true })
     for (const [id, field, by] of increments) await tx.increment(collection, id, field, by)
     if (removals.length > 0) await tx.remove(collection, removals)
     result.upserts += sent

@@ -39,7 +39,7 @@ export class DittoWriter implements MeshWriter {
   ) {}
 
   async upsert(collection: string, docs: readonly DocumentInput[], options: UpsertOptions = {}): Promise<WriteResult> {
-    const { inputs, mode } = checkUpsert(collection, docs, options, this.ctx.maxDocumentBytes)
+    const { inputs, mode, rewriteEqual } = checkUpsert(collection, docs, options, this.ctx.maxDocumentBytes)
     const merged = coalesce(inputs, mode)
     const counters = this.ctx.counters.get(collection) ?? new Set<string>()
     const needsRead =
@@ -47,7 +47,9 @@ export class DittoWriter implements MeshWriter {
     const current = needsRead ? await this.readMany(collection, [...merged.keys()]) : new Map<string, Document>()
     const changed = new Set<string>()
 
-    // Registers: one INSERT per chunk; DO UPDATE_LOCAL_DIFF writes (and reports) only fields that differ.
+    // Registers: one INSERT per chunk; DO UPDATE_LOCAL_DIFF writes (and reports) only fields that
+    // differ, DO UPDATE every given field (rewriteEqual).
+    const onConflict = rewriteEqual ? 'DO UPDATE' : 'DO UPDATE_LOCAL_DIFF'
     const entries = [...merged.entries()]
     for (let i = 0; i < entries.length; i += CHUNK) {
       const chunk = entries.slice(i, i + CHUNK)
@@ -68,7 +70,7 @@ export class DittoWriter implements MeshWriter {
         objectFields.size === 0 ? '' : ` (${[...objectFields].map((f) => `${ident(f)} REGISTER`).join(', ')})`
       const target = types ? `COLLECTION ${ident(collection)}${types}` : ident(collection)
       const res = await this.executor.execute(
-        `INSERT INTO ${target} DOCUMENTS ${values.join(', ')} ON ID CONFLICT DO UPDATE_LOCAL_DIFF`,
+        `INSERT INTO ${target} DOCUMENTS ${values.join(', ')} ON ID CONFLICT ${onConflict}`,
         args,
       )
       for (const id of res.mutatedDocumentIDsV2()) changed.add(String(id))
@@ -238,7 +240,7 @@ function checkUpsert(
   docs: readonly DocumentInput[],
   options: UpsertOptions,
   maxBytes: number,
-): { inputs: { id: string; fields: JsonObject }[]; mode: 'merge' | 'replace' } {
+): { inputs: { id: string; fields: JsonObject }[]; mode: 'merge' | 'replace'; rewriteEqual: boolean } {
   assertCollection(collection)
   if (!Array.isArray(docs))
     throw new ValidationError(ErrorCode.INVALID_DOCUMENT, 'upsert expects an array of documents.')
@@ -251,7 +253,7 @@ function checkUpsert(
   }
   const inputs = docs.map((d, i) => normaliseDocument(d, `document #${i}`))
   for (const { id, fields } of inputs) assertSize(JSON.stringify({ _id: id, ...fields }), maxBytes, collection, id)
-  return { inputs, mode }
+  return { inputs, mode, rewriteEqual: options?.rewriteEqual === true }
 }
 
 /** One entry per id: merge overlays later fields on earlier ones, replace keeps the last. */

@@ -202,6 +202,7 @@ export function applyUpsert(
   fields: JsonObject,
   replace: boolean,
   stamp: WriteStamp,
+  rewriteEqual = false,
 ): DocState | undefined {
   const live = prev !== undefined && isLive(prev)
   const next: DocState = prev
@@ -210,7 +211,7 @@ export function applyUpsert(
   let changed = !live
   for (const field of Object.keys(fields)) {
     const value = fields[field]!
-    if (live && jsonEqual(fieldValue(prev, field) ?? UNSET_MARK, value)) continue
+    if (live && !rewriteEqual && jsonEqual(fieldValue(prev, field) ?? UNSET_MARK, value)) continue
     // A field written at a later clock (a peer whose clock runs ahead of the
     // drift bound) keeps its value: local writes merge by the same rule as remote ones.
     if (!laterThanRegister(next, field, stamp.clock)) continue

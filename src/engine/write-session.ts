@@ -60,7 +60,7 @@ export class WriteSession {
         }
         const prev = decodeRow(row)
         const stamp = this.stamp()
-        const next = applyUpsert(prev, fields, mode === 'replace', stamp)
+        const next = applyUpsert(prev, fields, mode === 'replace', stamp, options.rewriteEqual === true)
         if (next) {
           // A later document of the batch with the same id builds on this one.
           rows.set(id, this.write(collection, id, row, next, stamp.seq, true))

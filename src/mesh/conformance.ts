@@ -198,6 +198,17 @@ export function runMeshStoreConformance(
         expect(await mesh.get('items', 'a')).toEqual({ _id: 'a' })
       })
 
+      test('rewriteEqual writes equal values as a change', async () => {
+        await mesh.upsert('items', [{ _id: 'a', v: 1, w: 'x' }])
+        const cursor = await mesh.currentCursor()
+        expect(await mesh.upsert('items', [{ _id: 'a', v: 1 }], { rewriteEqual: true })).toEqual({
+          changed: ['a'],
+          unchanged: [],
+        })
+        expect(await mesh.get('items', 'a')).toEqual({ _id: 'a', v: 1, w: 'x' })
+        expect((await mesh.changesSince(cursor, { collection: 'items' })).changed.map((d) => d._id)).toEqual(['a'])
+      })
+
       test('remove leaves the document gone, and a later write re-creates it', async () => {
         await mesh.upsert('items', [
           { _id: 'a', v: 1, w: 2 },

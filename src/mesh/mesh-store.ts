@@ -10,6 +10,13 @@ export interface UpsertOptions {
    * `ON ID CONFLICT DO UPDATE`. `replace` removes them.
    */
   mode?: UpsertMode
+  /**
+   * Write every given field even where it already holds that value, so the
+   * write supersedes concurrent removals and older writes of those fields:
+   * what a row created or saved whole means. Default false: a field equal
+   * to its stored value is no change and has nothing to replicate.
+   */
+  rewriteEqual?: boolean
 }
 
 /** What a write changed. Ids are normalised strings, in input order. */
