@@ -1,4 +1,5 @@
 import { afterAll, describe, expect, it } from 'vitest'
+import type { JsonValue } from '../../src/mesh/document.js'
 import { jsonEqual } from '../../src/mesh/json.js'
 import { type CounterRow, counter, counterAdapter } from './helpers/counter-model.js'
 import { MeshLink } from './helpers/mesh-link.js'
@@ -21,7 +22,9 @@ async function settle(a: TestNode, b: TestNode): Promise<void> {
       const docsA = await a.mesh.find({ collection: 'counters', orderBy: '_id' })
       const docsB = await b.mesh.find({ collection: 'counters', orderBy: '_id' })
       const mirrored = (rows(a) as CounterRow[]).map((r) => counterAdapter.toDocument(r))
-      return jsonEqual(rows(a), rows(b)) && jsonEqual(docsA, docsB) && jsonEqual(mirrored, docsA)
+      return (
+        jsonEqual(rows(a) as JsonValue, rows(b) as JsonValue) && jsonEqual(docsA, docsB) && jsonEqual(mirrored, docsA)
+      )
     },
     { timeout: 5_000, interval: 10, message: 'convergence' },
   )
