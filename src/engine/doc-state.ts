@@ -7,8 +7,12 @@ import type { CounterEntries, DocMeta } from './types.js'
 /**
  * A document's replicated state, the unit of merging.
  *
- * - `written`: the latest write of any kind; the document exists while it is
- *   newer than `removed`.
+ * - `written`: the latest write of any kind.
+ * - `created`: the latest write that created the document, the first one or
+ *   one made after the writer saw it removed. The document exists while this
+ *   is newer than `removed`: a removal wins over updates made concurrently
+ *   with it (no fragment of a removed document comes back), and a creation
+ *   after it brings the document back.
  * - `registers`: per field, last writer wins by clock. `UNSET` records that a
  *   field was removed (replace mode) so an older concurrent set cannot revive it.
  * - `counters`: per field, per site, the total of that site's increments on
@@ -20,6 +24,7 @@ import type { CounterEntries, DocMeta } from './types.js'
  */
 export interface DocState {
   written: string
+  created: string
   removed?: string
   registers: Map<string, Register>
   counters: Map<string, CounterEntries>
@@ -34,7 +39,7 @@ export interface Register {
 
 /** True when the document is visible (not removed). */
 export function isLive(s: DocState): boolean {
-  return s.removed === undefined || s.written > s.removed
+  return s.removed === undefined || s.created > s.removed
 }
 
 /** The clock a counter field's increments must carry to count: its last reset. */
@@ -121,6 +126,7 @@ function laterRegister(a: Register, b: Register): Register {
 export function mergeStates(a: DocState, b: DocState): DocState {
   const out: DocState = {
     written: maxClock(a.written, b.written) as string,
+    created: maxClock(a.created, b.created) as string,
     registers: new Map(a.registers),
     counters: new Map(),
     versions: { ...a.versions },
@@ -150,7 +156,7 @@ export function mergeStates(a: DocState, b: DocState): DocState {
 
 /** True when two states are the same (ignoring field order). */
 export function statesEqual(a: DocState, b: DocState): boolean {
-  if (a.written !== b.written || a.removed !== b.removed) return false
+  if (a.written !== b.written || a.created !== b.created || a.removed !== b.removed) return false
   if (a.registers.size !== b.registers.size || a.counters.size !== b.counters.size) return false
   for (const [f, ra] of a.registers) {
     const rb = b.registers.get(f)
@@ -181,7 +187,13 @@ function cloneState(s: DocState): DocState {
     for (const site of Object.keys(entries)) copy[site] = [...entries[site]!]
     counters.set(f, copy)
   }
-  const out: DocState = { written: s.written, registers: new Map(s.registers), counters, versions: { ...s.versions } }
+  const out: DocState = {
+    written: s.written,
+    created: s.created,
+    registers: new Map(s.registers),
+    counters,
+    versions: { ...s.versions },
+  }
   if (s.removed !== undefined) out.removed = s.removed
   return out
 }
@@ -207,7 +219,7 @@ export function applyUpsert(
   const live = prev !== undefined && isLive(prev)
   const next: DocState = prev
     ? cloneState(prev)
-    : { written: stamp.clock, registers: new Map(), counters: new Map(), versions: {} }
+    : { written: stamp.clock, created: stamp.clock, registers: new Map(), counters: new Map(), versions: {} }
   let changed = !live
   for (const field of Object.keys(fields)) {
     const value = fields[field]!
@@ -227,6 +239,8 @@ export function applyUpsert(
   }
   if (!changed) return undefined
   next.written = maxClock(next.written, stamp.clock) as string
+  // Written over a removal this site has seen: a creation.
+  if (!live) next.created = maxClock(next.created, stamp.clock) as string
   next.versions[stamp.site] = stamp.seq
   return prev ? prune(next) : next
 }
@@ -266,7 +280,7 @@ export function applyIncrement(
 ): { state: DocState; value: number } {
   const next: DocState = prev
     ? cloneState(prev)
-    : { written: stamp.clock, registers: new Map(), counters: new Map(), versions: {} }
+    : { written: stamp.clock, created: stamp.clock, registers: new Map(), counters: new Map(), versions: {} }
   const current = prev ? fieldValue(prev, field) : undefined
   if (current !== undefined && typeof current !== 'number') {
     throw new MeshmirrorError(
@@ -282,6 +296,7 @@ export function applyIncrement(
   entries[stamp.site] = [epoch, total, stamp.clock]
   next.counters.set(field, entries)
   next.written = maxClock(next.written, stamp.clock) as string
+  if (prev && !isLive(prev)) next.created = maxClock(next.created, stamp.clock) as string
   next.versions[stamp.site] = stamp.seq
   prune(next)
   return { state: next, value: fieldValue(next, field) as number }
@@ -299,8 +314,16 @@ export function encodeState(id: string, s: DocState): { doc: Document | null; me
   }
   const meta: DocMeta = { t, i: ix(s.written), f: {}, v: s.versions }
   if (s.removed !== undefined) meta.d = ix(s.removed)
+  if (s.created !== s.written) meta.c = ix(s.created)
+  const live = isLive(s)
   for (const [f, reg] of s.registers) {
     const k = ix(reg.clock)
+    if (!live) {
+      // No content to imply fields by: every register is listed, with its value.
+      meta.f[f] = k
+      if (reg.value !== UNSET && !s.counters.has(f)) (meta.h ??= {})[f] = reg.value
+      continue
+    }
     // Plain fields set at t[0] (usually all of them) are implied by the document.
     if (k !== 0 || reg.value === UNSET || s.counters.has(f)) meta.f[f] = k
   }
@@ -320,14 +343,21 @@ export function encodeState(id: string, s: DocState): { doc: Document | null; me
  */
 export function decodeState(doc: JsonObject | null, meta: DocMeta): DocState {
   const t = meta.t
-  const s: DocState = { written: t[meta.i]!, registers: new Map(), counters: new Map(), versions: { ...meta.v } }
+  const s: DocState = {
+    written: t[meta.i]!,
+    created: t[meta.c ?? meta.i]!,
+    registers: new Map(),
+    counters: new Map(),
+    versions: { ...meta.v },
+  }
   if (meta.d !== undefined) s.removed = t[meta.d]!
   for (const f of Object.keys(meta.f)) {
     const clock = t[meta.f[f]!]!
     const counter = meta.n?.[f]
     let value: JsonValue | typeof UNSET
     if (counter) value = counter.b === undefined ? UNSET : counter.b
-    else value = doc !== null && Object.hasOwn(doc, f) ? (doc[f] as JsonValue) : UNSET
+    else if (doc !== null) value = Object.hasOwn(doc, f) ? (doc[f] as JsonValue) : UNSET
+    else value = meta.h !== undefined && Object.hasOwn(meta.h, f) ? (meta.h[f] as JsonValue) : UNSET
     s.registers.set(f, { clock, value })
   }
   if (doc !== null) {

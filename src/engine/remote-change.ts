@@ -35,12 +35,13 @@ export function assertRemoteChange(change: unknown, maxDocumentBytes: number): a
   }
   const where = `${collection}/${id}`
   if (!isPlainObject(meta)) throw invalid(`${where}: meta is not an object`)
-  const { t, i, d, f, n, v } = meta
+  const { t, i, d, c, f, n, v, h } = meta
   if (!Array.isArray(t) || t.length === 0 || t.length > MAX_CLOCKS || !t.every(isClock)) {
     throw invalid(`${where}: meta.t is not a list of clocks`)
   }
   if (!isIndex(i, t.length)) throw invalid(`${where}: meta.i is not a clock index`)
   if (d !== undefined && !isIndex(d, t.length)) throw invalid(`${where}: meta.d is not a clock index`)
+  if (c !== undefined && !isIndex(c, t.length)) throw invalid(`${where}: meta.c is not a clock index`)
   if (!isPlainObject(f)) throw invalid(`${where}: meta.f is not an object`)
   for (const field of Object.keys(f)) {
     assertField(field, where)
@@ -78,11 +79,24 @@ export function assertRemoteChange(change: unknown, maxDocumentBytes: number): a
       throw invalid(`${where}: meta.v entry for ${JSON.stringify(site)} is malformed`)
     }
   }
-  const live = d === undefined || (t[i] as string) > (t[d] as string)
+  const live = d === undefined || (t[c ?? i] as string) > (t[d] as string)
   if (doc === null) {
     if (live) throw invalid(`${where}: the document is live but has no content`)
+    if (h !== undefined) {
+      if (!isPlainObject(h)) throw invalid(`${where}: meta.h is not an object`)
+      for (const field of Object.keys(h)) {
+        if (!Object.hasOwn(f, field)) throw invalid(`${where}: meta.h.${field} has no clock in meta.f`)
+      }
+      assertJson(h, where)
+      try {
+        assertSize(JSON.stringify(h), maxDocumentBytes, collection as string, id)
+      } catch (e) {
+        throw invalid(`${where}: kept fields too large`, e)
+      }
+    }
     return
   }
+  if (h !== undefined) throw invalid(`${where}: meta.h is only for a removed document`)
   if (!live) throw invalid(`${where}: the document is removed but has content`)
   if (!isPlainObject(doc) || doc._id !== id)
     throw invalid(`${where}: doc is not an object with _id ${JSON.stringify(id)}`)

@@ -30,6 +30,18 @@ export interface DocMeta {
   /** Index in `t` of the latest removal, when removed at least once. */
   d?: number
   /**
+   * Index in `t` of the latest write that created the document (first, or
+   * again after a removal); absent when it is `i`. The document exists while
+   * this is newer than `d`.
+   */
+  c?: number
+  /**
+   * A removed document's field values that a later creation can bring back
+   * (fields written after the removal, concurrently with it): kept here,
+   * since a removed document has no content.
+   */
+  h?: Record<string, JsonValue>
+  /**
    * Field → index in `t` of the field's last set. A field in `f` but not in
    * the document is unset; a plain (non-counter) field of the document that
    * is not in `f` was set at `t[0]`.

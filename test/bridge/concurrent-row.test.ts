@@ -30,8 +30,34 @@ async function settle(a: TestNode, b: TestNode): Promise<void> {
   )
 }
 
-describe('a row created on one device while another removes it', () => {
-  it('ends whole on both devices: the later creation writes every field, not only those that differ', async () => {
+const ID = counter(1).id
+const link = (a: TestNode, b: TestNode) => new MeshLink([a.mesh, b.mesh])
+
+describe('a row removed on one device while another changes it', () => {
+  it('is removed everywhere when the other device had seen it: a removal wins over changes concurrent with it', async () => {
+    const a = await openNode(dirs.make('ra'))
+    const b = await openNode(dirs.make('rb'))
+    try {
+      a.db.prepare(INSERT).run({ ...counter(1), cur_rcpt_no: 0 })
+      await settle(a, b)
+      expect(rows(b)).toHaveLength(1)
+      a.db.prepare('DELETE FROM counters WHERE id = ?').run(ID)
+      await a.sync.flush()
+      b.db.prepare('UPDATE counters SET cur_rcpt_no = 7 WHERE id = ?').run(ID)
+      await b.sync.flush()
+      await settle(a, b)
+      // No fragment of the document (only the changed field) comes back.
+      expect(rows(a)).toEqual([])
+      expect(rows(b)).toEqual([])
+      expect(await a.mesh.get('counters', ID)).toBeUndefined()
+      for (const n of [a, b]) expect(n.sync.metrics()).toMatchObject({ errors: 0, rejected: 0 })
+    } finally {
+      await a.close()
+      await b.close()
+    }
+  })
+
+  it('is removed everywhere when the other device wrote it over the mesh copy it had just learned', async () => {
     const a = await openNode(dirs.make('ra'))
     const b = await openNode(dirs.make('rb'))
     try {
@@ -39,15 +65,32 @@ describe('a row created on one device while another removes it', () => {
       b.db.prepare(INSERT).run({ ...counter(1), cur_rcpt_no: 1 })
       await a.sync.flush()
       // B's mesh learns A's document while B's own row waits to be sent.
-      await new MeshLink([a.mesh, b.mesh]).pull(a.mesh, b.mesh)
-      a.db.prepare('DELETE FROM counters WHERE id = ?').run(counter(1).id)
-      await new MeshLink([a.mesh, b.mesh]).pull(b.mesh, a.mesh)
+      await link(a, b).pull(a.mesh, b.mesh)
+      a.db.prepare('DELETE FROM counters WHERE id = ?').run(ID)
+      await link(a, b).pull(b.mesh, a.mesh)
       await settle(a, b)
-      expect(rows(a)).toEqual([{ ...counter(1), cur_rcpt_no: 1 }])
-      expect(await a.mesh.get('counters', counter(1).id)).toEqual(
-        counterAdapter.toDocument({ ...counter(1), cur_rcpt_no: 1 }),
-      )
+      expect(rows(a)).toEqual([])
+      expect(rows(b)).toEqual([])
       for (const n of [a, b]) expect(n.sync.metrics()).toMatchObject({ errors: 0, rejected: 0 })
+    } finally {
+      await a.close()
+      await b.close()
+    }
+  })
+
+  it('comes back whole when created again after the removal was seen', async () => {
+    const a = await openNode(dirs.make('ra'))
+    const b = await openNode(dirs.make('rb'))
+    try {
+      a.db.prepare(INSERT).run({ ...counter(1), cur_rcpt_no: 0 })
+      await settle(a, b)
+      a.db.prepare('DELETE FROM counters WHERE id = ?').run(ID)
+      await settle(a, b)
+      expect(rows(b)).toEqual([])
+      b.db.prepare(INSERT).run({ ...counter(1), cur_rcpt_no: 0 })
+      await settle(a, b)
+      expect(rows(a)).toEqual([{ ...counter(1), cur_rcpt_no: 0 }])
+      expect(await a.mesh.get('counters', ID)).toEqual(counterAdapter.toDocument({ ...counter(1), cur_rcpt_no: 0 }))
     } finally {
       await a.close()
       await b.close()

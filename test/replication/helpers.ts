@@ -34,6 +34,8 @@ export function canonicalChange(c: RemoteChange): unknown {
     doc: c.doc === null ? null : sortKeys(c.doc),
     written: t[c.meta.i],
     removed: c.meta.d === undefined ? null : t[c.meta.d],
+    created: t[c.meta.c ?? c.meta.i],
+    kept: sortKeys(c.meta.h ?? {}),
     fields: sortKeys(Object.fromEntries(Object.entries(c.meta.f).map(([f, k]) => [f, t[k]]))),
     counters: sortKeys(
       Object.fromEntries(Object.entries(c.meta.n ?? {}).map(([f, n]) => [f, { b: n.b ?? null, s: sortKeys(n.s) }])),

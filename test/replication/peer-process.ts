@@ -128,9 +128,23 @@ export async function peersConverged(peers: readonly PeerProcess[], timeoutMs = 
     const states = await Promise.all(peers.map((p) => p.call('state')))
     if (states.every((s) => s.hash === states[0]!.hash)) return states
     if (Date.now() > deadline) {
-      throw new Error(`peers did not converge: ${JSON.stringify(states.map((s) => ({ vv: s.vv, n: s.documents })))}`)
+      const full = await Promise.all(peers.map((p) => p.call('state', { full: true })))
+      throw new Error(
+        `peers did not converge: ${JSON.stringify(states.map((s) => ({ vv: s.vv, n: s.documents })))}; ${firstDifference(full.map((s) => String(s.state)))}`,
+      )
     }
     // Poll the condition; each state is a full scan, so not in a tight loop.
     await new Promise((r) => setTimeout(r, 25))
   }
+}
+
+/** The first document whose full state differs between peers, for the failure message. */
+function firstDifference(states: readonly string[]): string {
+  const parsed = states.map((s) => (JSON.parse(s) as { docs: { key: string }[] }).docs)
+  const keys = [...new Set(parsed.flatMap((docs) => docs.map((d) => d.key)))].sort()
+  for (const key of keys) {
+    const versions = parsed.map((docs) => JSON.stringify(docs.find((d) => d.key === key) ?? null))
+    if (versions.some((v) => v !== versions[0])) return `first difference at ${key}: ${versions.join(' vs ')}`
+  }
+  return 'documents equal'
 }
