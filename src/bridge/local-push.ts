@@ -29,10 +29,20 @@ export interface PushGroup {
 export interface PushOptions {
   /** Leave documents the mesh already has untouched (first contact: the mesh wins) and report them. */
   skipExisting?: boolean
+  /**
+   * Written in the same mesh transaction as a batch that sends counter
+   * increments, so a batch the mesh committed but the repository did not
+   * acknowledge is recognised after a crash (increments are not idempotent).
+   */
+  mark?: { collection: string; doc: Document }
+  /** The batch's increments are in the mesh already: send everything else, not them. */
+  skipIncrements?: boolean
 }
 
 export interface PushResult {
   upserts: number
+  /** Counter increments sent. */
+  increments: number
   removals: number
   unchanged: number
   /** Sync state to commit (with the outbox acknowledgement, if any). */
@@ -69,6 +79,7 @@ export async function pushLocal(rt: SyncRuntime, groups: PushGroup[], options: P
   const keys: string[] = []
   const result: PushResult = {
     upserts: 0,
+    increments: 0,
     removals: 0,
     unchanged: 0,
     states: new Map(),
@@ -90,7 +101,10 @@ export async function pushLocal(rt: SyncRuntime, groups: PushGroup[], options: P
   }
   try {
     try {
-      await rt.mesh.transaction((tx) => write(tx, plans, result, options))
+      await rt.mesh.transaction(async (tx) => {
+        await write(tx, plans, result, options)
+        if (options.mark && result.increments > 0) await tx.upsert(options.mark.collection, [options.mark.doc])
+      })
     } catch (error) {
       if (!(error instanceof ValidationError)) throw error
       // One document was refused: send them one by one and refuse only that one.
@@ -219,7 +233,10 @@ async function write(
     }
     if (upserts.length > 0) await tx.upsert(collection, upserts, { mode: 'merge' })
     if (wholeRows.length > 0) await tx.upsert(collection, wholeRows, { mode: 'merge', rewriteEqual: true })
-    for (const [id, field, by] of increments) await tx.increment(collection, id, field, by)
+    if (!options.skipIncrements) {
+      for (const [id, field, by] of increments) await tx.increment(collection, id, field, by)
+      result.increments += increments.length
+    }
     if (removals.length > 0) await tx.remove(collection, removals)
     result.upserts += sent
     result.removals += removals.length
@@ -250,6 +267,7 @@ function counterDeltas(
 
 function resetCounts(result: PushResult): void {
   result.upserts = 0
+  result.increments = 0
   result.removals = 0
   result.reconcile.clear()
   result.existing.clear()

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto'
 import { Mutex } from '../repository/mutex.js'
 import type { Row } from '../repository/repository.js'
 import type { AdapterBinding } from './adapter-binding.js'
@@ -8,11 +9,25 @@ import type { SyncRuntime } from './runtime.js'
 /** Applies back documents whose mesh content differs from the local rows after a push. */
 export type Reconcile = (model: string, ids: string[]) => Promise<void>
 
+/** Mesh collection of drain marks: per repository, the last batch that sent counter increments. */
+export const DRAIN_MARKS = '_meshmirror_drains'
+const DRAIN_CHECKPOINT = 'outbox-drain'
+
+/** This repository's drain identity and the number of batches it has acknowledged. */
+interface DrainState {
+  id: string
+  n: number
+}
+
 /**
  * Sends captured local writes (the outbox) to the mesh: one mesh transaction
  * per batch, then the sync state and the acknowledgement of the batch in one
  * repository transaction. A crash in between sends the batch again, which
- * the mesh takes as a no-op: at least once, and idempotent.
+ * the mesh takes as a no-op: at least once, and idempotent. Counter
+ * increments are not idempotent, so a batch that sends some also writes a
+ * mark (its number and last entry) in its mesh transaction; after a crash,
+ * a mark one ahead of the acknowledged count says the batch is in the mesh,
+ * and it is acknowledged without sending its increments again.
  */
 export class OutboxDrain {
   private running: Promise<void> | undefined
@@ -79,6 +94,20 @@ export class OutboxDrain {
     } while (this.again && !this.stopped)
   }
 
+  private drain: DrainState | undefined
+
+  private async drainState(): Promise<DrainState> {
+    if (this.drain) return this.drain
+    const saved = await this.rt.repository.checkpoint(DRAIN_CHECKPOINT)
+    let state: DrainState | undefined
+    if (saved !== undefined) {
+      const parsed = JSON.parse(saved) as Partial<DrainState>
+      if (typeof parsed.id === 'string' && Number.isSafeInteger(parsed.n)) state = parsed as DrainState
+    }
+    this.drain = state ?? { id: randomBytes(12).toString('base64url').replace(/-/g, '_'), n: 0 }
+    return this.drain
+  }
+
   private models(): string[] {
     return [...this.rt.bindings.values()].filter((b) => b.sends).map((b) => b.model)
   }
@@ -93,9 +122,15 @@ export class OutboxDrain {
     const repo = rt.repository
     const models = this.models()
     if (models.length === 0) return 0
-    const entries = await repo.pendingChanges({ models, limit: rt.settings.drainBatchSize })
+    let entries = await repo.pendingChanges({ models, limit: rt.settings.drainBatchSize })
     if (entries.length === 0) return 0
-    const upTo = entries[entries.length - 1]!.seq
+    const drain = await this.drainState()
+    const mark = await rt.mesh.get(DRAIN_MARKS, drain.id)
+    // The mesh committed batch n + 1 (with its increments), the acknowledgement did not happen.
+    const committed = mark !== undefined && mark.n === drain.n + 1 && typeof mark.upTo === 'number' ? mark.upTo : null
+    if (committed !== null) entries = entries.filter((e) => e.seq <= committed)
+    if (entries.length === 0) return 0
+    const upTo = committed ?? entries[entries.length - 1]!.seq
     let oldestAt = Number.POSITIVE_INFINITY
     // Per model, per row: the row before the first captured change (the base of what the app changed).
     const byModel = new Map<string, Map<string, Row | null>>()
@@ -116,12 +151,20 @@ export class OutboxDrain {
       const stored = rt.keepBaseDocs ? await repo.syncStates(model, ids) : await rt.states.lookup(model, ids)
       groups.push({ binding, docs: ids.map((id) => ({ id, row: rows.get(id), base: bases.get(id) ?? null })), stored })
     }
-    const result = await pushLocal(rt, groups)
+    const result = await pushLocal(
+      rt,
+      groups,
+      committed !== null
+        ? { skipIncrements: true }
+        : { mark: { collection: DRAIN_MARKS, doc: { _id: drain.id, n: drain.n + 1, upTo } } },
+    )
     try {
       await repo.transaction(async (tx) => {
         for (const [model, states] of result.states) await tx.putSyncStates(model, states)
         await tx.acknowledge(upTo, models)
+        await tx.setCheckpoint(DRAIN_CHECKPOINT, JSON.stringify({ id: drain.id, n: drain.n + 1 }))
       })
+      this.drain = { id: drain.id, n: drain.n + 1 }
       for (const [model, states] of result.states) rt.states.record(model, states)
     } finally {
       result.release()

@@ -93,4 +93,28 @@ describe('counter fields', () => {
     await waitFor(() => stock(a, 'p1') === stock(b, 'p1'), { message: 'converged' })
     expect([98, 97]).toContain(stock(a, 'p1'))
   })
+
+  it('send an increment once when the mesh took the batch but its acknowledgement failed', async () => {
+    const [a] = await pair(true)
+    a.db.prepare("INSERT INTO products (id, name, stock) VALUES ('p1', 'tea', 100)").run()
+    await a.sync.flush()
+    expect((await a.mesh.get('products', 'p1'))?.stock).toBe(100)
+    // The repository transaction that acknowledges the next batch fails once, after the
+    // mesh committed it: what a crash between the two commits leaves behind.
+    const transaction = a.repo.transaction.bind(a.repo)
+    let failures = 0
+    a.repo.transaction = (async (
+      fn: Parameters<typeof transaction>[0],
+      options?: Parameters<typeof transaction>[1],
+    ) => {
+      if (failures++ === 0) throw new Error('the process died here')
+      return transaction(fn, options)
+    }) as typeof transaction
+    a.db.prepare("UPDATE products SET stock = stock - 2 WHERE id = 'p1'").run()
+    await waitFor(async () => (await a.repo.pendingChangeCount(['products'])).count === 0 && failures > 1, {
+      message: 'the batch acknowledged on retry',
+    })
+    expect((await a.mesh.get('products', 'p1'))?.stock).toBe(98)
+    expect(stock(a, 'p1')).toBe(98)
+  })
 })
