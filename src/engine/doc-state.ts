@@ -321,7 +321,10 @@ export function encodeState(id: string, s: DocState): { doc: Document | null; me
     if (!live) {
       // No content to imply fields by: every register is listed, with its value.
       meta.f[f] = k
-      if (reg.value !== UNSET && !s.counters.has(f)) (meta.h ??= {})[f] = reg.value
+      if (reg.value !== UNSET && !s.counters.has(f)) {
+        meta.h ??= {}
+        meta.h[f] = reg.value
+      }
       continue
     }
     // Plain fields set at t[0] (usually all of them) are implied by the document.
