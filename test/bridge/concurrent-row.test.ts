@@ -32,16 +32,29 @@ async function settle(a: TestNode, b: TestNode): Promise<void> {
 
 const ID = counter(1).id
 const link = (a: TestNode, b: TestNode) => new MeshLink([a.mesh, b.mesh])
+const insert = (n: TestNode, curRcptNo: number) => n.db.prepare(INSERT).run({ ...counter(1), cur_rcpt_no: curRcptNo })
+const remove = (n: TestNode) => n.db.prepare('DELETE FROM counters WHERE id = ?').run(ID)
+
+/** Two devices for one test, closed afterwards. */
+async function withPair(run: (a: TestNode, b: TestNode) => Promise<void>): Promise<void> {
+  const a = await openNode(dirs.make('ra'))
+  const b = await openNode(dirs.make('rb'))
+  try {
+    await run(a, b)
+    for (const n of [a, b]) expect(n.sync.metrics()).toMatchObject({ errors: 0, rejected: 0 })
+  } finally {
+    await a.close()
+    await b.close()
+  }
+}
 
 describe('a row removed on one device while another changes it', () => {
-  it('is removed everywhere when the other device had seen it: a removal wins over changes concurrent with it', async () => {
-    const a = await openNode(dirs.make('ra'))
-    const b = await openNode(dirs.make('rb'))
-    try {
-      a.db.prepare(INSERT).run({ ...counter(1), cur_rcpt_no: 0 })
+  it('is removed everywhere when the other device had seen it: a removal wins over changes concurrent with it', () =>
+    withPair(async (a, b) => {
+      insert(a, 0)
       await settle(a, b)
       expect(rows(b)).toHaveLength(1)
-      a.db.prepare('DELETE FROM counters WHERE id = ?').run(ID)
+      remove(a)
       await a.sync.flush()
       b.db.prepare('UPDATE counters SET cur_rcpt_no = 7 WHERE id = ?').run(ID)
       await b.sync.flush()
@@ -50,50 +63,32 @@ describe('a row removed on one device while another changes it', () => {
       expect(rows(a)).toEqual([])
       expect(rows(b)).toEqual([])
       expect(await a.mesh.get('counters', ID)).toBeUndefined()
-      for (const n of [a, b]) expect(n.sync.metrics()).toMatchObject({ errors: 0, rejected: 0 })
-    } finally {
-      await a.close()
-      await b.close()
-    }
-  })
+    }))
 
-  it('is removed everywhere when the other device wrote it over the mesh copy it had just learned', async () => {
-    const a = await openNode(dirs.make('ra'))
-    const b = await openNode(dirs.make('rb'))
-    try {
-      a.db.prepare(INSERT).run({ ...counter(1), cur_rcpt_no: 0 })
-      b.db.prepare(INSERT).run({ ...counter(1), cur_rcpt_no: 1 })
+  it('is removed everywhere when the other device wrote it over the mesh copy it had just learned', () =>
+    withPair(async (a, b) => {
+      insert(a, 0)
+      insert(b, 1)
       await a.sync.flush()
       // B's mesh learns A's document while B's own row waits to be sent.
       await link(a, b).pull(a.mesh, b.mesh)
-      a.db.prepare('DELETE FROM counters WHERE id = ?').run(ID)
+      remove(a)
       await link(a, b).pull(b.mesh, a.mesh)
       await settle(a, b)
       expect(rows(a)).toEqual([])
       expect(rows(b)).toEqual([])
-      for (const n of [a, b]) expect(n.sync.metrics()).toMatchObject({ errors: 0, rejected: 0 })
-    } finally {
-      await a.close()
-      await b.close()
-    }
-  })
+    }))
 
-  it('comes back whole when created again after the removal was seen', async () => {
-    const a = await openNode(dirs.make('ra'))
-    const b = await openNode(dirs.make('rb'))
-    try {
-      a.db.prepare(INSERT).run({ ...counter(1), cur_rcpt_no: 0 })
+  it('comes back whole when created again after the removal was seen', () =>
+    withPair(async (a, b) => {
+      insert(a, 0)
       await settle(a, b)
-      a.db.prepare('DELETE FROM counters WHERE id = ?').run(ID)
+      remove(a)
       await settle(a, b)
       expect(rows(b)).toEqual([])
-      b.db.prepare(INSERT).run({ ...counter(1), cur_rcpt_no: 0 })
+      insert(b, 0)
       await settle(a, b)
       expect(rows(a)).toEqual([{ ...counter(1), cur_rcpt_no: 0 }])
       expect(await a.mesh.get('counters', ID)).toEqual(counterAdapter.toDocument({ ...counter(1), cur_rcpt_no: 0 }))
-    } finally {
-      await a.close()
-      await b.close()
-    }
-  })
+    }))
 })
