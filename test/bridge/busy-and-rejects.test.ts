@@ -1,11 +1,9 @@
-import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
 import type { SyncEvents } from '../../src/bridge/events.js'
-import { openMesh } from '../../src/engine/open-mesh.js'
-import type { BuiltinMesh } from '../../src/engine/types.js'
+import type { MeshStore } from '../../src/mesh/mesh-store.js'
 import { counter, counterAdapter } from './helpers/counter-model.js'
-import { MeshLink } from './helpers/mesh-link.js'
-import { openNode, rows, type TestNode } from './helpers/node.js'
+import { BACKENDS, type NodeOptions, openNode, rows, type TestNode } from './helpers/node.js'
+import { type RemoteSite, remoteSite } from './helpers/remote.js'
 import { runFixture, tempDirs, waitFor } from './helpers/wait.js'
 
 const dirs = tempDirs()
@@ -16,142 +14,138 @@ afterEach(async () => {
   dirs.cleanup()
 })
 
-async function sourceMesh(): Promise<BuiltinMesh> {
-  const mesh = await openMesh({ dir: join(dirs.make('src'), 'mesh') })
-  closers.push(() => mesh.close())
-  return mesh
-}
-
-async function node(): Promise<TestNode> {
-  const n = await openNode(dirs.make('b'))
-  closers.push(() => n.close())
-  return n
-}
-
-function record<E extends keyof SyncEvents>(n: TestNode, event: E): SyncEvents[E][] {
+function record<E extends keyof SyncEvents>(n: TestNode<MeshStore>, event: E): SyncEvents[E][] {
   const seen: SyncEvents[E][] = []
   n.sync.on(event, (p) => seen.push(p))
   return seen
 }
 
-describe('busy database', () => {
-  it('lands a 10,000-row burst while another process holds the write lock for 3 s, with no error', async () => {
-    const src = await sourceMesh()
-    const docs = Array.from({ length: 10_000 }, (_, i) => counterAdapter.toDocument(counter(i)))
-    for (let i = 0; i < docs.length; i += 1000) await src.upsert('counters', docs.slice(i, i + 1000))
-    const b = await node()
-    const errors = record(b, 'error')
-    const busy = record(b, 'busy')
-    const holder = runFixture('hold-lock', [b.dbFile, '3000'])
-    await holder.line((l) => l === 'locked')
-    const started = Date.now()
-    await new MeshLink([src, b.mesh]).pull(src, b.mesh)
-    await waitFor(() => b.sync.metrics().applied === 10_000, { timeout: 30_000, message: 'all rows applied' })
-    expect(await holder.exited).toBe(0)
-    expect(Date.now() - started).toBeGreaterThanOrEqual(2000)
-    expect(rows(b)).toHaveLength(10_000)
-    expect(errors).toEqual([])
-    const m = b.sync.metrics()
-    expect(m.errors).toBe(0)
-    expect(m.rejected).toBe(0)
-    expect(m.busyRetries).toBeGreaterThan(0)
-    expect(busy.length).toBe(m.busyRetries)
-    expect(b.writes()).toBe(10_000)
-  }, 40_000)
-})
+describe.each(BACKENDS)('on the %s mesh', (backend) => {
+  async function node(options: NodeOptions = {}): Promise<TestNode<MeshStore>> {
+    const n = await openNode(dirs.make('b'), { ...options, backend })
+    closers.push(() => n.close())
+    return n
+  }
 
-describe('malformed remote documents', () => {
-  it('refuses them with their reason and lands the rest of the batch', async () => {
-    const src = await sourceMesh()
-    const good = Array.from({ length: 20 }, (_, i) => counterAdapter.toDocument(counter(i)))
-    const { curRcptNo: _drop, ...missing } = counterAdapter.toDocument(counter(100))
-    const bad = [
-      { ...missing, _id: 'bad-missing' },
-      { ...counterAdapter.toDocument(counter(101)), _id: 'bad-type', totRcptNo: 'seven' },
-      { ...counterAdapter.toDocument(counter(102)), _id: 'bad-created', createdAt: 12 },
-    ]
-    await src.upsert('counters', [...good.slice(0, 10), ...bad, ...good.slice(10)])
-    const b = await node()
-    const rejected = record(b, 'rejected')
-    await new MeshLink([src, b.mesh]).pull(src, b.mesh)
-    await waitFor(() => b.sync.metrics().received === 23, { message: 'all received' })
-    await b.sync.flush()
-    expect(rows(b).map((r) => r.id)).toEqual(good.map((d) => d._id))
-    const m = b.sync.metrics()
-    expect(m.applied).toBe(20)
-    expect(m.rejected).toBe(3)
-    expect(m.rejectedByReason).toEqual({ 'invalid-document': 3 })
-    expect(rejected.map((r) => [r.id, r.message]).sort()).toEqual([
-      ['bad-created', 'createdAt is not a string'],
-      ['bad-missing', 'curRcptNo is missing'],
-      ['bad-type', 'totRcptNo is not an integer'],
-    ])
-    expect(rejected.every((r) => r.direction === 'remote' && r.model === 'counters')).toBe(true)
-    // A document fixed later is applied.
-    await src.upsert('counters', [{ _id: 'bad-type', totRcptNo: 7 }])
-    await new MeshLink([src, b.mesh]).pull(src, b.mesh)
-    await waitFor(() => rows(b).some((r) => r.id === 'bad-type'), { message: 'fixed document applied' })
+  /** Another site writing into `n`'s mesh. */
+  async function site(n: TestNode<MeshStore>): Promise<RemoteSite> {
+    const s = await remoteSite(backend, n.mesh, dirs.make('src'))
+    closers.push(() => s.close())
+    return s
+  }
+
+  describe('busy database', () => {
+    it('lands a 10,000-row burst while another process holds the write lock for 3 s, with no error', async () => {
+      const docs = Array.from({ length: 10_000 }, (_, i) => counterAdapter.toDocument(counter(i)))
+      const b = await node()
+      const src = await site(b)
+      const errors = record(b, 'error')
+      const busy = record(b, 'busy')
+      const holder = runFixture('hold-lock', [b.dbFile, '3000'])
+      await holder.line((l) => l === 'locked')
+      const started = Date.now()
+      await src.upsert('counters', docs)
+      await waitFor(() => b.sync.metrics().applied === 10_000, { timeout: 30_000, message: 'all rows applied' })
+      expect(await holder.exited).toBe(0)
+      expect(Date.now() - started).toBeGreaterThanOrEqual(2000)
+      expect(rows(b)).toHaveLength(10_000)
+      expect(errors).toEqual([])
+      const m = b.sync.metrics()
+      expect(m.errors).toBe(0)
+      expect(m.rejected).toBe(0)
+      expect(m.busyRetries).toBeGreaterThan(0)
+      expect(busy.length).toBe(m.busyRetries)
+      expect(b.writes()).toBe(10_000)
+    }, 40_000)
   })
 
-  it('refuses a record the database rejects, and writes the others of its batch', async () => {
-    const src = await sourceMesh()
-    // The adapter maps, but the table's NOT NULL constraint refuses one record.
-    const loose = {
-      ...counterAdapter,
-      fromDocument: (doc: Parameters<typeof counterAdapter.fromDocument>[0]) =>
-        doc._id === 'c000003'
-          ? { ...counterAdapter.fromDocument(doc), branch_id: null }
-          : counterAdapter.fromDocument(doc),
-    }
-    const b = await openNode(dirs.make('b'), { adapters: [loose as typeof counterAdapter] })
-    closers.push(() => b.close())
-    const rejected = record(b, 'rejected')
-    await src.upsert(
-      'counters',
-      Array.from({ length: 8 }, (_, i) => counterAdapter.toDocument(counter(i))),
-    )
-    await new MeshLink([src, b.mesh]).pull(src, b.mesh)
-    await waitFor(() => b.sync.metrics().applied === 7 && b.sync.metrics().rejected === 1, {
-      message: '7 applied, 1 rejected',
+  describe('malformed remote documents', () => {
+    it('refuses them with their reason and lands the rest of the batch', async () => {
+      const good = Array.from({ length: 20 }, (_, i) => counterAdapter.toDocument(counter(i)))
+      const { curRcptNo: _drop, ...missing } = counterAdapter.toDocument(counter(100))
+      const bad = [
+        { ...missing, _id: 'bad-missing' },
+        { ...counterAdapter.toDocument(counter(101)), _id: 'bad-type', totRcptNo: 'seven' },
+        { ...counterAdapter.toDocument(counter(102)), _id: 'bad-created', createdAt: 12 },
+      ]
+      const b = await node()
+      const src = await site(b)
+      const rejected = record(b, 'rejected')
+      await src.upsert('counters', [...good.slice(0, 10), ...bad, ...good.slice(10)])
+      await waitFor(() => b.sync.metrics().received === 23, { message: 'all received' })
+      await b.sync.flush()
+      expect(rows(b).map((r) => r.id)).toEqual(good.map((d) => d._id))
+      const m = b.sync.metrics()
+      expect(m.applied).toBe(20)
+      expect(m.rejected).toBe(3)
+      expect(m.rejectedByReason).toEqual({ 'invalid-document': 3 })
+      expect(rejected.map((r) => [r.id, r.message]).sort()).toEqual([
+        ['bad-created', 'createdAt is not a string'],
+        ['bad-missing', 'curRcptNo is missing'],
+        ['bad-type', 'totRcptNo is not an integer'],
+      ])
+      expect(rejected.every((r) => r.direction === 'remote' && r.model === 'counters')).toBe(true)
+      // A document fixed later is applied.
+      await src.upsert('counters', [{ _id: 'bad-type', totRcptNo: 7 }])
+      await waitFor(() => rows(b).some((r) => r.id === 'bad-type'), { message: 'fixed document applied' })
     })
-    expect(rows(b)).toHaveLength(7)
-    expect(rejected[0]).toMatchObject({ id: 'c000003', reason: 'repository-refused' })
-    expect(rejected[0]!.message).toMatch(/NOT NULL/)
-  })
 
-  it("goes through an adapter's own repository writes, refusing only the record they fail on", async () => {
-    const src = await sourceMesh()
-    const b = await openNode(dirs.make('b'), {
-      models: [{ name: 'counters' }, { name: 'audit', columns: { id: 'text', note: 'text' } }],
-      adapters: [
-        {
-          ...counterAdapter,
-          upsertToRepository: async (tx, records) => {
-            if (records.some((r) => r.id === 'c000003')) throw new Error('the audit refuses c000003')
-            const n = await tx.upsert('counters', records)
-            await tx.upsert(
-              'audit',
-              records.map((r) => ({ id: String(r.id), note: 'applied' })),
-            )
-            return n
+    it('refuses a record the database rejects, and writes the others of its batch', async () => {
+      // The adapter maps, but the table's NOT NULL constraint refuses one record.
+      const loose = {
+        ...counterAdapter,
+        fromDocument: (doc: Parameters<typeof counterAdapter.fromDocument>[0]) =>
+          doc._id === 'c000003'
+            ? { ...counterAdapter.fromDocument(doc), branch_id: null }
+            : counterAdapter.fromDocument(doc),
+      }
+      const b = await node({ adapters: [loose as typeof counterAdapter] })
+      const src = await site(b)
+      const rejected = record(b, 'rejected')
+      await src.upsert(
+        'counters',
+        Array.from({ length: 8 }, (_, i) => counterAdapter.toDocument(counter(i))),
+      )
+      await waitFor(() => b.sync.metrics().applied === 7 && b.sync.metrics().rejected === 1, {
+        message: '7 applied, 1 rejected',
+      })
+      expect(rows(b)).toHaveLength(7)
+      expect(rejected[0]).toMatchObject({ id: 'c000003', reason: 'repository-refused' })
+      expect(rejected[0]!.message).toMatch(/NOT NULL/)
+    })
+
+    it("goes through an adapter's own repository writes, refusing only the record they fail on", async () => {
+      const b = await node({
+        models: [{ name: 'counters' }, { name: 'audit', columns: { id: 'text', note: 'text' } }],
+        adapters: [
+          {
+            ...counterAdapter,
+            upsertToRepository: async (tx, records) => {
+              if (records.some((r) => r.id === 'c000003')) throw new Error('the audit refuses c000003')
+              const n = await tx.upsert('counters', records)
+              await tx.upsert(
+                'audit',
+                records.map((r) => ({ id: String(r.id), note: 'applied' })),
+              )
+              return n
+            },
           },
-        },
-      ],
-    })
-    closers.push(() => b.close())
-    const rejected = record(b, 'rejected')
-    await src.upsert(
-      'counters',
-      Array.from({ length: 8 }, (_, i) => counterAdapter.toDocument(counter(i))),
-    )
-    await new MeshLink([src, b.mesh]).pull(src, b.mesh)
-    await waitFor(() => b.sync.metrics().applied === 7 && b.sync.metrics().rejected === 1)
-    expect(rows(b)).toHaveLength(7)
-    expect(b.db.prepare('SELECT count(*) FROM audit').pluck().get()).toBe(7)
-    expect(rejected[0]).toMatchObject({
-      id: 'c000003',
-      reason: 'repository-refused',
-      message: 'the audit refuses c000003',
+        ],
+      })
+      const src = await site(b)
+      const rejected = record(b, 'rejected')
+      await src.upsert(
+        'counters',
+        Array.from({ length: 8 }, (_, i) => counterAdapter.toDocument(counter(i))),
+      )
+      await waitFor(() => b.sync.metrics().applied === 7 && b.sync.metrics().rejected === 1)
+      expect(rows(b)).toHaveLength(7)
+      expect(b.db.prepare('SELECT count(*) FROM audit').pluck().get()).toBe(7)
+      expect(rejected[0]).toMatchObject({
+        id: 'c000003',
+        reason: 'repository-refused',
+        message: 'the audit refuses c000003',
+      })
     })
   })
 })
