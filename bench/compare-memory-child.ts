@@ -2,7 +2,7 @@
 // `{ loaded, rssMB }` after each batch, then `{ done: true, rssMB, heapMB, loadMs }`
 // after garbage collection (run with --expose-gc).
 // Usage: compare-memory-child.ts <builtin|yjs|automerge|empty> <n> <dir>
-import { eightFields } from './ditto.bench.js'
+import { eightFields } from './workload.js'
 
 const [engine, nArg, dir] = process.argv.slice(2) as [string, string, string]
 const N = Number(nArg)

@@ -11,7 +11,8 @@ import { WebSocket, WebSocketServer } from 'ws'
 import * as Y from 'yjs'
 import { openReplicatedMesh } from '../src/replication/open-replicated-mesh.js'
 import { syncOverSocket } from './compare-yjs-sync.js'
-import { BATCH, eightFields } from './ditto.bench.js'
+import { BATCH } from './ditto.bench.js'
+import { eightFields } from './workload.js'
 
 const [engine, role, dir, nArg, mArg, url] = process.argv.slice(2) as [string, string, string, string, string, string?]
 const N = Number(nArg)

@@ -14,6 +14,7 @@ import {
   summarise,
   withBaseline,
 } from './harness.js'
+import { eightFields } from './workload.js'
 
 export const BATCH = 1000
 
@@ -22,20 +23,6 @@ export type Backend = { name: string; open(dir: string): Promise<MeshStore> }
 export type Loadable = { name: string; open(dir: string): Promise<Pick<MeshStore, 'upsert' | 'close'>> }
 export const ditto: Backend = { name: 'Ditto 5.x', open: (dir) => openDittoStore({ dir, diskLogs: false }) }
 export const builtin: Backend = { name: 'builtin engine', open: (dir) => openMesh({ dir }) }
-
-export function eightFields(j: number) {
-  return {
-    _id: `d${j}`,
-    a: j,
-    b: `name ${j}`,
-    c: j % 7 === 0,
-    d: j * 1.5,
-    e: 'x'.repeat(20),
-    f: j % 100,
-    g: null,
-    h: 'shop',
-  }
-}
 
 /** Upserts n new documents in batches; returns docs/s and the directory's size after close. */
 export async function load(ctx: BenchContext, backend: Loadable, n: number): Promise<{ rate: number; bytes: number }> {

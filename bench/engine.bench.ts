@@ -10,22 +10,9 @@ import {
   summarise,
   withBaseline,
 } from './harness.js'
+import { eightFields } from './workload.js'
 
 const BATCH = 1000
-
-function eightFields(j: number) {
-  return {
-    _id: `d${j}`,
-    a: j,
-    b: `name ${j}`,
-    c: j % 7 === 0,
-    d: j * 1.5,
-    e: 'x'.repeat(20),
-    f: j % 100,
-    g: null,
-    h: 'shop',
-  }
-}
 
 async function upsertRate(ctx: BenchContext, n: number): Promise<number> {
   const mesh = await openMesh({ dir: ctx.tempDir('upsert') })
