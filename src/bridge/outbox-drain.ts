@@ -95,6 +95,8 @@ export class OutboxDrain {
   }
 
   private drain: DrainState | undefined
+  // True while every batch this process sent to the mesh has been acknowledged.
+  private acknowledged = false
 
   private async drainState(): Promise<DrainState> {
     if (this.drain) return this.drain
@@ -125,7 +127,9 @@ export class OutboxDrain {
     let entries = await repo.pendingChanges({ models, limit: rt.settings.drainBatchSize })
     if (entries.length === 0) return 0
     const drain = await this.drainState()
-    const mark = await rt.mesh.get(DRAIN_MARKS, drain.id)
+    // Only a batch whose acknowledgement this process has not seen can have been left
+    // in the mesh unacknowledged: the first one after start, or one that failed.
+    const mark = this.acknowledged ? undefined : await rt.mesh.get(DRAIN_MARKS, drain.id)
     // The mesh committed batch n + 1 (with its increments), the acknowledgement did not happen.
     const committed = mark !== undefined && mark.n === drain.n + 1 && typeof mark.upTo === 'number' ? mark.upTo : null
     if (committed !== null) entries = entries.filter((e) => e.seq <= committed)
@@ -151,6 +155,7 @@ export class OutboxDrain {
       const stored = rt.keepBaseDocs ? await repo.syncStates(model, ids) : await rt.states.lookup(model, ids)
       groups.push({ binding, docs: ids.map((id) => ({ id, row: rows.get(id), base: bases.get(id) ?? null })), stored })
     }
+    this.acknowledged = false
     const result = await pushLocal(
       rt,
       groups,
@@ -165,6 +170,7 @@ export class OutboxDrain {
         await tx.setCheckpoint(DRAIN_CHECKPOINT, JSON.stringify({ id: drain.id, n: drain.n + 1 }))
       })
       this.drain = { id: drain.id, n: drain.n + 1 }
+      this.acknowledged = true
       for (const [model, states] of result.states) rt.states.record(model, states)
     } finally {
       result.release()
