@@ -5,7 +5,14 @@ import { compileQuery } from '../mesh/filter.js'
 import { applyQueryInMemory } from '../mesh/match.js'
 import type { MeshWriter, UpsertOptions, WriteResult } from '../mesh/mesh-store.js'
 import type { Query } from '../mesh/query.js'
-import { assertCollection, assertFieldName, assertSize, normaliseDocument, normaliseId } from '../mesh/validate.js'
+import {
+  assertCollection,
+  assertFieldName,
+  assertSize,
+  checkUpsertOptions,
+  normaliseDocument,
+  normaliseId,
+} from '../mesh/validate.js'
 import { fromDitto } from './doc-codec.js'
 import { ident, selectScope } from './dql.js'
 
@@ -244,16 +251,10 @@ function checkUpsert(
   assertCollection(collection)
   if (!Array.isArray(docs))
     throw new ValidationError(ErrorCode.INVALID_DOCUMENT, 'upsert expects an array of documents.')
-  const mode = options?.mode ?? 'merge'
-  if (mode !== 'merge' && mode !== 'replace') {
-    throw new ValidationError(
-      ErrorCode.INVALID_OPTIONS,
-      `Unknown upsert mode ${JSON.stringify(mode)}: use 'merge' or 'replace'.`,
-    )
-  }
+  const { mode, rewriteEqual } = checkUpsertOptions(options)
   const inputs = docs.map((d, i) => normaliseDocument(d, `document #${i}`))
   for (const { id, fields } of inputs) assertSize(JSON.stringify({ _id: id, ...fields }), maxBytes, collection, id)
-  return { inputs, mode, rewriteEqual: options?.rewriteEqual === true }
+  return { inputs, mode, rewriteEqual }
 }
 
 /** One entry per id: merge overlays later fields on earlier ones, replace keeps the last. */

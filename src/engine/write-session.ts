@@ -1,7 +1,14 @@
 import { ErrorCode, ValidationError } from '../errors.js'
 import type { DocIdInput, Document, DocumentInput, JsonObject } from '../mesh/document.js'
 import type { UpsertOptions, WriteResult } from '../mesh/mesh-store.js'
-import { assertCollection, assertFieldName, assertSize, normaliseDocument, normaliseId } from '../mesh/validate.js'
+import {
+  assertCollection,
+  assertFieldName,
+  assertSize,
+  checkUpsertOptions,
+  normaliseDocument,
+  normaliseId,
+} from '../mesh/validate.js'
 import {
   applyIncrement,
   applyRemove,
@@ -39,13 +46,7 @@ export class WriteSession {
     assertCollection(collection)
     if (!Array.isArray(docs))
       throw new ValidationError(ErrorCode.INVALID_DOCUMENT, 'upsert expects an array of documents.')
-    const mode = options.mode ?? 'merge'
-    if (mode !== 'merge' && mode !== 'replace') {
-      throw new ValidationError(
-        ErrorCode.INVALID_OPTIONS,
-        `Unknown upsert mode ${JSON.stringify(mode)}: use 'merge' or 'replace'.`,
-      )
-    }
+    const { mode, rewriteEqual } = checkUpsertOptions(options)
     // Validate the whole batch before writing any of it.
     const inputs = docs.map((d, i) => normaliseDocument(d, `document #${i}`))
     return this.atomically(() => {
@@ -60,7 +61,7 @@ export class WriteSession {
         }
         const prev = decodeRow(row)
         const stamp = this.stamp()
-        const next = applyUpsert(prev, fields, mode === 'replace', stamp, options.rewriteEqual === true)
+        const next = applyUpsert(prev, fields, mode === 'replace', stamp, rewriteEqual)
         if (next) {
           // A later document of the batch with the same id builds on this one.
           rows.set(id, this.write(collection, id, row, next, stamp.seq, true))

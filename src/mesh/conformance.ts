@@ -207,6 +207,13 @@ export function runMeshStoreConformance(
         })
         expect(await mesh.get('items', 'a')).toEqual({ _id: 'a', v: 1, w: 'x' })
         expect((await mesh.changesSince(cursor, { collection: 'items' })).changed.map((d) => d._id)).toEqual(['a'])
+        const after = await mesh.currentCursor()
+        await expectCode(
+          mesh.upsert('items', [{ _id: 'a', v: 2 }], { rewriteEqual: 'yes' as unknown as boolean }),
+          'INVALID_OPTIONS',
+        )
+        expect(await mesh.get('items', 'a')).toEqual({ _id: 'a', v: 1, w: 'x' })
+        expect(await mesh.currentCursor()).toBe(after)
       })
 
       test('remove leaves the document gone, and a later write re-creates it', async () => {

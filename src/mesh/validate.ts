@@ -1,5 +1,6 @@
 import { ErrorCode, ValidationError } from '../errors.js'
 import type { DocIdInput, JsonObject, JsonValue } from './document.js'
+import type { UpsertMode, UpsertOptions } from './mesh-store.js'
 
 /** Longest accepted collection name. */
 export const MAX_COLLECTION_LENGTH = 64
@@ -194,4 +195,23 @@ export function assertSize(json: string, maxBytes: number, collection: string, i
       { details: { collection, id, bytes, maxBytes } },
     )
   }
+}
+
+/** Checks `upsert`'s options, as every backend reads them. */
+export function checkUpsertOptions(options: UpsertOptions | undefined): { mode: UpsertMode; rewriteEqual: boolean } {
+  const mode = options?.mode ?? 'merge'
+  if (mode !== 'merge' && mode !== 'replace') {
+    throw new ValidationError(
+      ErrorCode.INVALID_OPTIONS,
+      `Unknown upsert mode ${JSON.stringify(mode)}: use 'merge' or 'replace'.`,
+    )
+  }
+  const rewriteEqual = options?.rewriteEqual ?? false
+  if (typeof rewriteEqual !== 'boolean') {
+    throw new ValidationError(
+      ErrorCode.INVALID_OPTIONS,
+      `upsert option rewriteEqual must be a boolean, not ${JSON.stringify(rewriteEqual)}.`,
+    )
+  }
+  return { mode, rewriteEqual }
 }
