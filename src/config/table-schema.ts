@@ -17,10 +17,25 @@ export interface TableColumn {
   pk: number
 }
 
+/** A foreign key as the database declares it. */
+export interface ForeignKey {
+  /** The parent table. */
+  table: string
+  /** Columns of this table, in order. */
+  from: string[]
+  /** The parent's columns they reference (its primary key when the declaration names none). */
+  to: string[]
+  onDelete: string
+}
+
 export interface TableSchema {
   name: string
   columns: TableColumn[]
   rows: number
+  /** `table` for an ordinary table, `virtual` for a virtual table (FTS, R-tree…). */
+  kind: 'table' | 'virtual'
+  withoutRowid: boolean
+  foreignKeys: ForeignKey[]
 }
 
 /** The user tables of a database and their columns, read without writing anything. */
@@ -58,14 +73,18 @@ export function readDatabaseSchema(file: string, source: string, key = 'database
     throw configError(source, key, `${file} cannot be opened: ${(error as Error).message}`, error)
   }
   try {
-    const names = db
-      .prepare(
-        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' AND name NOT LIKE '\\_meshmirror\\_%' ESCAPE '\\' ORDER BY name",
+    // Shadow tables hold a virtual table's data: they are the virtual table's, not the app's.
+    const list = (db.prepare('PRAGMA table_list').all() as { schema: string; name: string; type: string; wr: number }[])
+      .filter(
+        (t) =>
+          t.schema === 'main' &&
+          (t.type === 'table' || t.type === 'virtual') &&
+          !t.name.startsWith('sqlite_') &&
+          !t.name.startsWith('_meshmirror_'),
       )
-      .pluck()
-      .all() as string[]
+      .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
     const tables = new Map<string, TableSchema>()
-    for (const name of names) {
+    for (const { name, type, wr } of list) {
       const info = (db.prepare(`PRAGMA table_xinfo(${quoteIdent(name)})`).all() as XInfo[]).filter(
         (c) => c.hidden === 0,
       )
@@ -76,6 +95,9 @@ export function readDatabaseSchema(file: string, source: string, key = 'database
       tables.set(name, {
         name,
         rows,
+        kind: type === 'virtual' ? 'virtual' : 'table',
+        withoutRowid: wr === 1,
+        foreignKeys: type === 'virtual' ? [] : readForeignKeys(db, name),
         columns: info.map((c) => ({
           name: c.name,
           declared: c.type,
@@ -92,4 +114,34 @@ export function readDatabaseSchema(file: string, source: string, key = 'database
   } finally {
     db.close()
   }
+}
+
+interface FkRow {
+  id: number
+  seq: number
+  table: string
+  from: string
+  to: string | null
+  on_delete: string
+}
+
+/** The foreign keys of a table, with the parent's key filled in where the declaration leaves it out. */
+export function readForeignKeys(db: Database.Database, table: string): ForeignKey[] {
+  const rows = db.prepare(`PRAGMA foreign_key_list(${quoteIdent(table)})`).all() as FkRow[]
+  const byId = new Map<number, FkRow[]>()
+  for (const r of rows) byId.set(r.id, [...(byId.get(r.id) ?? []), r])
+  const out: ForeignKey[] = []
+  for (const parts of byId.values()) {
+    parts.sort((a, b) => a.seq - b.seq)
+    const parent = parts[0]!.table
+    let to = parts.map((p) => p.to)
+    if (to.some((c) => c === null)) {
+      to = (db.prepare(`PRAGMA table_info(${quoteIdent(parent)})`).all() as { name: string; pk: number }[])
+        .filter((c) => c.pk > 0)
+        .sort((a, b) => a.pk - b.pk)
+        .map((c) => c.name)
+    }
+    out.push({ table: parent, from: parts.map((p) => p.from), to: to as string[], onDelete: parts[0]!.on_delete })
+  }
+  return out
 }

@@ -14,7 +14,7 @@ export interface CapturedChange {
   /** Position in the outbox; increases with every captured write. */
   seq: number
   model: string
-  /** The row's primary key, as a string. */
+  /** The row's document id (see {@link Repository.rowId}). */
   id: string
   /** What the write did. The bridge reads the row's current state either way. */
   op: 'upsert' | 'delete'
@@ -158,8 +158,13 @@ export interface Repository extends AsyncDisposable {
 
   /** Names of the models this repository holds. */
   models(): string[]
-  /** The primary-key field of a model. Document ids are this field's value as a string. */
-  primaryKey(model: string): string
+  /** The primary-key columns of a model, in key order (one for a single-column key). */
+  keyColumns(model: string): string[]
+  /**
+   * The document id of a row: a single-column key's value as a string, or
+   * the JSON array of a composite key's values (`[3,"2024-01-05"]`).
+   */
+  rowId(model: string, row: Row): string
 
   get(model: string, id: string): Promise<Row | undefined>
   getMany(model: string, ids: readonly string[]): Promise<Map<string, Row>>

@@ -20,6 +20,7 @@ import type {
   TransactionOptions,
 } from './repository.js'
 import { decodeRow } from './row-codec.js'
+import { rowId } from './row-key.js'
 import { ModelStatements } from './sqlite-statements.js'
 import { sqliteTx } from './sqlite-tx.js'
 
@@ -172,8 +173,12 @@ class SqliteRepositoryImpl implements SqliteRepository {
     return [...this.modelInfo.keys()]
   }
 
-  primaryKey(model: string): string {
-    return this.model(model).primaryKey
+  keyColumns(model: string): string[] {
+    return [...this.model(model).keys]
+  }
+
+  rowId(model: string, row: Row): string {
+    return rowId(this.model(model), row)
   }
 
   isCapturing(model: string): boolean {
