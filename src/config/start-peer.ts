@@ -220,7 +220,9 @@ class Peer implements OpenedPeer {
     }
     const collections: Record<string, number> = {}
     const tables: Record<string, number> = {}
+    let kept = { parked: 0, refused: 0 }
     if (!this.storesClosed) {
+      if (this.repository) kept = await this.repository.parkedCounts()
       for (const a of this.models.adapters)
         collections[a.collection] = await this.mesh.count({ collection: a.collection })
       for (const def of this.models.models) {
@@ -258,6 +260,8 @@ class Peer implements OpenedPeer {
         applied,
         pushed,
         rejected: m?.rejected ?? 0,
+        parked: kept.parked,
+        refused: kept.refused,
         errors: m?.errors ?? 0,
         busyRetries: m?.busyRetries ?? 0,
         queueDepth: m?.queueDepth ?? 0,

@@ -1,5 +1,6 @@
 import { existsSync } from 'node:fs'
 import Database from 'better-sqlite3'
+import { type ForeignKey, readForeignKeys } from '../repository/foreign-keys.js'
 import { type ColumnType, quoteIdent, typeFromSql } from '../repository/model-definition.js'
 import { configError } from './load-config.js'
 
@@ -15,17 +16,6 @@ export interface TableColumn {
   hasDefault: boolean
   /** Position in the primary key (1-based), 0 when not part of it. */
   pk: number
-}
-
-/** A foreign key as the database declares it. */
-export interface ForeignKey {
-  /** The parent table. */
-  table: string
-  /** Columns of this table, in order. */
-  from: string[]
-  /** The parent's columns they reference (its primary key when the declaration names none). */
-  to: string[]
-  onDelete: string
 }
 
 export interface TableSchema {
@@ -114,34 +104,4 @@ export function readDatabaseSchema(file: string, source: string, key = 'database
   } finally {
     db.close()
   }
-}
-
-interface FkRow {
-  id: number
-  seq: number
-  table: string
-  from: string
-  to: string | null
-  on_delete: string
-}
-
-/** The foreign keys of a table, with the parent's key filled in where the declaration leaves it out. */
-export function readForeignKeys(db: Database.Database, table: string): ForeignKey[] {
-  const rows = db.prepare(`PRAGMA foreign_key_list(${quoteIdent(table)})`).all() as FkRow[]
-  const byId = new Map<number, FkRow[]>()
-  for (const r of rows) byId.set(r.id, [...(byId.get(r.id) ?? []), r])
-  const out: ForeignKey[] = []
-  for (const parts of byId.values()) {
-    parts.sort((a, b) => a.seq - b.seq)
-    const parent = parts[0]!.table
-    let to = parts.map((p) => p.to)
-    if (to.some((c) => c === null)) {
-      to = (db.prepare(`PRAGMA table_info(${quoteIdent(parent)})`).all() as { name: string; pk: number }[])
-        .filter((c) => c.pk > 0)
-        .sort((a, b) => a.pk - b.pk)
-        .map((c) => c.name)
-    }
-    out.push({ table: parent, from: parts.map((p) => p.from), to: to as string[], onDelete: parts[0]!.on_delete })
-  }
-  return out
 }

@@ -1,6 +1,7 @@
 import type Database from 'better-sqlite3'
 import { ErrorCode, StorageError } from '../errors.js'
 import { type ModelInfo, quoteIdent } from './model-definition.js'
+import { PARKED_DDL } from './parked-store.js'
 import { idExpression } from './row-key.js'
 
 /** Version of the tables below; stored in `_meshmirror_meta`. */
@@ -25,6 +26,8 @@ export const SYNC_SCHEMA_VERSION = 1
  *   the mesh (hash and origin; the document itself for repositories whose
  *   writes are not captured, where it is the base for sending changed fields).
  * - `_meshmirror_checkpoints`: named positions (mesh cursors, seeding marks).
+ * - `_meshmirror_parked`: received documents not in the database, with why
+ *   (see `parked-store.ts`).
  */
 const DDL = `
 CREATE TABLE IF NOT EXISTS _meshmirror_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
@@ -57,6 +60,7 @@ CREATE TABLE IF NOT EXISTS _meshmirror_checkpoints (
 /** Creates meshmirror's tables if needed and checks their version. Runs in a transaction. */
 export function installSyncTables(db: Database.Database, file: string): void {
   db.exec(DDL)
+  db.exec(PARKED_DDL)
   const row = db.prepare("SELECT value FROM _meshmirror_meta WHERE key = 'schema_version'").get() as
     | { value: string }
     | undefined

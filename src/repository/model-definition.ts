@@ -1,5 +1,6 @@
 import type Database from 'better-sqlite3'
 import { ErrorCode, ValidationError } from '../errors.js'
+import { type ForeignKey, readForeignKeys } from './foreign-keys.js'
 
 /**
  * How a column's values convert between SQLite and the row objects adapters
@@ -47,6 +48,8 @@ export interface ModelInfo {
   /** The primary-key columns, in key order (one for a single-column key). */
   keys: string[]
   columns: Map<string, ColumnType>
+  /** The table's foreign keys (to any table, mirrored or not). */
+  foreignKeys: ForeignKey[]
 }
 
 const NAME_RE = /^[A-Za-z_][A-Za-z0-9_]*$/
@@ -166,7 +169,7 @@ export function resolveModel(db: Database.Database, def: ModelDefinition): Model
     )
   }
   for (const [column, type] of Object.entries(def.columns ?? {})) columns.set(column, type)
-  return { name: def.name, table, keys, columns }
+  return { name: def.name, table, keys, columns, foreignKeys: readForeignKeys(db, table) }
 }
 
 function createTable(db: Database.Database, def: ModelDefinition, table: string): void {
