@@ -95,6 +95,16 @@ export class ParkedStore {
     }[]
   }
 
+  /** Parked removals: rows other rows still referenced when their removal arrived. */
+  parkedRemovals(): { model: string; id: string }[] {
+    return this.stmt(
+      "SELECT model, id FROM _meshmirror_parked WHERE state = 'parked' AND op = 'delete' LIMIT 1000",
+    ).all() as {
+      model: string
+      id: string
+    }[]
+  }
+
   list(options: { model?: string; state?: 'parked' | 'refused'; limit: number }): ParkedDocument[] {
     const where: string[] = []
     const params: unknown[] = []

@@ -221,6 +221,14 @@ function finish(
     result.groups.push({ changed: p.changed, outcomes: p.outcomes })
   }
   if (!anyParked) return
+  // A parked removal waits for rows still referencing it to go: try it again after deletes.
+  if (groups.some((p) => p.rows.deletes.size > 0)) {
+    for (const w of parked.parkedRemovals()) {
+      const list = result.unblocked.get(w.model)
+      if (list) list.push(w.id)
+      else result.unblocked.set(w.model, [w.id])
+    }
+  }
   for (const p of groups) {
     const rows: Row[] = []
     for (const [i, row] of p.rows.upserts) {

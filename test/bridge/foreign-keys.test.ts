@@ -125,6 +125,22 @@ describe.each(BACKENDS)('foreign keys on the %s mesh', (backend) => {
     expect(counts(b).artist).toBe(2)
   })
 
+  it('parks the removal of a parent still referenced, and applies it once its children are gone', async () => {
+    const { b, site } = await device()
+    await site.upsert('artist', [{ _id: 'ar1', name: 'Someone' }])
+    await site.upsert('album', [{ _id: 'al1', title: 'First', artist_id: 'ar1' }])
+    await waitFor(() => counts(b).album === 1, { message: 'album' })
+    // The removals arrive parent first (album.artist_id has no ON DELETE action).
+    await site.remove('artist', ['ar1'])
+    await waitFor(async () => (await b.repo.parkedCounts()).parked === 1, { message: 'removal parked' })
+    expect((await b.repo.parked({ limit: 5 }))[0]).toMatchObject({ model: 'artist', id: 'ar1', op: 'delete' })
+    expect(counts(b).artist).toBe(1)
+    await site.remove('album', ['al1'])
+    await waitFor(() => counts(b).artist === 0 && counts(b).album === 0, { message: 'both removed' })
+    expect(await b.repo.parkedCounts()).toEqual({ parked: 0, refused: 0 })
+    expect(b.sync.metrics().errors).toBe(0)
+  })
+
   it('keeps parked rows across a restart and applies them when the parent comes', async () => {
     const dir = dirs.make('b')
     const open = () =>
