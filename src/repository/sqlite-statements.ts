@@ -35,10 +35,15 @@ export class ModelStatements {
     return s
   }
 
+  /** A statement reading app rows: INTEGER as bigint, so it is told from REAL and kept exact. */
+  private rowStmt(sql: string): Database.Statement {
+    return this.stmt(sql).safeIntegers(true)
+  }
+
   // ---- rows ----------------------------------------------------------------------
 
   get(m: ModelInfo, id: string): Row | undefined {
-    const raw = this.stmt(`SELECT * FROM ${quoteIdent(m.table)} WHERE ${quoteIdent(m.primaryKey)} = ?`).get(id) as
+    const raw = this.rowStmt(`SELECT * FROM ${quoteIdent(m.table)} WHERE ${quoteIdent(m.primaryKey)} = ?`).get(id) as
       | Record<string, unknown>
       | undefined
     return raw ? decodeRow(m, raw) : undefined
@@ -47,7 +52,7 @@ export class ModelStatements {
   getMany(m: ModelInfo, ids: readonly string[]): Map<string, Row> {
     const out = new Map<string, Row>()
     if (ids.length === 0) return out
-    const rows = this.stmt(`SELECT * FROM ${quoteIdent(m.table)} WHERE ${quoteIdent(m.primaryKey)} IN (${IDS})`).all(
+    const rows = this.rowStmt(`SELECT * FROM ${quoteIdent(m.table)} WHERE ${quoteIdent(m.primaryKey)} IN (${IDS})`).all(
       JSON.stringify(ids),
     ) as Record<string, unknown>[]
     for (const raw of rows) out.set(rowId(m, raw), decodeRow(m, raw))
@@ -61,7 +66,7 @@ export class ModelStatements {
     if (unmirroredOnly) where.push(unmirroredCondition(m))
     const sql = `SELECT t.* FROM ${quoteIdent(m.table)} AS t ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY t.${pk} LIMIT ?`
     const params: unknown[] = after === null ? [limit] : [after, limit]
-    return (this.stmt(sql).all(...params) as Record<string, unknown>[]).map((raw) => decodeRow(m, raw))
+    return (this.rowStmt(sql).all(...params) as Record<string, unknown>[]).map((raw) => decodeRow(m, raw))
   }
 
   count(m: ModelInfo, unmirroredOnly: boolean): number {
@@ -101,7 +106,9 @@ export class ModelStatements {
       for (let i = 0; i < columns.length; i++) {
         const v = row[columns[i]!]
         pending.push(
-          typeof v === 'string' || typeof v === 'number' ? v : encodeValue(v, plan.types[i]!, m.name, columns[i]!),
+          typeof v === 'string' || (typeof v === 'number' && plan.types[i] !== 'any')
+            ? v
+            : encodeValue(v, plan.types[i]!, m.name, columns[i]!),
         )
       }
       if (pending[base + plan.keyIndex] === null) rowId(m, row)
@@ -134,12 +141,17 @@ export class ModelStatements {
     const t = quoteIdent(m.table)
     const cols = columns.map(quoteIdent)
     const rest = columns.filter((c) => c !== m.primaryKey).map(quoteIdent)
+    // In a column without a type, INTEGER 2 and REAL 2.0 are equal yet differ: compare the class too.
+    const loose = new Set(columns.filter((c) => m.columns.get(c) === 'any').map(quoteIdent))
     // Unchanged rows are left alone: no write, no trigger, no change counted.
     const conflict =
       rest.length === 0
         ? 'DO NOTHING'
         : `DO UPDATE SET ${rest.map((c) => `${c} = excluded.${c}`).join(', ')} WHERE ${rest
-            .map((c) => `${t}.${c} IS NOT excluded.${c}`)
+            .map(
+              (c) =>
+                `${t}.${c} IS NOT excluded.${c}${loose.has(c) ? ` OR typeof(${t}.${c}) <> typeof(excluded.${c})` : ''}`,
+            )
             .join(' OR ')}`
     const stmt = this.db.prepare(
       `INSERT INTO ${t} (${cols.join(', ')}) VALUES (${cols.map(() => '?').join(', ')}) ON CONFLICT (${quoteIdent(m.primaryKey)}) ${conflict}`,
