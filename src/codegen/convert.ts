@@ -1,6 +1,7 @@
 import { rejectDocument } from '../bridge/adapter.js'
 import type { Document, JsonValue } from '../mesh/document.js'
 import type { RowValue } from '../repository/repository.js'
+import { isTagged } from '../repository/value-codec.js'
 import type { FieldSpec, FieldType } from './model-spec.js'
 
 /**
@@ -40,6 +41,11 @@ function parseJsonOr(text: string): JsonValue {
   }
 }
 
+/** The tagged value `value` is, or an empty object. */
+function tagged(value: JsonValue): object {
+  return isTagged(value) ? value : {}
+}
+
 function describe(v: unknown): string {
   if (v === null) return 'null'
   if (Array.isArray(v)) return 'an array'
@@ -54,10 +60,11 @@ export function fromDocValue(value: JsonValue, type: FieldType, field: string): 
   switch (type.kind) {
     case 'string':
       return typeof value === 'string' ? value : bad()
+    // A big INTEGER or a REAL kept REAL arrives tagged (value-codec.ts); the repository stores it exactly.
     case 'number':
-      return typeof value === 'number' ? value : bad()
+      return typeof value === 'number' || '$int' in tagged(value) || '$real' in tagged(value) ? value : bad()
     case 'integer':
-      return typeof value === 'number' && Number.isInteger(value) ? value : bad()
+      return (typeof value === 'number' && Number.isInteger(value)) || '$int' in tagged(value) ? value : bad()
     case 'boolean':
       if (typeof value === 'boolean') return value
       return value === 0 || value === 1 ? value === 1 : bad()

@@ -12,7 +12,8 @@ import { readDatabaseSchema } from './table-schema.js'
 const dir = mkdtempSync(join(tmpdir(), 'mm-table-adapter-'))
 afterAll(() => rmSync(dir, { recursive: true, force: true }))
 
-// An app's own table, made by plain SQL: integer key, nullable and defaulted columns, a boolean, JSON.
+// An app's own table, made by plain SQL: integer key, nullable and defaulted columns, a boolean (kept as
+// stored: 0/1), JSON.
 const file = join(dir, 'app.db')
 const db = new Database(file)
 db.exec(`CREATE TABLE customers (
@@ -31,8 +32,8 @@ const mapped = mapTable(
 runAdapterAcceptance('a table mapping', () => ({
   adapter: mapped.adapter,
   records: [
-    { id: 7, branch_id: 1, name: 'Ann', email: 'ann@x', balance: 12.5, vip: true, tags: ['a', 'b'], loose: 'x' },
-    { id: 8, branch_id: 1, name: 'Bob', email: null, balance: 0, vip: false, tags: null, loose: 3 },
+    { id: 7, branch_id: 1, name: 'Ann', email: 'ann@x', balance: 12.5, vip: 1, tags: ['a', 'b'], loose: 'x' },
+    { id: 8, branch_id: 1, name: 'Bob', email: null, balance: 0, vip: 0, tags: null, loose: 3 },
   ],
   malformed: [
     { _id: 'seven', branch_id: 1, name: 'Ann' },

@@ -4,6 +4,7 @@ import { jsonEqual } from '../mesh/json.js'
 import type { ColumnType, ModelDefinition } from '../repository/model-definition.js'
 import type { Row } from '../repository/repository.js'
 import { keyValues, rowId } from '../repository/row-key.js'
+import { isTagged, keyFromText, keyText } from '../repository/value-codec.js'
 import type { TableMapping } from './config-schema.js'
 import { configError } from './load-config.js'
 import type { DatabaseSchema, TableColumn } from './table-schema.js'
@@ -19,6 +20,8 @@ export interface MappedTable {
 const NAME_RE = /^[A-Za-z_][A-Za-z0-9_]*$/
 
 function fits(value: JsonValue, c: TableColumn): boolean {
+  // A BLOB, a big INTEGER or a REAL kept REAL (value-codec.ts): SQLite stores any of them in any column.
+  if (typeof value === 'object' && value !== null && isTagged(value)) return true
   switch (c.type as ColumnType) {
     case 'text':
       return typeof value === 'string'
@@ -27,7 +30,8 @@ function fits(value: JsonValue, c: TableColumn): boolean {
     case 'real':
       return typeof value === 'number'
     case 'boolean':
-      return typeof value === 'boolean' || value === 0 || value === 1
+      // Mirrored as the app stored it: 0/1 most often, but SQLite keeps whatever it is given.
+      return typeof value !== 'object'
     case 'json':
       return true
     default:
@@ -118,6 +122,11 @@ export function mapTable(mapping: TableMapping, index: number, schema: DatabaseS
   const direction = mapping.direction ?? 'bidirectional'
   const info = { name: model, keys: keyNames }
   const idOf = (row: Row) => {
+    if (single) {
+      const v = row[single.name]
+      if (v === null || v === undefined || v === '') rejectDocument(`${table.name} row without ${single.name}`)
+      return keyText(v)
+    }
     try {
       return rowId(info, row)
     } catch {
@@ -140,8 +149,9 @@ export function mapTable(mapping: TableMapping, index: number, schema: DatabaseS
       if (single) {
         let id: JsonValue = doc._id
         if (single.type === 'integer' || single.type === 'real') {
-          id = Number(doc._id)
-          if (!Number.isFinite(id)) rejectDocument(`_id ${JSON.stringify(doc._id)} is not a number`, { field: '_id' })
+          id = keyFromText(doc._id)
+          if (typeof id === 'number' && !Number.isFinite(id))
+            rejectDocument(`_id ${JSON.stringify(doc._id)} is not a number`, { field: '_id' })
         }
         row[single.name] = id
       } else {
@@ -184,8 +194,15 @@ export function mapTable(mapping: TableMapping, index: number, schema: DatabaseS
     adapter.observerQuery = () => Object.fromEntries(entries)
     adapter.shouldApplyRemote = (doc) => entries.every(([c, v]) => doc[c] === v)
   }
+  // BOOLEAN columns come back as stored (0/1, or whatever the app wrote), not as true/false.
+  const asStored = table.columns.filter((c) => c.type === 'boolean').map((c) => [c.name, 'any'] as const)
   return {
-    definition: { name: model, table: table.name, primaryKey: single ? single.name : keyNames },
+    definition: {
+      name: model,
+      table: table.name,
+      primaryKey: single ? single.name : keyNames,
+      ...(asStored.length > 0 ? { columns: Object.fromEntries(asStored) } : {}),
+    },
     adapter,
     columns: single ? [single.name, ...fields.map((c) => c.name)] : fields.map((c) => c.name),
   }

@@ -94,13 +94,21 @@ function triggerNames(model: ModelInfo): { insert: string; update: string; delet
 }
 
 /**
- * The row before an update as a JSON object. BLOB values (which JSON cannot
- * hold, and which would make the app's write fail) are left out.
+ * The row before an update as a JSON object, exact where JSON is not: a BLOB
+ * as `{"$hex": …}`, an INTEGER beyond ±(2^53 − 1) (or any INTEGER in a column
+ * without a type, where a plain number would read as REAL) as `{"$int": …}`.
+ * `decodeRow` turns these into the values a fresh read gives, so an unchanged
+ * field compares equal and a changed one is sent.
  */
 function oldRowJson(model: ModelInfo): string {
-  const pairs = [...model.columns.keys()].map((c) => {
+  const pairs = [...model.columns].map(([c, type]) => {
     const ref = `OLD.${quoteIdent(c)}`
-    return `'${c.replaceAll("'", "''")}', CASE typeof(${ref}) WHEN 'blob' THEN NULL ELSE ${ref} END`
+    const int = `json_object('$int', CAST(${ref} AS TEXT))`
+    const integer =
+      type === 'any'
+        ? int
+        : `CASE WHEN ${ref} BETWEEN -9007199254740991 AND 9007199254740991 THEN ${ref} ELSE ${int} END`
+    return `'${c.replaceAll("'", "''")}', CASE typeof(${ref}) WHEN 'blob' THEN json_object('$hex', hex(${ref})) WHEN 'integer' THEN ${integer} ELSE ${ref} END`
   })
   return `json_object(${pairs.join(', ')})`
 }

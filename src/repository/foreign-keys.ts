@@ -58,9 +58,15 @@ export function parentRef(fk: Pick<ForeignKey, 'table' | 'to'>): string {
  */
 export function parentKey(values: readonly unknown[]): string {
   return JSON.stringify(
-    values.map((v) =>
-      typeof v === 'number' || typeof v === 'bigint' ? String(v) : typeof v === 'boolean' ? (v ? '1' : '0') : v,
-    ),
+    values.map((v) => {
+      if (typeof v === 'number' || typeof v === 'bigint') return String(v)
+      if (typeof v === 'boolean') return v ? '1' : '0'
+      // An exact integer beyond 2^53 ({ $int: "…" }) is the same key as its digits.
+      if (typeof v === 'object' && v !== null && typeof (v as { $int?: unknown }).$int === 'string') {
+        return (v as { $int: string }).$int
+      }
+      return v
+    }),
   )
 }
 

@@ -1,8 +1,10 @@
 import type Database from 'better-sqlite3'
+import type { JsonObject } from '../mesh/document.js'
 import { type ForeignKey, parentKey, parentRef } from './foreign-keys.js'
 import { type ModelInfo, quoteIdent } from './model-definition.js'
 import type { Row } from './repository.js'
 import { rowId } from './row-key.js'
+import { fromTagged } from './value-codec.js'
 
 /** The rows of one model a batch writes. */
 export interface BatchRows {
@@ -104,7 +106,10 @@ export class ParentCheck {
     values: unknown[],
   ): void {
     let m = out.get(rows.model.name)
-    if (!m) out.set(rows.model.name, (m = new Map()))
+    if (!m) {
+      m = new Map()
+      out.set(rows.model.name, m)
+    }
     const where = fk.to.map((c, i) => `${c} = ${JSON.stringify(values[i])}`).join(', ')
     m.set(index, {
       waitsFor: parentRef(fk),
@@ -130,6 +135,9 @@ export class ParentCheck {
   }
 }
 
+/** A row value as SQLite binds it (tagged exact values decoded). */
 function bindable(v: unknown): unknown {
-  return typeof v === 'boolean' ? (v ? 1 : 0) : v
+  if (typeof v === 'boolean') return v ? 1 : 0
+  if (typeof v === 'object' && v !== null && !Array.isArray(v)) return fromTagged(v as JsonObject) ?? JSON.stringify(v)
+  return v
 }

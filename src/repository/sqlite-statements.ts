@@ -36,10 +36,15 @@ export class ModelStatements {
     return s
   }
 
+  /** A statement reading app rows: INTEGER as bigint, so it is told from REAL and kept exact. */
+  private rowStmt(sql: string): Database.Statement {
+    return this.stmt(sql).safeIntegers(true)
+  }
+
   // ---- rows ----------------------------------------------------------------------
 
   get(m: ModelInfo, id: string): Row | undefined {
-    const raw = this.stmt(`SELECT * FROM ${quoteIdent(m.table)} WHERE ${keyCondition(m)}`).get(keyValues(m, id)) as
+    const raw = this.rowStmt(`SELECT * FROM ${quoteIdent(m.table)} WHERE ${keyCondition(m)}`).get(keyValues(m, id)) as
       | Record<string, unknown>
       | undefined
     return raw ? decodeRow(m, raw) : undefined
@@ -55,7 +60,7 @@ export class ModelStatements {
         : `SELECT t.* FROM json_each(?) AS j JOIN ${quoteIdent(m.table)} AS t ON ${m.keys
             .map((k, i) => `t.${quoteIdent(k)} = json_extract(j.value, '$[${i}]')`)
             .join(' AND ')}`
-    const rows = this.stmt(sql).all(
+    const rows = this.rowStmt(sql).all(
       JSON.stringify(m.keys.length === 1 ? ids : ids.map((id) => keyValues(m, id))),
     ) as Record<string, unknown>[]
     for (const raw of rows) out.set(rowId(m, raw), decodeRow(m, raw))
@@ -76,7 +81,7 @@ export class ModelStatements {
     if (unmirroredOnly) where.push(unmirroredCondition(m))
     const sql = `SELECT t.* FROM ${quoteIdent(m.table)} AS t ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY ${keyList(m, 't')} LIMIT ?`
     params.push(limit)
-    return (this.stmt(sql).all(...params) as Record<string, unknown>[]).map((raw) => decodeRow(m, raw))
+    return (this.rowStmt(sql).all(...params) as Record<string, unknown>[]).map((raw) => decodeRow(m, raw))
   }
 
   count(m: ModelInfo, unmirroredOnly: boolean): number {
@@ -116,7 +121,9 @@ export class ModelStatements {
       for (let i = 0; i < columns.length; i++) {
         const v = row[columns[i]!]
         pending.push(
-          typeof v === 'string' || typeof v === 'number' ? v : encodeValue(v, plan.types[i]!, m.name, columns[i]!),
+          typeof v === 'string' || (typeof v === 'number' && plan.types[i] !== 'any')
+            ? v
+            : encodeValue(v, plan.types[i]!, m.name, columns[i]!),
         )
       }
       for (const k of plan.keyIndexes) if (pending[base + k] === null) rowId(m, row)
@@ -150,12 +157,17 @@ export class ModelStatements {
     const t = quoteIdent(m.table)
     const cols = columns.map(quoteIdent)
     const rest = columns.filter((c) => !m.keys.includes(c)).map(quoteIdent)
+    // In a column without a type, INTEGER 2 and REAL 2.0 are equal yet differ: compare the class too.
+    const loose = new Set(columns.filter((c) => m.columns.get(c) === 'any').map(quoteIdent))
     // Unchanged rows are left alone: no write, no trigger, no change counted.
     const conflict =
       rest.length === 0
         ? 'DO NOTHING'
         : `DO UPDATE SET ${rest.map((c) => `${c} = excluded.${c}`).join(', ')} WHERE ${rest
-            .map((c) => `${t}.${c} IS NOT excluded.${c}`)
+            .map(
+              (c) =>
+                `${t}.${c} IS NOT excluded.${c}${loose.has(c) ? ` OR typeof(${t}.${c}) <> typeof(excluded.${c})` : ''}`,
+            )
             .join(' OR ')}`
     const stmt = this.db.prepare(
       `INSERT INTO ${t} (${cols.join(', ')}) VALUES (${cols.map(() => '?').join(', ')}) ON CONFLICT (${keyList(m)}) ${conflict}`,

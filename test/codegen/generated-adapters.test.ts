@@ -168,3 +168,21 @@ describe('generated registry', () => {
     }
   })
 })
+
+describe('exact values through a generated adapter', () => {
+  it('keeps an integer beyond 2^53 whole, from one repository through a document to another', async () => {
+    const a = adapter<CounterRow>('counters')
+    await using from = await repository()
+    await using to = await repository()
+    const big = { $int: '9007199254740993' }
+    await from.upsert('counters', [{ ...counter(1), tot_rcpt_no: big } as unknown as CounterRow])
+    const doc = a.toDocument((await from.get('counters', 'c1')) as CounterRow)
+    expect(doc.totRcptNo).toEqual(big)
+    const back = a.fromDocument(doc)
+    expect(back).not.toBeNull()
+    await to.upsert('counters', [back!])
+    expect((await to.get('counters', 'c1'))?.tot_rcpt_no).toEqual(big)
+    // A fraction is still refused where an integer is declared.
+    expect(() => a.fromDocument({ ...doc, totRcptNo: { $real: 1.5 } })).toThrow()
+  })
+})
