@@ -46,7 +46,7 @@ export const ErrorCode = {
   PROTOCOL_ERROR: 'PROTOCOL_ERROR',
   /** The operation was aborted through its `AbortSignal`. */
   ABORTED: 'ABORTED',
-  /** A model definition does not fit its table (no single-column primary key, unknown column, bad name…). */
+  /** A model definition does not fit its table (no declared primary key, unknown column, bad name…). */
   INVALID_MODEL: 'INVALID_MODEL',
   /** A sync adapter is malformed or conflicts with another (same model or collection registered twice). */
   INVALID_ADAPTER: 'INVALID_ADAPTER',
