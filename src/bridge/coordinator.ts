@@ -294,9 +294,22 @@ class Coordinator implements SyncCoordinator {
       if (!b.receives) continue
       const kept = await this.rt.repository.parked({ model: b.model, limit: 100_000 })
       for (let i = 0; i < kept.length; i += 500) {
+        const ids = kept.slice(i, i + 500).map((k) => k.id)
+        // A kept upsert whose document left the mesh, or this device's scope, waits for nothing any more.
+        const docs = await this.rt.mesh.find({ collection: b.collection, filter: { _id: { $in: ids } } })
+        const live = new Set(docs.filter((d) => b.accepts(d, this.ctx)).map((d) => d._id))
+        const moot = kept.slice(i, i + 500).filter((k) => k.op === 'upsert' && !live.has(k.id))
+        if (moot.length > 0) {
+          await this.rt.repository.transaction((tx) =>
+            tx.unpark(
+              b.model,
+              moot.map((k) => k.id),
+            ),
+          )
+        }
         await this.follower.reconcile(
           b.model,
-          kept.slice(i, i + 500).map((k) => k.id),
+          ids.filter((id) => !moot.some((k) => k.id === id)),
         )
       }
       tried += kept.length

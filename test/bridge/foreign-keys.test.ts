@@ -166,4 +166,27 @@ describe.each(BACKENDS)('foreign keys on the %s mesh', (backend) => {
     await waitFor(() => counts(b).album === 1, { message: 'album applied after the local parent' })
     expect(await b.repo.parkedCounts()).toEqual({ parked: 0, refused: 0 })
   })
+
+  it('forgets a parked row whose document left the mesh, at the next start', async () => {
+    const dir = dirs.make('b')
+    const open = () =>
+      openNode(dir, {
+        ddl: DDL,
+        models: MODELS.map((name) => ({ name })),
+        adapters: MODELS.map((m) => plainAdapter(m)),
+        countWrites: false,
+        backend,
+      })
+    let b = await open()
+    const site = await remoteSite(backend, b.mesh, dirs.make('site'))
+    await site.upsert('track', [{ _id: 't1', name: 'One', album_id: 'gone' }])
+    await waitFor(async () => (await b.repo.parkedCounts()).parked === 1, { message: 'parked' })
+    await site.remove('track', ['t1'])
+    await site.close()
+    await b.close()
+    b = await open()
+    closers.push(() => b.close())
+    expect(await b.repo.parkedCounts()).toEqual({ parked: 0, refused: 0 })
+    expect(counts(b).track).toBe(0)
+  })
 })
