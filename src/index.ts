@@ -14,6 +14,20 @@ export {
   type SyncContext,
   withContext,
 } from './bridge/adapter.js'
+export type { RestoreCounts, RestoreOptions, RestoreReport } from './bridge/backup-restore.js'
+export type { CatchUpReport } from './bridge/catch-up.js'
+export {
+  createSyncCoordinator,
+  type StartupReport,
+  type SyncCoordinator,
+  type SyncCoordinatorOptions,
+} from './bridge/coordinator.js'
+export type { CoordinatorState, SyncEventListener, SyncEvents, SyncPhase } from './bridge/events.js'
+export type { NotifyResult } from './bridge/local-notify.js'
+export type { ModelMetrics, SyncMetrics } from './bridge/metrics.js'
+export { createSyncRegistry, type Eventually, type SyncRegistry, type SyncRegistryOptions } from './bridge/registry.js'
+export type { SeedReport } from './bridge/seeder.js'
+export { SEED_SETTINGS, type SyncSettings } from './bridge/settings.js'
 export { fromDocValue, readField, toDocValue } from './codegen/convert.js'
 // Models and generated adapters
 export {
@@ -149,5 +163,28 @@ export {
 } from './replication/replicator.js'
 export type { Connection, Listener, Transport } from './replication/transport.js'
 export { type WsTransportOptions, wsTransport } from './replication/ws-transport.js'
+// The repository port and its SQLite implementation
 export type { ColumnType, ModelDefinition } from './repository/model-definition.js'
-export type { Row, RowValue } from './repository/repository.js'
+export {
+  type CapturedChange,
+  type ChangeOrigin,
+  DELETED_HASH,
+  type DocSyncState,
+  type DocSyncStateEntry,
+  type RemoteBatch,
+  type RemoteBatchResult,
+  type RemoteWrite,
+  type Repository,
+  type RepositoryEvents,
+  type RepositoryStats,
+  type RepositoryTx,
+  type Row,
+  type RowValue,
+  type TransactionOptions,
+  type WriteOutcome,
+} from './repository/repository.js'
+export {
+  openSqliteRepository,
+  type SqliteRepository,
+  type SqliteRepositoryOptions,
+} from './repository/sqlite-repository.js'

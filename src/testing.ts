@@ -1,8 +1,13 @@
 /**
- * Test helpers for meshmirror backends (`meshmirror/testing`). Requires vitest.
+ * Test kits for meshmirror ports (`meshmirror/testing`): the conformance
+ * suites every mesh store and repository implementation passes, and the
+ * acceptance suite of sync adapters. They define vitest suites, so they
+ * require vitest and are called inside a test file.
  *
  * @packageDocumentation
  */
+
+export { type AdapterAcceptanceOptions, runAdapterAcceptance } from './bridge/adapter-acceptance.js'
 export {
   type ConformanceFactory,
   type ConformanceOptions,
