@@ -1,4 +1,4 @@
-import { ErrorCode, MeshmirrorError, ValidationError } from '../errors.js'
+import { AbortError, ClosedError, ErrorCode, ValidationError } from '../errors.js'
 import { type Logger, silentLogger } from '../logger.js'
 import type { MeshStore } from '../mesh/mesh-store.js'
 import { Mutex } from '../repository/mutex.js'
@@ -190,8 +190,7 @@ class Coordinator implements SyncCoordinator {
   // ---- startup ---------------------------------------------------------------------
 
   start(options: { signal?: AbortSignal } = {}): Promise<StartupReport> {
-    if (this.closing)
-      return Promise.reject(new MeshmirrorError(ErrorCode.STORE_CLOSED, 'The sync coordinator is closed.'))
+    if (this.closing) return Promise.reject(new ClosedError('The sync coordinator'))
     this.starting ??= this.lifecycle
       .run(() => this.startup(options.signal))
       .catch(async (error) => {
@@ -208,8 +207,9 @@ class Coordinator implements SyncCoordinator {
     const { mesh, repository: repo } = this.rt
     this.setState('starting')
     const step = () => {
-      signal?.throwIfAborted()
-      if (this.stopController.signal.aborted) throw new MeshmirrorError(ErrorCode.ABORTED, 'Closed during startup.')
+      // A DOMException from signal.throwIfAborted() would escape the MeshmirrorError contract.
+      if (signal?.aborted) throw new AbortError(signal.reason)
+      if (this.stopController.signal.aborted) throw new AbortError('closed during startup')
     }
     const report: StartupReport = { meshReplaced: false, catchUp: {}, drained: 0, seeded: {}, durationMs: 0 }
     // A different mesh (a fresh directory) holds none of what the sync state says was exchanged.
