@@ -14,3 +14,10 @@ export {
   type ConformanceSubject,
   runMeshStoreConformance,
 } from './mesh/conformance.js'
+export {
+  CONFORMANCE_MODELS,
+  type RepositoryConformanceFactory,
+  type RepositoryConformanceOptions,
+  type RepositoryConformanceSubject,
+  runRepositoryConformance,
+} from './repository/repository-conformance.js'
