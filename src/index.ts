@@ -31,6 +31,7 @@ export { SEED_SETTINGS, type SyncSettings } from './bridge/settings.js'
 export { fromDocValue, readField, toDocValue } from './codegen/convert.js'
 // Models and generated adapters
 export {
+  type AnyClass,
   BackupLink,
   CounterField,
   type DecoratedModel,
@@ -57,11 +58,14 @@ export {
 } from './codegen/define-model.js'
 export { type GenerateOptions, type GenerateResult, generate, ModelSourceError } from './codegen/generate.js'
 export type { FieldSpec, FieldType, ModelSpec } from './codegen/model-spec.js'
+export type { ModelProblem } from './codegen/parse.js'
 // Config files and running a peer from one (`meshmirror peer`)
 export type { MeshmirrorConfig, TableMapping } from './config/config-schema.js'
 export { loadConfig, parseConfig, type ResolvedConfig } from './config/load-config.js'
+export type { ResolvedModels } from './config/resolve-models.js'
 export { type OpenedPeer, openPeer, type PeerEvents, type RunningPeer, startPeer } from './config/start-peer.js'
 export type { PeerLink, PeerPhase, PeerSnapshot } from './config/status-snapshot.js'
+export type { DatabaseSchema, TableColumn, TableSchema } from './config/table-schema.js'
 // The builtin engine
 export type {
   ApplyRemoteOptions,
@@ -69,6 +73,7 @@ export type {
   BuiltinMesh,
   BuiltinMeshStats,
   ChangeChunk,
+  CounterEntries,
   DocMeta,
   OpenMeshOptions,
   RemoteChange,
@@ -90,9 +95,11 @@ export {
   ValidationError,
 } from './errors.js'
 export {
+  type AnyEngine,
   type CleanupOptions,
   type CleanupReport,
   cleanupMeshDirs,
+  type ListOptions as ListMeshDirsOptions,
   listMeshDirs,
   type MeshDirInfo,
 } from './instance/dirs.js'
@@ -111,12 +118,14 @@ export {
   openMeshInstance,
 } from './instance/instance.js'
 export type { LockMode, LockOptions } from './instance/lock.js'
+export type { MigratedMarker } from './instance/migration.js'
 export type { OwnerRecord } from './instance/owner.js'
 export type { Logger } from './logger.js'
 export { silentLogger } from './logger.js'
 // The mesh port
 export type { DocIdInput, Document, DocumentInput, JsonObject, JsonValue } from './mesh/document.js'
 export {
+  type CompareOp,
   type CompiledQuery,
   type CompiledScope,
   compileQuery,
