@@ -190,7 +190,7 @@ class Coordinator implements SyncCoordinator {
   // ---- startup ---------------------------------------------------------------------
 
   start(options: { signal?: AbortSignal } = {}): Promise<StartupReport> {
-    if (this.closing) return Promise.reject(new ClosedError('The sync coordinator'))
+    if (this.closing) return Promise.reject(this.closedError())
     this.starting ??= this.lifecycle
       .run(() => this.startup(options.signal))
       .catch(async (error) => {
@@ -262,6 +262,7 @@ class Coordinator implements SyncCoordinator {
   // ---- context ---------------------------------------------------------------------
 
   setContext(context: SyncContext): Promise<void> {
+    if (this.closing) return Promise.reject(this.closedError())
     if (typeof context !== 'object' || context === null) {
       return Promise.reject(new ValidationError(ErrorCode.INVALID_OPTIONS, 'setContext expects an object.'))
     }
@@ -289,22 +290,26 @@ class Coordinator implements SyncCoordinator {
   // ---- local changes without capture --------------------------------------------------
 
   async notifyLocalUpsert(model: string, record: Row): Promise<NotifyResult> {
+    this.assertOpen()
     return notifyUpsert(this.rt, this.binding(model), record, this.follower.reconcile)
   }
 
   async notifyLocalDelete(model: string, id: string): Promise<NotifyResult> {
+    this.assertOpen()
     return notifyDelete(this.rt, this.binding(model), id, this.follower.reconcile)
   }
 
   // ---- explicit operations -----------------------------------------------------------
 
   async restore(model: string, options?: RestoreOptions): Promise<RestoreReport> {
+    this.assertOpen()
     return restoreFromMesh(this.rt, model, options, (m, done) =>
       this.events.emit('progress', { phase: 'restore', model: m, done }),
     )
   }
 
   async catchUp(model?: string): Promise<Record<string, CatchUpReport>> {
+    this.assertOpen()
     const out: Record<string, CatchUpReport> = {}
     for (const b of model === undefined ? this.bindings.values() : [this.binding(model)]) {
       if (b.receives) out[b.model] = await pull(this.rt, b)
@@ -314,6 +319,7 @@ class Coordinator implements SyncCoordinator {
   }
 
   async seed(model?: string): Promise<Record<string, SeedReport>> {
+    this.assertOpen()
     const out: Record<string, SeedReport> = {}
     for (const b of model === undefined ? this.bindings.values() : [this.binding(model)]) {
       out[b.model] = await seed(this.rt, b, this.follower.reconcile)
@@ -323,6 +329,7 @@ class Coordinator implements SyncCoordinator {
   }
 
   async flush(): Promise<void> {
+    this.assertOpen()
     await this.drain.drainAll()
     await this.queue.idle()
   }
@@ -339,6 +346,15 @@ class Coordinator implements SyncCoordinator {
     this.metricsRecorder.errors++
     this.rt.logger.warn(`sync ${phase} failed`, { model, error: messageOf(error) })
     this.events.emit('error', model === undefined ? { phase, error } : { phase, error, model })
+  }
+
+  private closedError(): ClosedError {
+    return new ClosedError('The sync coordinator')
+  }
+
+  /** Work asked of a closed coordinator would run against a mesh and a repository the app may have closed. */
+  private assertOpen(): void {
+    if (this.closing) throw this.closedError()
   }
 
   private binding(model: string): AdapterBinding {

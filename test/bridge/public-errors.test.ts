@@ -76,13 +76,24 @@ describe('public errors', () => {
     expect(registry.coordinator.state).toBe('live')
   })
 
-  it('a closed coordinator and a closed registry refuse start with STORE_CLOSED', async () => {
+  it('a closed coordinator refuses every operation, and a closed registry start, with STORE_CLOSED', async () => {
     const { mesh, repository } = await open()
     const coordinator = createSyncCoordinator({ mesh, repository, adapters: [counterAdapter] })
     await coordinator.close()
     const closed = await failure(coordinator.start())
     expect(closed).toBeInstanceOf(ClosedError)
     expect(closed.code).toBe(ErrorCode.STORE_CLOSED)
+    for (const call of [
+      () => coordinator.setContext({ branchId: 2 }),
+      () => coordinator.flush(),
+      () => coordinator.catchUp(),
+      () => coordinator.seed(),
+      () => coordinator.restore('counters'),
+      () => coordinator.notifyLocalUpsert('counters', { id: 'c1' }),
+      () => coordinator.notifyLocalDelete('counters', 'c1'),
+    ]) {
+      expect((await failure(call())).code).toBe(ErrorCode.STORE_CLOSED)
+    }
     const registry = createSyncRegistry({ mesh, repository, adapters: [counterAdapter] })
     await registry.close()
     expect((await failure(registry.start())).code).toBe(ErrorCode.STORE_CLOSED)
