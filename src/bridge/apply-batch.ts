@@ -1,17 +1,30 @@
 import { ErrorCode, hasCode, MeshmirrorError } from '../errors.js'
-import type { RemoteBatch, RemoteWrite, RepositoryTx, Row } from '../repository/repository.js'
+import {
+  type ParkEntry,
+  type RemoteBatch,
+  type RemoteWrite,
+  type RepositoryTx,
+  type Row,
+  Outcome as WriteOutcome,
+} from '../repository/repository.js'
 import type { SyncAdapter } from './adapter.js'
 import type { ApplyItem, CheckpointMark } from './apply-queue.js'
-import { docKey, RejectReason, type SyncRuntime } from './runtime.js'
+import { docKey, messageOf, RejectReason, type SyncRuntime } from './runtime.js'
 
 interface Outcome {
   perModel: Map<string, { applied: number; unchanged: number; deferred: number }>
   rejected: { item: ApplyItem; error: unknown }[]
+  parked: { item: ApplyItem; reason: string }[]
   /** Restore tallies to count once the transaction commits (it may run more than once). */
   tallies: { item: ApplyItem; field: 'applied' | 'unchanged' | 'deferred' }[]
   /** Items written (their sync state recorded), by model. */
   written: Map<string, ApplyItem[]>
+  /** Parked documents the batch's rows unblocked, by model. */
+  unblocked: Map<string, string[]>
 }
+
+/** SQLite's code for a row whose parent (by a foreign key) is missing. */
+const FK_FAILED = 'SQLITE_CONSTRAINT_FOREIGNKEY'
 
 /** True for failures that retrying cannot fix because the bridge is shutting down. */
 export function isShutdownError(error: unknown): boolean {
@@ -44,11 +57,14 @@ export async function applyBatch(rt: SyncRuntime, items: ApplyItem[], marks: Che
   }
   const started = performance.now()
   const groups = new Map<string, ApplyItem[]>()
+  // Parents before children (the repository's model order), so a batch's rows find their parents.
+  for (const model of repo.models()) groups.set(model, [])
   for (const item of items) {
     const list = groups.get(item.model)
     if (list) list.push(item)
     else groups.set(item.model, [item])
   }
+  for (const [model, list] of groups) if (list.length === 0) groups.delete(model)
   // Adapters that write records themselves need the transaction callback; the rest go as data.
   const asData =
     repo.applyRemoteBatch !== undefined &&
@@ -88,9 +104,16 @@ export async function applyBatch(rt: SyncRuntime, items: ApplyItem[], marks: Che
   }
   for (const { item, field } of outcome.tallies) item.tally![field]++
   for (const { item, error } of outcome.rejected) {
-    rt.reject(item.model, item.id, 'remote', RejectReason.repositoryRefused, error)
+    // Refused by the adapter: reported when it was received; only kept here.
+    if (item.kind !== 'refuse') rt.reject(item.model, item.id, 'remote', RejectReason.repositoryRefused, error)
     if (item.tally) item.tally.rejected++
   }
+  for (const { item, reason } of outcome.parked) {
+    rt.metrics.count(item.model, 'parked')
+    rt.events.emit('parked', { model: item.model, id: item.id, reason })
+    if (item.tally) item.tally.deferred++
+  }
+  for (const [model, ids] of outcome.unblocked) rt.retry(model, ids)
   let oldest = committed
   for (const item of items) if (item.receivedAt < oldest) oldest = item.receivedAt
   const latencyMs = committed - started
@@ -101,6 +124,7 @@ export async function applyBatch(rt: SyncRuntime, items: ApplyItem[], marks: Che
     unchanged,
     deferred,
     rejected: outcome.rejected.length,
+    parked: outcome.parked.length,
     latencyMs,
     lagMs: committed - oldest,
   })
@@ -122,6 +146,7 @@ async function writeAsData(
         if (i.tally) exact = true
         if (rt.pushes.has(docKey(model, i.id))) hold.push(i.id)
         writes[k] = { id: i.id, row: i.kind === 'upsert' ? (i.record as Row) : null, hash: i.hash, doc: i.doc }
+        if (i.kind === 'refuse') writes[k].refused = i.refusal ?? { reason: 'refused' }
       })
       return { model, writes, hold }
     }),
@@ -129,7 +154,14 @@ async function writeAsData(
     ...(exact ? { exact } : {}),
   }
   const result = await rt.repository.applyRemoteBatch!(batch, { signal: rt.shutdown })
-  const outcome: Outcome = { perModel: new Map(), rejected: [], tallies: [], written: new Map() }
+  const outcome: Outcome = {
+    perModel: new Map(),
+    rejected: [],
+    parked: [],
+    tallies: [],
+    written: new Map(),
+    unblocked: result.unblocked,
+  }
   result.groups.forEach((g, n) => {
     const [model, items] = entries[n]!
     let written = 0
@@ -142,16 +174,21 @@ async function writeAsData(
         written++
         done.push(item)
       } else if (o === 2) deferred++
-      if (item.tally && o !== 3)
+      if (item.tally && o !== WriteOutcome.refused && o !== WriteOutcome.parked)
         outcome.tallies.push({ item, field: o === 1 ? 'applied' : o === 2 ? 'deferred' : 'unchanged' })
     })
     outcome.perModel.set(model, { applied: g.changed, unchanged: written - g.changed, deferred })
   })
   for (const e of result.errors) {
+    const item = entries[e.group]![1][e.write]!
+    if (result.groups[e.group]!.outcomes[e.write] === WriteOutcome.parked) {
+      outcome.parked.push({ item, reason: e.message })
+      continue
+    }
     const error = new MeshmirrorError(ErrorCode.DOCUMENT_REJECTED, e.message, {
       details: e.code === undefined ? {} : { sqliteCode: e.code },
     })
-    outcome.rejected.push({ item: entries[e.group]![1][e.write]!, error })
+    outcome.rejected.push({ item, error })
   }
   return outcome
 }
@@ -163,7 +200,14 @@ async function writeGroups(
   marks: CheckpointMark[],
   isolate: boolean,
 ): Promise<Outcome> {
-  const outcome: Outcome = { perModel: new Map(), rejected: [], tallies: [], written: new Map() }
+  const outcome: Outcome = {
+    perModel: new Map(),
+    rejected: [],
+    parked: [],
+    tallies: [],
+    written: new Map(),
+    unblocked: new Map(),
+  }
   for (const [model, items] of groups) {
     const binding = rt.bindings.get(model)
     if (!binding) continue
@@ -176,10 +220,15 @@ async function writeGroups(
     const counts = { applied: 0, unchanged: 0, deferred: 0 }
     const written: ApplyItem[] = []
     const ready: ApplyItem[] = []
+    const keep: ParkEntry[] = []
     for (const item of items) {
       if (dirty.has(item.id)) {
         counts.deferred++
         if (item.tally) outcome.tallies.push({ item, field: 'deferred' })
+      } else if (item.kind === 'refuse') {
+        const refusal = item.refusal ?? { reason: 'refused' }
+        keep.push({ id: item.id, state: 'refused', op: 'upsert', reason: refusal.reason, code: refusal.code ?? null })
+        outcome.rejected.push({ item, error: new Error(refusal.reason) })
       } else ready.push(item)
     }
     // Items counted into a restore's report are written one by one for exact outcomes.
@@ -204,7 +253,16 @@ async function writeGroups(
         written.push(item)
       } catch (error) {
         if (!isolate || isShutdownError(error)) throw error
-        outcome.rejected.push({ item, error })
+        const code = (error as { code?: unknown }).code
+        const reason = messageOf(error)
+        const op = item.kind === 'delete' ? 'delete' : 'upsert'
+        if (code === FK_FAILED) {
+          keep.push({ id: item.id, state: 'parked', op, reason, code })
+          outcome.parked.push({ item, reason })
+        } else {
+          keep.push({ id: item.id, state: 'refused', op, reason, code: typeof code === 'string' ? code : null })
+          outcome.rejected.push({ item, error })
+        }
       }
     }
     outcome.written.set(model, written)
@@ -213,7 +271,12 @@ async function writeGroups(
         model,
         written.map((i) => ({ id: i.id, hash: i.hash, origin: 'remote' as const, doc: i.doc })),
       )
+      await tx.unpark(
+        model,
+        written.map((i) => i.id),
+      )
     }
+    if (keep.length > 0) await tx.park(model, keep)
     outcome.perModel.set(model, counts)
   }
   for (const mark of marks) await tx.setCheckpoint(mark.key, mark.value)

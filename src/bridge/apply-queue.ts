@@ -12,9 +12,16 @@ export interface ApplyTally {
 export interface ApplyItem {
   model: string
   id: string
-  kind: 'upsert' | 'delete'
+  /**
+   * `refuse` keeps a document the adapter refused (malformed, not fitting
+   * the table) in the repository's list of refused documents, with the
+   * checkpoint that moves past it.
+   */
+  kind: 'upsert' | 'delete' | 'refuse'
   /** The record to write (upserts). */
   record?: Row
+  /** Why it was refused (`refuse`). */
+  refusal?: { reason: string; code?: string }
   /** Content hash recorded in the sync state once written. */
   hash: string
   /** Canonical JSON of the document (null for removals). */

@@ -35,6 +35,8 @@ export interface StartupReport {
   /** True when the mesh is not the one the sync state was recorded against (a new directory): everything was re-exchanged. */
   meshReplaced: boolean
   catchUp: Record<string, CatchUpReport>
+  /** Documents kept as parked or refused by earlier runs, applied again. */
+  retried: number
   /** Captured local changes sent. */
   drained: number
   seeded: Record<string, SeedReport>
@@ -141,6 +143,9 @@ class Coordinator implements SyncCoordinator {
       shutdown: this.shutdownController.signal,
       context: () => this.ctx,
       fail: (phase, error, model) => this.fail(phase, error, model),
+      retry: (model, ids) => {
+        this.follower.reconcile(model, ids).catch((error) => this.fail('apply', error, model))
+      },
       reject: (model, id, direction, reason, error) => {
         this.metricsRecorder.reject(model, reason)
         this.events.emit('rejected', { model, id, direction, reason, message: messageOf(error), error })
@@ -211,7 +216,14 @@ class Coordinator implements SyncCoordinator {
       if (signal?.aborted) throw new AbortError(signal.reason)
       if (this.stopController.signal.aborted) throw new AbortError('closed during startup')
     }
-    const report: StartupReport = { meshReplaced: false, catchUp: {}, drained: 0, seeded: {}, durationMs: 0 }
+    const report: StartupReport = {
+      meshReplaced: false,
+      catchUp: {},
+      retried: 0,
+      drained: 0,
+      seeded: {},
+      durationMs: 0,
+    }
     // A different mesh (a fresh directory) holds none of what the sync state says was exchanged.
     const site = await repo.checkpoint(MESH_SITE_KEY)
     if (site !== mesh.siteId) {
@@ -223,6 +235,15 @@ class Coordinator implements SyncCoordinator {
       this.rt.states.reset()
       if (site !== undefined) this.rt.logger.warn('the mesh changed since the last run; exchanging everything again')
     }
+    // Parents before children (foreign keys): catch-up and seeding then bring parents first.
+    const order = repo.models()
+    const rank = (b: AdapterBinding) => {
+      const i = order.indexOf(b.model)
+      return i < 0 ? order.length : i
+    }
+    const sorted = [...this.bindings.values()].sort((a, b) => rank(a) - rank(b))
+    this.bindings.clear()
+    for (const b of sorted) this.bindings.set(b.model, b)
     if (repo.capturesChanges) for (const b of this.bindings.values()) await repo.setChangeCapture(b.model, b.sends)
     step()
     for (const b of this.bindings.values()) b.updateScope(this.ctx)
@@ -238,6 +259,9 @@ class Coordinator implements SyncCoordinator {
         await this.follower.follow(b, false)
       }
     }
+    await this.queue.idle()
+    step()
+    report.retried = await this.retryKept()
     await this.queue.idle()
     step()
     report.drained = await this.drain.drainAll((done, total) =>
@@ -257,6 +281,27 @@ class Coordinator implements SyncCoordinator {
     report.durationMs = performance.now() - t0
     this.setState('live')
     return report
+  }
+
+  /**
+   * Applies again every document kept as parked or refused: a constraint may
+   * hold now, a column may have been added, the config may have changed.
+   * Each is read from the mesh as it is now. Returns how many were tried.
+   */
+  private async retryKept(): Promise<number> {
+    let tried = 0
+    for (const b of this.bindings.values()) {
+      if (!b.receives) continue
+      const kept = await this.rt.repository.parked({ model: b.model, limit: 100_000 })
+      for (let i = 0; i < kept.length; i += 500) {
+        await this.follower.reconcile(
+          b.model,
+          kept.slice(i, i + 500).map((k) => k.id),
+        )
+      }
+      tried += kept.length
+    }
+    return tried
   }
 
   // ---- context ---------------------------------------------------------------------

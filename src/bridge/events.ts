@@ -16,6 +16,8 @@ export interface SyncEvents {
     unchanged: number
     deferred: number
     rejected: number
+    /** Rows parked: their parent row is not there yet. */
+    parked: number
     latencyMs: number
     lagMs: number
   }
@@ -31,6 +33,12 @@ export interface SyncEvents {
     message: string
     error?: unknown
   }
+  /**
+   * A remote row was parked: its parent row (by a foreign key) is not in the
+   * database yet. It is kept with its reason and applied as soon as the
+   * parent lands.
+   */
+  parked: { model: string; id: string; reason: string }
   /** Another writer holds the database; the apply waits and retries. */
   busy: { attempt: number; waitMs: number }
   /** Something failed; it is counted and will be retried where that makes sense. */

@@ -14,6 +14,8 @@ export interface ModelMetrics {
   applied: number
   /** Documents or records refused (see `rejectedByReason`). */
   rejected: number
+  /** Remote rows parked because their parent row was not there yet (applied when it lands). */
+  parked: number
   /** Documents written to or removed from the mesh. */
   pushed: number
   /** Local changes whose content the mesh already had. */
@@ -53,6 +55,7 @@ function emptyModel(): ModelMetrics {
     deferred: 0,
     applied: 0,
     rejected: 0,
+    parked: 0,
     pushed: 0,
     pushSkippedUnchanged: 0,
   }

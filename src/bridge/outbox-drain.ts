@@ -183,6 +183,13 @@ export class OutboxDrain {
       models: [...byModel.keys()],
     })
     for (const [model, ids] of result.reconcile) await this.reconcile(model, ids)
+    // Rows the app wrote may be the parents parked documents wait for.
+    if (repo.unblockedBy) {
+      for (const g of groups) {
+        const rows = g.docs.flatMap((d) => (d.row ? [d.row] : []))
+        for (const [model, ids] of await repo.unblockedBy(g.binding.model, rows)) rt.retry(model, ids)
+      }
+    }
     return entries.length
   }
 }

@@ -30,7 +30,8 @@ export function knownState(
   stored: DocSyncState | undefined,
 ): DocSyncState | undefined {
   const queued = rt.queue.depth === 0 ? undefined : rt.queue.find(model, id)
-  if (queued) return { hash: queued.hash, origin: 'remote', doc: queued.doc }
+  // A refused document is not known content: the same content arriving again is examined again.
+  if (queued && queued.kind !== 'refuse') return { hash: queued.hash, origin: 'remote', doc: queued.doc }
   const pushing = rt.pushes.size === 0 ? undefined : rt.pushes.get(docKey(model, id))
   if (pushing !== undefined) return { hash: pushing, origin: 'local', doc: null }
   return stored
@@ -78,6 +79,21 @@ export async function ingest(
   const now = performance.now()
   const tally = options.tally
   const counts = { received: docs.length + removals.length, echoSuppressed: 0, skippedUnchanged: 0, filtered: 0 }
+  // Refused documents are reported now and kept (with the checkpoint past them) by the apply queue.
+  const refuse = (id: string, hash: string, reason: string, error: unknown) => {
+    rt.reject(model, id, 'remote', reason, error)
+    if (tally) tally.rejected++
+    const code = (error as { code?: unknown }).code
+    rt.queue.put({
+      model,
+      id,
+      kind: 'refuse',
+      refusal: { reason: `${reason}: ${messageOf(error)}`, ...(typeof code === 'string' ? { code } : {}) },
+      hash,
+      doc: null,
+      receivedAt: now,
+    })
+  }
   for (const doc of docs) {
     const id = doc._id
     const { hash, json } = contentHash(doc)
@@ -98,8 +114,7 @@ export async function ingest(
       const reason = hasCode(error, ErrorCode.DOCUMENT_REJECTED)
         ? RejectReason.invalidDocument
         : RejectReason.adapterError
-      rt.reject(model, id, 'remote', reason, error)
-      if (tally) tally.rejected++
+      refuse(id, hash, reason, error)
       continue
     }
     if (record === null) {
@@ -110,19 +125,16 @@ export async function ingest(
     try {
       recordId = adapter.documentId(record)
     } catch (error) {
-      rt.reject(model, id, 'remote', RejectReason.invalidDocument, error)
-      if (tally) tally.rejected++
+      refuse(id, hash, RejectReason.invalidDocument, error)
       continue
     }
     if (recordId !== id) {
-      rt.reject(
-        model,
+      refuse(
         id,
-        'remote',
+        hash,
         RejectReason.idMismatch,
         new Error(`documentId of the mapped record is ${JSON.stringify(recordId)}, not the document's _id.`),
       )
-      if (tally) tally.rejected++
       continue
     }
     const base = rt.keepBaseDocs ? json : null

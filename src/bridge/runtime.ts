@@ -41,6 +41,8 @@ export interface SyncRuntime {
   context(): SyncContext
   /** Counts, logs and emits a failure. */
   fail(phase: SyncPhase, error: unknown, model?: string): void
+  /** Applies parked documents again (their parent landed): reads them from the mesh and queues them. */
+  retry(model: string, ids: string[]): void
   /** Counts and emits a refused document or record. */
   reject(model: string, id: string, direction: 'remote' | 'local', reason: string, error: unknown): void
 }

@@ -39,14 +39,13 @@ export async function seed(
     return report
   }
   report.total = await repo.countUnmirrored(model)
-  const pk = repo.primaryKey(model)
   let after: string | null = null
   let done = 0
   while (!rt.stopping.aborted) {
     const rows = await repo.unmirrored(model, { after, limit: rt.settings.seedBatchSize })
     if (rows.length === 0) break
-    after = String(rows[rows.length - 1]![pk])
-    const ids = rows.map((r) => String(r[pk]))
+    const ids = rows.map((r) => repo.rowId(model, r))
+    after = ids[ids.length - 1]!
     const stored = await repo.syncStates(model, ids)
     const result = await pushLocal(rt, [{ binding, docs: rows.map((row, i) => ({ id: ids[i]!, row })), stored }], {
       skipExisting: binding.receives,

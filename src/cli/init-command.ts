@@ -4,6 +4,7 @@ import { basename, dirname, extname, relative, resolve } from 'node:path'
 import type { Command } from 'commander'
 import type { MeshmirrorConfig, TableMapping } from '../config/config-schema.js'
 import { configError } from '../config/load-config.js'
+import { NO_KEY_REASON } from '../config/table-adapter.js'
 import { readDatabaseSchema } from '../config/table-schema.js'
 import { makeOutput, reportError } from './output.js'
 
@@ -13,8 +14,9 @@ Examples:
   $ meshmirror init --database ./pos.db --out ./till-2.config.json --port 4041 --peer ws://10.0.0.12:4040
   $ meshmirror init --database ./pos.db --force          # replace an existing config
 
-Every table with a single-column primary key is listed; others are reported
-and left out. Review the file (scope, counters, exclude), share meshId and
+Every table with a declared primary key (one column or several) is listed;
+tables without one, and virtual tables, are reported with the reason and
+left out. Review the file (scope, counters, exclude), share meshId and
 secret with the other devices, then run \`meshmirror peer --config <file>\`.
 
 Exit codes:
@@ -38,9 +40,17 @@ export function starterConfig(
   const tables: TableMapping[] = []
   const skipped: StarterConfig['skipped'] = []
   for (const t of schema.tables.values()) {
-    const keys = t.columns.filter((c) => c.pk > 0)
-    if (keys.length === 1) tables.push({ table: t.name, id: keys[0]!.name })
-    else skipped.push({ table: t.name, reason: keys.length === 0 ? 'no primary key' : 'composite primary key' })
+    const keys = t.columns
+      .filter((c) => c.pk > 0)
+      .sort((a, b) => a.pk - b.pk)
+      .map((c) => c.name)
+    if (t.kind === 'virtual') {
+      skipped.push({
+        table: t.name,
+        reason: 'is a virtual table (its content is derived or external): mirror the tables it is built from',
+      })
+    } else if (keys.length === 0) skipped.push({ table: t.name, reason: NO_KEY_REASON })
+    else tables.push({ table: t.name, id: keys.length === 1 ? keys[0]! : keys })
   }
   const base = dirname(resolve(configFile))
   const rel = (p: string) => {

@@ -7,6 +7,7 @@ import { registerDoctorCommand } from './doctor-command.js'
 import { registerGenerateCommand } from './generate-command.js'
 import { registerInitCommand } from './init-command.js'
 import { registerInspectCommand } from './inspect-command.js'
+import { registerParkedCommand } from './parked-command.js'
 import { registerPeerCommand } from './peer-command.js'
 import { registerStatusCommand } from './status-command.js'
 
@@ -29,6 +30,7 @@ registerGenerateCommand(program)
 registerInitCommand(program)
 registerPeerCommand(program)
 registerStatusCommand(program)
+registerParkedCommand(program)
 registerDemoCommand(program)
 
 await program.parseAsync(process.argv)

@@ -20,6 +20,8 @@ export function statusLine(s: PeerSnapshot): string {
     `out ${s.sync.pushRate}/s`,
     `lag ${Math.round(s.sync.lagMs)} ms`,
     ...(s.sync.rejected > 0 ? [`rejected ${s.sync.rejected}`] : []),
+    ...(s.sync.parked > 0 ? [`parked ${s.sync.parked}`] : []),
+    ...(s.sync.refused > 0 ? [`refused ${s.sync.refused}`] : []),
     ...(s.sync.errors > 0 ? [`errors ${s.sync.errors}`] : []),
   ].join(' · ')
 }

@@ -78,7 +78,7 @@ function describe(r: StatusReport): string[] {
   }
   const y = s.sync
   lines.push(
-    `  sync       applied ${y.applied}, sent ${y.pushed}, rejected ${y.rejected}, errors ${y.errors}, busy retries ${y.busyRetries}, queue ${y.queueDepth}, local lag ${y.localLagMs} ms`,
+    `  sync       applied ${y.applied}, sent ${y.pushed}, rejected ${y.rejected}, parked ${y.parked ?? 0}, refused ${y.refused ?? 0}, errors ${y.errors}, busy retries ${y.busyRetries}, queue ${y.queueDepth}, local lag ${y.localLagMs} ms`,
   )
   if (s.progress)
     lines.push(

@@ -11,8 +11,8 @@ export const tableMappingSchema = z.strictObject({
   table: z.string().min(1),
   /** The mesh collection. Default: the table name. */
   collection: name.optional(),
-  /** The primary-key column. Default: the table's primary key (checked when given). */
-  id: z.string().min(1).optional(),
+  /** The primary-key column, or columns in key order for a composite key. Default: the table's primary key (checked when given). */
+  id: z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]).optional(),
   /** Column values this device mirrors: `{ "branch_id": 1 }` sends and receives only branch 1's rows. */
   scope: z.record(z.string(), scalar).optional(),
   direction: z.enum(['bidirectional', 'sendOnly', 'receiveOnly']).optional(),

@@ -11,6 +11,8 @@ export interface ResolvedModels {
   models: ModelDefinition[]
   adapters: SyncAdapter[]
   context: SyncContext
+  /** The columns each table mapping mirrors, by model (not for adapters from a module). */
+  columns: Map<string, string[]>
 }
 
 async function importAdapters(config: ResolvedConfig, source: string): Promise<[ModelDefinition[], SyncAdapter[]]> {
@@ -54,6 +56,7 @@ export async function resolveModels(config: ResolvedConfig): Promise<ResolvedMod
   const models: ModelDefinition[] = []
   const adapters: SyncAdapter[] = []
   const tables = new Set<string>()
+  const columns = new Map<string, string[]>()
   for (const [i, mapping] of (config.tables ?? []).entries()) {
     if (tables.has(mapping.table)) throw configError(source, `tables[${i}].table`, `${mapping.table} is mapped twice.`)
     tables.add(mapping.table)
@@ -68,6 +71,7 @@ export async function resolveModels(config: ResolvedConfig): Promise<ResolvedMod
     }
     models.push(mapped.definition)
     adapters.push(mapped.adapter)
+    columns.set(mapped.definition.name, mapped.columns)
   }
   if (config.adapters) {
     const [more, moreAdapters] = await importAdapters(config, source)
@@ -81,5 +85,5 @@ export async function resolveModels(config: ResolvedConfig): Promise<ResolvedMod
     models.push(...more)
     adapters.push(...moreAdapters)
   }
-  return { schema, models, adapters, context: config.context ?? {} }
+  return { schema, models, adapters, context: config.context ?? {}, columns }
 }

@@ -165,8 +165,31 @@ class Peer implements OpenedPeer {
     this.timer = setInterval(() => this.persist(), this.config.statusIntervalMs ?? 1000)
     this.timer.unref()
     await registry.start()
+    await this.followColumns(registry)
     this.progress = undefined
     if (!this.closing) this.setPhase(this.replication ? 'live' : 'offline')
+  }
+
+  /**
+   * A table that gained a column since the last run (ALTER TABLE … ADD
+   * COLUMN) re-reads its collection from the mesh once, so rows mirrored
+   * before get the values other devices already sent for it.
+   */
+  private async followColumns(registry: SyncRegistry): Promise<void> {
+    const repo = this.repository!
+    for (const [model, columns] of this.models.columns) {
+      const key = `columns:${model}`
+      const now = columns.join(',')
+      const before = await repo.checkpoint(key)
+      if (before === now) continue
+      const gained = before === undefined ? [] : columns.filter((c) => !before.split(',').includes(c))
+      const receives = this.models.adapters.find((a) => a.model === model)?.direction !== 'sendOnly'
+      if (gained.length > 0 && receives) {
+        this.logger.info('table gained columns; reading its collection again', { model, columns: gained })
+        await registry.coordinator.restore(model, { followLinks: false })
+      }
+      await repo.transaction(async (tx) => tx.setCheckpoint(key, now))
+    }
   }
 
   private async connect(): Promise<void> {
@@ -220,7 +243,9 @@ class Peer implements OpenedPeer {
     }
     const collections: Record<string, number> = {}
     const tables: Record<string, number> = {}
+    let kept = { parked: 0, refused: 0 }
     if (!this.storesClosed) {
+      if (this.repository) kept = await this.repository.parkedCounts()
       for (const a of this.models.adapters)
         collections[a.collection] = await this.mesh.count({ collection: a.collection })
       for (const def of this.models.models) {
@@ -258,6 +283,8 @@ class Peer implements OpenedPeer {
         applied,
         pushed,
         rejected: m?.rejected ?? 0,
+        parked: kept.parked,
+        refused: kept.refused,
         errors: m?.errors ?? 0,
         busyRetries: m?.busyRetries ?? 0,
         queueDepth: m?.queueDepth ?? 0,

@@ -41,6 +41,10 @@ export interface PeerSnapshot {
     applied: number
     pushed: number
     rejected: number
+    /** Received rows waiting for their parent row (applied when it lands); `meshmirror parked` lists them. */
+    parked: number
+    /** Received documents the database or the table refused, kept with their reason and retried at start. */
+    refused: number
     errors: number
     busyRetries: number
     queueDepth: number

@@ -1,7 +1,9 @@
 import { rejectDocument, type SyncAdapter } from '../bridge/adapter.js'
 import type { Document, JsonValue } from '../mesh/document.js'
+import { jsonEqual } from '../mesh/json.js'
 import type { ColumnType, ModelDefinition } from '../repository/model-definition.js'
 import type { Row } from '../repository/repository.js'
+import { keyValues, rowId } from '../repository/row-key.js'
 import type { TableMapping } from './config-schema.js'
 import { configError } from './load-config.js'
 import type { DatabaseSchema, TableColumn } from './table-schema.js'
@@ -33,9 +35,14 @@ function fits(value: JsonValue, c: TableColumn): boolean {
   }
 }
 
+/** Why a table without a declared primary key is not mirrored. */
+export const NO_KEY_REASON =
+  'has no declared primary key: a mirrored row needs an identity that is the same on every device, and rowids are not. Declare a PRIMARY KEY (in a new table if need be) to mirror it.'
+
 /**
  * Derives the adapter of a table from its schema: one document per row,
- * `_id` the primary key as a string, one field per mirrored column under
+ * `_id` the primary key as a string (a composite key as the JSON array of
+ * its values, its columns staying fields too), one field per mirrored column under
  * the column's own name. Checks the mapping against the table first, and
  * throws `INVALID_CONFIG` naming the key (`tables[2].counters`) otherwise.
  */
@@ -50,19 +57,22 @@ export function mapTable(mapping: TableMapping, index: number, schema: DatabaseS
       `no table ${JSON.stringify(mapping.table)} in ${schema.file}; it has ${known.length ? known.join(', ') : 'no tables'}.`,
     )
   }
-  const keys = table.columns.filter((c) => c.pk > 0)
-  if (keys.length !== 1) {
+  if (table.kind === 'virtual') {
     throw configError(
       source,
       at('table'),
-      keys.length === 0
-        ? `table ${table.name} has no primary key. Mirrored tables need a single-column primary key: add one (e.g. "id TEXT PRIMARY KEY"), in a new table if need be.`
-        : `table ${table.name} has a composite primary key (${keys.map((k) => k.name).join(', ')}). Mirrored tables need a single-column primary key.`,
+      `table ${table.name} is a virtual table; mirror the tables it is built from.`,
     )
   }
-  const key = keys[0]!
-  if (mapping.id !== undefined && mapping.id !== key.name) {
-    throw configError(source, at('id'), `table ${table.name}'s primary key is ${key.name}, not ${mapping.id}.`)
+  const keys = table.columns.filter((c) => c.pk > 0).sort((a, b) => a.pk - b.pk)
+  if (keys.length === 0) throw configError(source, at('table'), `table ${table.name} ${NO_KEY_REASON}`)
+  const keyNames = keys.map((k) => k.name)
+  if (mapping.id !== undefined && [mapping.id].flat().join('\u0000') !== keyNames.join('\u0000')) {
+    throw configError(
+      source,
+      at('id'),
+      `table ${table.name}'s primary key is ${keyNames.join(', ')}, not ${[mapping.id].flat().join(', ')}.`,
+    )
   }
   const model = mapping.collection ?? table.name
   if (!NAME_RE.test(model) || model.length > 64) {
@@ -94,7 +104,7 @@ export function mapTable(mapping: TableMapping, index: number, schema: DatabaseS
       throw configError(source, at('counters'), `column ${c} of ${table.name} is not numeric; counters must be.`)
     }
   }
-  const kept = [key.name, ...Object.keys(scope), ...counters].filter((c) => exclude.has(c))
+  const kept = [...keyNames, ...Object.keys(scope), ...counters].filter((c) => exclude.has(c))
   if (kept.length > 0) {
     throw configError(
       source,
@@ -102,12 +112,17 @@ export function mapTable(mapping: TableMapping, index: number, schema: DatabaseS
       `${kept.join(', ')} cannot be excluded: the key, scope and counter columns are mirrored.`,
     )
   }
-  const fields = table.columns.filter((c) => c.pk === 0 && !exclude.has(c.name))
+  // A single key is the document's _id; a composite key's columns also stay fields.
+  const single = keys.length === 1 ? keys[0]! : undefined
+  const fields = table.columns.filter((c) => c !== single && !exclude.has(c.name))
   const direction = mapping.direction ?? 'bidirectional'
+  const info = { name: model, keys: keyNames }
   const idOf = (row: Row) => {
-    const v = row[key.name]
-    if (v === null || v === undefined || v === '') rejectDocument(`${table.name} row without ${key.name}`)
-    return String(v)
+    try {
+      return rowId(info, row)
+    } catch {
+      return rejectDocument(`${table.name} row without a value for its key ${keyNames.join(', ')}`)
+    }
   }
   const adapter: SyncAdapter = {
     model,
@@ -121,12 +136,30 @@ export function mapTable(mapping: TableMapping, index: number, schema: DatabaseS
       return doc
     },
     fromDocument(doc) {
-      let id: JsonValue = doc._id
-      if (key.type === 'integer' || key.type === 'real') {
-        id = Number(doc._id)
-        if (!Number.isFinite(id)) rejectDocument(`_id ${JSON.stringify(doc._id)} is not a number`, { field: '_id' })
+      const row: Row = {}
+      if (single) {
+        let id: JsonValue = doc._id
+        if (single.type === 'integer' || single.type === 'real') {
+          id = Number(doc._id)
+          if (!Number.isFinite(id)) rejectDocument(`_id ${JSON.stringify(doc._id)} is not a number`, { field: '_id' })
+        }
+        row[single.name] = id
+      } else {
+        let values: (string | number)[]
+        try {
+          values = keyValues(info, doc._id)
+        } catch (error) {
+          return rejectDocument((error as Error).message, { field: '_id' })
+        }
+        keys.forEach((k, i) => {
+          const field = doc[k.name]
+          if (field !== undefined && field !== null && !jsonEqual(field, values[i]!)) {
+            rejectDocument(`${k.name} is ${JSON.stringify(field)} but the _id says ${JSON.stringify(values[i])}`, {
+              field: k.name,
+            })
+          }
+        })
       }
-      const row: Row = { [key.name]: id }
       for (const c of fields) {
         const v = doc[c.name]
         if (v === undefined || v === null) {
@@ -137,6 +170,12 @@ export function mapTable(mapping: TableMapping, index: number, schema: DatabaseS
         if (!fits(v, c)) rejectDocument(`${c.name}: expected ${c.declared || 'a scalar'}, got ${JSON.stringify(v)}`)
         row[c.name] = v
       }
+      if (!single) {
+        const values = keyValues(info, doc._id)
+        keys.forEach((k, i) => {
+          row[k.name] = values[i]!
+        })
+      }
       return row
     },
   }
@@ -146,8 +185,8 @@ export function mapTable(mapping: TableMapping, index: number, schema: DatabaseS
     adapter.shouldApplyRemote = (doc) => entries.every(([c, v]) => doc[c] === v)
   }
   return {
-    definition: { name: model, table: table.name, primaryKey: key.name },
+    definition: { name: model, table: table.name, primaryKey: single ? single.name : keyNames },
     adapter,
-    columns: [key.name, ...fields.map((c) => c.name)],
+    columns: single ? [single.name, ...fields.map((c) => c.name)] : fields.map((c) => c.name),
   }
 }

@@ -1,5 +1,6 @@
 import { existsSync } from 'node:fs'
 import Database from 'better-sqlite3'
+import { type ForeignKey, readForeignKeys } from '../repository/foreign-keys.js'
 import { type ColumnType, quoteIdent, typeFromSql } from '../repository/model-definition.js'
 import { configError } from './load-config.js'
 
@@ -21,6 +22,10 @@ export interface TableSchema {
   name: string
   columns: TableColumn[]
   rows: number
+  /** `table` for an ordinary table, `virtual` for a virtual table (FTS, R-tree…). */
+  kind: 'table' | 'virtual'
+  withoutRowid: boolean
+  foreignKeys: ForeignKey[]
 }
 
 /** The user tables of a database and their columns, read without writing anything. */
@@ -58,14 +63,18 @@ export function readDatabaseSchema(file: string, source: string, key = 'database
     throw configError(source, key, `${file} cannot be opened: ${(error as Error).message}`, error)
   }
   try {
-    const names = db
-      .prepare(
-        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' AND name NOT LIKE '\\_meshmirror\\_%' ESCAPE '\\' ORDER BY name",
+    // Shadow tables hold a virtual table's data: they are the virtual table's, not the app's.
+    const list = (db.prepare('PRAGMA table_list').all() as { schema: string; name: string; type: string; wr: number }[])
+      .filter(
+        (t) =>
+          t.schema === 'main' &&
+          (t.type === 'table' || t.type === 'virtual') &&
+          !t.name.startsWith('sqlite_') &&
+          !t.name.startsWith('_meshmirror_'),
       )
-      .pluck()
-      .all() as string[]
+      .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
     const tables = new Map<string, TableSchema>()
-    for (const name of names) {
+    for (const { name, type, wr } of list) {
       const info = (db.prepare(`PRAGMA table_xinfo(${quoteIdent(name)})`).all() as XInfo[]).filter(
         (c) => c.hidden === 0,
       )
@@ -76,6 +85,9 @@ export function readDatabaseSchema(file: string, source: string, key = 'database
       tables.set(name, {
         name,
         rows,
+        kind: type === 'virtual' ? 'virtual' : 'table',
+        withoutRowid: wr === 1,
+        foreignKeys: type === 'virtual' ? [] : readForeignKeys(db, name),
         columns: info.map((c) => ({
           name: c.name,
           declared: c.type,

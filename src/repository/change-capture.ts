@@ -1,6 +1,8 @@
 import type Database from 'better-sqlite3'
 import { ErrorCode, StorageError } from '../errors.js'
 import { type ModelInfo, quoteIdent } from './model-definition.js'
+import { PARKED_DDL } from './parked-store.js'
+import { idExpression } from './row-key.js'
 
 /** Version of the tables below; stored in `_meshmirror_meta`. */
 export const SYNC_SCHEMA_VERSION = 1
@@ -24,6 +26,8 @@ export const SYNC_SCHEMA_VERSION = 1
  *   the mesh (hash and origin; the document itself for repositories whose
  *   writes are not captured, where it is the base for sending changed fields).
  * - `_meshmirror_checkpoints`: named positions (mesh cursors, seeding marks).
+ * - `_meshmirror_parked`: received documents not in the database, with why
+ *   (see `parked-store.ts`).
  */
 const DDL = `
 CREATE TABLE IF NOT EXISTS _meshmirror_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
@@ -56,6 +60,7 @@ CREATE TABLE IF NOT EXISTS _meshmirror_checkpoints (
 /** Creates meshmirror's tables if needed and checks their version. Runs in a transaction. */
 export function installSyncTables(db: Database.Database, file: string): void {
   db.exec(DDL)
+  db.exec(PARKED_DDL)
   const row = db.prepare("SELECT value FROM _meshmirror_meta WHERE key = 'schema_version'").get() as
     | { value: string }
     | undefined
@@ -103,15 +108,21 @@ function oldRowJson(model: ModelInfo): string {
 /** The CREATE TRIGGER statements capturing a model's writes. */
 export function captureTriggers(model: ModelInfo): Record<string, string> {
   const t = quoteIdent(model.table)
-  const pk = quoteIdent(model.primaryKey)
   const names = triggerNames(model)
-  const entry = (ref: string, op: string) =>
-    `INSERT INTO _meshmirror_outbox (model, row_id, op, at) VALUES ('${model.name}', ${ref}.${pk}, '${op}', ${NOW_MS});`
+  const newId = idExpression(model, 'NEW')
+  const oldId = idExpression(model, 'OLD')
+  const keyChanged = model.keys.map((k) => `OLD.${quoteIdent(k)} IS NOT NEW.${quoteIdent(k)}`).join(' OR ')
+  const keySame =
+    model.keys.length === 1
+      ? `${oldId} IS ${newId}`
+      : model.keys.map((k) => `OLD.${quoteIdent(k)} IS NEW.${quoteIdent(k)}`).join(' AND ')
+  const entry = (id: string, op: string) =>
+    `INSERT INTO _meshmirror_outbox (model, row_id, op, at) VALUES ('${model.name}', ${id}, '${op}', ${NOW_MS});`
   return {
-    [names.insert]: `CREATE TRIGGER ${quoteIdent(names.insert)} AFTER INSERT ON ${t} WHEN ${NOT_APPLYING} BEGIN ${entry('NEW', 'upsert')} END`,
+    [names.insert]: `CREATE TRIGGER ${quoteIdent(names.insert)} AFTER INSERT ON ${t} WHEN ${NOT_APPLYING} BEGIN ${entry(newId, 'upsert')} END`,
     // A changed primary key is a removal of the old id and a write of the new one (which has no earlier state).
-    [names.update]: `CREATE TRIGGER ${quoteIdent(names.update)} AFTER UPDATE ON ${t} WHEN ${NOT_APPLYING} BEGIN INSERT INTO _meshmirror_outbox (model, row_id, op, at) SELECT '${model.name}', OLD.${pk}, 'delete', ${NOW_MS} WHERE OLD.${pk} IS NOT NEW.${pk}; INSERT INTO _meshmirror_outbox (model, row_id, op, at, old) VALUES ('${model.name}', NEW.${pk}, 'upsert', ${NOW_MS}, CASE WHEN OLD.${pk} IS NEW.${pk} THEN ${oldRowJson(model)} END); END`,
-    [names.delete]: `CREATE TRIGGER ${quoteIdent(names.delete)} AFTER DELETE ON ${t} WHEN ${NOT_APPLYING} BEGIN ${entry('OLD', 'delete')} END`,
+    [names.update]: `CREATE TRIGGER ${quoteIdent(names.update)} AFTER UPDATE ON ${t} WHEN ${NOT_APPLYING} BEGIN INSERT INTO _meshmirror_outbox (model, row_id, op, at) SELECT '${model.name}', ${oldId}, 'delete', ${NOW_MS} WHERE ${keyChanged}; INSERT INTO _meshmirror_outbox (model, row_id, op, at, old) VALUES ('${model.name}', ${newId}, 'upsert', ${NOW_MS}, CASE WHEN ${keySame} THEN ${oldRowJson(model)} END); END`,
+    [names.delete]: `CREATE TRIGGER ${quoteIdent(names.delete)} AFTER DELETE ON ${t} WHEN ${NOT_APPLYING} BEGIN ${entry(oldId, 'delete')} END`,
   }
 }
 

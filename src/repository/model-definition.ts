@@ -1,5 +1,6 @@
 import type Database from 'better-sqlite3'
 import { ErrorCode, ValidationError } from '../errors.js'
+import { type ForeignKey, readForeignKeys } from './foreign-keys.js'
 
 /**
  * How a column's values convert between SQLite and the row objects adapters
@@ -9,7 +10,8 @@ import { ErrorCode, ValidationError } from '../errors.js'
 export type ColumnType = 'text' | 'integer' | 'real' | 'boolean' | 'json' | 'any'
 
 /**
- * A model the repository holds: one table with a single-column primary key.
+ * A model the repository holds: one table with a declared primary key (one
+ * column, or several: a composite key).
  *
  * For a table that already exists (an app's own schema), `name` and, when
  * the table is named differently, `table` are enough: columns and key are
@@ -30,8 +32,11 @@ export interface ModelDefinition {
   name: string
   /** Table name. Default: `name`. */
   table?: string
-  /** Primary-key column. Default: the table's primary key, or `id` for a new table. */
-  primaryKey?: string
+  /**
+   * Primary-key column, or columns in key order for a composite key. Default:
+   * the table's primary key, or `id` for a new table.
+   */
+  primaryKey?: string | readonly string[]
   /** Columns and their types. Required to create a missing table. */
   columns?: Readonly<Record<string, ColumnType>>
 }
@@ -40,8 +45,11 @@ export interface ModelDefinition {
 export interface ModelInfo {
   name: string
   table: string
-  primaryKey: string
+  /** The primary-key columns, in key order (one for a single-column key). */
+  keys: string[]
   columns: Map<string, ColumnType>
+  /** The table's foreign keys (to any table, mirrored or not). */
+  foreignKeys: ForeignKey[]
 }
 
 const NAME_RE = /^[A-Za-z_][A-Za-z0-9_]*$/
@@ -78,6 +86,16 @@ export function checkDefinition(def: ModelDefinition): void {
     (typeof def.table !== 'string' || def.table.length === 0 || def.table.includes('\0'))
   ) {
     throw invalid(`Model ${def.name}: table must be a non-empty name.`, { model: def.name })
+  }
+  const pk = def.primaryKey
+  if (
+    pk !== undefined &&
+    !(typeof pk === 'string' && pk.length > 0) &&
+    !(Array.isArray(pk) && pk.length > 0 && pk.every((k) => typeof k === 'string' && k.length > 0))
+  ) {
+    throw invalid(`Model ${def.name}: primaryKey must be a column name or a non-empty array of column names.`, {
+      model: def.name,
+    })
   }
   for (const [column, type] of Object.entries(def.columns ?? {})) {
     if (!COLUMN_TYPES.has(type)) {
@@ -124,20 +142,21 @@ export function resolveModel(db: Database.Database, def: ModelDefinition): Model
   const info = (db.prepare(`PRAGMA table_xinfo(${quoteIdent(table)})`).all() as ColumnInfo[]).filter(
     (c) => c.hidden === 0,
   )
-  const keys = info.filter((c) => c.pk > 0)
-  if (keys.length !== 1) {
+  const keys = info
+    .filter((c) => c.pk > 0)
+    .sort((a, b) => a.pk - b.pk)
+    .map((c) => c.name)
+  if (keys.length === 0) {
     throw invalid(
-      keys.length === 0
-        ? `Table ${table} (model ${def.name}) has no primary key. Mirrored tables need a single-column primary key: add one, e.g. "id TEXT PRIMARY KEY".`
-        : `Table ${table} (model ${def.name}) has a composite primary key (${keys.map((k) => k.name).join(', ')}). Mirrored tables need a single-column primary key.`,
+      `Table ${table} (model ${def.name}) has no declared primary key. A mirrored row needs an identity that is the same on every device, and rowids are not: declare a PRIMARY KEY (e.g. "id TEXT PRIMARY KEY"), in a new table if need be.`,
       { model: def.name, table },
     )
   }
-  const primaryKey = keys[0]!.name
-  if (def.primaryKey !== undefined && def.primaryKey !== primaryKey) {
+  const declared = def.primaryKey === undefined ? undefined : [def.primaryKey].flat()
+  if (declared !== undefined && declared.join('\u0000') !== keys.join('\u0000')) {
     throw invalid(
-      `Model ${def.name} declares primary key ${def.primaryKey}, but table ${table}'s primary key is ${primaryKey}.`,
-      { model: def.name, table, declared: def.primaryKey, actual: primaryKey },
+      `Model ${def.name} declares primary key ${declared.join(', ')}, but table ${table}'s primary key is ${keys.join(', ')}.`,
+      { model: def.name, table, declared: declared.join(', '), actual: keys.join(', ') },
     )
   }
   const columns = new Map<string, ColumnType>()
@@ -150,7 +169,7 @@ export function resolveModel(db: Database.Database, def: ModelDefinition): Model
     )
   }
   for (const [column, type] of Object.entries(def.columns ?? {})) columns.set(column, type)
-  return { name: def.name, table, primaryKey, columns }
+  return { name: def.name, table, keys, columns, foreignKeys: readForeignKeys(db, table) }
 }
 
 function createTable(db: Database.Database, def: ModelDefinition, table: string): void {
@@ -161,17 +180,20 @@ function createTable(db: Database.Database, def: ModelDefinition, table: string)
       { model: def.name, table },
     )
   }
-  const pk = def.primaryKey ?? 'id'
-  if (!(pk in columns)) {
-    throw invalid(`Model ${def.name}: primary key ${pk} is not among its declared columns.`, {
+  const pk = def.primaryKey === undefined ? ['id'] : [def.primaryKey].flat()
+  const notDeclared = pk.filter((k) => !(k in columns))
+  if (notDeclared.length > 0) {
+    throw invalid(`Model ${def.name}: primary key ${notDeclared.join(', ')} is not among its declared columns.`, {
       model: def.name,
-      primaryKey: pk,
+      primaryKey: pk.join(', '),
     })
   }
+  const single = pk.length === 1 ? pk[0] : undefined
   const parts = Object.entries(columns).map(([name, type]) => {
     const sqlType = SQL_TYPE[type]
-    const key = name === pk ? ` PRIMARY KEY${type === 'integer' ? '' : ' NOT NULL'}` : ''
+    const key = name === single ? ` PRIMARY KEY${type === 'integer' ? '' : ' NOT NULL'}` : ''
     return `${quoteIdent(name)}${sqlType ? ` ${sqlType}` : ''}${key}`
   })
+  if (single === undefined) parts.push(`PRIMARY KEY (${pk.map(quoteIdent).join(', ')})`)
   db.exec(`CREATE TABLE IF NOT EXISTS ${quoteIdent(table)} (${parts.join(', ')})`)
 }

@@ -14,7 +14,7 @@ export interface CapturedChange {
   /** Position in the outbox; increases with every captured write. */
   seq: number
   model: string
-  /** The row's primary key, as a string. */
+  /** The row's document id (see {@link Repository.rowId}). */
   id: string
   /** What the write did. The bridge reads the row's current state either way. */
   op: 'upsert' | 'delete'
@@ -70,13 +70,49 @@ export interface RepositoryTx {
   acknowledge(upTo: number, models: readonly string[]): Promise<number>
   /** Runs `fn` so that its writes are undone if it throws, without failing the transaction. */
   savepoint<T>(fn: () => Promise<T>): Promise<T>
+  /** Keeps documents as parked or refused (replacing an earlier entry of the same id, counting the attempt). */
+  park(model: string, entries: readonly ParkEntry[]): Promise<void>
+  /** Forgets parked or refused entries (the documents were applied). */
+  unpark(model: string, ids: readonly string[]): Promise<void>
 }
+
+/**
+ * A received document that is not in the database: `parked` waits for a
+ * parent row (it is applied as soon as the parent lands); `refused` was
+ * refused by the database or the adapter (a constraint, a column the table
+ * lacks, a malformed document) and is retried at the next start.
+ */
+export interface ParkedDocument {
+  model: string
+  id: string
+  state: 'parked' | 'refused'
+  /** What the document asked for. */
+  op: 'upsert' | 'delete'
+  /** Why it is not applied, in words. */
+  reason: string
+  /** A stable code for the reason (`SQLITE_CONSTRAINT_NOTNULL`, `DOCUMENT_REJECTED`…), when there is one. */
+  code: string | null
+  /** The parent a parked row waits for: `table(column, …)` and the key's values (JSON). */
+  waitsFor: string | null
+  waitsKey: string | null
+  /** How many times it was tried. */
+  attempts: number
+  /** When it was first kept, and last tried (ms since the epoch). */
+  since: number
+  updatedAt: number
+}
+
+/** A document to keep as parked or refused (see {@link ParkedDocument}). */
+export type ParkEntry = Pick<ParkedDocument, 'id' | 'state' | 'op' | 'reason'> &
+  Partial<Pick<ParkedDocument, 'code' | 'waitsFor' | 'waitsKey'>>
 
 /** One received change to write. */
 export interface RemoteWrite {
   id: string
   /** The record to upsert, or null to delete. */
   row: Row | null
+  /** Set when the document was refused before it reached the database: it is kept as refused, nothing is written. */
+  refused?: { reason: string; code?: string }
   /** Sync state recorded when written. */
   hash: string
   doc: string | null
@@ -99,12 +135,21 @@ export interface RemoteBatch {
   exact?: boolean
 }
 
-/**
- * What happened to a write: 0 written (with `exact`: the row already held
- * it), 1 written and the row changed (only reported with `exact`), 2 held
- * back (the row has local changes not yet sent), 3 refused.
- */
-export type WriteOutcome = 0 | 1 | 2 | 3
+/** What happened to a write (see {@link WriteOutcome}). */
+export const Outcome = {
+  /** Written (with `exact`: the row already held it). */
+  written: 0,
+  /** Written and the row changed (only reported with `exact`). */
+  changed: 1,
+  /** Held back: the row has local changes not yet sent. */
+  held: 2,
+  /** Refused: kept as refused, with its reason. */
+  refused: 3,
+  /** Parked: its parent row is not there yet; applied when it lands. */
+  parked: 4,
+} as const
+
+export type WriteOutcome = (typeof Outcome)[keyof typeof Outcome]
 
 export interface RemoteBatchResult {
   groups: {
@@ -113,8 +158,13 @@ export interface RemoteBatchResult {
     /** Per write, in order. */
     outcomes: WriteOutcome[]
   }[]
-  /** Why writes were refused, by group index and write index. */
+  /** Why writes were refused or parked, by group index and write index. */
   errors: { group: number; write: number; message: string; code?: string }[]
+  /**
+   * Parked documents whose parent this batch wrote, by model: apply them
+   * again (read them from the mesh) now.
+   */
+  unblocked: Map<string, string[]>
 }
 
 /** Counters a repository keeps. */
@@ -156,10 +206,15 @@ export interface Repository extends AsyncDisposable {
   /** True when local writes are captured into the outbox by the repository itself (triggers). */
   readonly capturesChanges: boolean
 
-  /** Names of the models this repository holds. */
+  /** Names of the models this repository holds, parents before children (foreign keys). */
   models(): string[]
-  /** The primary-key field of a model. Document ids are this field's value as a string. */
-  primaryKey(model: string): string
+  /** The primary-key columns of a model, in key order (one for a single-column key). */
+  keyColumns(model: string): string[]
+  /**
+   * The document id of a row: a single-column key's value as a string, or
+   * the JSON array of a composite key's values (`[3,"2024-01-05"]`).
+   */
+  rowId(model: string, row: Row): string
 
   get(model: string, id: string): Promise<Row | undefined>
   getMany(model: string, ids: readonly string[]): Promise<Map<string, Row>>
@@ -213,6 +268,16 @@ export interface Repository extends AsyncDisposable {
   unmirrored(model: string, options: { after?: string | null; limit: number }): Promise<Row[]>
   countUnmirrored(model: string): Promise<number>
   checkpoint(key: string): Promise<string | undefined>
+
+  /** Documents kept as parked or refused, oldest first (see {@link ParkedDocument}). */
+  parked(options: { model?: string; state?: ParkedDocument['state']; limit: number }): Promise<ParkedDocument[]>
+  /** How many documents are parked and refused. */
+  parkedCounts(): Promise<{ parked: number; refused: number }>
+  /**
+   * Optional: the parked documents waiting for a parent among `rows` (rows
+   * of `model` the app just wrote), by model. The bridge applies them again.
+   */
+  unblockedBy?(model: string, rows: readonly Row[]): Promise<Map<string, string[]>>
 
   stats(): RepositoryStats
   on<E extends keyof RepositoryEvents>(event: E, listener: (payload: RepositoryEvents[E]) => void): () => void

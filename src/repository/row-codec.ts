@@ -64,16 +64,3 @@ export function decodeRow(model: ModelInfo, raw: Record<string, unknown>): Row {
   }
   return raw as Row
 }
-
-/** The primary key of a row as a document id string. */
-export function rowId(model: ModelInfo, row: Record<string, unknown>): string {
-  const v = row[model.primaryKey]
-  if (v === null || v === undefined || v === '') {
-    throw new MeshmirrorError(
-      ErrorCode.INVALID_MODEL,
-      `A ${model.name} row has no value for its primary key ${model.primaryKey}.`,
-      { details: { model: model.name } },
-    )
-  }
-  return String(v)
-}

@@ -4,12 +4,16 @@ import { ClosedError, ErrorCode, MeshmirrorError, StorageError, ValidationError 
 import { busyBackoffMs, delay, isBusy } from './busy-retry.js'
 import { installSyncTables, isCapturing, setCapture } from './change-capture.js'
 import { ChangePoller } from './change-poller.js'
+import { parentsFirst } from './foreign-keys.js'
 import { type ModelDefinition, type ModelInfo, resolveModel } from './model-definition.js'
 import { Mutex } from './mutex.js'
-import { executeRemoteBatch } from './remote-batch.js'
+import { ParentCheck } from './parent-check.js'
+import { ParkedStore } from './parked-store.js'
+import { executeRemoteBatch, type RelationPlan, unblockedBy } from './remote-batch.js'
 import type {
   CapturedChange,
   DocSyncState,
+  ParkedDocument,
   RemoteBatch,
   RemoteBatchResult,
   Repository,
@@ -20,6 +24,7 @@ import type {
   TransactionOptions,
 } from './repository.js'
 import { decodeRow } from './row-codec.js'
+import { rowId } from './row-key.js'
 import { ModelStatements } from './sqlite-statements.js'
 import { sqliteTx } from './sqlite-tx.js'
 
@@ -101,7 +106,7 @@ export async function openSqliteRepository(options: SqliteRepositoryOptions): Pr
     }
     reader = new Database(file, { readonly: true })
     reader.pragma('busy_timeout = 1000')
-    return new SqliteRepositoryImpl(file, writer, reader, models, opts)
+    return new SqliteRepositoryImpl(file, writer, reader, relationPlan(writer, models), opts)
   } catch (cause) {
     reader?.close()
     writer?.close()
@@ -132,11 +137,35 @@ function checkOptions(options: SqliteRepositoryOptions): SqliteRepositoryOptions
   return options
 }
 
+/** Apply order and parent lookups of the models, from their foreign keys. */
+function relationPlan(writer: Database.Database, models: Map<string, ModelInfo>): RelationPlan {
+  const ordered = parentsFirst([...models.values()])
+  const referencedBy = new Map<string, { ref: string; columns: string[] }[]>()
+  for (const m of ordered) {
+    for (const fk of m.foreignKeys) {
+      const ref = `${fk.table}(${fk.to.join(', ')})`
+      const list = referencedBy.get(fk.table) ?? []
+      if (!list.some((r) => r.ref === ref)) list.push({ ref, columns: fk.to })
+      referencedBy.set(fk.table, list)
+    }
+  }
+  return {
+    models: new Map(ordered.map((m) => [m.name, m])),
+    order: ordered.map((m) => m.name),
+    enforced: writer.pragma('foreign_keys', { simple: true }) === 1,
+    referencedBy,
+    parents: new ParentCheck(writer, models),
+  }
+}
+
 class SqliteRepositoryImpl implements SqliteRepository {
   readonly capturesChanges = true
   private readonly mutex = new Mutex()
   private readonly w: ModelStatements
   private readonly r: ModelStatements
+  private readonly parkedW: ParkedStore
+  private readonly parkedR: ParkedStore
+  private readonly modelInfo: ReadonlyMap<string, ModelInfo>
   private readonly busyListeners = new Set<(p: RepositoryEvents['busy']) => void>()
   private readonly counters: RepositoryStats = { transactions: 0, busyRetries: 0 }
   private readonly closeController = new AbortController()
@@ -150,14 +179,18 @@ class SqliteRepositoryImpl implements SqliteRepository {
     readonly file: string,
     private readonly writer: Database.Database,
     private readonly reader: Database.Database,
-    private readonly modelInfo: Map<string, ModelInfo>,
+    private readonly relations: RelationPlan,
     options: SqliteRepositoryOptions,
   ) {
+    this.modelInfo = relations.models
     this.w = new ModelStatements(writer)
     this.r = new ModelStatements(reader)
+    this.parkedW = new ParkedStore(writer)
+    this.parkedR = new ParkedStore(reader)
     this.tx = sqliteTx({
       writer,
       statements: this.w,
+      parked: this.parkedW,
       model: (name) => this.model(name),
       active: () => this.inTx,
     })
@@ -172,8 +205,12 @@ class SqliteRepositoryImpl implements SqliteRepository {
     return [...this.modelInfo.keys()]
   }
 
-  primaryKey(model: string): string {
-    return this.model(model).primaryKey
+  keyColumns(model: string): string[] {
+    return [...this.model(model).keys]
+  }
+
+  rowId(model: string, row: Row): string {
+    return rowId(this.model(model), row)
   }
 
   isCapturing(model: string): boolean {
@@ -230,6 +267,23 @@ class SqliteRepositoryImpl implements SqliteRepository {
   async checkpoint(key: string): Promise<string | undefined> {
     this.assertOpen()
     return this.r.checkpoint(key)
+  }
+
+  async parked(options: { model?: string; state?: ParkedDocument['state']; limit: number }): Promise<ParkedDocument[]> {
+    this.assertOpen()
+    return this.parkedR.list({ ...options, limit: checkLimit(options.limit) })
+  }
+
+  async unblockedBy(model: string, rows: readonly Row[]): Promise<Map<string, string[]>> {
+    this.assertOpen()
+    const out = new Map<string, string[]>()
+    unblockedBy(this.parkedR, this.relations, this.model(model), rows, out)
+    return out
+  }
+
+  async parkedCounts(): Promise<{ parked: number; refused: number }> {
+    this.assertOpen()
+    return this.parkedR.counts()
   }
 
   async pendingChanges(options: { models: readonly string[]; limit: number }): Promise<CapturedChange[]> {
@@ -330,7 +384,7 @@ class SqliteRepositoryImpl implements SqliteRepository {
       let isolate = false
       for (let attempt = 0; ; attempt++) {
         try {
-          const result = executeRemoteBatch(this.writer, this.w, this.modelInfo, batch, isolate)
+          const result = executeRemoteBatch(this.writer, this.w, this.parkedW, this.relations, batch, isolate)
           this.counters.transactions++
           this.scheduleCheckpoint()
           return result

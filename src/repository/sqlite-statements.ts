@@ -4,7 +4,8 @@ import type { ColumnType, ModelInfo } from './model-definition.js'
 import { quoteIdent } from './model-definition.js'
 import type { CapturedChange, DocSyncState, DocSyncStateEntry, Row } from './repository.js'
 import { DELETED_HASH } from './repository.js'
-import { decodeRow, encodeValue, rowId, type SqlValue } from './row-codec.js'
+import { decodeRow, encodeValue, type SqlValue } from './row-codec.js'
+import { idExpression, keyCondition, keyList, keyValues, rowId } from './row-key.js'
 
 const IDS = 'SELECT value FROM json_each(?)'
 
@@ -14,7 +15,7 @@ const MULTI = 16
 interface UpsertPlan {
   stmt: Database.Statement
   types: ColumnType[]
-  keyIndex: number
+  keyIndexes: number[]
   /** The statement writing MULTI rows at once, prepared on first use. */
   multi(): Database.Statement
 }
@@ -38,7 +39,7 @@ export class ModelStatements {
   // ---- rows ----------------------------------------------------------------------
 
   get(m: ModelInfo, id: string): Row | undefined {
-    const raw = this.stmt(`SELECT * FROM ${quoteIdent(m.table)} WHERE ${quoteIdent(m.primaryKey)} = ?`).get(id) as
+    const raw = this.stmt(`SELECT * FROM ${quoteIdent(m.table)} WHERE ${keyCondition(m)}`).get(keyValues(m, id)) as
       | Record<string, unknown>
       | undefined
     return raw ? decodeRow(m, raw) : undefined
@@ -47,20 +48,34 @@ export class ModelStatements {
   getMany(m: ModelInfo, ids: readonly string[]): Map<string, Row> {
     const out = new Map<string, Row>()
     if (ids.length === 0) return out
-    const rows = this.stmt(`SELECT * FROM ${quoteIdent(m.table)} WHERE ${quoteIdent(m.primaryKey)} IN (${IDS})`).all(
-      JSON.stringify(ids),
+    // A composite key is matched column by column, so the lookup uses the key's index.
+    const sql =
+      m.keys.length === 1
+        ? `SELECT * FROM ${quoteIdent(m.table)} WHERE ${quoteIdent(m.keys[0]!)} IN (${IDS})`
+        : `SELECT t.* FROM json_each(?) AS j JOIN ${quoteIdent(m.table)} AS t ON ${m.keys
+            .map((k, i) => `t.${quoteIdent(k)} = json_extract(j.value, '$[${i}]')`)
+            .join(' AND ')}`
+    const rows = this.stmt(sql).all(
+      JSON.stringify(m.keys.length === 1 ? ids : ids.map((id) => keyValues(m, id))),
     ) as Record<string, unknown>[]
     for (const raw of rows) out.set(rowId(m, raw), decodeRow(m, raw))
     return out
   }
 
   scan(m: ModelInfo, after: string | null, limit: number, unmirroredOnly: boolean): Row[] {
-    const pk = quoteIdent(m.primaryKey)
     const where: string[] = []
-    if (after !== null) where.push(`t.${pk} > ?`)
+    const params: unknown[] = []
+    if (after !== null) {
+      where.push(
+        m.keys.length === 1
+          ? `t.${quoteIdent(m.keys[0]!)} > ?`
+          : `(${keyList(m, 't')}) > (${m.keys.map(() => '?').join(', ')})`,
+      )
+      params.push(...keyValues(m, after))
+    }
     if (unmirroredOnly) where.push(unmirroredCondition(m))
-    const sql = `SELECT t.* FROM ${quoteIdent(m.table)} AS t ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY t.${pk} LIMIT ?`
-    const params: unknown[] = after === null ? [limit] : [after, limit]
+    const sql = `SELECT t.* FROM ${quoteIdent(m.table)} AS t ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY ${keyList(m, 't')} LIMIT ?`
+    params.push(limit)
     return (this.stmt(sql).all(...params) as Record<string, unknown>[]).map((raw) => decodeRow(m, raw))
   }
 
@@ -104,7 +119,7 @@ export class ModelStatements {
           typeof v === 'string' || typeof v === 'number' ? v : encodeValue(v, plan.types[i]!, m.name, columns[i]!),
         )
       }
-      if (pending[base + plan.keyIndex] === null) rowId(m, row)
+      for (const k of plan.keyIndexes) if (pending[base + k] === null) rowId(m, row)
       if (++pendingRows === MULTI) flush()
     }
     flush()
@@ -123,17 +138,18 @@ export class ModelStatements {
         { details: { model: m.name, columns: unknown } },
       )
     }
-    const keyIndex = columns.indexOf(m.primaryKey)
-    if (keyIndex < 0) {
+    const keyIndexes = m.keys.map((k) => columns.indexOf(k))
+    if (keyIndexes.includes(-1)) {
+      const missing = m.keys.filter((k) => !columns.includes(k))
       throw new MeshmirrorError(
         ErrorCode.INVALID_MODEL,
-        `A ${m.name} record has no ${m.primaryKey} (the primary key); it cannot be stored.`,
+        `A ${m.name} record has no ${missing.join(', ')} (of its primary key); it cannot be stored.`,
         { details: { model: m.name } },
       )
     }
     const t = quoteIdent(m.table)
     const cols = columns.map(quoteIdent)
-    const rest = columns.filter((c) => c !== m.primaryKey).map(quoteIdent)
+    const rest = columns.filter((c) => !m.keys.includes(c)).map(quoteIdent)
     // Unchanged rows are left alone: no write, no trigger, no change counted.
     const conflict =
       rest.length === 0
@@ -142,16 +158,16 @@ export class ModelStatements {
             .map((c) => `${t}.${c} IS NOT excluded.${c}`)
             .join(' OR ')}`
     const stmt = this.db.prepare(
-      `INSERT INTO ${t} (${cols.join(', ')}) VALUES (${cols.map(() => '?').join(', ')}) ON CONFLICT (${quoteIdent(m.primaryKey)}) ${conflict}`,
+      `INSERT INTO ${t} (${cols.join(', ')}) VALUES (${cols.map(() => '?').join(', ')}) ON CONFLICT (${keyList(m)}) ${conflict}`,
     )
     let multi: Database.Statement | undefined
     const plan: UpsertPlan = {
       stmt,
       types: columns.map((c) => m.columns.get(c)!),
-      keyIndex,
+      keyIndexes,
       multi: () => {
         multi ??= this.db.prepare(
-          `INSERT INTO ${t} (${cols.join(', ')}) VALUES ${Array.from({ length: MULTI }, () => `(${cols.map(() => '?').join(', ')})`).join(', ')} ON CONFLICT (${quoteIdent(m.primaryKey)}) ${conflict}`,
+          `INSERT INTO ${t} (${cols.join(', ')}) VALUES ${Array.from({ length: MULTI }, () => `(${cols.map(() => '?').join(', ')})`).join(', ')} ON CONFLICT (${keyList(m)}) ${conflict}`,
         )
         return multi
       },
@@ -161,9 +177,9 @@ export class ModelStatements {
   }
 
   delete(m: ModelInfo, ids: readonly string[]): number {
-    const stmt = this.stmt(`DELETE FROM ${quoteIdent(m.table)} WHERE ${quoteIdent(m.primaryKey)} = ?`)
+    const stmt = this.stmt(`DELETE FROM ${quoteIdent(m.table)} WHERE ${keyCondition(m)}`)
     let n = 0
-    for (const id of ids) n += stmt.run(id).changes
+    for (const id of ids) n += stmt.run(keyValues(m, id)).changes
     return n
   }
 
@@ -284,5 +300,5 @@ export class ModelStatements {
 
 /** Rows never exchanged with the mesh, or re-created after a recorded removal. */
 function unmirroredCondition(m: ModelInfo): string {
-  return `NOT EXISTS (SELECT 1 FROM _meshmirror_sync_state AS s WHERE s.model = '${m.name}' AND s.id = CAST(t.${quoteIdent(m.primaryKey)} AS TEXT) AND s.hash <> '${DELETED_HASH}')`
+  return `NOT EXISTS (SELECT 1 FROM _meshmirror_sync_state AS s WHERE s.model = '${m.name}' AND s.id = CAST(${idExpression(m, 't')} AS TEXT) AND s.hash <> '${DELETED_HASH}')`
 }

@@ -1,19 +1,21 @@
 import type Database from 'better-sqlite3'
 import { ErrorCode, MeshmirrorError } from '../errors.js'
 import type { ModelInfo } from './model-definition.js'
+import type { ParkedStore } from './parked-store.js'
 import type { DocSyncStateEntry, RepositoryTx } from './repository.js'
 import type { ModelStatements } from './sqlite-statements.js'
 
 export interface SqliteTxDeps {
   writer: Database.Database
   statements: ModelStatements
+  parked: ParkedStore
   model(name: string): ModelInfo
   /** True while the transaction the object belongs to is open. */
   active(): boolean
 }
 
 /** The {@link RepositoryTx} of a SQLite repository: its writer connection, usable only inside a transaction. */
-export function sqliteTx({ writer, statements: w, model, active }: SqliteTxDeps): RepositoryTx {
+export function sqliteTx({ writer, statements: w, parked, model, active }: SqliteTxDeps): RepositoryTx {
   const guard = () => {
     if (!active()) {
       throw new MeshmirrorError(
@@ -54,6 +56,14 @@ export function sqliteTx({ writer, statements: w, model, active }: SqliteTxDeps)
     acknowledge: async (upTo, models) => {
       guard()
       return w.acknowledge(upTo, models)
+    },
+    park: async (name, entries) => {
+      guard()
+      parked.park(model(name).name, entries)
+    },
+    unpark: async (name, ids) => {
+      guard()
+      parked.unpark(model(name).name, ids)
     },
     savepoint: async (fn) => {
       guard()

@@ -168,7 +168,7 @@ describe('SQLite repository', () => {
     )
     const repo = await openSqliteRepository({ file, models: [{ name: 'products' }] })
     open.push(repo)
-    expect(repo.primaryKey('products')).toBe('sku')
+    expect(repo.keyColumns('products')).toEqual(['sku'])
     await repo.upsert('products', [{ sku: 'a', name: 'Tea', price: 2.5, active: true, tags: ['hot'], qty: 3 }])
     expect(await repo.get('products', 'a')).toEqual({
       sku: 'a',
@@ -223,8 +223,8 @@ describe('SQLite repository', () => {
       }
     }
     const noKey = await attempt([{ name: 'nokey' }])
-    expect(hasCode(noKey, 'INVALID_MODEL') && /no primary key/.test((noKey as Error).message)).toBe(true)
-    expect(String(await attempt([{ name: 'pair' }]))).toMatch(/composite primary key \(a, b\)/)
+    expect(hasCode(noKey, 'INVALID_MODEL') && /no declared primary key/.test((noKey as Error).message)).toBe(true)
+    expect(String(await attempt([{ name: 'pair', primaryKey: 'a' }]))).toMatch(/primary key is a, b/)
     expect(String(await attempt([{ name: 't', columns: { id: 'text', missing: 'integer' } }]))).toMatch(
       /column\(s\) missing .*ALTER TABLE/,
     )

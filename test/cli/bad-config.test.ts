@@ -116,7 +116,7 @@ const cases: Case[] = [
     name: 'a table without a primary key',
     args: () => ['--config', config('nopk', { tables: [{ table: 'audit_log' }] })],
     code: 'INVALID_CONFIG',
-    says: [/tables\[0\]\.table: table audit_log has no primary key/],
+    says: [/tables\[0\]\.table: table audit_log has no declared primary key/],
   },
   {
     name: 'an unknown counter column',

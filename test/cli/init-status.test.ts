@@ -2,6 +2,7 @@ import { readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import Database from 'better-sqlite3'
 import { afterEach, describe, expect, it } from 'vitest'
+import { NO_KEY_REASON } from '../../src/config/table-adapter.js'
 import { tempDirs } from '../bridge/helpers/wait.js'
 import { runCli, startCli } from './helpers.js'
 
@@ -29,9 +30,8 @@ describe('meshmirror init', () => {
     const out = join(dir, 'meshmirror.config.json')
     const r = await runCli(['init', '--database', db, '--out', out, '--port', '0'])
     expect(r.code, r.stderr).toBe(0)
-    expect(r.stdout).toContain('2 tables (orders, products)')
-    expect(r.stdout).toContain('left out log: no primary key')
-    expect(r.stdout).toContain('left out pairs: composite primary key')
+    expect(r.stdout).toContain('3 tables (orders, pairs, products)')
+    expect(r.stdout).toContain('left out log: has no declared primary key')
     const config = JSON.parse(readFileSync(out, 'utf8'))
     expect(config).toMatchObject({
       database: './shop.db',
@@ -40,6 +40,7 @@ describe('meshmirror init', () => {
       peers: [],
       tables: [
         { table: 'orders', id: 'id' },
+        { table: 'pairs', id: ['a', 'b'] },
         { table: 'products', id: 'sku' },
       ],
     })
@@ -52,10 +53,7 @@ describe('meshmirror init', () => {
     expect(readFileSync(out, 'utf8')).toBe('{"edited": true}')
     const forced = await runCli(['init', '--database', db, '--out', out, '--force', '--port', '0', '--json'])
     expect(forced.code).toBe(0)
-    expect(JSON.parse(forced.stdout).skipped).toEqual([
-      { table: 'log', reason: 'no primary key' },
-      { table: 'pairs', reason: 'composite primary key' },
-    ])
+    expect(JSON.parse(forced.stdout).skipped).toEqual([{ table: 'log', reason: NO_KEY_REASON }])
 
     const peer = startCli(['peer', '--json', '--config', out])
     const live = await peer.event('live')

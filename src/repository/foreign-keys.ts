@@ -1,0 +1,102 @@
+import type Database from 'better-sqlite3'
+import { quoteIdent } from './model-definition.js'
+
+/** A foreign key as the database declares it. */
+export interface ForeignKey {
+  /** The parent table. */
+  table: string
+  /** Columns of the child table, in order. */
+  from: string[]
+  /** The parent's columns they reference (its primary key when the declaration names none). */
+  to: string[]
+  /** `CASCADE`, `SET NULL`, `SET DEFAULT`, `RESTRICT` or `NO ACTION`. */
+  onDelete: string
+}
+
+interface FkRow {
+  id: number
+  seq: number
+  table: string
+  from: string
+  to: string | null
+  on_delete: string
+}
+
+/** The foreign keys of a table, with the parent's key filled in where the declaration leaves it out. */
+export function readForeignKeys(db: Database.Database, table: string): ForeignKey[] {
+  const rows = db.prepare(`PRAGMA foreign_key_list(${quoteIdent(table)})`).all() as FkRow[]
+  const byId = new Map<number, FkRow[]>()
+  for (const r of rows) {
+    const list = byId.get(r.id)
+    if (list) list.push(r)
+    else byId.set(r.id, [r])
+  }
+  const out: ForeignKey[] = []
+  for (const parts of byId.values()) {
+    parts.sort((a, b) => a.seq - b.seq)
+    const parent = parts[0]!.table
+    let to = parts.map((p) => p.to)
+    if (to.some((c) => c === null)) {
+      to = (db.prepare(`PRAGMA table_info(${quoteIdent(parent)})`).all() as { name: string; pk: number }[])
+        .filter((c) => c.pk > 0)
+        .sort((a, b) => a.pk - b.pk)
+        .map((c) => c.name)
+    }
+    out.push({ table: parent, from: parts.map((p) => p.from), to: to as string[], onDelete: parts[0]!.on_delete })
+  }
+  return out
+}
+
+/** Names a parent key a row waits for: `table(col, …)`. */
+export function parentRef(fk: Pick<ForeignKey, 'table' | 'to'>): string {
+  return `${fk.table}(${fk.to.join(', ')})`
+}
+
+/**
+ * A key's values in a form that compares as SQLite compares them through
+ * column affinity: `5` and `'5'` are the same parent key.
+ */
+export function parentKey(values: readonly unknown[]): string {
+  return JSON.stringify(
+    values.map((v) =>
+      typeof v === 'number' || typeof v === 'bigint' ? String(v) : typeof v === 'boolean' ? (v ? '1' : '0') : v,
+    ),
+  )
+}
+
+/**
+ * Orders tables so that every parent comes before its children (Kahn's
+ * algorithm over the foreign keys between them). Tables in a cycle, and
+ * self-references, cannot be ordered: they keep their given order and are
+ * checked at commit instead. Parents outside `tables` are ignored.
+ */
+export function parentsFirst<T extends { table: string; foreignKeys: readonly ForeignKey[] }>(
+  tables: readonly T[],
+): T[] {
+  const byTable = new Map(tables.map((t) => [t.table, t]))
+  const waiting = new Map<T, number>()
+  const children = new Map<string, T[]>()
+  for (const t of tables) {
+    const parents = new Set(t.foreignKeys.map((fk) => fk.table).filter((p) => p !== t.table && byTable.has(p)))
+    waiting.set(t, parents.size)
+    for (const p of parents) {
+      const list = children.get(p)
+      if (list) list.push(t)
+      else children.set(p, [t])
+    }
+  }
+  const out: T[] = []
+  const ready = tables.filter((t) => waiting.get(t) === 0)
+  while (ready.length > 0) {
+    const t = ready.shift()!
+    out.push(t)
+    for (const c of children.get(t.table) ?? []) {
+      const n = waiting.get(c)! - 1
+      waiting.set(c, n)
+      if (n === 0) ready.push(c)
+    }
+  }
+  // What is left is in a cycle (or below one): given order.
+  for (const t of tables) if (!out.includes(t)) out.push(t)
+  return out
+}
