@@ -173,6 +173,7 @@ export {
 export type { Connection, Listener, Transport } from './replication/transport.js'
 export { type WsTransportOptions, wsTransport } from './replication/ws-transport.js'
 // The repository port and its SQLite implementation
+export type { ForeignKey } from './repository/foreign-keys.js'
 export type { ColumnType, ModelDefinition } from './repository/model-definition.js'
 export {
   type CapturedChange,
@@ -180,6 +181,9 @@ export {
   DELETED_HASH,
   type DocSyncState,
   type DocSyncStateEntry,
+  Outcome,
+  type ParkEntry,
+  type ParkedDocument,
   type RemoteBatch,
   type RemoteBatchResult,
   type RemoteWrite,

@@ -92,7 +92,8 @@ export function runRepositoryConformance(
       it('lists its models and their primary keys', async () => {
         const repo = await open()
         expect(repo.models()).toContain(MODEL)
-        expect(repo.primaryKey(MODEL)).toBe('id')
+        expect(repo.keyColumns(MODEL)).toEqual(['id'])
+        expect(repo.rowId(MODEL, item('a'))).toBe('a')
         expect(typeof repo.location).toBe('string')
       })
 
@@ -270,6 +271,38 @@ export function runRepositoryConformance(
         expect((await repo.syncStates(MODEL, ['a'])).size).toBe(0)
         expect(await repo.checkpoint('cursor')).toBeUndefined()
         expect(await repo.get(MODEL, 'a')).toEqual(item('a'))
+      })
+    })
+
+    describe('parked and refused documents', () => {
+      it('keeps parked and refused documents with their reason, counts them, and forgets them on unpark', async () => {
+        const repo = await open()
+        await repo.transaction((tx) =>
+          tx.park(MODEL, [
+            { id: 'p1', state: 'parked', op: 'upsert', reason: 'its parent is not there yet', waitsFor: 'parents(id)' },
+            { id: 'r1', state: 'refused', op: 'upsert', reason: 'a constraint', code: 'SQLITE_CONSTRAINT_NOTNULL' },
+          ]),
+        )
+        expect(await repo.parkedCounts()).toEqual({ parked: 1, refused: 1 })
+        const all = await repo.parked({ limit: 10 })
+        expect(all.map((p) => [p.model, p.id, p.state, p.op]).sort()).toEqual([
+          [MODEL, 'p1', 'parked', 'upsert'],
+          [MODEL, 'r1', 'refused', 'upsert'],
+        ])
+        const refused = await repo.parked({ state: 'refused', limit: 10 })
+        expect(refused).toHaveLength(1)
+        expect(refused[0]).toMatchObject({ id: 'r1', reason: 'a constraint', code: 'SQLITE_CONSTRAINT_NOTNULL' })
+        // Parking the same id again replaces its entry and counts the attempt.
+        await repo.transaction((tx) =>
+          tx.park(MODEL, [{ id: 'r1', state: 'refused', op: 'upsert', reason: 'still a constraint' }]),
+        )
+        const again = await repo.parked({ state: 'refused', limit: 10 })
+        expect(again).toHaveLength(1)
+        expect(again[0]?.reason).toBe('still a constraint')
+        expect(again[0]?.attempts).toBeGreaterThan(refused[0]?.attempts ?? 0)
+        await repo.transaction((tx) => tx.unpark(MODEL, ['p1', 'r1']))
+        expect(await repo.parkedCounts()).toEqual({ parked: 0, refused: 0 })
+        expect(await repo.parked({ limit: 10 })).toEqual([])
       })
     })
 
