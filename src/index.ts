@@ -14,9 +14,24 @@ export {
   type SyncContext,
   withContext,
 } from './bridge/adapter.js'
+export type { RestoreCounts, RestoreOptions, RestoreReport } from './bridge/backup-restore.js'
+export type { CatchUpReport } from './bridge/catch-up.js'
+export {
+  createSyncCoordinator,
+  type StartupReport,
+  type SyncCoordinator,
+  type SyncCoordinatorOptions,
+} from './bridge/coordinator.js'
+export type { CoordinatorState, SyncEventListener, SyncEvents, SyncPhase } from './bridge/events.js'
+export type { NotifyResult } from './bridge/local-notify.js'
+export type { ModelMetrics, SyncMetrics } from './bridge/metrics.js'
+export { createSyncRegistry, type Eventually, type SyncRegistry, type SyncRegistryOptions } from './bridge/registry.js'
+export type { SeedReport } from './bridge/seeder.js'
+export { SEED_SETTINGS, type SyncSettings } from './bridge/settings.js'
 export { fromDocValue, readField, toDocValue } from './codegen/convert.js'
 // Models and generated adapters
 export {
+  type AnyClass,
   BackupLink,
   CounterField,
   type DecoratedModel,
@@ -43,11 +58,14 @@ export {
 } from './codegen/define-model.js'
 export { type GenerateOptions, type GenerateResult, generate, ModelSourceError } from './codegen/generate.js'
 export type { FieldSpec, FieldType, ModelSpec } from './codegen/model-spec.js'
+export type { ModelProblem } from './codegen/parse.js'
 // Config files and running a peer from one (`meshmirror peer`)
 export type { MeshmirrorConfig, TableMapping } from './config/config-schema.js'
 export { loadConfig, parseConfig, type ResolvedConfig } from './config/load-config.js'
+export type { ResolvedModels } from './config/resolve-models.js'
 export { type OpenedPeer, openPeer, type PeerEvents, type RunningPeer, startPeer } from './config/start-peer.js'
 export type { PeerLink, PeerPhase, PeerSnapshot } from './config/status-snapshot.js'
+export type { DatabaseSchema, TableColumn, TableSchema } from './config/table-schema.js'
 // The builtin engine
 export type {
   ApplyRemoteOptions,
@@ -55,6 +73,7 @@ export type {
   BuiltinMesh,
   BuiltinMeshStats,
   ChangeChunk,
+  CounterEntries,
   DocMeta,
   OpenMeshOptions,
   RemoteChange,
@@ -76,9 +95,11 @@ export {
   ValidationError,
 } from './errors.js'
 export {
+  type AnyEngine,
   type CleanupOptions,
   type CleanupReport,
   cleanupMeshDirs,
+  type ListOptions as ListMeshDirsOptions,
   listMeshDirs,
   type MeshDirInfo,
 } from './instance/dirs.js'
@@ -97,12 +118,14 @@ export {
   openMeshInstance,
 } from './instance/instance.js'
 export type { LockMode, LockOptions } from './instance/lock.js'
+export type { MigratedMarker } from './instance/migration.js'
 export type { OwnerRecord } from './instance/owner.js'
 export type { Logger } from './logger.js'
 export { silentLogger } from './logger.js'
 // The mesh port
 export type { DocIdInput, Document, DocumentInput, JsonObject, JsonValue } from './mesh/document.js'
 export {
+  type CompareOp,
   type CompiledQuery,
   type CompiledScope,
   compileQuery,
@@ -149,5 +172,32 @@ export {
 } from './replication/replicator.js'
 export type { Connection, Listener, Transport } from './replication/transport.js'
 export { type WsTransportOptions, wsTransport } from './replication/ws-transport.js'
+// The repository port and its SQLite implementation
+export type { ForeignKey } from './repository/foreign-keys.js'
 export type { ColumnType, ModelDefinition } from './repository/model-definition.js'
-export type { Row, RowValue } from './repository/repository.js'
+export {
+  type CapturedChange,
+  type ChangeOrigin,
+  DELETED_HASH,
+  type DocSyncState,
+  type DocSyncStateEntry,
+  Outcome,
+  type ParkEntry,
+  type ParkedDocument,
+  type RemoteBatch,
+  type RemoteBatchResult,
+  type RemoteWrite,
+  type Repository,
+  type RepositoryEvents,
+  type RepositoryStats,
+  type RepositoryTx,
+  type Row,
+  type RowValue,
+  type TransactionOptions,
+  type WriteOutcome,
+} from './repository/repository.js'
+export {
+  openSqliteRepository,
+  type SqliteRepository,
+  type SqliteRepositoryOptions,
+} from './repository/sqlite-repository.js'

@@ -1,4 +1,4 @@
-import { ErrorCode, MeshmirrorError, ValidationError } from '../errors.js'
+import { AbortError, ClosedError, ErrorCode, ValidationError } from '../errors.js'
 import { type Logger, silentLogger } from '../logger.js'
 import type { MeshStore } from '../mesh/mesh-store.js'
 import { Mutex } from '../repository/mutex.js'
@@ -195,8 +195,7 @@ class Coordinator implements SyncCoordinator {
   // ---- startup ---------------------------------------------------------------------
 
   start(options: { signal?: AbortSignal } = {}): Promise<StartupReport> {
-    if (this.closing)
-      return Promise.reject(new MeshmirrorError(ErrorCode.STORE_CLOSED, 'The sync coordinator is closed.'))
+    if (this.closing) return Promise.reject(this.closedError())
     this.starting ??= this.lifecycle
       .run(() => this.startup(options.signal))
       .catch(async (error) => {
@@ -213,8 +212,9 @@ class Coordinator implements SyncCoordinator {
     const { mesh, repository: repo } = this.rt
     this.setState('starting')
     const step = () => {
-      signal?.throwIfAborted()
-      if (this.stopController.signal.aborted) throw new MeshmirrorError(ErrorCode.ABORTED, 'Closed during startup.')
+      // A DOMException from signal.throwIfAborted() would escape the MeshmirrorError contract.
+      if (signal?.aborted) throw new AbortError(signal.reason)
+      if (this.stopController.signal.aborted) throw new AbortError('closed during startup')
     }
     const report: StartupReport = {
       meshReplaced: false,
@@ -320,6 +320,7 @@ class Coordinator implements SyncCoordinator {
   // ---- context ---------------------------------------------------------------------
 
   setContext(context: SyncContext): Promise<void> {
+    if (this.closing) return Promise.reject(this.closedError())
     if (typeof context !== 'object' || context === null) {
       return Promise.reject(new ValidationError(ErrorCode.INVALID_OPTIONS, 'setContext expects an object.'))
     }
@@ -347,22 +348,26 @@ class Coordinator implements SyncCoordinator {
   // ---- local changes without capture --------------------------------------------------
 
   async notifyLocalUpsert(model: string, record: Row): Promise<NotifyResult> {
+    this.assertOpen()
     return notifyUpsert(this.rt, this.binding(model), record, this.follower.reconcile)
   }
 
   async notifyLocalDelete(model: string, id: string): Promise<NotifyResult> {
+    this.assertOpen()
     return notifyDelete(this.rt, this.binding(model), id, this.follower.reconcile)
   }
 
   // ---- explicit operations -----------------------------------------------------------
 
   async restore(model: string, options?: RestoreOptions): Promise<RestoreReport> {
+    this.assertOpen()
     return restoreFromMesh(this.rt, model, options, (m, done) =>
       this.events.emit('progress', { phase: 'restore', model: m, done }),
     )
   }
 
   async catchUp(model?: string): Promise<Record<string, CatchUpReport>> {
+    this.assertOpen()
     const out: Record<string, CatchUpReport> = {}
     for (const b of model === undefined ? this.bindings.values() : [this.binding(model)]) {
       if (b.receives) out[b.model] = await pull(this.rt, b)
@@ -372,6 +377,7 @@ class Coordinator implements SyncCoordinator {
   }
 
   async seed(model?: string): Promise<Record<string, SeedReport>> {
+    this.assertOpen()
     const out: Record<string, SeedReport> = {}
     for (const b of model === undefined ? this.bindings.values() : [this.binding(model)]) {
       out[b.model] = await seed(this.rt, b, this.follower.reconcile)
@@ -381,6 +387,7 @@ class Coordinator implements SyncCoordinator {
   }
 
   async flush(): Promise<void> {
+    this.assertOpen()
     await this.drain.drainAll()
     await this.queue.idle()
   }
@@ -397,6 +404,15 @@ class Coordinator implements SyncCoordinator {
     this.metricsRecorder.errors++
     this.rt.logger.warn(`sync ${phase} failed`, { model, error: messageOf(error) })
     this.events.emit('error', model === undefined ? { phase, error } : { phase, error, model })
+  }
+
+  private closedError(): ClosedError {
+    return new ClosedError('The sync coordinator')
+  }
+
+  /** Work asked of a closed coordinator would run against a mesh and a repository the app may have closed. */
+  private assertOpen(): void {
+    if (this.closing) throw this.closedError()
   }
 
   private binding(model: string): AdapterBinding {

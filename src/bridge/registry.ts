@@ -1,4 +1,4 @@
-import { ClosedError, ErrorCode, ValidationError } from '../errors.js'
+import { AbortError, ClosedError, ErrorCode, ValidationError } from '../errors.js'
 import type { Logger } from '../logger.js'
 import type { MeshStore } from '../mesh/mesh-store.js'
 import { delay } from '../repository/busy-retry.js'
@@ -113,7 +113,7 @@ class Registry implements SyncRegistry {
       resolveEventually(this.options.mesh),
       resolveEventually(this.options.repository),
     ])
-    signal?.throwIfAborted()
+    if (signal?.aborted) throw new AbortError(signal.reason)
     if (this.closing) throw new ClosedError('The sync registry')
     const coordinator =
       this.running ??

@@ -1,4 +1,4 @@
-import { ErrorCode, hasCode } from '../errors.js'
+import { ErrorCode, hasCode, MeshmirrorError } from '../errors.js'
 import type { Document, JsonObject } from '../mesh/document.js'
 import { DELETED_HASH, type DocSyncState } from '../repository/repository.js'
 import type { AdapterBinding } from './adapter-binding.js'
@@ -171,6 +171,10 @@ function parseDoc(json: string | null): Document | undefined {
   try {
     return JSON.parse(json) as JsonObject as Document
   } catch (error) {
-    throw new Error(`Corrupt sync state document: ${messageOf(error)}`)
+    throw new MeshmirrorError(
+      ErrorCode.DATABASE_UNUSABLE,
+      `A sync state document in the database is not JSON (${messageOf(error)}); the database was changed outside meshmirror.`,
+      { cause: error },
+    )
   }
 }

@@ -38,7 +38,8 @@ export interface FieldOptions {
   type?: FieldTypeInput
 }
 
-type AnyClass = abstract new (...args: never[]) => unknown
+/** Any class, abstract or not: what the decorators and `decoratedModel` accept. */
+export type AnyClass = abstract new (...args: never[]) => unknown
 
 /** What the decorators recorded for a class. */
 export interface DecoratedModel {

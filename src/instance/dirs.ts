@@ -10,7 +10,8 @@ import { type MigratedMarker, readMigrated } from './migration.js'
 import { isAlive, OWNER_FILE, type OwnerRecord, readOwner } from './owner.js'
 import { heldByThisProcess } from './registry.js'
 
-type AnyEngine = MeshEngine<{ close(): Promise<void> }>
+/** An engine of any store kind: listing and cleaning directories only opens and closes stores. */
+export type AnyEngine = MeshEngine<{ close(): Promise<void> }>
 
 /** One mesh directory under a root. */
 export interface MeshDirInfo {

@@ -2,7 +2,7 @@ import { createServer as createHttpServer, type Server } from 'node:http'
 import { createServer as createHttpsServer } from 'node:https'
 import type { AddressInfo } from 'node:net'
 import { WebSocket, WebSocketServer } from 'ws'
-import { ErrorCode, MeshmirrorError } from '../errors.js'
+import { AbortError, ErrorCode, MeshmirrorError } from '../errors.js'
 import type { Connection, Listener, Transport } from './transport.js'
 
 export interface WsTransportOptions {
@@ -162,7 +162,7 @@ export function wsTransport(options: WsTransportOptions = {}): Transport {
         })
         const onAbort = () => {
           ws.terminate()
-          reject(new Error('aborted'))
+          reject(new AbortError(signal?.reason))
         }
         signal?.addEventListener('abort', onAbort, { once: true })
         ws.once('open', () => {

@@ -1,5 +1,6 @@
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
+import { isDeepStrictEqual } from 'node:util'
 import Database from 'better-sqlite3'
 import { afterEach, describe, expect, it } from 'vitest'
 import { tempDirs, waitFor } from '../bridge/helpers/wait.js'
@@ -51,6 +52,14 @@ const base = (db: string, mesh: string) => ({
 })
 
 const dump = (db: Database.Database, sql: string) => JSON.stringify(db.prepare(sql).all())
+
+function parseEvent(line: string): Record<string, unknown> | undefined {
+  try {
+    return JSON.parse(line) as Record<string, unknown>
+  } catch {
+    return undefined
+  }
+}
 
 describe('meshmirror peer', () => {
   it('mirrors an existing database to a second peer process, both ways, deletes included, and status reads it', async () => {
@@ -114,8 +123,24 @@ describe('meshmirror peer', () => {
       { timeout: 20_000, message: 'changes of both sides on both sides' },
     )
 
-    // From outside, through the status snapshot.
-    await pa.event('status', (e) => (e.collections as Record<string, number>).customers === 2)
+    // From outside, through the status snapshot. Wait for a snapshot written after both databases
+    // agreed that shows the counts asserted below: an earlier one (before the changes) also had
+    // two customers, but two items.
+    const agreedAt = pa.lines.length
+    await waitFor(
+      () =>
+        pa.lines.slice(agreedAt).some((line) => {
+          const e = parseEvent(line)
+          return (
+            e?.event === 'status' &&
+            e.phase === 'live' &&
+            isDeepStrictEqual(e.collections, { customers: 2, items: 1 }) &&
+            isDeepStrictEqual(e.tables, { customers: 2, products: 1 }) &&
+            (e.peers as { state: string }[]).some((p) => p.state === 'live')
+          )
+        }),
+      { timeout: 20_000, message: 'a status snapshot of the final state' },
+    )
     const status = await runCli(['status', '--dir', join(dir, 'a-mesh'), '--json'])
     expect(status.code).toBe(0)
     const report = JSON.parse(status.stdout)

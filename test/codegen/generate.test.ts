@@ -407,7 +407,8 @@ describe('bad models', () => {
     const bad = run()
     expect(bad.status).toBe(1)
     expect(bad.stderr).toMatch(/INVALID_MODEL.*\n.*bad\.ts:2 Bad: no id field/)
-  })
+    // Four CLI processes, each loading the TypeScript compiler: on a loaded machine that takes longer than one test's default.
+  }, 120_000)
 
   it('--watch regenerates when a model changes, and reports a bad model without touching the output', async () => {
     const dir = modelsDir({
