@@ -23,6 +23,10 @@ interface Outcome {
   unblocked: Map<string, string[]>
 }
 
+function emptyOutcome(unblocked: Map<string, string[]>): Outcome {
+  return { perModel: new Map(), rejected: [], parked: [], tallies: [], written: new Map(), unblocked }
+}
+
 /** SQLite's code for a row whose parent (by a foreign key) is missing. */
 const FK_FAILED = 'SQLITE_CONSTRAINT_FOREIGNKEY'
 
@@ -154,14 +158,7 @@ async function writeAsData(
     ...(exact ? { exact } : {}),
   }
   const result = await rt.repository.applyRemoteBatch!(batch, { signal: rt.shutdown })
-  const outcome: Outcome = {
-    perModel: new Map(),
-    rejected: [],
-    parked: [],
-    tallies: [],
-    written: new Map(),
-    unblocked: result.unblocked,
-  }
+  const outcome = emptyOutcome(result.unblocked)
   result.groups.forEach((g, n) => {
     const [model, items] = entries[n]!
     let written = 0
@@ -200,14 +197,7 @@ async function writeGroups(
   marks: CheckpointMark[],
   isolate: boolean,
 ): Promise<Outcome> {
-  const outcome: Outcome = {
-    perModel: new Map(),
-    rejected: [],
-    parked: [],
-    tallies: [],
-    written: new Map(),
-    unblocked: new Map(),
-  }
+  const outcome = emptyOutcome(new Map())
   for (const [model, items] of groups) {
     const binding = rt.bindings.get(model)
     if (!binding) continue

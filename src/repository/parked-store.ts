@@ -1,5 +1,6 @@
 import type Database from 'better-sqlite3'
 import type { ParkEntry, ParkedDocument } from './repository.js'
+import { statementCache } from './statement-cache.js'
 
 /**
  * `_meshmirror_parked`: received documents that are not in the database,
@@ -41,17 +42,10 @@ interface ParkedRow {
 
 /** Reads and writes of `_meshmirror_parked` on one connection. */
 export class ParkedStore {
-  private readonly cache = new Map<string, Database.Statement>()
+  private readonly stmt: (sql: string) => Database.Statement
 
-  constructor(private readonly db: Database.Database) {}
-
-  private stmt(sql: string): Database.Statement {
-    let s = this.cache.get(sql)
-    if (!s) {
-      s = this.db.prepare(sql)
-      this.cache.set(sql, s)
-    }
-    return s
+  constructor(db: Database.Database) {
+    this.stmt = statementCache(db)
   }
 
   /** True when any document is kept (cheap: callers skip the rest otherwise). */

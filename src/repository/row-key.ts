@@ -1,6 +1,8 @@
 import { ErrorCode, MeshmirrorError } from '../errors.js'
+import type { JsonValue } from '../mesh/document.js'
 import type { ModelInfo } from './model-definition.js'
 import { quoteIdent } from './model-definition.js'
+import { keyText } from './value-codec.js'
 
 /** What identifies a model's rows. */
 export type KeyedModel = Pick<ModelInfo, 'name' | 'keys'>
@@ -18,7 +20,8 @@ export function rowId(model: KeyedModel, row: Record<string, unknown>): string {
   if (keys.length === 1) {
     const v = row[keys[0]!]
     if (v === null || v === undefined || v === '') throw missingKey(model, keys[0]!)
-    return String(v)
+    // An integer beyond 2^53 is read exactly, as { $int: "…" }: its id is its digits.
+    return keyText(v as JsonValue)
   }
   const values = keys.map((k) => {
     const v = row[k]

@@ -6,6 +6,7 @@ import type { CapturedChange, DocSyncState, DocSyncStateEntry, Row } from './rep
 import { DELETED_HASH } from './repository.js'
 import { decodeRow, encodeValue, type SqlValue } from './row-codec.js'
 import { idExpression, keyCondition, keyList, keyValues, rowId } from './row-key.js'
+import { statementCache } from './statement-cache.js'
 
 const IDS = 'SELECT value FROM json_each(?)'
 
@@ -22,18 +23,11 @@ interface UpsertPlan {
 
 /** Prepared statements on one connection, created on first use. */
 export class ModelStatements {
-  private readonly cache = new Map<string, Database.Statement>()
   private readonly plans = new Map<string, UpsertPlan>()
+  private readonly stmt: (sql: string) => Database.Statement
 
-  constructor(private readonly db: Database.Database) {}
-
-  private stmt(sql: string): Database.Statement {
-    let s = this.cache.get(sql)
-    if (!s) {
-      s = this.db.prepare(sql)
-      this.cache.set(sql, s)
-    }
-    return s
+  constructor(private readonly db: Database.Database) {
+    this.stmt = statementCache(db)
   }
 
   /** A statement reading app rows: INTEGER as bigint, so it is told from REAL and kept exact. */

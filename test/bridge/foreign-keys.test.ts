@@ -32,14 +32,21 @@ function counts(n: TestNode<MeshStore>): Record<string, number> {
 }
 
 describe.each(BACKENDS)('foreign keys on the %s mesh', (backend) => {
+  /** Opens the same device again and again (a restart). */
+  function reopenable(): () => Promise<TestNode<MeshStore>> {
+    const dir = dirs.make('b')
+    return () =>
+      openNode(dir, {
+        ddl: DDL,
+        models: MODELS.map((name) => ({ name })),
+        adapters: MODELS.map((m) => plainAdapter(m)),
+        countWrites: false,
+        backend,
+      })
+  }
+
   async function device(): Promise<{ b: TestNode<MeshStore>; site: RemoteSite }> {
-    const b = await openNode(dirs.make('b'), {
-      ddl: DDL,
-      models: MODELS.map((name) => ({ name })),
-      adapters: MODELS.map((m) => plainAdapter(m)),
-      countWrites: false,
-      backend,
-    })
+    const b = await reopenable()()
     closers.push(() => b.close())
     const site = await remoteSite(backend, b.mesh, dirs.make('site'))
     closers.push(() => site.close())
@@ -142,15 +149,7 @@ describe.each(BACKENDS)('foreign keys on the %s mesh', (backend) => {
   })
 
   it('keeps parked rows across a restart and applies them when the parent comes', async () => {
-    const dir = dirs.make('b')
-    const open = () =>
-      openNode(dir, {
-        ddl: DDL,
-        models: MODELS.map((name) => ({ name })),
-        adapters: MODELS.map((m) => plainAdapter(m)),
-        countWrites: false,
-        backend,
-      })
+    const open = reopenable()
     let b = await open()
     const site = await remoteSite(backend, b.mesh, dirs.make('site'))
     await site.upsert('album', [{ _id: 'al1', title: 'First', artist_id: 'ar1' }])
@@ -168,15 +167,7 @@ describe.each(BACKENDS)('foreign keys on the %s mesh', (backend) => {
   })
 
   it('forgets a parked row whose document left the mesh, at the next start', async () => {
-    const dir = dirs.make('b')
-    const open = () =>
-      openNode(dir, {
-        ddl: DDL,
-        models: MODELS.map((name) => ({ name })),
-        adapters: MODELS.map((m) => plainAdapter(m)),
-        countWrites: false,
-        backend,
-      })
+    const open = reopenable()
     let b = await open()
     const site = await remoteSite(backend, b.mesh, dirs.make('site'))
     await site.upsert('track', [{ _id: 't1', name: 'One', album_id: 'gone' }])
