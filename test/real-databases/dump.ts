@@ -61,16 +61,17 @@ export function diffDumps(a: Dump, b: Dump, names: [string, string] = ['a', 'b']
     if (ra.length !== rb.length) out.push(`${t}: ${ra.length} rows in ${names[0]}, ${rb.length} in ${names[1]}`)
     const ka = new Map(ra.map((r) => [JSON.stringify(r), r]))
     const kb = new Map(rb.map((r) => [JSON.stringify(r), r]))
+    const show = (r: string[]) => r.map((c) => (c.length > 60 ? `${c.slice(0, 57)}...` : c)).join(' | ')
     let shown = 0
     for (const [k, r] of ka) {
       if (kb.has(k) || shown >= 3) continue
-      out.push(`${t}: only in ${names[0]}: ${r.join(' | ')}`)
+      out.push(`${t}: only in ${names[0]}: ${show(r)}`)
       shown++
     }
     shown = 0
     for (const [k, r] of kb) {
       if (ka.has(k) || shown >= 3) continue
-      out.push(`${t}: only in ${names[1]}: ${r.join(' | ')}`)
+      out.push(`${t}: only in ${names[1]}: ${show(r)}`)
       shown++
     }
     if (out.length >= limit) break
