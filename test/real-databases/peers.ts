@@ -175,7 +175,16 @@ export class Mesh {
     const proc = startCli(['peer', '--json', '--config', device.configFile])
     device.proc = proc
     device.runs.push(proc)
-    const live = await proc.event('live')
+    let live: Record<string, unknown>
+    try {
+      live = await proc.event('live')
+    } catch {
+      if (proc.child.exitCode === null) proc.child.kill('SIGKILL')
+      const tail = proc.lines.slice(-15).map((l) => l.slice(0, 300))
+      throw new Error(
+        `${device.name}'s peer did not go live (exit ${proc.child.exitCode}); last of ${proc.lines.length} lines:\n${tail.join('\n')}\nstderr: ${proc.stderr().slice(-2000)}`,
+      )
+    }
     if (device === this.devices[0] && device.port === undefined) {
       device.port = live.port as number
       // The same port on the next start, so the others find it again.
