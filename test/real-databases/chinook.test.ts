@@ -4,9 +4,11 @@
 // then applied, across a restart too), cascade deletes, composite keys.
 // One pair of peers serves the whole file; each test ends on a full
 // comparison of every table, storage classes included.
+import { join } from 'node:path'
 import Database from 'better-sqlite3'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { tempDirs } from '../bridge/helpers/wait.js'
+import { runCli } from '../cli/helpers.js'
 import { type Dump, diffDumps, dumpDatabase } from './dump.js'
 import { type Device, Mesh } from './peers.js'
 import { CHINOOK_DDL, CHINOOK_TABLES, chinookCounts, seedChinook } from './schemas.js'
@@ -147,6 +149,9 @@ describe('a Chinook-shaped music store between two peers', () => {
     expect(ids('PlaylistTrack')).toEqual(
       [JSON.stringify([30001, 1]), JSON.stringify([30001, 30001]), JSON.stringify([30001, 30002])].sort(),
     )
+    // The status snapshot, read from outside, counts them too.
+    const status = await runCli(['status', '--dir', join(dir, 'b-mesh'), '--json'])
+    expect(JSON.parse(status.stdout).snapshot.sync).toMatchObject({ parked: 11, refused: 0 })
     expect(has(b.db, 'SELECT 1 FROM Album WHERE AlbumId = 30001')).toBe(false)
     expect(has(b.db, 'SELECT 1 FROM Track WHERE TrackId = 30001')).toBe(false)
 

@@ -38,7 +38,7 @@ beforeAll(async () => {
     (db, name) => {
       if (name !== 'a') return
       db.exec(`
-        INSERT INTO int_key VALUES (1, 'one'), (2, 'two'), (9007199254740993, 'past 2^53');
+        INSERT INTO int_key VALUES (1, 'one'), (2, 'two'), (-3, 'negative');
         INSERT INTO text_key VALUES ('plain', 'p'), ('ключ', 'cyrillic'), ('🔑', 'emoji'), ('a/b?c=d&e', 'url-ish');
         INSERT INTO no_rowid VALUES ('Straße', 1), ('STRASSE', 2), ('straße', 3);
         INSERT INTO composite VALUES ('north', 10.5, 2023), ('south', 7.0, 2023), ('north', 11, 2024), ('ÉST', NULL, 2024);
@@ -138,4 +138,50 @@ describe('table shapes', () => {
       [JSON.stringify([1, 'x']), JSON.stringify([1, 'y']), JSON.stringify([2, '["x"]'])].sort(),
     )
   }, 30_000)
+})
+
+describe('an INTEGER PRIMARY KEY past 2^53', () => {
+  it('is mirrored exactly: inserts, updates and deletes reach the row with that very key', async () => {
+    const big = await Mesh.create(
+      dirs.make('big-keys'),
+      ['a', 'b'],
+      'CREATE TABLE ledger (id INTEGER PRIMARY KEY, amount INTEGER NOT NULL, memo TEXT)',
+      (db, name) => {
+        if (name !== 'a') return
+        db.exec(`INSERT INTO ledger VALUES
+          (9007199254740993, 9007199254740995, 'just past 2^53'),
+          (9007199254740994, 1, 'its neighbour'),
+          (9223372036854775807, -9223372036854775808, 'the largest key'),
+          (-9223372036854775808, 0, 'the smallest key')`)
+      },
+    )
+    try {
+      const [x, y] = big.devices as [Device, Device]
+      await big.startAll()
+      await big.converged('the big keys on b', (d) => d.ledger!.length === 4)
+      y.db.prepare("UPDATE ledger SET memo = 'changed on b' WHERE id = 9007199254740993").run()
+      x.db.prepare('DELETE FROM ledger WHERE id = 9007199254740994').run()
+      x.db.prepare('INSERT INTO ledger VALUES (?, ?, ?)').run(9007199254740997n, 2n ** 62n, 'added on a')
+      const final = await big.converged(
+        'changes to big keys on both sides',
+        (d) =>
+          d.ledger!.length === 4 &&
+          x.db.prepare('SELECT memo FROM ledger WHERE id = 9007199254740993').pluck().get() === 'changed on b',
+      )
+      expect(final.ledger!.map((r) => r[0])).toEqual([
+        'integer:-9223372036854775808',
+        'integer:9007199254740993',
+        'integer:9007199254740997',
+        'integer:9223372036854775807',
+      ])
+      expect(final.ledger!.map((r) => r[1])).toEqual([
+        'integer:0',
+        'integer:9007199254740995',
+        'integer:4611686018427387904',
+        'integer:-9223372036854775808',
+      ])
+    } finally {
+      await big.close()
+    }
+  }, 60_000)
 })
