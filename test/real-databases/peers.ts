@@ -8,8 +8,8 @@ import { join } from 'node:path'
 import type Database from 'better-sqlite3'
 import { waitFor } from '../bridge/helpers/wait.js'
 import { type CliProcess, runCli, startCli } from '../cli/helpers.js'
-import { type Dump, diffDumps, dumpCounts, dumpDatabase } from './dump.js'
-import { openAppDatabase } from './schemas.js'
+import { type Dump, diffDumps, dumpCounts, dumpDatabase, userTables } from './dump.js'
+import { countRows, openAppDatabase } from './schemas.js'
 
 /** What `meshmirror init --json` prints. */
 export interface InitResult {
@@ -60,6 +60,11 @@ export class Device {
 
   dump(tables?: readonly string[]): Dump {
     return dumpDatabase(this.db, tables)
+  }
+
+  /** Rows per table. */
+  counts(tables: readonly string[] = userTables(this.db)): Record<string, number> {
+    return countRows(this.db, tables)
   }
 
   /** The latest status event of the running peer (`--json`), the snapshot itself. */
@@ -213,6 +218,12 @@ export class Mesh {
     try {
       return await waitFor(
         () => {
+          // Row counts first: cheap, and they differ while rows are still arriving.
+          const counts = this.devices.map((d) => JSON.stringify(d.counts(this.tables)))
+          if (counts.some((c) => c !== counts[0])) {
+            last = counts.map((c, i) => `${this.devices[i]!.name} ${c}`)
+            return undefined
+          }
           const dumps = this.devices.map((d) => d.dump(this.tables))
           const first = dumps[0]!
           last = []
@@ -221,7 +232,7 @@ export class Mesh {
           }
           return last.length === 0 && accept(first) ? first : undefined
         },
-        { timeout, interval: 150, message },
+        { timeout, interval: 200, message },
       )
     } catch (error) {
       const counts = this.devices.map((d) => `${d.name} ${JSON.stringify(dumpCounts(d.dump(this.tables)))}`)

@@ -465,5 +465,13 @@ export function seedInvoicing(db: Database.Database, seed = 2, scale = 1): Recor
 }
 
 export function countRows(db: Database.Database, tables: readonly string[]): Record<string, number> {
-  return Object.fromEntries(tables.map((t) => [t, db.prepare(`SELECT count(*) FROM "${t}"`).pluck().get() as number]))
+  return Object.fromEntries(
+    tables.map((t) => [
+      t,
+      db
+        .prepare(`SELECT count(*) FROM "${t.replaceAll('"', '""')}"`)
+        .pluck()
+        .get() as number,
+    ]),
+  )
 }
