@@ -55,7 +55,8 @@ describe('a Chinook-shaped music store between two peers', () => {
     const final = await mesh.converged('the seed on b', (d) => d.PlaylistTrack!.length === seeded.PlaylistTrack!.length)
     // Nothing was changed on the way: both sides hold the seed as written.
     expect(diffDumps(seeded, final, ['seed', 'mirrored'])).toEqual([])
-    expect(await b.parked()).toMatchObject({ parked: 0, refused: 0, entries: [] })
+    await mesh.statusCount(b, 'parked', (n) => n === 0)
+    await mesh.statusCount(b, 'refused', (n) => n === 0)
   }, 60_000)
 
   it('mirrors edits made on both sides, parents and children in one transaction and in separate ones', async () => {
@@ -165,7 +166,6 @@ describe('a Chinook-shaped music store between two peers', () => {
     expect(one(b.db, 'SELECT count(*) FROM Track WHERE AlbumId = 30001')).toBe(5)
     expect(one(b.db, 'SELECT count(*) FROM InvoiceLine WHERE InvoiceId = 30001')).toBe(2)
     await mesh.statusCount(b, 'parked', (n) => n === 0)
-    expect(await b.parked()).toMatchObject({ parked: 0, refused: 0 })
   }, 90_000)
 
   it('keeps parked rows across a restart of the receiving peer and applies them once the parents come', async () => {
