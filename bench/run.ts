@@ -12,6 +12,7 @@ import { dittoSuite } from './ditto.bench.js'
 import { engineSuite } from './engine.bench.js'
 import { type BenchResult, type BenchSuite, machine, makeContext } from './harness.js'
 import { instanceSuite } from './instance.bench.js'
+import { relationalSuite } from './relational.bench.js'
 import { replicationSuite } from './replication.bench.js'
 
 const suites: BenchSuite[] = [
@@ -20,6 +21,7 @@ const suites: BenchSuite[] = [
   bridgeSuite,
   dittoSuite,
   replicationSuite,
+  relationalSuite,
   compareApplySuite,
   compareStartupSuite,
   compareMeshStoreSuite,
