@@ -46,6 +46,7 @@ function attachJson(peer: RunningPeer): void {
   peer.on('progress', (p) => emitJson('progress', p))
   peer.on('peer', (p) => emitJson('peer', p))
   peer.on('rejected', (r) => emitJson('rejected', { ...r, error: undefined }))
+  peer.on('parked', (p) => emitJson('parked', p))
   peer.on('error', (e) => emitJson('error', { phase: e.phase, model: e.model, message: String(e.error) }))
   peer.on('snapshot', (s) => emitJson('status', s))
 }

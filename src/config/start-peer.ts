@@ -18,6 +18,7 @@ export interface PeerEvents {
   progress: SyncEvents['progress']
   peer: PeerStatus
   rejected: SyncEvents['rejected']
+  parked: SyncEvents['parked']
   error: { phase: string; model?: string; error: unknown }
   snapshot: PeerSnapshot
 }
@@ -158,6 +159,7 @@ class Peer implements OpenedPeer {
       this.events.emit('progress', p)
     })
     registry.on('rejected', (r) => this.events.emit('rejected', r))
+    registry.on('parked', (p) => this.events.emit('parked', p))
     registry.on('error', (e) => {
       this.lastError = `${e.phase}${e.model ? ` ${e.model}` : ''}: ${String((e.error as Error)?.message ?? e.error)}`
       this.events.emit('error', e)
