@@ -148,7 +148,7 @@ async function writeAsData(
       const writes: RemoteWrite[] = new Array(items.length)
       items.forEach((i, k) => {
         if (i.tally) exact = true
-        if (rt.pushes.has(docKey(model, i.id))) hold.push(i.id)
+        if (i.superseded || rt.pushes.has(docKey(model, i.id))) hold.push(i.id)
         writes[k] = { id: i.id, row: i.kind === 'upsert' ? (i.record as Row) : null, hash: i.hash, doc: i.doc }
         if (i.kind === 'refuse') writes[k].refused = i.refusal ?? { reason: 'refused' }
       })
@@ -206,7 +206,7 @@ async function writeGroups(
       model,
       items.map((i) => i.id),
     )
-    for (const i of items) if (rt.pushes.has(docKey(model, i.id))) dirty.add(i.id)
+    for (const i of items) if (i.superseded || rt.pushes.has(docKey(model, i.id))) dirty.add(i.id)
     const counts = { applied: 0, unchanged: 0, deferred: 0 }
     const written: ApplyItem[] = []
     const ready: ApplyItem[] = []

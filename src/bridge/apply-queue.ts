@@ -30,6 +30,11 @@ export interface ApplyItem {
   receivedAt: number
   /** Counts its outcome into a restore's report. */
   tally?: ApplyTally
+  /**
+   * Read from the mesh before a local push of the document began: held back
+   * when written (the document is read again after the push).
+   */
+  superseded?: boolean
 }
 
 /** A checkpoint (mesh cursor) to commit once every change queued before it is written. */

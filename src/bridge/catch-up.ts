@@ -50,9 +50,11 @@ export async function pull(
       if (rt.queue.depth >= rt.settings.highWaterMark) return 'full'
       const from = binding.cursor
       let p: ChangeSet
+      const window = rt.overlap.beginRead()
       try {
         p = await rt.mesh.changesSince(from, binding.scope, { limit: rt.settings.catchUpPageSize })
       } catch (error) {
+        rt.overlap.endRead(window)
         if (from === null || !hasCode(error, ErrorCode.INVALID_CURSOR)) throw error
         rt.events.emit('cursor-reset', { model: binding.model, error })
         rt.logger.warn('stored mesh cursor refused; reading the scope from the start', { model: binding.model })
@@ -60,12 +62,17 @@ export async function pull(
         report.reset = true
         return 'again'
       }
-      await ingest(
-        rt,
-        binding,
-        p.changed,
-        p.removed.map((id) => ({ id })),
-      )
+      try {
+        await ingest(
+          rt,
+          binding,
+          p.changed,
+          p.removed.map((id) => ({ id })),
+          { window },
+        )
+      } finally {
+        rt.overlap.endRead(window)
+      }
       if (binding.persistCursor) rt.queue.mark({ key: binding.cursorKey, value: p.cursor })
       binding.cursor = p.cursor
       return p

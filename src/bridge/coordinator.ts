@@ -14,6 +14,7 @@ import { type CoordinatorState, Emitter, type SyncEventListener, type SyncEvents
 import { type NotifyResult, notifyDelete, notifyUpsert } from './local-notify.js'
 import { MetricsRecorder, type SyncMetrics } from './metrics.js'
 import { OutboxDrain } from './outbox-drain.js'
+import { PushOverlap } from './push-overlap.js'
 import { messageOf, type SyncRuntime } from './runtime.js'
 import { ScopeFollower } from './scope-follower.js'
 import { type SeedReport, seed } from './seeder.js'
@@ -127,6 +128,7 @@ class Coordinator implements SyncCoordinator {
       onError: (error) => this.fail('apply', error),
       isFatal: isShutdownError,
     })
+    const pushes = new Map<string, string>()
     this.rt = {
       mesh: options.mesh,
       repository: options.repository,
@@ -136,7 +138,8 @@ class Coordinator implements SyncCoordinator {
       events: this.events,
       logger,
       bindings: this.bindings,
-      pushes: new Map(),
+      pushes,
+      overlap: new PushOverlap(pushes, (model, ids) => this.rt.retry(model, ids)),
       keepBaseDocs: !options.repository.capturesChanges,
       states: new StateCache(options.repository),
       stopping: this.stopController.signal,

@@ -87,6 +87,7 @@ export async function pushLocal(rt: SyncRuntime, groups: PushGroup[], options: P
     existing: new Map(),
     release: () => {
       for (const key of keys) rt.pushes.delete(key)
+      rt.overlap.released(keys)
     },
   }
   const plans = new Map<AdapterBinding, Planned[]>()
@@ -97,6 +98,13 @@ export async function pushLocal(rt: SyncRuntime, groups: PushGroup[], options: P
       const key = docKey(binding.model, p.id)
       rt.pushes.set(key, p.hash)
       keys.push(key)
+      rt.overlap.pushing(key)
+      // Content read from the mesh before this push and not written yet would land after it.
+      const queued = rt.queue.depth === 0 ? undefined : rt.queue.find(binding.model, p.id)
+      if (queued && queued.kind !== 'refuse' && !queued.superseded) {
+        queued.superseded = true
+        rt.overlap.rereadAfterPush(binding.model, p.id)
+      }
     }
   }
   try {

@@ -4,6 +4,7 @@ import { DELETED_HASH, type DocSyncState } from '../repository/repository.js'
 import type { AdapterBinding } from './adapter-binding.js'
 import type { ApplyTally } from './apply-queue.js'
 import { contentHash } from './content-hash.js'
+import type { ReadWindow } from './push-overlap.js'
 import { docKey, messageOf, RejectReason, type SyncRuntime } from './runtime.js'
 
 /** A document removed from the mesh. */
@@ -20,6 +21,8 @@ export interface IngestOptions {
   tally?: ApplyTally
   /** Apply documents outside the scope too (restoring a model this device only sends). */
   anyScope?: boolean
+  /** The read that returned the documents: those whose local push began meanwhile are read again. */
+  window?: ReadWindow
 }
 
 /** What the last exchanged state of a document is, counting changes queued or being sent. */
@@ -31,7 +34,9 @@ export function knownState(
 ): DocSyncState | undefined {
   const queued = rt.queue.depth === 0 ? undefined : rt.queue.find(model, id)
   // A refused document is not known content: the same content arriving again is examined again.
-  if (queued && queued.kind !== 'refuse') return { hash: queued.hash, origin: 'remote', doc: queued.doc }
+  // Nor is content a local push made out of date.
+  if (queued && queued.kind !== 'refuse' && !queued.superseded)
+    return { hash: queued.hash, origin: 'remote', doc: queued.doc }
   const pushing = rt.pushes.size === 0 ? undefined : rt.pushes.get(docKey(model, id))
   if (pushing !== undefined) return { hash: pushing, origin: 'local', doc: null }
   return stored
@@ -78,7 +83,22 @@ export async function ingest(
   const ctx = rt.context()
   const now = performance.now()
   const tally = options.tally
-  const counts = { received: docs.length + removals.length, echoSuppressed: 0, skippedUnchanged: 0, filtered: 0 }
+  const counts = {
+    received: docs.length + removals.length,
+    echoSuppressed: 0,
+    skippedUnchanged: 0,
+    filtered: 0,
+    deferred: 0,
+  }
+  // Content read while a local push of the document was underway may be from before it: read it again after.
+  const overlapsPush = (id: string): boolean => {
+    if (options.force) return false
+    const key = docKey(model, id)
+    if (!rt.pushes.has(key) && !options.window?.has(key)) return false
+    rt.overlap.rereadAfterPush(model, id)
+    counts.deferred++
+    return true
+  }
   // Refused documents are reported now and kept (with the checkpoint past them) by the apply queue.
   const refuse = (id: string, hash: string, reason: string, error: unknown) => {
     rt.reject(model, id, 'remote', reason, error)
@@ -103,6 +123,7 @@ export async function ingest(
       if (tally) tally.unchanged++
       continue
     }
+    if (overlapsPush(id)) continue
     if (!options.anyScope && !binding.accepts(doc, ctx)) {
       counts.filtered++
       continue
@@ -148,6 +169,7 @@ export async function ingest(
       if (tally) tally.unchanged++
       continue
     }
+    if (overlapsPush(removal.id)) continue
     const previous = removal.previous ?? before.get(removal.id) ?? parseDoc(known?.doc ?? null)
     if (previous !== undefined && !options.anyScope && !binding.accepts(previous, ctx)) {
       counts.filtered++

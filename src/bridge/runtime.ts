@@ -6,6 +6,7 @@ import type { AdapterBinding } from './adapter-binding.js'
 import type { ApplyQueue } from './apply-queue.js'
 import type { Emitter, SyncEvents, SyncPhase } from './events.js'
 import type { MetricsRecorder } from './metrics.js'
+import type { PushOverlap } from './push-overlap.js'
 import type { ResolvedSettings } from './settings.js'
 import type { StateCache } from './state-cache.js'
 
@@ -26,6 +27,8 @@ export interface SyncRuntime {
    * and their echo is recognised.
    */
   readonly pushes: Map<string, string>
+  /** Reads of the mesh that overlap local pushes: their content is read again after the push. */
+  readonly overlap: PushOverlap
   /**
    * Whether the sync state keeps each exchanged document, as the base for
    * sending only changed fields. Not needed when the repository captures

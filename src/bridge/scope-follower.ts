@@ -74,10 +74,15 @@ export class ScopeFollower {
     const binding = this.rt.bindings.get(model)
     if (!binding?.receives || ids.length === 0) return
     await binding.run(async () => {
-      const docs = await this.rt.mesh.find({ collection: binding.collection, filter: { _id: { $in: ids } } })
-      const found = new Set(docs.map((d) => d._id))
-      const removals = ids.filter((id) => !found.has(id)).map((id) => ({ id }))
-      await ingest(this.rt, binding, docs, removals)
+      const window = this.rt.overlap.beginRead()
+      try {
+        const docs = await this.rt.mesh.find({ collection: binding.collection, filter: { _id: { $in: ids } } })
+        const found = new Set(docs.map((d) => d._id))
+        const removals = ids.filter((id) => !found.has(id)).map((id) => ({ id }))
+        await ingest(this.rt, binding, docs, removals, { window })
+      } finally {
+        this.rt.overlap.endRead(window)
+      }
     })
   }
 

@@ -45,6 +45,8 @@ export class ChangeHistory {
       if (!this.outsideWrites) this.reconciled.add(c)
     }
     const entries = this.log.entriesAfter(c, after)
+    // Where these entries end: writes noted while the documents are read come after it, and are read next time.
+    const end = this.log.currentSeq
     if (!docs) {
       docs = await this.reads.byIds(
         c,
@@ -66,7 +68,7 @@ export class ChangeHistory {
         if (doc && matches(compiled.filter, doc)) set.changed.push(doc)
       }
     }
-    set.cursor = this.log.encodeCursor(set.hasMore ? last : this.log.currentSeq)
+    set.cursor = this.log.encodeCursor(set.hasMore ? last : end)
     return set
   }
 

@@ -3,7 +3,7 @@ import Database from 'better-sqlite3'
 import { afterEach, describe, expect, it } from 'vitest'
 import { Direction } from '../../src/bridge/adapter.js'
 import { createSyncCoordinator, type SyncCoordinator } from '../../src/bridge/coordinator.js'
-import type { MeshStore } from '../../src/mesh/mesh-store.js'
+import type { ChangeSet, MeshStore } from '../../src/mesh/mesh-store.js'
 import type { Repository } from '../../src/repository/repository.js'
 import { openSqliteRepository, type SqliteRepository } from '../../src/repository/sqlite-repository.js'
 import { COUNTERS_DDL, counter, counterAdapter, counterModel } from './helpers/counter-model.js'
@@ -32,6 +32,7 @@ function withoutCapture(repo: Repository): Repository {
 async function device(
   backend: MeshBackend,
   adapter = counterAdapter,
+  wrap: (mesh: MeshStore) => MeshStore = (mesh) => mesh,
 ): Promise<{
   mesh: MeshStore
   repo: SqliteRepository
@@ -47,7 +48,7 @@ async function device(
   const repo = await openSqliteRepository({ file, models: [counterModel] })
   const writes: MeshWriteCount = { changed: 0, unchanged: 0 }
   const sync = createSyncCoordinator({
-    mesh: countingMesh(mesh, writes),
+    mesh: wrap(countingMesh(mesh, writes)),
     repository: withoutCapture(repo),
     adapters: [adapter],
     context: { branchId: 1 },
@@ -59,6 +60,57 @@ async function device(
   )
   await sync.start()
   return { mesh, repo, sync, writes }
+}
+
+/**
+ * The mesh with its change feed held at will: `hold(page => …)` makes the next
+ * page the predicate picks wait, once read, until `open()`; `gate` sets what
+ * every later page waits for.
+ */
+function heldFeed() {
+  let pick: ((page: ChangeSet) => boolean) | undefined
+  let reached: (() => void) | undefined
+  let release: Promise<void> = Promise.resolve()
+  let open: () => void = () => undefined
+  let later: () => Promise<unknown> = async () => undefined
+  const wrap = (mesh: MeshStore): MeshStore =>
+    new Proxy(mesh, {
+      get(target, prop) {
+        if (prop === 'changesSince') {
+          return async (...a: Parameters<MeshStore['changesSince']>) => {
+            const page = await target.changesSince(...a)
+            if (pick?.(page)) {
+              pick = undefined
+              reached?.()
+              await release
+            } else if (pick === undefined) await later()
+            return page
+          }
+        }
+        const v = Reflect.get(target, prop, target)
+        return typeof v === 'function' ? v.bind(target) : v
+      },
+    })
+  return {
+    wrap,
+    /** Resolves once a page `select` picks has been read (and is held). */
+    hold(select: (page: ChangeSet) => boolean): Promise<void> {
+      release = new Promise((resolve) => {
+        open = resolve
+      })
+      return new Promise((resolve) => {
+        reached = resolve
+        pick = select
+      })
+    },
+    open(): void {
+      open()
+    },
+    /** What pages read after the held one wait for. */
+    gate(until: () => Promise<unknown>): void {
+      later = until
+    },
+  }
 }
 
 describe.each(BACKENDS)('notifyLocalUpsert / notifyLocalDelete on the %s mesh', (backend) => {
@@ -93,6 +145,45 @@ describe.each(BACKENDS)('notifyLocalUpsert / notifyLocalDelete on the %s mesh', 
     expect(await d.sync.notifyLocalDelete('counters', row.id)).toEqual({ sent: true })
     expect(await d.mesh.get('counters', row.id)).toBeUndefined()
     expect(await d.sync.notifyLocalDelete('counters', row.id)).toEqual({ sent: false, reason: 'unchanged' })
+  })
+
+  it('never applies content read before a local write after it, even when the read is taken in last', async () => {
+    const feed = heldFeed()
+    const d = await device(backend, counterAdapter, feed.wrap)
+    // Every value the row takes, in order: the app's and the bridge's writes.
+    const db = new Database(d.repo.file)
+    cleanup.push(() => db.close())
+    db.exec(`CREATE TABLE seen (rcpt INTEGER);
+      CREATE TRIGGER seen_insert AFTER INSERT ON counters BEGIN INSERT INTO seen VALUES (new.cur_rcpt_no); END;
+      CREATE TRIGGER seen_update AFTER UPDATE ON counters BEGIN INSERT INTO seen VALUES (new.cur_rcpt_no); END;`)
+    const seen = () =>
+      (db.prepare('SELECT rcpt FROM seen ORDER BY rowid').all() as { rcpt: number }[]).map((r) => r.rcpt)
+    const row = counter(1)
+    await d.repo.upsert('counters', [row])
+    expect(await d.sync.notifyLocalUpsert('counters', row)).toEqual({ sent: true })
+
+    // A remote edit is read from the mesh, and held there before the bridge takes it in.
+    const held = feed.hold((page) => page.changed.some((doc) => doc.curRcptNo === 60))
+    await d.mesh.upsert('counters', [{ _id: row.id, curRcptNo: 60 }])
+    await held
+    // Meanwhile the app edits the row and notifies it: the mesh merges the edit over the remote one.
+    const local = { ...row, cur_rcpt_no: 51, invc_no: 9 }
+    await d.repo.upsert('counters', [local])
+    expect(await d.sync.notifyLocalUpsert('counters', local)).toEqual({ sent: true })
+    expect(await d.mesh.get('counters', row.id)).toMatchObject({ curRcptNo: 51, invcNo: 9 })
+    const from = seen().length
+    const deferred = d.sync.metrics().deferred
+    // Later pages wait until the held one is taken in: written, or set aside to be read again.
+    feed.gate(() => waitFor(() => seen().length > from || d.sync.metrics().deferred > deferred))
+    feed.open()
+    await waitFor(() => seen().length > from || d.sync.metrics().deferred > deferred)
+    feed.gate(async () => undefined)
+    await d.sync.flush()
+
+    // The content read before the local edit never reached the row, and the edit is what was exchanged.
+    expect(seen().slice(from)).not.toContain(60)
+    expect((await d.repo.get('counters', row.id))?.cur_rcpt_no).toBe(51)
+    expect(await d.sync.notifyLocalUpsert('counters', local)).toEqual({ sent: false, reason: 'unchanged' })
   })
 
   it('treats the notification of a just-applied remote removal as an echo', async () => {
