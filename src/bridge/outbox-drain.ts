@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto'
-import { Mutex } from '../repository/mutex.js'
 import type { Row } from '../repository/repository.js'
+import { Mutex } from '../util/mutex.js'
 import type { AdapterBinding } from './adapter-binding.js'
 import { isShutdownError } from './apply-batch.js'
 import { type PushGroup, pushLocal } from './local-push.js'
