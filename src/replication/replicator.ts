@@ -1,6 +1,8 @@
 import type { BuiltinMesh } from '../engine/types.js'
 import { ErrorCode, type MeshmirrorError, ValidationError } from '../errors.js'
 import { type Logger, silentLogger } from '../logger.js'
+import { backoffMs } from '../util/backoff.js'
+import { delay } from '../util/delay.js'
 import { type Discovery, startDiscovery } from './discovery.js'
 import { MAX_CHANGES_PER_CHUNK } from './inbound-stream.js'
 import { PeerSession, type PeerStatus } from './peer-session.js'
@@ -246,7 +248,7 @@ class ReplicatorImpl implements Replicator {
   private async dialLoop(url: string, signal: AbortSignal): Promise<void> {
     const minMs = this.o.reconnect?.minMs ?? 100
     const maxMs = this.o.reconnect?.maxMs ?? 10_000
-    let delay = minMs
+    let attempt = 0
     this.waiting.set(url, undefined)
     while (!signal.aborted) {
       try {
@@ -256,7 +258,7 @@ class ReplicatorImpl implements Replicator {
         const reached = await session.closed.then(() => session.status())
         this.waiting.set(url, reached.lastError)
         // A link that got to sync resets the backoff; a refused one keeps growing it.
-        if (reached.lastError === undefined || reached.changesReceived > 0) delay = minMs
+        if (reached.lastError === undefined || reached.changesReceived > 0) attempt = 0
       } catch (error) {
         if (signal.aborted) return
         this.waiting.set(url, (error as Error).message)
@@ -264,19 +266,9 @@ class ReplicatorImpl implements Replicator {
       }
       if (signal.aborted) return
       this.emit('peer', this.connectingStatus(url))
-      const wait = delay * (0.5 + Math.random() / 2)
-      delay = Math.min(maxMs, delay * 2)
-      await new Promise<void>((resolve) => {
-        const t = setTimeout(resolve, wait)
-        signal.addEventListener(
-          'abort',
-          () => {
-            clearTimeout(t)
-            resolve()
-          },
-          { once: true },
-        )
-      })
+      const wait = backoffMs(attempt++, { initialMs: minMs, maxMs, jitter: true })
+      // An abort ends the wait early; the loop's condition then ends the dialling.
+      await delay(wait, signal).catch(() => undefined)
     }
   }
 
