@@ -3,6 +3,7 @@ import { ErrorCode, type MeshmirrorError, ValidationError } from '../errors.js'
 import { type Logger, silentLogger } from '../logger.js'
 import { backoffMs } from '../util/backoff.js'
 import { delay } from '../util/delay.js'
+import { Emitter } from '../util/emitter.js'
 import { type Discovery, startDiscovery } from './discovery.js'
 import { MAX_CHANGES_PER_CHUNK } from './inbound-stream.js'
 import { PeerSession, type PeerStatus } from './peer-session.js'
@@ -145,7 +146,7 @@ class ReplicatorImpl implements Replicator {
   private readonly waiting = new Map<string, string | undefined>()
   private closing: Promise<void> | undefined
   private readonly logger: Logger
-  private readonly listeners = new Map<string, Set<(p: never) => void>>()
+  private readonly events: Emitter<ReplicationEvents>
   private readonly totals = {
     changesSent: 0,
     changesReceived: 0,
@@ -160,6 +161,7 @@ class ReplicatorImpl implements Replicator {
     private readonly o: ReplicationOptions,
   ) {
     this.logger = o.logger ?? silentLogger
+    this.events = new Emitter(this.logger)
     this.transport =
       o.transport ??
       wsTransport({
@@ -314,17 +316,11 @@ class ReplicatorImpl implements Replicator {
   }
 
   on<E extends keyof ReplicationEvents>(event: E, listener: (payload: ReplicationEvents[E]) => void): () => void {
-    let set = this.listeners.get(event)
-    if (!set) {
-      set = new Set()
-      this.listeners.set(event, set)
-    }
-    set.add(listener as (p: never) => void)
-    return () => set.delete(listener as (p: never) => void)
+    return this.events.on(event, listener)
   }
 
   private emit<E extends keyof ReplicationEvents>(event: E, payload: ReplicationEvents[E]): void {
-    for (const l of this.listeners.get(event) ?? []) (l as (p: ReplicationEvents[E]) => void)(payload)
+    this.events.emit(event, payload)
   }
 
   close(): Promise<void> {
