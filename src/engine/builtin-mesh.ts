@@ -16,7 +16,7 @@ import type {
   WriteResult,
 } from '../mesh/mesh-store.js'
 import type { Query, Scope } from '../mesh/query.js'
-import { assertCollection, normaliseId, parseFieldPath } from '../mesh/validate.js'
+import { assertCollection, normaliseId, parseFieldPath, positiveLimit } from '../mesh/validate.js'
 import { Emitter } from '../util/emitter.js'
 import { Mutex } from '../util/mutex.js'
 import { STORE_FILE } from './database.js'
@@ -272,12 +272,4 @@ function getDoc(core: StoreCore, conn: 'r' | 'w', collection: string, id: DocIdI
   assertCollection(collection)
   const row = core[conn].getDoc.get(collection, normaliseId(id))
   return row ? (parseDoc(row.doc) ?? undefined) : undefined
-}
-
-function positiveLimit(limit: unknown, fallback: number): number {
-  if (limit === undefined) return fallback
-  if (!Number.isSafeInteger(limit) || (limit as number) <= 0) {
-    throw new ValidationError(ErrorCode.INVALID_OPTIONS, `limit must be a positive integer, got ${String(limit)}.`)
-  }
-  return limit as number
 }
