@@ -5,7 +5,7 @@ import { canonicalJson } from '../mesh/json.js'
 import { matches } from '../mesh/match.js'
 import type { Observer } from '../mesh/mesh-store.js'
 import type { Filter, Scope } from '../mesh/query.js'
-import { Mutex } from '../repository/mutex.js'
+import { Mutex } from '../util/mutex.js'
 import { receives, type SyncAdapter, type SyncContext, sends } from './adapter.js'
 
 /**

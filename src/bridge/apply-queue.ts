@@ -1,4 +1,6 @@
 import type { Row } from '../repository/repository.js'
+import { backoffMs } from '../util/backoff.js'
+import { delay } from '../util/delay.js'
 
 /** Tallies of one restore, filled in as its rows are written. */
 export interface ApplyTally {
@@ -171,18 +173,18 @@ export class ApplyQueue {
           if (this.opts.isFatal(error)) {
             this.opts.onError(error, -1)
           } else {
-            const retryInMs = Math.min(1000, 10 * 2 ** failures++)
+            const retryInMs = backoffMs(failures++, { initialMs: 10, maxMs: 1000 })
             this.opts.onError(error, retryInMs)
             this.restore(items, marks)
             this.inflight.clear()
-            await sleep(retryInMs)
+            await delay(retryInMs)
             continue
           }
         }
         this.inflight.clear()
         this.releaseRoom()
         this.releaseIdle()
-        if (this.opts.delayBetweenBatches > 0 && this.pending.size > 0) await sleep(this.opts.delayBetweenBatches)
+        if (this.opts.delayBetweenBatches > 0 && this.pending.size > 0) await delay(this.opts.delayBetweenBatches)
       }
     } finally {
       this.running = false
@@ -261,8 +263,4 @@ export class ApplyQueue {
     if (this.depth >= this.opts.highWaterMark) return
     for (const w of this.roomWaiters.splice(0)) w()
   }
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms))
 }

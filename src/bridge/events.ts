@@ -1,4 +1,3 @@
-import type { Logger } from '../logger.js'
 import type { SyncContext } from './adapter.js'
 
 /** Where a failure happened. */
@@ -53,36 +52,3 @@ export interface SyncEvents {
 }
 
 export type SyncEventListener<E extends keyof SyncEvents> = (payload: SyncEvents[E]) => void
-
-/** A small typed event emitter. A throwing listener is logged, never breaks the emitter. */
-export class Emitter<Events extends object> {
-  private readonly listeners = new Map<keyof Events, Set<(payload: never) => void>>()
-
-  constructor(private readonly logger: Logger) {}
-
-  on<E extends keyof Events>(event: E, listener: (payload: Events[E]) => void): () => void {
-    let set = this.listeners.get(event)
-    if (!set) {
-      set = new Set()
-      this.listeners.set(event, set)
-    }
-    set.add(listener as (payload: never) => void)
-    return () => set.delete(listener as (payload: never) => void)
-  }
-
-  emit<E extends keyof Events>(event: E, payload: Events[E]): void {
-    const set = this.listeners.get(event)
-    if (!set) return
-    for (const l of set) {
-      try {
-        ;(l as (payload: Events[E]) => void)(payload)
-      } catch (error) {
-        this.logger.error('sync event listener failed', { event: String(event), error: String(error) })
-      }
-    }
-  }
-
-  has(event: keyof Events): boolean {
-    return (this.listeners.get(event)?.size ?? 0) > 0
-  }
-}

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto'
-import { Mutex } from '../repository/mutex.js'
 import type { Row } from '../repository/repository.js'
+import { backoffMs } from '../util/backoff.js'
+import { Mutex } from '../util/mutex.js'
 import type { AdapterBinding } from './adapter-binding.js'
 import { isShutdownError } from './apply-batch.js'
 import { type PushGroup, pushLocal } from './local-push.js'
@@ -86,7 +87,7 @@ export class OutboxDrain {
       } catch (error) {
         if (this.stopped && isShutdownError(error)) return
         this.rt.fail('drain', error)
-        const wait = Math.min(5000, 50 * 2 ** this.failures++)
+        const wait = backoffMs(this.failures++, { initialMs: 50, maxMs: 5000 })
         this.retryTimer = setTimeout(() => this.request(), wait)
         this.retryTimer.unref()
         return

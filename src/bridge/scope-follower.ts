@@ -1,4 +1,5 @@
 import type { Observer } from '../mesh/mesh-store.js'
+import { backoffMs } from '../util/backoff.js'
 import type { AdapterBinding } from './adapter-binding.js'
 import { isShutdownError } from './apply-batch.js'
 import { type CatchUpReport, pull } from './catch-up.js'
@@ -114,7 +115,7 @@ export class ScopeFollower {
           this.failed(binding, error, attempt + 1)
         }
       },
-      Math.min(5000, 50 * 2 ** attempt),
+      backoffMs(attempt, { initialMs: 50, maxMs: 5000 }),
     )
     timer.unref()
     this.retryTimers.set(binding.model, timer)

@@ -1,4 +1,4 @@
-import { delay } from '../repository/busy-retry.js'
+import { delay } from '../util/delay.js'
 import type { AdapterBinding } from './adapter-binding.js'
 import { pushLocal } from './local-push.js'
 import type { Reconcile } from './outbox-drain.js'

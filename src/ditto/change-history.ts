@@ -1,9 +1,9 @@
-import { ErrorCode, MeshmirrorError } from '../errors.js'
 import type { Document } from '../mesh/document.js'
 import { compileScope } from '../mesh/filter.js'
 import { matches } from '../mesh/match.js'
 import type { ChangeCursor, ChangeSet, ChangesSinceOptions } from '../mesh/mesh-store.js'
 import type { Scope } from '../mesh/query.js'
+import { positiveLimit } from '../mesh/validate.js'
 import type { ChangeLog } from './change-log.js'
 
 /** How the history reads Ditto. */
@@ -33,10 +33,7 @@ export class ChangeHistory {
   async since(cursor: ChangeCursor | null, scope: Scope, options: ChangesSinceOptions): Promise<ChangeSet> {
     const compiled = compileScope(scope)
     const after = cursor === null ? 0 : this.log.decodeCursor(cursor)
-    const limit = options.limit ?? 10_000
-    if (!(Number.isSafeInteger(limit) && limit > 0)) {
-      throw new MeshmirrorError(ErrorCode.INVALID_OPTIONS, 'changesSince limit must be a positive integer.')
-    }
+    const limit = positiveLimit(options.limit, 10_000)
     const c = compiled.collection
     let docs: Map<string, Document> | undefined
     if (!this.reconciled.has(c) || this.outsideWrites) {

@@ -19,6 +19,7 @@ import type {
 } from '../mesh/mesh-store.js'
 import type { Query, Scope } from '../mesh/query.js'
 import { assertCollection, DEFAULT_MAX_DOC_BYTES, parseFieldPath } from '../mesh/validate.js'
+import { Emitter } from '../util/emitter.js'
 import { ChangeHistory } from './change-history.js'
 import type { ChangeLog } from './change-log.js'
 import { DittoWriter, type WriteNotes, type WriterContext } from './ditto-writer.js'
@@ -31,15 +32,13 @@ import type { DittoMeshOptions } from './options.js'
 import { backendError } from './sdk.js'
 import type { DittoMesh, DittoMeshStats, DittoPresence } from './types.js'
 
-type Listeners = { [E in keyof MeshStoreEvents]: Set<(payload: MeshStoreEvents[E]) => void> }
-
 /** A {@link DittoMesh}: the mesh port on an open Ditto instance. */
 export class DittoMeshStore implements DittoMesh {
   readonly siteId: string
   private readonly ctx: WriterContext
   private readonly keepAlive = new KeepAlive()
   private readonly observers = new Set<LiveQuery>()
-  private readonly events: Listeners = { 'observer-error': new Set() }
+  private readonly events: Emitter<MeshStoreEvents>
   private readonly inFlight = new Set<Promise<unknown>>()
   private readonly logger: Logger
   private readonly unregisterExit: () => void
@@ -61,6 +60,7 @@ export class DittoMeshStore implements DittoMesh {
       byIds: (c, ids) => this.reader().readMany(c, ids),
     })
     this.logger = options.logger ?? silentLogger
+    this.events = new Emitter(this.logger)
     const counters = log.counterFields()
     for (const [collection, fields] of Object.entries(options.counterFields ?? {})) {
       const set = counters.get(collection) ?? new Set()
@@ -155,7 +155,7 @@ export class DittoMeshStore implements DittoMesh {
       onError: (error, q) => {
         this.observerErrors++
         this.logger.warn('observer listener failed', { collection: q.collection, error: String(error) })
-        for (const l of this.events['observer-error']) l({ error, query: q })
+        this.events.emit('observer-error', { error, query: q })
       },
       onCancel: (l) => {
         if (this.observers.delete(l)) this.keepAlive.release()
@@ -253,9 +253,7 @@ export class DittoMeshStore implements DittoMesh {
   }
 
   on<E extends keyof MeshStoreEvents>(event: E, listener: (payload: MeshStoreEvents[E]) => void): () => void {
-    const set = this.events[event]
-    set.add(listener)
-    return () => set.delete(listener)
+    return this.events.on(event, listener)
   }
 
   /** Waits for operations in flight, cancels observers, stops sync, closes Ditto and the change log. */

@@ -2,8 +2,10 @@ import { readFileSync, statSync } from 'node:fs'
 import { hostname } from 'node:os'
 import { isAbsolute, join } from 'node:path'
 import type { Ditto } from '@dittolive/ditto'
-import { AbortError, ErrorCode, LockHeldError, type LockHolder, MeshmirrorError, ValidationError } from '../errors.js'
+import { ErrorCode, LockHeldError, type LockHolder, MeshmirrorError, ValidationError } from '../errors.js'
 import type { Logger } from '../logger.js'
+import { backoffMs } from '../util/backoff.js'
+import { delay } from '../util/delay.js'
 import type { DittoLogLevel, DittoMeshOptions, DittoTransports } from './options.js'
 import { backendError, isDittoError, loadSdk, type Sdk } from './sdk.js'
 
@@ -27,8 +29,7 @@ export async function openDitto(dir: string, options: DittoMeshOptions, logger: 
   configureLogging(sdk, options.logLevel ?? 'off')
   const timeoutMs = options.lockTimeoutMs ?? 10_000
   const started = performance.now()
-  let delay = 5
-  for (;;) {
+  for (let attempt = 0; ; attempt++) {
     try {
       return await openOnce(sdk, dir, options)
     } catch (error) {
@@ -37,8 +38,7 @@ export async function openDitto(dir: string, options: DittoMeshOptions, logger: 
       const holder = lockHolder(dir)
       if (waited >= timeoutMs) throw new LockHeldError(dir, holder, waited)
       logger.debug('Ditto directory held; waiting', { dir, holder: holder?.pid, waitedMs: Math.round(waited) })
-      await sleep(Math.min(delay, timeoutMs - waited), options.signal)
-      delay = Math.min(delay * 2, 100)
+      await delay(Math.min(backoffMs(attempt, { initialMs: 5, maxMs: 100 }), timeoutMs - waited), options.signal)
     }
   }
 }
@@ -140,19 +140,4 @@ export function activate(ditto: Ditto, token: string | undefined): boolean {
       },
     )
   }
-}
-
-function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal?.aborted) return reject(new AbortError(signal.reason))
-    const onAbort = () => {
-      clearTimeout(timer)
-      reject(new AbortError(signal?.reason))
-    }
-    const timer = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort)
-      resolve()
-    }, ms)
-    signal?.addEventListener('abort', onAbort, { once: true })
-  })
 }

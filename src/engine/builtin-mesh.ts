@@ -16,9 +16,10 @@ import type {
   WriteResult,
 } from '../mesh/mesh-store.js'
 import type { Query, Scope } from '../mesh/query.js'
-import { assertCollection, normaliseId, parseFieldPath } from '../mesh/validate.js'
+import { assertCollection, normaliseId, parseFieldPath, positiveLimit } from '../mesh/validate.js'
+import { Emitter } from '../util/emitter.js'
+import { Mutex } from '../util/mutex.js'
 import { STORE_FILE } from './database.js'
-import { Mutex } from './mutex.js'
 import { fieldExpr } from './query-sql.js'
 import { changesFor, changesSince, countScope, encodeCursor, runQuery } from './reads.js'
 import { parseDoc, type StoreCore } from './store-core.js'
@@ -34,8 +35,6 @@ import type {
 } from './types.js'
 import { WriteSession } from './write-session.js'
 
-type Listeners = { [E in keyof MeshStoreEvents]: Set<(payload: MeshStoreEvents[E]) => void> }
-
 /** The builtin engine's store. Created by `openMesh`. */
 /** Changes after which the planner's statistics are first gathered. */
 const ANALYZE_FIRST = 1000
@@ -44,8 +43,8 @@ export class BuiltinMeshStore implements BuiltinMesh {
   readonly siteId: SiteId
   readonly dir: string
   private readonly mutex = new Mutex()
-  private readonly commitListeners = new Set<(seq: number) => void>()
-  private readonly events: Listeners = { 'observer-error': new Set() }
+  /** `commit` tells the replicator about each committed sequence; `observer-error` is the port's event. */
+  private readonly events: Emitter<MeshStoreEvents & { commit: number }>
   private closing: Promise<void> | undefined
   private closed = false
   private analyzeAt = ANALYZE_FIRST
@@ -54,6 +53,7 @@ export class BuiltinMeshStore implements BuiltinMesh {
   constructor(private readonly core: StoreCore) {
     this.siteId = core.site
     this.dir = core.dir
+    this.events = new Emitter(core.logger)
   }
 
   // ---- writes ---------------------------------------------------------------
@@ -129,7 +129,7 @@ export class BuiltinMeshStore implements BuiltinMesh {
       if (core.committedSeq >= this.analyzeAt) this.analyze()
       if (changed) {
         if (session.entries.length > 0) core.observers.publish(session.entries)
-        for (const l of this.commitListeners) l(core.committedSeq)
+        this.events.emit('commit', core.committedSeq)
       }
       return result
     })
@@ -199,21 +199,18 @@ export class BuiltinMeshStore implements BuiltinMesh {
   }
 
   onCommit(listener: (sequence: number) => void): () => void {
-    this.commitListeners.add(listener)
-    return () => this.commitListeners.delete(listener)
+    return this.events.on('commit', listener)
   }
 
   on<E extends keyof MeshStoreEvents>(event: E, listener: (payload: MeshStoreEvents[E]) => void): () => void {
-    const set = this.events[event]
-    set.add(listener)
-    return () => set.delete(listener)
+    return this.events.on(event, listener)
   }
 
   /** Called by the observer hub when a listener fails. */
   reportObserverError(error: unknown, query: Query): void {
     this.observerErrors++
     this.core.logger.warn('observer listener failed', { collection: query.collection, error: String(error) })
-    for (const l of this.events['observer-error']) l({ error, query })
+    this.events.emit('observer-error', { error, query })
   }
 
   async collections(): Promise<string[]> {
@@ -255,7 +252,7 @@ export class BuiltinMeshStore implements BuiltinMesh {
     this.closing ??= this.mutex.run(() => {
       this.closed = true
       this.core.observers.cancelAll()
-      this.commitListeners.clear()
+      this.events.clear()
       this.core.reader.close()
       this.core.writer.close()
     })
@@ -275,12 +272,4 @@ function getDoc(core: StoreCore, conn: 'r' | 'w', collection: string, id: DocIdI
   assertCollection(collection)
   const row = core[conn].getDoc.get(collection, normaliseId(id))
   return row ? (parseDoc(row.doc) ?? undefined) : undefined
-}
-
-function positiveLimit(limit: unknown, fallback: number): number {
-  if (limit === undefined) return fallback
-  if (!Number.isSafeInteger(limit) || (limit as number) <= 0) {
-    throw new ValidationError(ErrorCode.INVALID_OPTIONS, `limit must be a positive integer, got ${String(limit)}.`)
-  }
-  return limit as number
 }

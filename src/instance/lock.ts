@@ -1,6 +1,8 @@
 import { existsSync, mkdirSync, statfsSync, utimesSync } from 'node:fs'
 import { join } from 'node:path'
 import { AbortError, LockHeldError } from '../errors.js'
+import { backoffMs } from '../util/backoff.js'
+import { delay } from '../util/delay.js'
 import { directoryUnusable } from './fs-errors.js'
 import { type KernelHold, kernelHoldIntact, kernelLockHeld, lockKernel } from './kernel-lock.js'
 import { isAlive, OWNER_FILE, type OwnerRecord, ownRecord, readOwner, sameOwner } from './owner.js'
@@ -133,8 +135,8 @@ export class DirectoryLock {
       options.onWait?.(holder, waited)
       // A poll is cheap (one failed lock attempt, well under a millisecond); capping the
       // backoff at 50 ms keeps takeover after the holder's death fast.
-      const backoff = Math.min(MAX_POLL_MS, 5 * 2 ** attempt) * (0.5 + Math.random() / 2)
-      await sleep(Math.max(1, Math.min(backoff, options.timeoutMs - waited)), options.signal)
+      const backoff = backoffMs(attempt, { initialMs: 5, maxMs: MAX_POLL_MS, jitter: true })
+      await delay(Math.max(1, Math.min(backoff, options.timeoutMs - waited)), options.signal)
     }
   }
 
@@ -217,18 +219,4 @@ export function probeLock(dir: string, options: LockOptions = {}): 'free' | 'hel
   if (!rec) return 'free'
   // In kernel mode the kernel lock was just found free: a kernel-mode record is a crash's leftover.
   return ownerReplaceable(rec, kernel, options.staleMs ?? DEFAULT_STALE_MS) ? 'free' : 'held'
-}
-
-function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort)
-      resolve()
-    }, ms)
-    const onAbort = () => {
-      clearTimeout(timer)
-      reject(new AbortError(signal?.reason))
-    }
-    signal?.addEventListener('abort', onAbort, { once: true })
-  })
 }

@@ -1,8 +1,8 @@
 import { basename, dirname } from 'node:path'
 import { type Logger, silentLogger } from '../logger.js'
+import { Emitter } from '../util/emitter.js'
 import { dirSize } from './dir-size.js'
 import { type CleanupReport, cleanupMeshDirs } from './dirs.js'
-import { Emitter } from './emitter.js'
 import type { MeshEngine } from './engine.js'
 import type {
   ClosableStore,
@@ -54,7 +54,7 @@ export class SharedInstance<S extends ClosableStore> implements Registered {
     lock.onLost = () => {
       this.health().catch((error: unknown) => this.noteError(`health check failed: ${(error as Error).message}`))
     }
-    this.events = new Emitter((error, event) => {
+    this.events = new Emitter(logger, (error, event) => {
       const message = `a listener of '${String(event)}' threw: ${(error as Error)?.message ?? String(error)}`
       // A throwing 'error' listener is recorded, not re-emitted to itself.
       if (event === 'error') this.lastError = message

@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it, type TestContext } from 'vitest'
-import { type ErrorCode, MeshmirrorError } from '../errors.js'
+import { type ErrorCode, MeshmirrorError, ValidationError } from '../errors.js'
 import type { Document, JsonObject } from './document.js'
 import type { MeshStore, MeshStoreEvents, ObserveOptions, Observer, ObserverChange } from './mesh-store.js'
 import type { Query } from './query.js'
@@ -1063,6 +1063,12 @@ export function runMeshStoreConformance(
           'INVALID_QUERY',
         )
         await expectCode(mesh.changesSince(null, { collection: 'c' }, { limit: 0 }), 'INVALID_OPTIONS')
+        // Every backend refuses a bad page size with the same error class, so callers can handle it once.
+        for (const limit of [0, -1, 1.5, Number.NaN, '10']) {
+          await expect(mesh.changesSince(null, { collection: 'c' }, { limit } as never)).rejects.toBeInstanceOf(
+            ValidationError,
+          )
+        }
         expect((await mesh.stats()).observers).toBe(0)
       })
     })

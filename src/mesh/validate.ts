@@ -215,3 +215,16 @@ export function checkUpsertOptions(options: UpsertOptions | undefined): { mode: 
   }
   return { mode, rewriteEqual }
 }
+
+/**
+ * A page size both mesh backends accept: `fallback` when absent, else a
+ * positive safe integer; anything else throws `INVALID_OPTIONS` (a
+ * `ValidationError`, the same on every backend) before anything is read.
+ */
+export function positiveLimit(limit: unknown, fallback: number): number {
+  if (limit === undefined) return fallback
+  if (!Number.isSafeInteger(limit) || (limit as number) <= 0) {
+    throw new ValidationError(ErrorCode.INVALID_OPTIONS, `limit must be a positive integer, got ${String(limit)}.`)
+  }
+  return limit as number
+}

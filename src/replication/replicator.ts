@@ -1,6 +1,9 @@
 import type { BuiltinMesh } from '../engine/types.js'
 import { ErrorCode, type MeshmirrorError, ValidationError } from '../errors.js'
 import { type Logger, silentLogger } from '../logger.js'
+import { backoffMs } from '../util/backoff.js'
+import { delay } from '../util/delay.js'
+import { Emitter } from '../util/emitter.js'
 import { type Discovery, startDiscovery } from './discovery.js'
 import { MAX_CHANGES_PER_CHUNK } from './inbound-stream.js'
 import { PeerSession, type PeerStatus } from './peer-session.js'
@@ -143,7 +146,7 @@ class ReplicatorImpl implements Replicator {
   private readonly waiting = new Map<string, string | undefined>()
   private closing: Promise<void> | undefined
   private readonly logger: Logger
-  private readonly listeners = new Map<string, Set<(p: never) => void>>()
+  private readonly events: Emitter<ReplicationEvents>
   private readonly totals = {
     changesSent: 0,
     changesReceived: 0,
@@ -158,6 +161,7 @@ class ReplicatorImpl implements Replicator {
     private readonly o: ReplicationOptions,
   ) {
     this.logger = o.logger ?? silentLogger
+    this.events = new Emitter(this.logger)
     this.transport =
       o.transport ??
       wsTransport({
@@ -246,7 +250,7 @@ class ReplicatorImpl implements Replicator {
   private async dialLoop(url: string, signal: AbortSignal): Promise<void> {
     const minMs = this.o.reconnect?.minMs ?? 100
     const maxMs = this.o.reconnect?.maxMs ?? 10_000
-    let delay = minMs
+    let attempt = 0
     this.waiting.set(url, undefined)
     while (!signal.aborted) {
       try {
@@ -256,7 +260,7 @@ class ReplicatorImpl implements Replicator {
         const reached = await session.closed.then(() => session.status())
         this.waiting.set(url, reached.lastError)
         // A link that got to sync resets the backoff; a refused one keeps growing it.
-        if (reached.lastError === undefined || reached.changesReceived > 0) delay = minMs
+        if (reached.lastError === undefined || reached.changesReceived > 0) attempt = 0
       } catch (error) {
         if (signal.aborted) return
         this.waiting.set(url, (error as Error).message)
@@ -264,19 +268,9 @@ class ReplicatorImpl implements Replicator {
       }
       if (signal.aborted) return
       this.emit('peer', this.connectingStatus(url))
-      const wait = delay * (0.5 + Math.random() / 2)
-      delay = Math.min(maxMs, delay * 2)
-      await new Promise<void>((resolve) => {
-        const t = setTimeout(resolve, wait)
-        signal.addEventListener(
-          'abort',
-          () => {
-            clearTimeout(t)
-            resolve()
-          },
-          { once: true },
-        )
-      })
+      const wait = backoffMs(attempt++, { initialMs: minMs, maxMs, jitter: true })
+      // An abort ends the wait early; the loop's condition then ends the dialling.
+      await delay(wait, signal).catch(() => undefined)
     }
   }
 
@@ -322,17 +316,11 @@ class ReplicatorImpl implements Replicator {
   }
 
   on<E extends keyof ReplicationEvents>(event: E, listener: (payload: ReplicationEvents[E]) => void): () => void {
-    let set = this.listeners.get(event)
-    if (!set) {
-      set = new Set()
-      this.listeners.set(event, set)
-    }
-    set.add(listener as (p: never) => void)
-    return () => set.delete(listener as (p: never) => void)
+    return this.events.on(event, listener)
   }
 
   private emit<E extends keyof ReplicationEvents>(event: E, payload: ReplicationEvents[E]): void {
-    for (const l of this.listeners.get(event) ?? []) (l as (p: ReplicationEvents[E]) => void)(payload)
+    this.events.emit(event, payload)
   }
 
   close(): Promise<void> {
