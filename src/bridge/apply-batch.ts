@@ -218,7 +218,7 @@ async function writeGroups(
       } else if (item.kind === 'refuse') {
         const refusal = item.refusal ?? { reason: 'refused' }
         keep.push({ id: item.id, state: 'refused', op: 'upsert', reason: refusal.reason, code: refusal.code ?? null })
-        outcome.rejected.push({ item, error: new Error(refusal.reason) })
+        outcome.rejected.push({ item, error: new MeshmirrorError(ErrorCode.DOCUMENT_REJECTED, refusal.reason) })
       } else ready.push(item)
     }
     // Items counted into a restore's report are written one by one for exact outcomes.

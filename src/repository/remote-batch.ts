@@ -1,4 +1,5 @@
 import type Database from 'better-sqlite3'
+import { ErrorCode, ValidationError } from '../errors.js'
 import { isBusy } from './busy-retry.js'
 import { parentKey } from './foreign-keys.js'
 import type { ModelInfo } from './model-definition.js'
@@ -153,7 +154,15 @@ function planGroup(
   result: RemoteBatchResult,
 ): GroupPlan {
   const model = plan.models.get(group.model)
-  if (!model) throw new Error(`Unknown model ${group.model}.`)
+  if (!model) {
+    throw new ValidationError(
+      ErrorCode.INVALID_MODEL,
+      `Unknown model ${JSON.stringify(group.model)} in a remote batch.`,
+      {
+        details: { model: group.model },
+      },
+    )
+  }
   const held = st.pendingIds(
     group.model,
     group.writes.map((w) => w.id),
