@@ -180,6 +180,9 @@ class Shop {
       const before = this.created.get(this.name(offline)) ?? 0
       this.note(`${this.name(offline)} disconnected from the other tills, still selling`)
       await until(at(0.75))
+      // A slow restart above can eat the window: stay cut off until the till has sold while apart.
+      const cap = Date.now() + duration * 1000
+      while ((this.created.get(this.name(offline)) ?? 0) === before && Date.now() < cap) await delay(20)
       this.tills[offline]!.send('online')
       await this.tills[offline]!.next('online')
       this.soldOffline = (this.created.get(this.name(offline)) ?? 0) - before
