@@ -225,6 +225,10 @@ describe('SQLite repository', () => {
     const noKey = await attempt([{ name: 'nokey' }])
     expect(hasCode(noKey, 'INVALID_MODEL') && /no declared primary key/.test((noKey as Error).message)).toBe(true)
     expect(String(await attempt([{ name: 'pair', primaryKey: 'a' }]))).toMatch(/primary key is a, b/)
+    expect(String(await attempt([{ name: 'pair', primaryKey: [] as string[] }]))).toMatch(
+      /primaryKey must be a column name or a non-empty array/,
+    )
+    expect(String(await attempt([{ name: 'pair', primaryKey: ['b', 'a'] }]))).toMatch(/primary key is a, b/)
     expect(String(await attempt([{ name: 't', columns: { id: 'text', missing: 'integer' } }]))).toMatch(
       /column\(s\) missing .*ALTER TABLE/,
     )
