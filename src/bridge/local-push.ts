@@ -1,10 +1,11 @@
 import { ValidationError } from '../errors.js'
+import { contentHash } from '../mesh/content-hash.js'
 import type { Document, JsonObject } from '../mesh/document.js'
 import { jsonEqual } from '../mesh/json.js'
 import type { MeshWriter } from '../mesh/mesh-store.js'
 import { DELETED_HASH, type DocSyncState, type DocSyncStateEntry, type Row } from '../repository/repository.js'
 import type { AdapterBinding } from './adapter-binding.js'
-import { changedFields, contentHash, normaliseDocument } from './content-hash.js'
+import { changedFields, normaliseDocument } from './content-hash.js'
 import { docKey, RejectReason, type SyncRuntime } from './runtime.js'
 
 /** The local state of one document to send: its row, or none when deleted. */
