@@ -1,17 +1,6 @@
 import type { Document, JsonObject, JsonValue } from '../mesh/document.js'
 import { jsonEqual } from '../mesh/json.js'
 
-/** A plain copy of a mapped document: `_id` set to `id`, undefined fields dropped. */
-export function normaliseDocument(doc: Document, id: string): Document {
-  const out: Document = { _id: id }
-  for (const key of Object.keys(doc)) {
-    if (key === '_id') continue
-    const v = doc[key]
-    if (v !== undefined) out[key] = v
-  }
-  return out
-}
-
 /**
  * The fields of `doc` that differ from `base` (the content last exchanged
  * with the mesh), with `_id`: what a local edit changed. Sending only these
