@@ -1,7 +1,8 @@
 import { ErrorCode, MeshmirrorError } from '../errors.js'
+import { contentHash } from '../mesh/content-hash.js'
+import { mappedDocument } from '../mesh/validate.js'
 import { DELETED_HASH, type DocSyncState, type Row } from '../repository/repository.js'
 import type { AdapterBinding } from './adapter-binding.js'
-import { contentHash, normaliseDocument } from './content-hash.js'
 import { pushLocal } from './local-push.js'
 import type { Reconcile } from './outbox-drain.js'
 import { knownState } from './remote-intake.js'
@@ -31,7 +32,7 @@ export async function notifyUpsert(
   let hash: string
   try {
     id = binding.adapter.documentId(record)
-    hash = contentHash(normaliseDocument(binding.adapter.toDocument(record), id)).hash
+    hash = contentHash(mappedDocument(binding.adapter.toDocument(record), id)).hash
   } catch (error) {
     rt.reject(binding.model, '', 'local', RejectReason.invalidRecord, error)
     throw new MeshmirrorError(

@@ -1,10 +1,12 @@
 import { ValidationError } from '../errors.js'
+import { contentHash } from '../mesh/content-hash.js'
 import type { Document, JsonObject } from '../mesh/document.js'
 import { jsonEqual } from '../mesh/json.js'
 import type { MeshWriter } from '../mesh/mesh-store.js'
+import { mappedDocument } from '../mesh/validate.js'
 import { DELETED_HASH, type DocSyncState, type DocSyncStateEntry, type Row } from '../repository/repository.js'
 import type { AdapterBinding } from './adapter-binding.js'
-import { changedFields, contentHash, normaliseDocument } from './content-hash.js'
+import { changedFields } from './changed-fields.js'
 import { docKey, RejectReason, type SyncRuntime } from './runtime.js'
 
 /** The local state of one document to send: its row, or none when deleted. */
@@ -175,7 +177,7 @@ function plan(rt: SyncRuntime, group: PushGroup, result: PushResult): Planned[] 
           `toDocument gave _id ${JSON.stringify(mapped._id)} but documentId gave ${JSON.stringify(mappedId)}.`,
         )
       }
-      doc = normaliseDocument(mapped, mappedId)
+      doc = mappedDocument(mapped, mappedId)
     } catch (error) {
       rt.reject(binding.model, id, 'local', RejectReason.invalidRecord, error)
       continue

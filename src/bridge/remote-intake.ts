@@ -1,9 +1,9 @@
 import { ErrorCode, hasCode, MeshmirrorError } from '../errors.js'
+import { contentHash } from '../mesh/content-hash.js'
 import type { Document, JsonObject } from '../mesh/document.js'
 import { DELETED_HASH, type DocSyncState } from '../repository/repository.js'
 import type { AdapterBinding } from './adapter-binding.js'
 import type { ApplyTally } from './apply-queue.js'
-import { contentHash } from './content-hash.js'
 import type { ReadWindow } from './push-overlap.js'
 import { docKey, messageOf, RejectReason, type SyncRuntime } from './runtime.js'
 

@@ -2,8 +2,8 @@ import { randomBytes } from 'node:crypto'
 import { join } from 'node:path'
 import Database from 'better-sqlite3'
 import { ErrorCode, StorageError, ValidationError } from '../errors.js'
+import { contentHash } from '../mesh/content-hash.js'
 import type { Document } from '../mesh/document.js'
-import { contentHash } from './doc-codec.js'
 
 /** The sidecar file, inside the Ditto persistence directory. */
 export const CHANGE_LOG_FILE = 'meshmirror-ditto.sqlite'
@@ -114,7 +114,7 @@ export class ChangeLog {
     for (const row of this.stmt.all.iterate(collection)) known.set(row.id, row)
     this.db.transaction(() => {
       for (const doc of docs) {
-        const hash = contentHash(doc)
+        const { hash } = contentHash(doc)
         const row = known.get(doc._id)
         known.delete(doc._id)
         if (row && !row.removed && row.hash === null) this.stmt.setHash.run(hash, collection, doc._id)
@@ -131,7 +131,7 @@ export class ChangeLog {
     this.db.transaction(() => {
       for (const doc of docs) {
         const row = this.stmt.entry.get(collection, doc._id)
-        if (row && !row.removed && row.hash === null) this.stmt.setHash.run(contentHash(doc), collection, doc._id)
+        if (row && !row.removed && row.hash === null) this.stmt.setHash.run(contentHash(doc).hash, collection, doc._id)
       }
     })()
   }

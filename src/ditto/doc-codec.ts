@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto'
 import type { Document, JsonValue } from '../mesh/document.js'
 import { canonicalJson } from '../mesh/json.js'
 
@@ -34,9 +33,4 @@ function plain(value: unknown): JsonValue {
     default:
       return null
   }
-}
-
-/** Content hash of a document (key order does not matter). */
-export function contentHash(doc: Document): string {
-  return createHash('sha1').update(canonicalJson(doc)).digest('base64url')
 }

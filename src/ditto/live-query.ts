@@ -1,10 +1,10 @@
 import type { QueryResult, Store, StoreObserver, Sync, SyncSubscription } from '@dittolive/ditto'
 import type { Document } from '../mesh/document.js'
 import type { CompiledQuery } from '../mesh/filter.js'
-import { canonicalJson } from '../mesh/json.js'
 import { applyQueryInMemory } from '../mesh/match.js'
-import type { ObserveOptions, Observer, ObserverChange, ObserverListener, RemovedDocument } from '../mesh/mesh-store.js'
+import type { ObserveOptions, Observer, ObserverChange, ObserverListener } from '../mesh/mesh-store.js'
 import type { Query } from '../mesh/query.js'
+import { diffResults, isEmptyDiff, type ResultIndex } from '../mesh/result-diff.js'
 import { fromDitto } from './doc-codec.js'
 import { selectScope } from './dql.js'
 
@@ -29,7 +29,7 @@ export class LiveQuery implements Observer {
   readonly ready: Promise<void>
   private readonly observer: StoreObserver
   private readonly subscription: SyncSubscription
-  private previous = new Map<string, { doc: Document; json: string }>()
+  private previous: ResultIndex = new Map()
   private first = true
   private cancelled = false
   private resolveReady!: () => void
@@ -75,10 +75,11 @@ export class LiveQuery implements Observer {
       next()
       return
     }
-    const change = this.diff(docs)
+    const { diff: change, next: index } = diffResults(this.previous, docs)
+    this.previous = index
     const initial = this.first
     this.first = false
-    const deliver = initial ? this.options.initial === true : isChange(change)
+    const deliver = initial ? this.options.initial === true : !isEmptyDiff(change)
     if (!deliver) {
       if (initial) this.resolveReady()
       next()
@@ -101,25 +102,4 @@ export class LiveQuery implements Observer {
       }
     }
   }
-
-  private diff(docs: Document[]): Omit<ObserverChange, 'initial' | 'results'> {
-    const next = new Map<string, { doc: Document; json: string }>()
-    const inserted: Document[] = []
-    const updated: Document[] = []
-    for (const doc of docs) {
-      const json = canonicalJson(doc)
-      next.set(doc._id, { doc, json })
-      const before = this.previous.get(doc._id)
-      if (!before) inserted.push(doc)
-      else if (before.json !== json) updated.push(doc)
-    }
-    const removed: RemovedDocument[] = []
-    for (const [id, before] of this.previous) if (!next.has(id)) removed.push({ _id: id, previous: before.doc })
-    this.previous = next
-    return { inserted, updated, removed }
-  }
-}
-
-function isChange(c: Omit<ObserverChange, 'initial' | 'results'>): boolean {
-  return c.inserted.length + c.updated.length + c.removed.length > 0
 }

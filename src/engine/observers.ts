@@ -1,9 +1,10 @@
 import type { Document } from '../mesh/document.js'
 import { type CompiledQuery, compileQuery } from '../mesh/filter.js'
-import { canonicalJson, jsonEqual } from '../mesh/json.js'
+import { jsonEqual } from '../mesh/json.js'
 import { matches } from '../mesh/match.js'
 import type { ObserveOptions, Observer, ObserverChange, ObserverListener, RemovedDocument } from '../mesh/mesh-store.js'
 import type { Query } from '../mesh/query.js'
+import { diffResults, indexResult, isEmptyDiff, type ResultIndex } from '../mesh/result-diff.js'
 
 /** One document's change in a commit, as observers see it. */
 export interface CommitEntry {
@@ -77,7 +78,7 @@ class LiveQuery implements Observer {
   private delivering = false
   private cancelled = false
   /** For queries with limit/offset: the current result, to diff against. */
-  private window: Document[] | undefined
+  private window: ResultIndex | undefined
   private markReady!: () => void
 
   constructor(
@@ -95,7 +96,7 @@ class LiveQuery implements Observer {
     const windowed = compiled.limit !== undefined || compiled.offset > 0
     // Read synchronously: every commit after this point reaches `push`.
     const snapshot = options.initial || windowed ? deps.runQuery(compiled) : undefined
-    if (windowed) this.window = snapshot
+    if (windowed) this.window = indexResult(snapshot ?? [])
     if (options.initial) {
       this.delivering = true
       setImmediate(() => void this.deliver(this.change(true, snapshot ?? [], [], [])))
@@ -126,7 +127,7 @@ class LiveQuery implements Observer {
     const pending = this.pending
     this.pending = new Map()
     const change = this.window ? this.diffWindow() : this.diffEntries(pending)
-    if (change.inserted.length + change.updated.length + change.removed.length === 0) return
+    if (isEmptyDiff(change)) return
     this.delivering = true
     void this.deliver(change)
   }
@@ -147,20 +148,9 @@ class LiveQuery implements Observer {
   }
 
   private diffWindow(): ObserverChange {
-    const old = this.window ?? []
-    const next = this.deps.runQuery(this.compiled)
+    const { diff, next } = diffResults(this.window ?? new Map(), this.deps.runQuery(this.compiled))
     this.window = next
-    const oldById = new Map(old.map((d) => [d._id, d]))
-    const nextIds = new Set(next.map((d) => d._id))
-    const inserted: Document[] = []
-    const updated: Document[] = []
-    for (const d of next) {
-      const before = oldById.get(d._id)
-      if (!before) inserted.push(d)
-      else if (canonicalJson(before) !== canonicalJson(d)) updated.push(d)
-    }
-    const removed = old.filter((d) => !nextIds.has(d._id)).map((d) => ({ _id: d._id, previous: d }))
-    return this.change(false, inserted, updated, removed)
+    return this.change(false, diff.inserted, diff.updated, diff.removed)
   }
 
   private change(

@@ -1,5 +1,5 @@
 import { ErrorCode, ValidationError } from '../errors.js'
-import type { DocIdInput, JsonObject, JsonValue } from './document.js'
+import type { DocIdInput, Document, JsonObject, JsonValue } from './document.js'
 import type { UpsertMode, UpsertOptions } from './mesh-store.js'
 
 /** Longest accepted collection name. */
@@ -151,6 +151,27 @@ function isJsonScalar(v: unknown): boolean {
 }
 
 /**
+ * Copies the fields of `from` into `into`, leaving out `_id` and fields set
+ * to undefined (they are absent, as JSON has no undefined). `check` sees each
+ * copied field first and throws to refuse it. Returns `into`.
+ */
+export function copyFields<T extends Record<string, unknown>>(
+  from: Record<string, unknown>,
+  into: T,
+  check?: (key: string, value: unknown) => void,
+): T {
+  const out = into as Record<string, unknown>
+  for (const key of Object.keys(from)) {
+    if (key === '_id') continue
+    const value = from[key]
+    if (value === undefined) continue
+    check?.(key, value)
+    out[key] = value
+  }
+  return into
+}
+
+/**
  * Checks one input document and returns its id and its fields (without
  * `_id`, without fields set to undefined). Throws a `ValidationError`.
  */
@@ -167,20 +188,24 @@ export function normaliseDocument(input: unknown, where = 'document'): { id: str
     throw new ValidationError(ErrorCode.INVALID_ID, `The ${where} has no _id. Every document needs an _id.`)
   }
   const id = normaliseId(record._id)
-  const fields: JsonObject = {}
-  for (const key of Object.keys(record)) {
-    if (key === '_id') continue
-    const value = record[key]
-    if (value === undefined) continue
+  const fields = copyFields(record, {} as JsonObject, (key, value) => {
     if (!checkedFieldNames.has(key)) {
       assertFieldName(key)
       if (checkedFieldNames.size >= 4096) checkedFieldNames.clear()
       checkedFieldNames.add(key)
     }
     if (!isJsonScalar(value)) assertJsonValue(value, `${where} ${JSON.stringify(id)}.${key}`, 1)
-    fields[key] = value as JsonValue
-  }
+  })
   return { id, fields }
+}
+
+/**
+ * A plain copy of a mapped document, not checked: `_id` set to `id`, fields
+ * set to undefined left out. The bridge hashes an adapter's output in this
+ * form; the mesh checks it on write (`normaliseDocument`).
+ */
+export function mappedDocument(doc: Document, id: string): Document {
+  return copyFields(doc, { _id: id } as Document)
 }
 
 /** Throws `DOC_TOO_LARGE` when `json` exceeds `maxBytes` (UTF-8). */

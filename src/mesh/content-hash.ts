@@ -1,6 +1,6 @@
 import { hash } from 'node:crypto'
-import type { Document, JsonObject, JsonValue } from '../mesh/document.js'
-import { canonicalJson, jsonEqual } from '../mesh/json.js'
+import type { Document } from './document.js'
+import { canonicalJson } from './json.js'
 
 /** A document's canonical JSON (keys sorted) and its hash. */
 export interface Hashed {
@@ -10,8 +10,12 @@ export interface Hashed {
 
 /**
  * Hashes a document's content: equal documents (whatever their key order)
- * give equal hashes. SHA-1 over canonical JSON; collisions are not a concern
- * for change detection.
+ * give equal hashes. SHA-1 over canonical JSON (base64url); collisions are
+ * not a concern for change detection.
+ *
+ * The bridge stores both `json` and `hash` in the app database and the Ditto
+ * change log stores `hash`: the text and the hash must stay byte-for-byte the
+ * same across releases, or every stored document would look changed.
  */
 export function contentHash(doc: Document): Hashed {
   const json = canonicalDocument(doc)
@@ -47,32 +51,4 @@ export function canonicalDocument(doc: Document): string {
     } else return canonicalJson(doc)
   }
   return order.length === 0 ? '{}' : `${out}}`
-}
-
-/** A plain copy of a mapped document: `_id` set to `id`, undefined fields dropped. */
-export function normaliseDocument(doc: Document, id: string): Document {
-  const out: Document = { _id: id }
-  for (const key of Object.keys(doc)) {
-    if (key === '_id') continue
-    const v = doc[key]
-    if (v !== undefined) out[key] = v
-  }
-  return out
-}
-
-/**
- * The fields of `doc` that differ from `base` (the content last exchanged
- * with the mesh), with `_id`: what a local edit changed. Sending only these
- * lets concurrent edits of other fields on other devices survive the merge.
- * Without a base, every field.
- */
-export function changedFields(doc: Document, base: JsonObject | null): Document {
-  if (base === null) return doc
-  const out: Document = { _id: doc._id }
-  for (const key of Object.keys(doc)) {
-    if (key === '_id') continue
-    const v = doc[key] as JsonValue
-    if (!Object.hasOwn(base, key) || !jsonEqual(base[key] as JsonValue, v)) out[key] = v
-  }
-  return out
 }
