@@ -104,22 +104,22 @@ export {
   type MeshDirInfo,
 } from './instance/dirs.js'
 export { type Diagnosis, diagnose } from './instance/doctor.js'
-export { builtinEngine, type MeshEngine, type MigrationProgress } from './instance/engine.js'
+export { builtinEngine } from './instance/engine.js'
 // The instance manager
-export {
-  type ClosableStore,
-  closeAllInstances,
-  type DirectoryStrategy,
-  type InstanceEvents,
-  type InstanceHealth,
-  type MeshInstance,
-  type MigrationReport,
-  type OpenInstanceOptions,
-  openMeshInstance,
-} from './instance/instance.js'
+export { closeAllInstances, openMeshInstance } from './instance/instance.js'
 export type { LockMode, LockOptions } from './instance/lock.js'
+export type { MeshEngine, MigrationProgress } from './instance/mesh-engine.js'
 export type { MigratedMarker } from './instance/migration.js'
 export type { OwnerRecord } from './instance/owner.js'
+export type {
+  ClosableStore,
+  DirectoryStrategy,
+  InstanceEvents,
+  InstanceHealth,
+  MeshInstance,
+  MigrationReport,
+  OpenInstanceOptions,
+} from './instance/types.js'
 export type { Logger } from './logger.js'
 export { silentLogger } from './logger.js'
 // The mesh port

@@ -2,7 +2,7 @@ import { readFileSync, renameSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { openMesh } from '../engine/open-mesh.js'
 import type { BuiltinMesh } from '../engine/types.js'
-import type { MigrationProgress } from './engine.js'
+import type { MigrationProgress } from './mesh-engine.js'
 
 /** Marker left in a directory whose documents were merged into another. */
 export const MIGRATED_FILE = 'meshmirror.migrated.json'
