@@ -67,6 +67,7 @@ export { type OpenedPeer, openPeer, type PeerEvents, type RunningPeer, startPeer
 export type { PeerLink, PeerPhase, PeerSnapshot } from './config/status-snapshot.js'
 export type { DatabaseSchema, TableColumn, TableSchema } from './config/table-schema.js'
 // The builtin engine
+export { builtinEngine } from './engine/builtin-engine.js'
 export type {
   ApplyRemoteOptions,
   ApplyRemoteResult,
@@ -104,12 +105,11 @@ export {
   type MeshDirInfo,
 } from './instance/dirs.js'
 export { type Diagnosis, diagnose } from './instance/doctor.js'
-export { builtinEngine } from './instance/engine.js'
 // The instance manager
 export { closeAllInstances, openMeshInstance } from './instance/instance.js'
 export type { LockMode, LockOptions } from './instance/lock.js'
 export type { MeshEngine, MigrationProgress } from './instance/mesh-engine.js'
-export type { MigratedMarker } from './instance/migration.js'
+export type { MigratedMarker } from './instance/migrated-marker.js'
 export type { OwnerRecord } from './instance/owner.js'
 export type {
   ClosableStore,

@@ -4,7 +4,7 @@ import { afterEach, describe, expect, it } from 'vitest'
 import { openMesh } from '../../src/engine/open-mesh.js'
 import type { BuiltinMesh } from '../../src/engine/types.js'
 import { openMeshInstance } from '../../src/instance/instance.js'
-import { MIGRATED_FILE, readMigrated } from '../../src/instance/migration.js'
+import { MIGRATED_FILE, readMigrated } from '../../src/instance/migrated-marker.js'
 import { HOLDER, removeTempRoots, spawnFixture, tempRoot } from './helpers.js'
 
 afterEach(removeTempRoots)

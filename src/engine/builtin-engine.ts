@@ -1,10 +1,10 @@
 import { existsSync } from 'node:fs'
 import { join } from 'node:path'
-import { STORE_FILE } from '../engine/database.js'
-import { openMesh } from '../engine/open-mesh.js'
-import type { BuiltinMesh, OpenMeshOptions } from '../engine/types.js'
-import type { MeshEngine } from './mesh-engine.js'
-import { migrateBuiltin } from './migration.js'
+import type { MeshEngine } from '../instance/mesh-engine.js'
+import { STORE_FILE } from './database.js'
+import { migrateBuiltin } from './migrate-builtin.js'
+import { openMesh } from './open-mesh.js'
+import type { BuiltinMesh, OpenMeshOptions } from './types.js'
 
 /** The builtin engine, with store options applied to every open. */
 export function builtinEngine(options: Omit<OpenMeshOptions, 'dir' | 'logger'> = {}): MeshEngine<BuiltinMesh> {
