@@ -1,5 +1,5 @@
 import type { MigrationProgress } from '../instance/mesh-engine.js'
-import { openMesh } from './open-mesh.js'
+import { openBuiltinStore } from './open-builtin-store.js'
 import type { BuiltinMesh } from './types.js'
 
 /**
@@ -13,7 +13,7 @@ export async function migrateBuiltin(
   target: BuiltinMesh,
   options: { chunkSize: number; onProgress?: (p: MigrationProgress) => void },
 ): Promise<{ documents: number; resumedFrom: number }> {
-  const source = await openMesh({ dir: sourceDir })
+  const source = await openBuiltinStore({ dir: sourceDir })
   try {
     const from = `migrate-${source.siteId}`
     const resumedFrom = await target.peerCursor(from)
