@@ -8,8 +8,8 @@ import { LOCK_FILE } from './kernel-lock.js'
 import { DirectoryLock, type LockOptions, probeLock } from './lock.js'
 import type { MeshEngine } from './mesh-engine.js'
 import { type MigratedMarker, readMigrated } from './migrated-marker.js'
+import { heldByThisProcess } from './open-instances.js'
 import { isAlive, OWNER_FILE, type OwnerRecord, readOwner } from './owner.js'
-import { heldByThisProcess } from './registry.js'
 
 /** An engine of any store kind: listing and cleaning directories only opens and closes stores. */
 export type AnyEngine = MeshEngine<{ close(): Promise<void> }>

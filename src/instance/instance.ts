@@ -7,13 +7,13 @@ import { silentLogger } from '../logger.js'
 import { directoryUnusable } from './fs-errors.js'
 import type { MeshEngine } from './mesh-engine.js'
 import { resolveSources } from './migrate-sources.js'
-import { closeAllInstances, instanceKey, joinInstance, registerInstance } from './registry.js'
+import { closeAllInstances, instanceKey, joinInstance, trackInstance } from './open-instances.js'
 import { type Placement, SharedInstance } from './shared-instance.js'
 import { installSignalHandlers } from './shutdown.js'
 import type { ClosableStore, MeshInstance, OpenInstanceOptions } from './types.js'
 import { uniqueDirName } from './unique-dir.js'
 
-export { closeAllInstances } from './registry.js'
+export { closeAllInstances } from './open-instances.js'
 
 /**
  * Opens (or joins) the instance for a directory. Later opens of an instance
@@ -74,7 +74,7 @@ async function openUnique<S extends ClosableStore>(
   const place: Placement = { dir, key, strategy: 'unique', named: join(parent, basename(base)) }
   if (fallback) place.fallback = fallback
   const pending = SharedInstance.open(engine, place, { ...opts, onLocked: 'fail' }, sources)
-  registerInstance(key, dir, pending)
+  trackInstance(key, dir, pending)
   return (await pending).handle()
 }
 

@@ -6,8 +6,8 @@ import { type CleanupReport, cleanupMeshDirs } from './dirs.js'
 import { DirectoryLock } from './lock.js'
 import type { MeshEngine } from './mesh-engine.js'
 import { migrateSources } from './migrate-sources.js'
+import { markClosing, type TrackedInstance } from './open-instances.js'
 import { readOwner } from './owner.js'
-import { markClosing, type Registered } from './registry.js'
 import type {
   ClosableStore,
   DirectoryStrategy,
@@ -34,7 +34,7 @@ export interface Placement {
  * One open store with its lock, shared by every handle of this process.
  * The last handle's `close()` closes the store, then releases the lock.
  */
-export class SharedInstance<S extends ClosableStore> implements Registered {
+export class SharedInstance<S extends ClosableStore> implements TrackedInstance {
   migration: MigrationReport | undefined
   cleanup: CleanupReport | undefined
   private refs = 0
