@@ -5,7 +5,7 @@ import Database from 'better-sqlite3'
 import type { SyncAdapter } from '../src/bridge/adapter.js'
 import { createSyncRegistry, type SyncRegistry } from '../src/bridge/registry.js'
 import type { SyncSettings } from '../src/bridge/settings.js'
-import { openMesh } from '../src/engine/open-mesh.js'
+import { openBuiltinStore } from '../src/engine/open-builtin-store.js'
 import type { BuiltinMesh } from '../src/engine/types.js'
 import type { Document } from '../src/mesh/document.js'
 import type { Row } from '../src/repository/repository.js'
@@ -90,7 +90,7 @@ export async function device(dir: string, settings: SyncSettings = {}, start = t
   const app = new Database(file)
   app.pragma('journal_mode = WAL')
   app.exec(DDL)
-  const mesh = await openMesh({ dir: join(dir, 'mesh') })
+  const mesh = await openBuiltinStore({ dir: join(dir, 'mesh') })
   const repo = await openSqliteRepository({ file, models: [{ name: 'counters' }] })
   const registry = createSyncRegistry({
     mesh,
@@ -145,7 +145,7 @@ export const applied = (d: Device) => d.registry.coordinator.metrics().applied
 
 /** Another site's mesh with `n` documents, and the directory of a closed device that has applied them all. */
 export async function primed(ctx: BenchContext, n: number): Promise<{ src: BuiltinMesh; dir: string }> {
-  const src = await openMesh({ dir: ctx.tempDir('apply-src') })
+  const src = await openBuiltinStore({ dir: ctx.tempDir('apply-src') })
   const dir = ctx.tempDir('apply')
   await upsertAll(src, n, 0)
   const d = await device(dir)
@@ -313,13 +313,13 @@ async function changeDetection(ctx: BenchContext): Promise<BenchResult[]> {
   ctx.log(`change detection: ${runs} runs of ${n} notifications, 80% unchanged`)
   const avoided: number[] = []
   for (let r = 0; r < runs; r++) {
-    const src = await openMesh({ dir: ctx.tempDir('cd-src') })
+    const src = await openBuiltinStore({ dir: ctx.tempDir('cd-src') })
     await upsertAll(src, n, 0)
     const d = await device(ctx.tempDir('cd'))
     await transfer(src, d.mesh, 1000)
     await until(() => applied(d) === n)
     // Another till saves every record again: 80% with the same content, 20% changed.
-    const other = await openMesh({ dir: ctx.tempDir('cd-other') })
+    const other = await openBuiltinStore({ dir: ctx.tempDir('cd-other') })
     const docs: Document[] = []
     for (let i = 0; i < n; i++) docs.push(doc(i, i % 5 === 0 ? 1 : 0))
     for (let i = 0; i < n; i += 5000) await other.upsert('counters', docs.slice(i, i + 5000))

@@ -14,8 +14,8 @@ type Sink = { put(docs: ReturnType<typeof eightFields>[]): Promise<void> | void;
 
 async function open(): Promise<Sink> {
   if (engine === 'builtin') {
-    const { openMesh } = await import('../src/engine/open-mesh.js')
-    const mesh = await openMesh({ dir })
+    const { openBuiltinStore } = await import('../src/engine/open-builtin-store.js')
+    const mesh = await openBuiltinStore({ dir })
     return {
       put: async (docs) => {
         await mesh.upsert('items', docs)

@@ -7,7 +7,7 @@ import { cpSync } from 'node:fs'
 import { join } from 'node:path'
 import Database from 'better-sqlite3'
 import type { SyncSettings } from '../src/bridge/settings.js'
-import { openMesh } from '../src/engine/open-mesh.js'
+import { openBuiltinStore } from '../src/engine/open-builtin-store.js'
 import { applied, device, doc, mirrored, transfer, upsertAll } from './bridge.bench.js'
 import { sane } from './compare-sane.js'
 import { type BenchContext, type BenchResult, type BenchSuite, summarise, withBaseline } from './harness.js'
@@ -31,8 +31,8 @@ async function prepare(ctx: BenchContext, n: number, changed: number): Promise<s
   const first = await mirrored(dir, n)
   await first.close()
   // Another device, in sync with this one, changes `changed` documents; replication delivers them while the app is away.
-  const other = await openMesh({ dir: ctx.tempDir('startup-other') })
-  const mesh = await openMesh({ dir: join(dir, 'mesh') })
+  const other = await openBuiltinStore({ dir: ctx.tempDir('startup-other') })
+  const mesh = await openBuiltinStore({ dir: join(dir, 'mesh') })
   await transfer(mesh, other)
   await upsertAll(other, changed, 1)
   await transfer(other, mesh)

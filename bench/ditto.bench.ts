@@ -2,7 +2,7 @@
 // batched upsert throughput, disk size for 100,000 documents, observer latency.
 // A suite for bench/run.ts; `npx tsx bench/ditto.bench.ts [--quick]` runs it alone.
 import { openDittoStore } from '../src/ditto/index.js'
-import { openMesh } from '../src/engine/open-mesh.js'
+import { openBuiltinStore } from '../src/engine/open-builtin-store.js'
 import { dirStats } from '../src/instance/dir-size.js'
 import type { MeshStore } from '../src/mesh/mesh-store.js'
 import {
@@ -22,7 +22,7 @@ export type Backend = { name: string; open(dir: string): Promise<MeshStore> }
 /** What `load` needs of a store: a plain table can stand in. */
 export type Loadable = { name: string; open(dir: string): Promise<Pick<MeshStore, 'upsert' | 'close'>> }
 export const ditto: Backend = { name: 'Ditto 5.x', open: (dir) => openDittoStore({ dir, diskLogs: false }) }
-export const builtin: Backend = { name: 'builtin engine', open: (dir) => openMesh({ dir }) }
+export const builtin: Backend = { name: 'builtin engine', open: (dir) => openBuiltinStore({ dir }) }
 
 /** Upserts n new documents in batches; returns docs/s and the directory's size after close. */
 export async function load(ctx: BenchContext, backend: Loadable, n: number): Promise<{ rate: number; bytes: number }> {

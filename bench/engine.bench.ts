@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process'
 import Database from 'better-sqlite3'
-import { openMesh } from '../src/engine/open-mesh.js'
+import { openBuiltinStore } from '../src/engine/open-builtin-store.js'
 import {
   type BenchContext,
   type BenchResult,
@@ -15,7 +15,7 @@ import { eightFields } from './workload.js'
 const BATCH = 1000
 
 async function upsertRate(ctx: BenchContext, n: number): Promise<number> {
-  const mesh = await openMesh({ dir: ctx.tempDir('upsert') })
+  const mesh = await openBuiltinStore({ dir: ctx.tempDir('upsert') })
   const t0 = performance.now()
   for (let i = 0; i < n; i += BATCH) {
     const docs = []
@@ -86,7 +86,7 @@ async function upsertThroughput(ctx: BenchContext): Promise<BenchResult[]> {
 async function observerLatency(ctx: BenchContext): Promise<BenchResult[]> {
   const n = ctx.quick ? 500 : 2000
   ctx.log(`observer latency: ${n} single-document commits`)
-  const mesh = await openMesh({ dir: ctx.tempDir('observe') })
+  const mesh = await openBuiltinStore({ dir: ctx.tempDir('observe') })
   let t0 = 0
   let wake: () => void = () => {}
   const samples: number[] = []

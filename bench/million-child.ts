@@ -2,7 +2,7 @@
 // selective find latency, as one JSON line. Run in its own process so memory
 // figures are not polluted by the parent.
 import Database from 'better-sqlite3'
-import { openMesh } from '../src/engine/open-mesh.js'
+import { openBuiltinStore } from '../src/engine/open-builtin-store.js'
 
 const [dir, nArg, mode] = process.argv.slice(2) as [string, string, string]
 const N = Number(nArg)
@@ -23,12 +23,12 @@ function doc(j: number) {
 }
 
 if (mode === 'empty') {
-  const mesh = await openMesh({ dir })
+  const mesh = await openBuiltinStore({ dir })
   gc?.()
   process.stdout.write(`${JSON.stringify({ rssMB: process.memoryUsage().rss / 2 ** 20 })}\n`)
   await mesh.close()
 } else if (mode === 'mesh') {
-  const mesh = await openMesh({ dir })
+  const mesh = await openBuiltinStore({ dir })
   for (let i = 0; i < N; i += BATCH) {
     const docs = []
     for (let j = i; j < Math.min(N, i + BATCH); j++) docs.push(doc(j))

@@ -3,7 +3,7 @@
 import { type ChildProcess, spawn } from 'node:child_process'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
-import { openMesh as openBuiltinMesh } from '../src/engine/open-mesh.js'
+import { openBuiltinStore } from '../src/engine/open-builtin-store.js'
 import type { BuiltinMesh } from '../src/engine/types.js'
 import { openMesh, type ReplicatedMesh } from '../src/index.js'
 import { type BenchContext, type BenchResult, type BenchSuite, percentile, summarise, withBaseline } from './harness.js'
@@ -172,7 +172,7 @@ async function catchUpAndReconnect(ctx: BenchContext): Promise<BenchResult[]> {
   const changed = ctx.quick ? 100 : 1_000
   ctx.log(`catch-up: ${n} documents to an empty peer, then a reconnect after ${changed} changes`)
   // Baseline: writing the same documents into a local store.
-  const plain = await openBuiltinMesh({ dir: ctx.tempDir('repl-local') })
+  const plain = await openBuiltinStore({ dir: ctx.tempDir('repl-local') })
   const l0 = performance.now()
   await load(plain, 0, n)
   const localMs = performance.now() - l0

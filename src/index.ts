@@ -67,6 +67,7 @@ export { type OpenedPeer, openPeer, type PeerEvents, type RunningPeer, startPeer
 export type { PeerLink, PeerPhase, PeerSnapshot } from './config/status-snapshot.js'
 export type { DatabaseSchema, TableColumn, TableSchema } from './config/table-schema.js'
 // The builtin engine
+export { builtinEngine } from './engine/builtin-engine.js'
 export type {
   ApplyRemoteOptions,
   ApplyRemoteResult,
@@ -104,22 +105,21 @@ export {
   type MeshDirInfo,
 } from './instance/dirs.js'
 export { type Diagnosis, diagnose } from './instance/doctor.js'
-export { builtinEngine, type MeshEngine, type MigrationProgress } from './instance/engine.js'
 // The instance manager
-export {
-  type ClosableStore,
-  closeAllInstances,
-  type DirectoryStrategy,
-  type InstanceEvents,
-  type InstanceHealth,
-  type MeshInstance,
-  type MigrationReport,
-  type OpenInstanceOptions,
-  openMeshInstance,
-} from './instance/instance.js'
+export { closeAllInstances, openMeshInstance } from './instance/instance.js'
 export type { LockMode, LockOptions } from './instance/lock.js'
-export type { MigratedMarker } from './instance/migration.js'
+export type { MeshEngine, MigrationProgress } from './instance/mesh-engine.js'
+export type { MigratedMarker } from './instance/migrated-marker.js'
 export type { OwnerRecord } from './instance/owner.js'
+export type {
+  ClosableStore,
+  DirectoryStrategy,
+  InstanceEvents,
+  InstanceHealth,
+  MeshInstance,
+  MigrationReport,
+  OpenInstanceOptions,
+} from './instance/types.js'
 export type { Logger } from './logger.js'
 export { silentLogger } from './logger.js'
 // The mesh port

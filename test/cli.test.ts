@@ -3,7 +3,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
-import { openMesh } from '../src/engine/open-mesh.js'
+import { openBuiltinStore } from '../src/engine/open-builtin-store.js'
 
 const dirs: string[] = []
 afterEach(() => {
@@ -28,7 +28,7 @@ describe('meshmirror CLI', () => {
   it('inspects a store, for people and as JSON', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'mm-cli-'))
     dirs.push(dir)
-    const mesh = await openMesh({ dir })
+    const mesh = await openBuiltinStore({ dir })
     await mesh.upsert('items', [{ _id: 'a' }, { _id: 'b' }])
     await mesh.upsert('orders', [{ _id: 'o' }])
     await mesh.remove('items', ['b'])

@@ -2,7 +2,7 @@ import { existsSync, statSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import type { Command } from 'commander'
 import { STORE_FILE } from '../engine/database.js'
-import { openMesh } from '../engine/open-mesh.js'
+import { openBuiltinStore } from '../engine/open-builtin-store.js'
 import { ErrorCode, StorageError } from '../errors.js'
 import { formatBytes, makeOutput, reportError } from './output.js'
 
@@ -35,7 +35,7 @@ export async function inspectStore(dirInput: string): Promise<InspectReport> {
       details: { dir },
     })
   }
-  const mesh = await openMesh({ dir })
+  const mesh = await openBuiltinStore({ dir })
   try {
     const stats = await mesh.stats()
     const collections: Record<string, number> = {}

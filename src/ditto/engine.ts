@@ -1,11 +1,7 @@
 import { ErrorCode, hasCode } from '../errors.js'
-import type { MeshEngine } from '../instance/engine.js'
-import {
-  type InstanceHealth,
-  type MeshInstance,
-  type OpenInstanceOptions,
-  openMeshInstance,
-} from '../instance/instance.js'
+import { openMeshInstance } from '../instance/instance.js'
+import type { MeshEngine } from '../instance/mesh-engine.js'
+import type { InstanceHealth, MeshInstance, OpenInstanceOptions } from '../instance/types.js'
 import { isDittoDir, openDittoStore } from './open-store.js'
 import { checkDittoOptions, type DittoMeshOptions } from './options.js'
 import type { DittoMesh, DittoPresence } from './types.js'

@@ -2,13 +2,13 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { runMeshStoreConformance } from '../testing.js'
-import { openMesh } from './open-mesh.js'
+import { openBuiltinStore } from './open-builtin-store.js'
 
 runMeshStoreConformance('builtin engine', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'mm-conformance-'))
   return {
-    store: await openMesh({ dir }),
-    reopen: () => openMesh({ dir }),
+    store: await openBuiltinStore({ dir }),
+    reopen: () => openBuiltinStore({ dir }),
     cleanup: async () => rmSync(dir, { recursive: true, force: true }),
   }
 })

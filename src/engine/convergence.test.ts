@@ -5,7 +5,7 @@ import fc from 'fast-check'
 import { afterEach, describe, expect, it } from 'vitest'
 import type { JsonValue } from '../mesh/document.js'
 import { applyIncrement, applyRemove, applyUpsert, type DocState, mergeStates, statesEqual } from './doc-state.js'
-import { openMesh } from './open-mesh.js'
+import { openBuiltinStore } from './open-builtin-store.js'
 import type { BuiltinMesh, ChangeChunk } from './types.js'
 
 const dirs: string[] = []
@@ -19,7 +19,7 @@ async function replicas(n: number): Promise<BuiltinMesh[]> {
     const dir = mkdtempSync(join(tmpdir(), 'mm-conv-'))
     dirs.push(dir)
     // Site ids in a fixed order make failures reproducible.
-    out.push(await openMesh({ dir, siteId: `site${i}` }))
+    out.push(await openBuiltinStore({ dir, siteId: `site${i}` }))
   }
   return out
 }

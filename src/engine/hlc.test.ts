@@ -4,7 +4,7 @@ import { join } from 'node:path'
 import fc from 'fast-check'
 import { afterEach, describe, expect, it } from 'vitest'
 import { clockWall, compareClocks, HybridClock, isClock } from './hlc.js'
-import { openMesh } from './open-mesh.js'
+import { openBuiltinStore } from './open-builtin-store.js'
 import type { BuiltinMesh } from './types.js'
 
 const MAX_COUNTER = 36 ** 4 - 1
@@ -238,7 +238,12 @@ describe('a peer whose clock runs far ahead', () => {
   const mesh = async (siteId: string, now: () => number, maxClockDriftMs?: number) => {
     const dir = mkdtempSync(join(tmpdir(), 'mm-drift-'))
     dirs.push(dir)
-    const m = await openMesh({ dir, siteId, now, ...(maxClockDriftMs === undefined ? {} : { maxClockDriftMs }) })
+    const m = await openBuiltinStore({
+      dir,
+      siteId,
+      now,
+      ...(maxClockDriftMs === undefined ? {} : { maxClockDriftMs }),
+    })
     open.push(m)
     return m
   }

@@ -5,7 +5,7 @@ import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
 import { MeshmirrorError } from '../errors.js'
 import { STORE_FILE } from './database.js'
-import { openMesh } from './open-mesh.js'
+import { openBuiltinStore } from './open-builtin-store.js'
 
 const dirs: string[] = []
 function tempDir(): string {
@@ -20,8 +20,8 @@ afterEach(() => {
 describe('close and reopen', () => {
   it('keeps documents, clocks, counters, tombstones, cursors, peers and the site id', async () => {
     const dir = tempDir()
-    const other = await openMesh({ dir: tempDir(), siteId: 'other' })
-    let mesh = await openMesh({ dir })
+    const other = await openBuiltinStore({ dir: tempDir(), siteId: 'other' })
+    let mesh = await openBuiltinStore({ dir })
     const site = mesh.siteId
     await mesh.upsert('items', [
       { _id: 'a', name: 'tea', price: 3 },
@@ -41,7 +41,7 @@ describe('close and reopen', () => {
     const stats = await mesh.stats()
     await mesh.close()
 
-    mesh = await openMesh({ dir })
+    mesh = await openBuiltinStore({ dir })
     expect(mesh.siteId).toBe(site)
     expect(await mesh.find({ collection: 'items' })).toEqual([
       { _id: 'a', name: 'tea', price: 3 },
@@ -72,18 +72,18 @@ describe('close and reopen', () => {
 
   it('refuses a different site id, a foreign SQLite file and a corrupt file, with codes', async () => {
     const dir = tempDir()
-    await (await openMesh({ dir, siteId: 'till-1' })).close()
-    await expect(openMesh({ dir, siteId: 'till-2' })).rejects.toMatchObject({ code: 'INVALID_OPTIONS' })
+    await (await openBuiltinStore({ dir, siteId: 'till-1' })).close()
+    await expect(openBuiltinStore({ dir, siteId: 'till-2' })).rejects.toMatchObject({ code: 'INVALID_OPTIONS' })
 
     const corrupt = tempDir()
     writeFileSync(join(corrupt, STORE_FILE), Buffer.alloc(8192, 7))
-    const error = await openMesh({ dir: corrupt }).catch((e: unknown) => e)
+    const error = await openBuiltinStore({ dir: corrupt }).catch((e: unknown) => e)
     expect(error).toBeInstanceOf(MeshmirrorError)
     expect((error as MeshmirrorError).code).toBe('STORE_INCOMPATIBLE')
 
     const notADir = join(tempDir(), 'file')
     writeFileSync(notADir, 'x')
-    await expect(openMesh({ dir: notADir })).rejects.toMatchObject({ code: 'DIRECTORY_UNUSABLE' })
+    await expect(openBuiltinStore({ dir: notADir })).rejects.toMatchObject({ code: 'DIRECTORY_UNUSABLE' })
   })
 })
 
@@ -106,7 +106,7 @@ describe('a process killed mid-batch', () => {
       await new Promise((resolve) => child.once('exit', resolve))
     }
 
-    const mesh = await openMesh({ dir })
+    const mesh = await openBuiltinStore({ dir })
     const docs = await mesh.find({ collection: 'docs' })
     const perBatchCount = new Map<number, number>()
     for (const d of docs) perBatchCount.set(d.batch as number, (perBatchCount.get(d.batch as number) ?? 0) + 1)

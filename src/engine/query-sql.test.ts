@@ -7,7 +7,7 @@ import type { Document, JsonValue } from '../mesh/document.js'
 import { compileQuery } from '../mesh/filter.js'
 import { applyQueryInMemory } from '../mesh/match.js'
 import type { Filter, OrderBy, Query } from '../mesh/query.js'
-import { openMesh } from './open-mesh.js'
+import { openBuiltinStore } from './open-builtin-store.js'
 import { filterToSql } from './query-sql.js'
 import type { BuiltinMesh } from './types.js'
 
@@ -74,7 +74,7 @@ describe('SQL translation of queries', () => {
 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'mm-query-sql-'))
-    mesh = await openMesh({ dir })
+    mesh = await openBuiltinStore({ dir })
     const docs = fc.sample(
       fc.record(
         { a: arbValue, b: arbValue, n: fc.oneof(arbValue, fc.record({ x: arbValue }, { requiredKeys: [] })) },

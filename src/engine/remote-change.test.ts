@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import { openMesh } from './open-mesh.js'
+import { openBuiltinStore } from './open-builtin-store.js'
 import type { BuiltinMesh, RemoteChange } from './types.js'
 
 describe('applyRemote with hostile or malformed changes', () => {
@@ -13,8 +13,8 @@ describe('applyRemote with hostile or malformed changes', () => {
 
   beforeEach(async () => {
     dirs = [mkdtempSync(join(tmpdir(), 'mm-rc-')), mkdtempSync(join(tmpdir(), 'mm-rc-'))]
-    source = await openMesh({ dir: dirs[0]!, siteId: 'src' })
-    target = await openMesh({ dir: dirs[1]!, siteId: 'dst' })
+    source = await openBuiltinStore({ dir: dirs[0]!, siteId: 'src' })
+    target = await openBuiltinStore({ dir: dirs[1]!, siteId: 'dst' })
     await source.upsert('items', [{ _id: 'a', v: 1 }])
     await source.increment('items', 'a', 'n', 2)
     good = (await source.changesFor({}, 0, 10)).changes[0]!

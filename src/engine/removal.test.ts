@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
-import { openMesh } from './open-mesh.js'
+import { openBuiltinStore } from './open-builtin-store.js'
 import type { BuiltinMesh } from './types.js'
 
 const dirs: string[] = []
@@ -15,7 +15,7 @@ afterEach(async () => {
 async function replica(siteId: string, now?: () => number): Promise<BuiltinMesh> {
   const dir = mkdtempSync(join(tmpdir(), 'mm-removal-'))
   dirs.push(dir)
-  const m = await openMesh({ dir, siteId, ...(now ? { now } : {}) })
+  const m = await openBuiltinStore({ dir, siteId, ...(now ? { now } : {}) })
   open.push(m)
   return m
 }

@@ -5,7 +5,7 @@ import Database from 'better-sqlite3'
 import { afterEach, expect, it } from 'vitest'
 import { STORE_FILE } from './database.js'
 import { applyUpsert, decodeState, encodeState, statesEqual } from './doc-state.js'
-import { openMesh } from './open-mesh.js'
+import { openBuiltinStore } from './open-builtin-store.js'
 import type { DocMeta } from './types.js'
 
 const dirs: string[] = []
@@ -16,7 +16,7 @@ afterEach(() => {
 it('stores a new document exactly as the general merge path encodes it', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'mm-ws-'))
   dirs.push(dir)
-  const mesh = await openMesh({ dir, siteId: 'till' })
+  const mesh = await openBuiltinStore({ dir, siteId: 'till' })
   const fields = { name: 'tea', qty: 3, tags: ['a'], nested: { x: null }, ok: false }
   // Batches of 16 or more read stored rows in one query; both sizes take the new-document path.
   await mesh.upsert('items', [{ _id: 'one', ...fields }])

@@ -1,14 +1,15 @@
 import { existsSync, readdirSync, realpathSync, rmSync, statSync } from 'node:fs'
 import { basename, dirname, join, resolve } from 'node:path'
+import { builtinEngine } from '../engine/builtin-engine.js'
 import { ErrorCode, type MeshmirrorError, StorageError, ValidationError } from '../errors.js'
 import { dirStats } from './dir-size.js'
-import { builtinEngine, type MeshEngine } from './engine.js'
 import { directoryUnusable } from './fs-errors.js'
 import { LOCK_FILE } from './kernel-lock.js'
 import { DirectoryLock, type LockOptions, probeLock } from './lock.js'
-import { type MigratedMarker, readMigrated } from './migration.js'
+import type { MeshEngine } from './mesh-engine.js'
+import { type MigratedMarker, readMigrated } from './migrated-marker.js'
+import { heldByThisProcess } from './open-instances.js'
 import { isAlive, OWNER_FILE, type OwnerRecord, readOwner } from './owner.js'
-import { heldByThisProcess } from './registry.js'
 
 /** An engine of any store kind: listing and cleaning directories only opens and closes stores. */
 export type AnyEngine = MeshEngine<{ close(): Promise<void> }>

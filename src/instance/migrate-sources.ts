@@ -2,21 +2,13 @@ import { existsSync, realpathSync, statSync } from 'node:fs'
 import { resolve } from 'node:path'
 import { ErrorCode, StorageError, ValidationError } from '../errors.js'
 import type { Logger } from '../logger.js'
-import type { MeshEngine, MigrationProgress } from './engine.js'
 import { DirectoryLock, type LockOptions } from './lock.js'
-import { markMigrated, readMigrated } from './migration.js'
+import type { MeshEngine, MigrationProgress } from './mesh-engine.js'
+import { markMigrated, readMigrated } from './migrated-marker.js'
+import { heldByThisProcess } from './open-instances.js'
 import { readOwner } from './owner.js'
-import { heldByThisProcess } from './registry.js'
+import type { MigrationReport } from './types.js'
 import { uniqueSiblings } from './unique-dir.js'
-
-/** What `migrateFrom` did, source by source. */
-export interface MigrationReport {
-  migrated: { source: string; documents: number; resumedFrom: number }[]
-  /** Sources left alone; `detail` says why in words. */
-  skipped: { source: string; reason: 'already-migrated' | 'in-use' | 'open-in-this-process'; detail: string }[]
-  /** Sources whose migration failed; the others went on, and the next open retries these. */
-  failed: { source: string; error: string }[]
-}
 
 /**
  * The source directories of a migration, checked before anything is opened

@@ -3,19 +3,20 @@ import { type Logger, silentLogger } from '../logger.js'
 import { Emitter } from '../util/emitter.js'
 import { dirSize } from './dir-size.js'
 import { type CleanupReport, cleanupMeshDirs } from './dirs.js'
-import type { MeshEngine } from './engine.js'
+import { DirectoryLock } from './lock.js'
+import type { MeshEngine } from './mesh-engine.js'
+import { migrateSources } from './migrate-sources.js'
+import { markClosing, type TrackedInstance } from './open-instances.js'
+import { readOwner } from './owner.js'
 import type {
   ClosableStore,
   DirectoryStrategy,
   InstanceEvents,
   InstanceHealth,
   MeshInstance,
+  MigrationReport,
   OpenInstanceOptions,
-} from './instance.js'
-import { DirectoryLock } from './lock.js'
-import { type MigrationReport, migrateSources } from './migrate-sources.js'
-import { readOwner } from './owner.js'
-import { markClosing, type Registered } from './registry.js'
+} from './types.js'
 import { uniqueNamePattern } from './unique-dir.js'
 
 /** Where an instance's directory comes from. */
@@ -33,7 +34,7 @@ export interface Placement {
  * One open store with its lock, shared by every handle of this process.
  * The last handle's `close()` closes the store, then releases the lock.
  */
-export class SharedInstance<S extends ClosableStore> implements Registered {
+export class SharedInstance<S extends ClosableStore> implements TrackedInstance {
   migration: MigrationReport | undefined
   cleanup: CleanupReport | undefined
   private refs = 0

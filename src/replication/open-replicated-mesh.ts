@@ -1,4 +1,4 @@
-import { openMesh as openBuiltinMesh } from '../engine/open-mesh.js'
+import { openBuiltinStore } from '../engine/open-builtin-store.js'
 import type { BuiltinMesh, OpenMeshOptions } from '../engine/types.js'
 import { type ReplicationOptions, type Replicator, startReplication } from './replicator.js'
 
@@ -32,12 +32,12 @@ export function openMesh(options: OpenMeshOptions & Partial<ReplicationOptions>)
   const o = options ?? ({} as OpenMeshOptions & Partial<ReplicationOptions>)
   const replicated = o.meshId !== undefined || o.secret !== undefined || o.listen !== undefined || o.peers !== undefined
   // Replication options without a mesh id or secret are refused by startReplication, naming what is missing.
-  return replicated ? openReplicatedMesh(o as OpenReplicatedMeshOptions) : openBuiltinMesh(options)
+  return replicated ? openReplicatedMesh(o as OpenReplicatedMeshOptions) : openBuiltinStore(options)
 }
 
 /** Opens a builtin mesh and replicates it. `openMesh` does the same when given `meshId` and `secret`. */
 export async function openReplicatedMesh(options: OpenReplicatedMeshOptions): Promise<ReplicatedMesh> {
-  const mesh = await openBuiltinMesh(options)
+  const mesh = await openBuiltinStore(options)
   let replication: Replicator
   try {
     replication = await startReplication(mesh, options)

@@ -9,7 +9,7 @@ import { createSyncAdapters, syncAdapters, syncModels } from '../../examples/pos
 import type { SyncAdapter } from '../../src/bridge/adapter.js'
 import { runAdapterAcceptance } from '../../src/bridge/adapter-acceptance.js'
 import { createSyncRegistry } from '../../src/bridge/registry.js'
-import { openMesh } from '../../src/engine/open-mesh.js'
+import { openBuiltinStore } from '../../src/engine/open-builtin-store.js'
 import type { Document } from '../../src/mesh/document.js'
 import type { Row } from '../../src/repository/repository.js'
 import { openSqliteRepository } from '../../src/repository/sqlite-repository.js'
@@ -126,7 +126,7 @@ describe('generated registry', () => {
   it('boots through registerDefaults: seeds existing rows, applies only its own branch, honours the context hook', async () => {
     const dir = tempDir()
     const repo = await openSqliteRepository({ file: join(dir, 'app.db'), models: [...syncModels] })
-    const mesh = await openMesh({ dir: join(dir, 'mesh') })
+    const mesh = await openBuiltinStore({ dir: join(dir, 'mesh') })
     try {
       // Rows the app wrote before sync existed.
       await repo.upsert('counters', [counter(1), counter(2)])

@@ -2,7 +2,7 @@ import { spawnSync } from 'node:child_process'
 import { chmodSync, existsSync, mkdirSync, readdirSync, statSync, utimesSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
-import { openMesh } from '../../src/engine/open-mesh.js'
+import { openBuiltinStore } from '../../src/engine/open-builtin-store.js'
 import { cleanupMeshDirs, listMeshDirs } from '../../src/instance/dirs.js'
 import { diagnose } from '../../src/instance/doctor.js'
 import { openMeshInstance } from '../../src/instance/instance.js'
@@ -23,7 +23,7 @@ function age(dir: string, hours: number): void {
 
 async function meshDir(root: string, name: string, ageHours: number): Promise<string> {
   const dir = join(root, name)
-  const mesh = await openMesh({ dir })
+  const mesh = await openBuiltinStore({ dir })
   await mesh.upsert('items', [{ _id: name }])
   await mesh.close()
   age(dir, ageHours)

@@ -1,9 +1,10 @@
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
-import type { MeshEngine } from '../../src/instance/engine.js'
-import { type InstanceHealth, openMeshInstance } from '../../src/instance/instance.js'
+import { openMeshInstance } from '../../src/instance/instance.js'
+import type { MeshEngine } from '../../src/instance/mesh-engine.js'
 import { readOwner } from '../../src/instance/owner.js'
+import type { InstanceHealth } from '../../src/instance/types.js'
 import { silentLogger } from '../../src/logger.js'
 import { type Child, HOLDER, removeTempRoots, spawnFixture, tempRoot } from './helpers.js'
 

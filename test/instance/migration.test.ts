@@ -1,10 +1,10 @@
 import { existsSync, mkdirSync, readdirSync, utimesSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
-import { openMesh } from '../../src/engine/open-mesh.js'
+import { openBuiltinStore } from '../../src/engine/open-builtin-store.js'
 import type { BuiltinMesh } from '../../src/engine/types.js'
 import { openMeshInstance } from '../../src/instance/instance.js'
-import { MIGRATED_FILE, readMigrated } from '../../src/instance/migration.js'
+import { MIGRATED_FILE, readMigrated } from '../../src/instance/migrated-marker.js'
 import { HOLDER, removeTempRoots, spawnFixture, tempRoot } from './helpers.js'
 
 afterEach(removeTempRoots)
@@ -18,7 +18,7 @@ async function oldUniqueDirs(root: string, perDir: number): Promise<string[]> {
   const dirs: string[] = []
   for (const [k, name] of names.entries()) {
     const dir = join(root, name)
-    const mesh = await openMesh({ dir })
+    const mesh = await openBuiltinStore({ dir })
     const docs = Array.from({ length: perDir }, (_, i) => ({ _id: `run${k}-${i}`, run: k, i }))
     await mesh.upsert('items', docs)
     // A document every run wrote: the merge keeps the latest write.
@@ -35,7 +35,7 @@ describe('migration from old directories', () => {
     const sources = await oldUniqueDirs(root, 50)
     // Not a per-run name: never taken for one.
     const backup = join(root, 'pos_backup')
-    await (await openMesh({ dir: backup })).close()
+    await (await openBuiltinStore({ dir: backup })).close()
 
     const first = await openMeshInstance({
       dir: join(root, 'pos'),

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest'
-import { openMesh } from '../../src/engine/open-mesh.js'
+import { openBuiltinStore } from '../../src/engine/open-builtin-store.js'
 import type { BuiltinMesh } from '../../src/engine/types.js'
 import { ErrorCode } from '../../src/errors.js'
 import type { Logger } from '../../src/logger.js'
@@ -30,7 +30,7 @@ async function node(
   siteId: string,
   options: { meshId?: string; secret?: string; peers?: string[]; logger?: Logger; handshakeTimeoutMs?: number } = {},
 ): Promise<{ mesh: BuiltinMesh; repl: Replicator; url: string }> {
-  const mesh = await openMesh({ dir: tempDir(), siteId })
+  const mesh = await openBuiltinStore({ dir: tempDir(), siteId })
   open.push(mesh)
   const repl = await startReplication(mesh, {
     meshId: options.meshId ?? 'shop',

@@ -1,6 +1,6 @@
 import fc from 'fast-check'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { openMesh } from '../../src/engine/open-mesh.js'
+import { openBuiltinStore } from '../../src/engine/open-builtin-store.js'
 import type { BuiltinMesh, RemoteChange } from '../../src/engine/types.js'
 import { MemoryNetwork } from '../../src/replication/memory-transport.js'
 import { decodeMessage, encodeMessage, type Message } from '../../src/replication/protocol.js'
@@ -35,7 +35,7 @@ const validFrames = (): fc.Arbitrary<string> =>
     .map(encodeMessage)
 
 beforeAll(async () => {
-  const scratch = await openMesh({ dir: tempDir(), siteId: 'fuzzer' })
+  const scratch = await openBuiltinStore({ dir: tempDir(), siteId: 'fuzzer' })
   await scratch.upsert('fuzz', [{ _id: 'template', v: 1, n: [1, 2] }])
   template = (await scratch.changesFor({}, 0, 10)).changes[0]!
   await scratch.close()
@@ -69,7 +69,7 @@ describe('a live link fed random, truncated and corrupted frames', () => {
   const net = new MemoryNetwork()
 
   beforeAll(async () => {
-    mesh = await openMesh({ dir: tempDir(), siteId: 'target' })
+    mesh = await openBuiltinStore({ dir: tempDir(), siteId: 'target' })
     repl = await startReplication(mesh, {
       meshId: 'fuzz',
       secret: 'fuzz-secret',

@@ -1,5 +1,5 @@
 import { afterAll, describe, expect, it } from 'vitest'
-import { openMesh } from '../../src/engine/open-mesh.js'
+import { openBuiltinStore } from '../../src/engine/open-builtin-store.js'
 import { MemoryNetwork } from '../../src/replication/memory-transport.js'
 import { startReplication } from '../../src/replication/replicator.js'
 import type { Transport } from '../../src/replication/transport.js'
@@ -9,9 +9,9 @@ afterAll(removeTempDirs)
 
 describe('forwarding in a chain A–B–C', () => {
   it('forwards a version vector learned from a catch-up that ends without a document of its own', async () => {
-    await using a = await openMesh({ dir: tempDir(), siteId: 'a' })
-    await using b = await openMesh({ dir: tempDir(), siteId: 'b' })
-    await using c = await openMesh({ dir: tempDir(), siteId: 'c' })
+    await using a = await openBuiltinStore({ dir: tempDir(), siteId: 'a' })
+    await using b = await openBuiltinStore({ dir: tempDir(), siteId: 'b' })
+    await using c = await openBuiltinStore({ dir: tempDir(), siteId: 'c' })
     // A: three documents of its own, then one it already got from B, last in its change order.
     await a.upsert('docs', [{ _id: 'a1' }, { _id: 'a2' }, { _id: 'a3' }])
     await b.upsert('docs', [{ _id: 'b1' }])

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { openMesh } from '../../src/engine/open-mesh.js'
+import { openBuiltinStore } from '../../src/engine/open-builtin-store.js'
 import type { BuiltinMesh, RemoteChange } from '../../src/engine/types.js'
 import { ErrorCode } from '../../src/errors.js'
 import type { Message } from '../../src/replication/protocol.js'
@@ -35,12 +35,12 @@ async function attacker(site: string): Promise<RawPeer> {
 }
 
 beforeAll(async () => {
-  const scratch = await openMesh({ dir: tempDir(), siteId: 'mallory' })
+  const scratch = await openBuiltinStore({ dir: tempDir(), siteId: 'mallory' })
   await scratch.upsert('hostile', [{ _id: 'template', v: 1 }])
   template = (await scratch.changesFor({}, 0, 10)).changes[0]!
   await scratch.close()
 
-  const meshA = await openMesh({ dir: tempDir(), siteId: 'a' })
+  const meshA = await openBuiltinStore({ dir: tempDir(), siteId: 'a' })
   const replA = await startReplication(meshA, {
     meshId: 'hostile',
     secret: SECRET,
@@ -50,7 +50,7 @@ beforeAll(async () => {
   })
   replA.on('error', (e) => errors.push(e))
   a = { mesh: meshA, repl: replA, url: `ws://127.0.0.1:${replA.port}` }
-  const meshB = await openMesh({ dir: tempDir(), siteId: 'b' })
+  const meshB = await openBuiltinStore({ dir: tempDir(), siteId: 'b' })
   const replB = await startReplication(meshB, { meshId: 'hostile', secret: SECRET, peers: [a.url] })
   b = { mesh: meshB, repl: replB }
   await eventually(() => a.repl.peers().some((p) => p.site === 'b' && p.state === 'live'), 10_000, 'b live')

@@ -1,6 +1,6 @@
 import fc from 'fast-check'
 import { afterEach, describe, expect, it } from 'vitest'
-import { openMesh } from '../../src/engine/open-mesh.js'
+import { openBuiltinStore } from '../../src/engine/open-builtin-store.js'
 import type { BuiltinMesh } from '../../src/engine/types.js'
 import { MemoryNetwork } from '../../src/replication/memory-transport.js'
 import { type Replicator, startReplication } from '../../src/replication/replicator.js'
@@ -82,7 +82,7 @@ describe('replication over an unreliable in-memory network', () => {
           const reps: Replicator[] = []
           try {
             for (let i = 0; i < n; i++) {
-              const mesh = await openMesh({ dir: tempDir(), siteId: `site${i}` })
+              const mesh = await openBuiltinStore({ dir: tempDir(), siteId: `site${i}` })
               meshes.push(mesh)
               reps.push(
                 await startReplication(mesh, {

@@ -5,7 +5,7 @@ import type { StartupReport, SyncCoordinator } from '../../../src/bridge/coordin
 import { createSyncRegistry, type SyncRegistry } from '../../../src/bridge/registry.js'
 import type { SyncSettings } from '../../../src/bridge/settings.js'
 import { openDittoStore } from '../../../src/ditto/open-store.js'
-import { openMesh } from '../../../src/engine/open-mesh.js'
+import { openBuiltinStore } from '../../../src/engine/open-builtin-store.js'
 import type { BuiltinMesh } from '../../../src/engine/types.js'
 import type { MeshStore, MeshWriter, WriteResult } from '../../../src/mesh/mesh-store.js'
 import type { ModelDefinition } from '../../../src/repository/model-definition.js'
@@ -82,7 +82,7 @@ export async function openTestMesh(
   dir: string,
   adapters: readonly SyncAdapter[] = [],
 ): Promise<MeshStore> {
-  if (backend === 'builtin') return openMesh({ dir })
+  if (backend === 'builtin') return openBuiltinStore({ dir })
   const counterFields = Object.fromEntries(
     adapters.filter((a) => a.counterFields?.length).map((a) => [a.collection, a.counterFields ?? []]),
   )

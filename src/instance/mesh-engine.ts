@@ -1,10 +1,4 @@
-import { existsSync } from 'node:fs'
-import { join } from 'node:path'
-import { STORE_FILE } from '../engine/database.js'
-import { openMesh } from '../engine/open-mesh.js'
-import type { BuiltinMesh, OpenMeshOptions } from '../engine/types.js'
 import type { Logger } from '../logger.js'
-import { migrateBuiltin } from './migration.js'
 
 /** Progress of a migration from one source directory. */
 export interface MigrationProgress {
@@ -44,14 +38,4 @@ export interface MeshEngine<S extends { close(): Promise<void> }> {
     target: S,
     options: { chunkSize: number; onProgress?: (p: MigrationProgress) => void },
   ): Promise<{ documents: number; resumedFrom: number }>
-}
-
-/** The builtin engine, with store options applied to every open. */
-export function builtinEngine(options: Omit<OpenMeshOptions, 'dir' | 'logger'> = {}): MeshEngine<BuiltinMesh> {
-  return {
-    name: 'builtin',
-    open: (dir, { logger }) => openMesh({ ...options, dir, logger }),
-    isMeshDir: (dir) => existsSync(join(dir, STORE_FILE)),
-    migrate: (sourceDir, target, opts) => migrateBuiltin(sourceDir, target, opts),
-  }
 }

@@ -4,26 +4,26 @@
  * ones instead of opening the same files again.
  */
 
-/** What the registry needs from an instance. */
-export interface Registered {
+/** What the table needs from an instance. */
+export interface TrackedInstance {
   readonly dir: string
   /** True once its last handle closed (it may still be closing). */
   readonly closing: boolean
   destroy(): Promise<void>
 }
 
-interface Registry {
+interface InstanceTable {
   /** Opening or open instances, by engine and directory. */
-  live: Map<string, { dir: string; instance: Promise<Registered> }>
+  live: Map<string, { dir: string; instance: Promise<TrackedInstance> }>
   /** Instances still closing: a new open of the same directory waits for them. */
   closing: Map<string, { dir: string; done: Promise<void> }>
 }
 
-// Versioned: a future layout gets its own registry rather than misreading this one.
+// Versioned: a future layout gets its own table rather than misreading this one.
 const KEY = Symbol.for('meshmirror.instances.v1')
 
-function registry(): Registry {
-  const g = globalThis as { [KEY]?: Registry }
+function table(): InstanceTable {
+  const g = globalThis as { [KEY]?: InstanceTable }
   g[KEY] ??= { live: new Map(), closing: new Map() }
   return g[KEY]
 }
@@ -37,13 +37,13 @@ export function instanceKey(engine: string, dir: string): string {
  * Waits for an instance of the same key that is still closing, so a reopen
  * right after an un-awaited `close()` never meets our own lock.
  */
-export async function joinInstance<T extends Registered, R>(
+export async function joinInstance<T extends TrackedInstance, R>(
   key: string,
   dir: string,
   create: () => Promise<T>,
   use: (instance: T) => R,
 ): Promise<R> {
-  const reg = registry()
+  const reg = table()
   for (;;) {
     const closing = reg.closing.get(key)
     if (closing) {
@@ -52,7 +52,7 @@ export async function joinInstance<T extends Registered, R>(
     }
     let entry = reg.live.get(key)
     if (!entry) {
-      const created = { dir, instance: create() as Promise<Registered> }
+      const created = { dir, instance: create() as Promise<TrackedInstance> }
       entry = created
       reg.live.set(key, created)
       created.instance.catch(() => {
@@ -66,9 +66,9 @@ export async function joinInstance<T extends Registered, R>(
   }
 }
 
-/** Registers an instance that is not shared (unique directories). */
-export function registerInstance(key: string, dir: string, instance: Promise<Registered>): void {
-  const reg = registry()
+/** Adds an instance that is not shared (unique directories). */
+export function trackInstance(key: string, dir: string, instance: Promise<TrackedInstance>): void {
+  const reg = table()
   const entry = { dir, instance }
   reg.live.set(key, entry)
   instance.catch(() => {
@@ -78,7 +78,7 @@ export function registerInstance(key: string, dir: string, instance: Promise<Reg
 
 /** Moves an instance from live to closing until `done` settles. */
 export function markClosing(key: string, dir: string, done: Promise<void>): void {
-  const reg = registry()
+  const reg = table()
   reg.live.delete(key)
   const entry = { dir, done }
   reg.closing.set(key, entry)
@@ -90,7 +90,7 @@ export function markClosing(key: string, dir: string, done: Promise<void>): void
 
 /** Whether this process has `dir` open, opening or closing (probes must not lock against ourselves). */
 export function heldByThisProcess(dir: string): boolean {
-  const reg = registry()
+  const reg = table()
   for (const e of reg.live.values()) if (e.dir === dir) return true
   for (const e of reg.closing.values()) if (e.dir === dir) return true
   return false
@@ -98,7 +98,7 @@ export function heldByThisProcess(dir: string): boolean {
 
 /** Closes every instance of this process, waiting for those already closing. */
 export async function closeAllInstances(): Promise<void> {
-  const reg = registry()
+  const reg = table()
   const live = [...reg.live.values()].map(async (e) => (await e.instance).destroy())
   const closing = [...reg.closing.values()].map((e) => e.done)
   await Promise.allSettled([...live, ...closing])

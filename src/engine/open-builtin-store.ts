@@ -22,11 +22,11 @@ const DEFAULT_MAX_DRIFT_MS = 60_000
  *
  * @example
  * ```ts
- * await using mesh = await openMesh({ dir: './pos-mesh' })
+ * await using mesh = await openBuiltinStore({ dir: './pos-mesh' })
  * await mesh.upsert('counters', [{ _id: 1, branchId: 1, curRcptNo: 0 }])
  * ```
  */
-export async function openMesh(options: OpenMeshOptions): Promise<BuiltinMesh> {
+export async function openBuiltinStore(options: OpenMeshOptions): Promise<BuiltinMesh> {
   const opts = checkOptions(options)
   const dir = resolve(opts.dir)
   const { writer, reader } = openDatabases(dir, opts.synchronous ?? 'normal')
@@ -86,6 +86,7 @@ export async function openMesh(options: OpenMeshOptions): Promise<BuiltinMesh> {
 }
 
 function checkOptions(options: OpenMeshOptions): OpenMeshOptions {
+  // Named after the public openMesh, the call applications make that lands here.
   const bad = (message: string) => new ValidationError(ErrorCode.INVALID_OPTIONS, `openMesh: ${message}`)
   if (typeof options !== 'object' || options === null) throw bad('options must be an object with a dir.')
   if (typeof options.dir !== 'string' || options.dir.length === 0) throw bad('dir must be a non-empty path.')

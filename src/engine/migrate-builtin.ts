@@ -1,34 +1,6 @@
-import { readFileSync, renameSync, writeFileSync } from 'node:fs'
-import { join } from 'node:path'
-import { openMesh } from '../engine/open-mesh.js'
-import type { BuiltinMesh } from '../engine/types.js'
-import type { MigrationProgress } from './engine.js'
-
-/** Marker left in a directory whose documents were merged into another. */
-export const MIGRATED_FILE = 'meshmirror.migrated.json'
-
-export interface MigratedMarker {
-  /** The directory the documents were merged into. */
-  into: string
-  at: string
-  documents: number
-}
-
-export function readMigrated(dir: string): MigratedMarker | undefined {
-  try {
-    const m = JSON.parse(readFileSync(join(dir, MIGRATED_FILE), 'utf8')) as MigratedMarker
-    return typeof m.into === 'string' ? m : undefined
-  } catch {
-    return undefined
-  }
-}
-
-/** Writes the marker atomically: a crash leaves either no marker or a whole one. */
-export function markMigrated(dir: string, marker: MigratedMarker): void {
-  const tmp = join(dir, `${MIGRATED_FILE}.${process.pid}.tmp`)
-  writeFileSync(tmp, `${JSON.stringify(marker, null, 2)}\n`)
-  renameSync(tmp, join(dir, MIGRATED_FILE))
-}
+import type { MigrationProgress } from '../instance/mesh-engine.js'
+import { openBuiltinStore } from './open-builtin-store.js'
+import type { BuiltinMesh } from './types.js'
 
 /**
  * Merges every document of a builtin store into `target`, chunk by chunk.
@@ -41,7 +13,7 @@ export async function migrateBuiltin(
   target: BuiltinMesh,
   options: { chunkSize: number; onProgress?: (p: MigrationProgress) => void },
 ): Promise<{ documents: number; resumedFrom: number }> {
-  const source = await openMesh({ dir: sourceDir })
+  const source = await openBuiltinStore({ dir: sourceDir })
   try {
     const from = `migrate-${source.siteId}`
     const resumedFrom = await target.peerCursor(from)
