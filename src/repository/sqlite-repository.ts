@@ -6,7 +6,7 @@ import { Mutex } from '../util/mutex.js'
 import { busyBackoffMs, isBusy } from './busy-retry.js'
 import { installSyncTables, isCapturing, setCapture } from './change-capture.js'
 import { ChangePoller } from './change-poller.js'
-import { parentsFirst } from './foreign-keys.js'
+import { parentRef, parentsFirst } from './foreign-keys.js'
 import { type ModelDefinition, type ModelInfo, resolveModel } from './model-definition.js'
 import { ParentCheck } from './parent-check.js'
 import { ParkedStore } from './parked-store.js'
@@ -144,7 +144,7 @@ function relationPlan(writer: Database.Database, models: Map<string, ModelInfo>)
   const referencedBy = new Map<string, { ref: string; columns: string[] }[]>()
   for (const m of ordered) {
     for (const fk of m.foreignKeys) {
-      const ref = `${fk.table}(${fk.to.join(', ')})`
+      const ref = parentRef(fk)
       const list = referencedBy.get(fk.table) ?? []
       if (!list.some((r) => r.ref === ref)) list.push({ ref, columns: fk.to })
       referencedBy.set(fk.table, list)
