@@ -1,5 +1,6 @@
 import type Database from 'better-sqlite3'
 import { ErrorCode, StorageError } from '../errors.js'
+import { KEYS_DDL } from './key-map.js'
 import { type ModelInfo, quoteIdent } from './model-definition.js'
 import { PARKED_DDL } from './parked-store.js'
 import { idExpression } from './row-key.js'
@@ -28,6 +29,8 @@ export const SYNC_SCHEMA_VERSION = 1
  * - `_meshmirror_checkpoints`: named positions (mesh cursors, seeding marks).
  * - `_meshmirror_parked`: received documents not in the database, with why
  *   (see `parked-store.ts`).
+ * - `_meshmirror_keys`: the keys this database gave rows of `local`-keyed
+ *   models received from other devices (see `key-map.ts`).
  */
 const DDL = `
 CREATE TABLE IF NOT EXISTS _meshmirror_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
@@ -61,6 +64,7 @@ CREATE TABLE IF NOT EXISTS _meshmirror_checkpoints (
 export function installSyncTables(db: Database.Database, file: string): void {
   db.exec(DDL)
   db.exec(PARKED_DDL)
+  db.exec(KEYS_DDL)
   const row = db.prepare("SELECT value FROM _meshmirror_meta WHERE key = 'schema_version'").get() as
     | { value: string }
     | undefined
@@ -113,38 +117,63 @@ function oldRowJson(model: ModelInfo): string {
   return `json_object(${pairs.join(', ')})`
 }
 
-/** The CREATE TRIGGER statements capturing a model's writes. */
-export function captureTriggers(model: ModelInfo): Record<string, string> {
+/** The CREATE TRIGGER statements capturing a model's writes (`device`: this database's, for `local` keys). */
+export function captureTriggers(model: ModelInfo, device: string): Record<string, string> {
   const t = quoteIdent(model.table)
   const names = triggerNames(model)
-  const newId = idExpression(model, 'NEW')
-  const oldId = idExpression(model, 'OLD')
+  const oldId = idExpression(model, 'OLD', device)
   const keyChanged = model.keys.map((k) => `OLD.${quoteIdent(k)} IS NOT NEW.${quoteIdent(k)}`).join(' OR ')
-  const keySame =
-    model.keys.length === 1
-      ? `${oldId} IS ${newId}`
-      : model.keys.map((k) => `OLD.${quoteIdent(k)} IS NEW.${quoteIdent(k)}`).join(' AND ')
+  const keySame = model.keys.map((k) => `OLD.${quoteIdent(k)} IS NEW.${quoteIdent(k)}`).join(' AND ')
+  // A row the app inserts, or moves to a new key, is this device's own.
+  const created = idExpression(model, 'NEW', device, true)
+  const updated =
+    model.localRefs.get(model.keys[0]!) === model.name
+      ? `CASE WHEN ${keySame} THEN ${idExpression(model, 'NEW', device)} ELSE ${created} END`
+      : idExpression(model, 'NEW', device)
   const entry = (id: string, op: string) =>
     `INSERT INTO _meshmirror_outbox (model, row_id, op, at) VALUES ('${model.name}', ${id}, '${op}', ${NOW_MS});`
   return {
-    [names.insert]: `CREATE TRIGGER ${quoteIdent(names.insert)} AFTER INSERT ON ${t} WHEN ${NOT_APPLYING} BEGIN ${entry(newId, 'upsert')} END`,
+    [names.insert]: `CREATE TRIGGER ${quoteIdent(names.insert)} AFTER INSERT ON ${t} WHEN ${NOT_APPLYING} BEGIN ${entry(created, 'upsert')} END`,
     // A changed primary key is a removal of the old id and a write of the new one (which has no earlier state).
-    [names.update]: `CREATE TRIGGER ${quoteIdent(names.update)} AFTER UPDATE ON ${t} WHEN ${NOT_APPLYING} BEGIN INSERT INTO _meshmirror_outbox (model, row_id, op, at) SELECT '${model.name}', ${oldId}, 'delete', ${NOW_MS} WHERE ${keyChanged}; INSERT INTO _meshmirror_outbox (model, row_id, op, at, old) VALUES ('${model.name}', ${newId}, 'upsert', ${NOW_MS}, CASE WHEN ${keySame} THEN ${oldRowJson(model)} END); END`,
+    [names.update]: `CREATE TRIGGER ${quoteIdent(names.update)} AFTER UPDATE ON ${t} WHEN ${NOT_APPLYING} BEGIN INSERT INTO _meshmirror_outbox (model, row_id, op, at) SELECT '${model.name}', ${oldId}, 'delete', ${NOW_MS} WHERE ${keyChanged}; INSERT INTO _meshmirror_outbox (model, row_id, op, at, old) VALUES ('${model.name}', ${updated}, 'upsert', ${NOW_MS}, CASE WHEN ${keySame} THEN ${oldRowJson(model)} END); END`,
     [names.delete]: `CREATE TRIGGER ${quoteIdent(names.delete)} AFTER DELETE ON ${t} WHEN ${NOT_APPLYING} BEGIN ${entry(oldId, 'delete')} END`,
   }
 }
 
 /**
- * Installs (or removes) a model's capture triggers. Existing triggers are
- * replaced only when their SQL differs, so reopening does not touch the schema.
+ * The triggers of a `local`-keyed model that keep `_meshmirror_keys` true
+ * whether or not its writes are captured: a key the app gives a new row (an
+ * insert, or a row moved to another key) is this device's row from then on,
+ * so a mapping left there by a row received earlier and since deleted goes.
  */
-export function setCapture(db: Database.Database, model: ModelInfo, enabled: boolean): void {
-  const wanted = captureTriggers(model)
+function keyTriggers(model: ModelInfo): Record<string, string> {
+  const t = quoteIdent(model.table)
+  const k = quoteIdent(model.keys[0]!)
+  const release = `DELETE FROM _meshmirror_keys WHERE model = '${model.name}' AND key = NEW.${k};`
+  const insert = `_meshmirror_${model.name}_key_insert`
+  const update = `_meshmirror_${model.name}_key_update`
+  return {
+    [insert]: `CREATE TRIGGER ${quoteIdent(insert)} AFTER INSERT ON ${t} WHEN ${NOT_APPLYING} BEGIN ${release} END`,
+    [update]: `CREATE TRIGGER ${quoteIdent(update)} AFTER UPDATE OF ${k} ON ${t} WHEN ${NOT_APPLYING} AND OLD.${k} IS NOT NEW.${k} BEGIN ${release} END`,
+  }
+}
+
+/** Installs a `local` model's key triggers, or removes them from a `global` one. */
+export function setKeyTriggers(db: Database.Database, model: ModelInfo): void {
+  const wanted = keyTriggers({ ...model, keys: [model.keys[0]!] })
+  replaceTriggers(db, wanted, model.keyMode === 'local')
+}
+
+/** Creates (or drops) triggers, replacing one only when its SQL differs. */
+function replaceTriggers(db: Database.Database, wanted: Record<string, string>, enabled: boolean): void {
+  const names = Object.keys(wanted)
   const existing = new Map(
     (
       db
-        .prepare("SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND name IN (?, ?, ?)")
-        .all(...Object.values(triggerNames(model))) as { name: string; sql: string }[]
+        .prepare(
+          `SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND name IN (${names.map(() => '?').join(', ')})`,
+        )
+        .all(...names) as { name: string; sql: string }[]
     ).map((r) => [r.name, r.sql]),
   )
   for (const [name, sql] of Object.entries(wanted)) {
@@ -153,6 +182,14 @@ export function setCapture(db: Database.Database, model: ModelInfo, enabled: boo
     if (current !== undefined) db.exec(`DROP TRIGGER ${quoteIdent(name)}`)
     if (enabled) db.exec(sql)
   }
+}
+
+/**
+ * Installs (or removes) a model's capture triggers. Existing triggers are
+ * replaced only when their SQL differs, so reopening does not touch the schema.
+ */
+export function setCapture(db: Database.Database, model: ModelInfo, enabled: boolean, device: string): void {
+  replaceTriggers(db, captureTriggers(model, device), enabled)
   if (!enabled) db.prepare('DELETE FROM _meshmirror_outbox WHERE model = ?').run(model.name)
 }
 

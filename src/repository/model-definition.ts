@@ -1,6 +1,7 @@
 import type Database from 'better-sqlite3'
 import { ErrorCode, ValidationError } from '../errors.js'
 import { type ForeignKey, readForeignKeys } from './foreign-keys.js'
+import type { KeyMode } from './key-map.js'
 
 /**
  * How a column's values convert between SQLite and the row objects adapters
@@ -39,6 +40,11 @@ export interface ModelDefinition {
   primaryKey?: string | readonly string[]
   /** Columns and their types. Required to create a missing table. */
   columns?: Readonly<Record<string, ColumnType>>
+  /**
+   * How the key identifies a row across devices (see {@link KeyMode}).
+   * Default `global`. `local` needs a single INTEGER primary key.
+   */
+  keys?: KeyMode
 }
 
 /** A model resolved against its table. */
@@ -50,10 +56,35 @@ export interface ModelInfo {
   columns: Map<string, ColumnType>
   /** The table's foreign keys (to any table, mirrored or not). */
   foreignKeys: ForeignKey[]
+  keyMode: KeyMode
+  /**
+   * Columns holding keys of a `local`-keyed model, and that model: the
+   * model's own key when it is `local`, and foreign keys referencing one.
+   * The mesh carries document ids in them; the table holds local keys.
+   * Filled in once every model is resolved.
+   */
+  localRefs: Map<string, string>
 }
 
 const NAME_RE = /^[A-Za-z_][A-Za-z0-9_]*$/
 const COLUMN_TYPES = new Set<ColumnType>(['text', 'integer', 'real', 'boolean', 'json', 'any'])
+/**
+ * Adds to each model the foreign-key columns that reference a `local`-keyed
+ * model's key (single-column foreign keys to a mirrored `local` model).
+ */
+export function linkLocalRefs(models: Iterable<ModelInfo>): void {
+  const all = [...models]
+  for (const m of all) {
+    for (const fk of m.foreignKeys) {
+      if (fk.from.length !== 1) continue
+      const parent = all.find((p) => p.table === fk.table && p.keyMode === 'local')
+      if (parent && fk.to[0] === parent.keys[0] && !m.localRefs.has(fk.from[0]!)) {
+        m.localRefs.set(fk.from[0]!, parent.name)
+      }
+    }
+  }
+}
+
 const SQL_TYPE: Record<ColumnType, string> = {
   text: 'TEXT',
   integer: 'INTEGER',
@@ -94,6 +125,11 @@ export function checkDefinition(def: ModelDefinition): void {
     !(Array.isArray(pk) && pk.length > 0 && pk.every((k) => typeof k === 'string' && k.length > 0))
   ) {
     throw invalid(`Model ${def.name}: primaryKey must be a column name or a non-empty array of column names.`, {
+      model: def.name,
+    })
+  }
+  if (def.keys !== undefined && def.keys !== 'global' && def.keys !== 'local') {
+    throw invalid(`Model ${def.name}: keys must be "global" or "local", not ${JSON.stringify(def.keys)}.`, {
       model: def.name,
     })
   }
@@ -169,7 +205,22 @@ export function resolveModel(db: Database.Database, def: ModelDefinition): Model
     )
   }
   for (const [column, type] of Object.entries(def.columns ?? {})) columns.set(column, type)
-  return { name: def.name, table, keys, columns, foreignKeys: readForeignKeys(db, table) }
+  const keyMode = def.keys ?? 'global'
+  if (keyMode === 'local' && (keys.length !== 1 || columns.get(keys[0]!) !== 'integer')) {
+    throw invalid(
+      `Model ${def.name}: keys "local" needs a single INTEGER primary key (each device allocates its own), but table ${table}'s key is ${keys.join(', ')}. Use keys "global".`,
+      { model: def.name, table },
+    )
+  }
+  return {
+    name: def.name,
+    table,
+    keys,
+    columns,
+    foreignKeys: readForeignKeys(db, table),
+    keyMode,
+    localRefs: new Map(keyMode === 'local' ? [[keys[0]!, def.name]] : []),
+  }
 }
 
 function createTable(db: Database.Database, def: ModelDefinition, table: string): void {

@@ -1,6 +1,7 @@
 import type Database from 'better-sqlite3'
 import type { JsonObject } from '../mesh/document.js'
 import { type ForeignKey, parentKey, parentRef } from './foreign-keys.js'
+import type { KeyMap } from './key-map.js'
 import { type ModelInfo, quoteIdent } from './model-definition.js'
 import type { Row } from './repository.js'
 import { rowId } from './row-key.js'
@@ -34,10 +35,15 @@ export class ParentCheck {
   constructor(
     private readonly db: Database.Database,
     private readonly models: ReadonlyMap<string, ModelInfo>,
+    private readonly keys: KeyMap,
   ) {}
 
-  /** Orphans by model name, then write index. */
-  orphans(batch: readonly BatchRows[]): Map<string, Map<number, Orphan>> {
+  /**
+   * Orphans by model name, then write index. `localOnly`: check only the
+   * foreign keys referencing a `local` model (their ids cannot be stored
+   * without the parent, even when SQLite does not enforce foreign keys).
+   */
+  orphans(batch: readonly BatchRows[], localOnly = false): Map<string, Map<number, Orphan>> {
     const out = new Map<string, Map<number, Orphan>>()
     const byTable = new Map(batch.map((b) => [b.model.table, b]))
     // Parent keys the batch writes, per referenced key (`table(cols)`): key → write indexes.
@@ -60,7 +66,9 @@ export class ParentCheck {
     // Rows whose parent is only in the batch: checked again while orphans are found.
     const viaBatch: { rows: BatchRows; index: number; fk: ForeignKey; parent: BatchRows; key: string }[] = []
     for (const rows of batch) {
-      const fks = rows.model.foreignKeys.filter((fk) => fk.from.length === fk.to.length)
+      const fks = rows.model.foreignKeys.filter(
+        (fk) => fk.from.length === fk.to.length && (!localOnly || rows.model.localRefs.has(fk.from[0]!)),
+      )
       if (fks.length === 0) continue
       for (const [index, row] of rows.upserts) {
         for (const fk of fks) {
@@ -120,6 +128,30 @@ export class ParentCheck {
 
   /** The parent row is in the database and the batch does not delete it. */
   private exists(fk: ForeignKey, values: unknown[], parent: BatchRows | undefined): boolean {
+    const local = fk.from.length === 1 ? this.localParent(fk) : undefined
+    if (local !== undefined) {
+      // The value is the parent's document id: find the key this database holds it under.
+      const id = values[0]
+      const key = typeof id === 'string' ? this.keys.localKey(local.name, id) : undefined
+      if (key === undefined || !this.lookup(fk).get(key)) return false
+      return !parent?.deletes.has(id as string)
+    }
+    const row = this.lookup(fk).get(...values.map(bindable)) as Record<string, unknown> | undefined
+    if (!row) return false
+    if (!parent || parent.deletes.size === 0) return true
+    const model = [...this.models.values()].find((m) => m.table === fk.table)
+    return !model || !parent.deletes.has(rowId(model, row))
+  }
+
+  /** The `local` model a foreign key references by its key, if any. */
+  private localParent(fk: ForeignKey): ModelInfo | undefined {
+    for (const m of this.models.values()) {
+      if (m.table === fk.table && m.keyMode === 'local' && fk.to[0] === m.keys[0]) return m
+    }
+    return undefined
+  }
+
+  private lookup(fk: ForeignKey): Database.Statement {
     const ref = parentRef(fk)
     let stmt = this.lookups.get(ref)
     if (!stmt) {
@@ -127,11 +159,7 @@ export class ParentCheck {
       stmt = this.db.prepare(`SELECT * FROM ${quoteIdent(fk.table)} WHERE ${where} LIMIT 1`)
       this.lookups.set(ref, stmt)
     }
-    const row = stmt.get(...values.map(bindable)) as Record<string, unknown> | undefined
-    if (!row) return false
-    if (!parent || parent.deletes.size === 0) return true
-    const model = [...this.models.values()].find((m) => m.table === fk.table)
-    return !model || !parent.deletes.has(rowId(model, row))
+    return stmt
   }
 }
 

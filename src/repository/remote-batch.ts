@@ -2,6 +2,7 @@ import type Database from 'better-sqlite3'
 import { ErrorCode, ValidationError } from '../errors.js'
 import { isBusy } from './busy-retry.js'
 import { parentKey } from './foreign-keys.js'
+import { parseMeshKeyId } from './key-map.js'
 import type { ModelInfo } from './model-definition.js'
 import type { BatchRows, Orphan, ParentCheck } from './parent-check.js'
 import type { ParkedStore } from './parked-store.js'
@@ -23,6 +24,8 @@ export interface RelationPlan {
   order: readonly string[]
   /** Whether the connection enforces foreign keys (`PRAGMA foreign_keys`). */
   enforced: boolean
+  /** Whether any model holds keys of a `local` model (translated, and their parents checked, always). */
+  translated: boolean
   /** Per table, the parent keys other tables reference in it: `table(cols)` and the columns. */
   referencedBy: ReadonlyMap<string, { ref: string; columns: string[] }[]>
   parents: ParentCheck
@@ -69,8 +72,16 @@ export function executeRemoteBatch(
     st.setFlag()
     if (plan.enforced) db.pragma(`defer_foreign_keys = ${isolate ? 'OFF' : 'ON'}`)
     const groups = batch.groups.map((group, g) => planGroup(st, plan, group, g, result))
-    const orphans = plan.enforced ? plan.parents.orphans(groups.map((p) => p.rows)) : new Map()
+    const orphans =
+      plan.enforced || plan.translated
+        ? plan.parents.orphans(
+            groups.map((p) => p.rows),
+            !plan.enforced,
+          )
+        : new Map<string, Map<number, Orphan>>()
     const ordered = [...groups].sort((a, b) => plan.order.indexOf(a.model.name) - plan.order.indexOf(b.model.name))
+    // Keys of new `local` rows first, so rows of the batch that reference each other translate.
+    if (plan.translated) claimKeys(st, ordered, orphans)
     const retry: { group: GroupPlan; write: number }[] = []
     const write = (group: GroupPlan, i: number, last: boolean) => {
       const w = group.writes[i]!
@@ -143,6 +154,19 @@ export function executeRemoteBatch(
   } catch (error) {
     if (db.inTransaction) db.exec('ROLLBACK')
     throw error
+  }
+}
+
+/** Claims (allocates when new) the keys of the `local` rows the batch writes. */
+function claimKeys(st: ModelStatements, groups: GroupPlan[], orphans: Map<string, Map<number, Orphan>>): void {
+  for (const g of groups) {
+    if (g.model.keyMode !== 'local') continue
+    const key = g.model.keys[0]!
+    const orphaned = orphans.get(g.model.name)
+    for (const [i, row] of g.rows.upserts) {
+      const id = row[key]
+      if (!orphaned?.has(i) && typeof id === 'string' && parseMeshKeyId(id)) st.keys.claim(g.model, id)
+    }
   }
 }
 

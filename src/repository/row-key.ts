@@ -78,9 +78,22 @@ export function keyCondition(model: ModelInfo, alias?: string): string {
   return model.keys.map((k) => `${prefix}${quoteIdent(k)} = ?`).join(' AND ')
 }
 
-/** SQL computing a row's document id from its key columns, e.g. `NEW."id"` or `json_array(t."a", t."b")`. */
-export function idExpression(model: ModelInfo, ref: string): string {
-  const cols = model.keys.map((k) => `${ref}.${quoteIdent(k)}`)
+/**
+ * SQL computing a row's document id from its key columns, e.g. `NEW."id"` or
+ * `json_array(t."a", t."b")`. A column holding a `local` model's key becomes
+ * that row's document id: the mapped id of a row received from another
+ * device, else `<device>:<key>`. With `created`, the model's own `local` key
+ * is taken as this device's (a row the app just inserted).
+ */
+export function idExpression(model: ModelInfo, ref: string, device = '', created = false): string {
+  const cols = model.keys.map((k) => {
+    const col = `${ref}.${quoteIdent(k)}`
+    const local = model.localRefs.get(k)
+    if (local === undefined) return col
+    const own = `'${device}:' || ${col}`
+    if (created && local === model.name) return own
+    return `coalesce((SELECT doc FROM _meshmirror_keys WHERE model = '${local}' AND key = ${col}), ${own})`
+  })
   return cols.length === 1 ? cols[0]! : `json_array(${cols.join(', ')})`
 }
 

@@ -4,10 +4,11 @@ import { ClosedError, ErrorCode, MeshmirrorError, StorageError, ValidationError 
 import { delay } from '../util/delay.js'
 import { Mutex } from '../util/mutex.js'
 import { busyBackoffMs, isBusy } from './busy-retry.js'
-import { installSyncTables, isCapturing, setCapture } from './change-capture.js'
+import { installSyncTables, isCapturing, setCapture, setKeyTriggers } from './change-capture.js'
 import { ChangePoller } from './change-poller.js'
 import { parentRef, parentsFirst } from './foreign-keys.js'
-import { type ModelDefinition, type ModelInfo, resolveModel } from './model-definition.js'
+import { deviceIdOf, KeyMap } from './key-map.js'
+import { linkLocalRefs, type ModelDefinition, type ModelInfo, resolveModel } from './model-definition.js'
 import { ParentCheck } from './parent-check.js'
 import { ParkedStore } from './parked-store.js'
 import { executeRemoteBatch, type RelationPlan, unblockedBy } from './remote-batch.js'
@@ -90,6 +91,7 @@ export async function openSqliteRepository(options: SqliteRepositoryOptions): Pr
       }
     }
     const models = new Map<string, ModelInfo>()
+    let device: string
     try {
       installSyncTables(writer, file)
       for (const def of opts.models) {
@@ -100,6 +102,9 @@ export async function openSqliteRepository(options: SqliteRepositoryOptions): Pr
         }
         models.set(def.name, resolveModel(writer, def))
       }
+      linkLocalRefs(models.values())
+      for (const m of models.values()) setKeyTriggers(writer, m)
+      device = deviceIdOf(writer)
       writer.exec('COMMIT')
     } catch (e) {
       if (writer.inTransaction) writer.exec('ROLLBACK')
@@ -107,7 +112,7 @@ export async function openSqliteRepository(options: SqliteRepositoryOptions): Pr
     }
     reader = new Database(file, { readonly: true })
     reader.pragma('busy_timeout = 1000')
-    return new SqliteRepositoryImpl(file, writer, reader, relationPlan(writer, models), opts)
+    return new SqliteRepositoryImpl(file, writer, reader, relationPlan(writer, models, device), device, opts)
   } catch (cause) {
     reader?.close()
     writer?.close()
@@ -139,7 +144,7 @@ function checkOptions(options: SqliteRepositoryOptions): SqliteRepositoryOptions
 }
 
 /** Apply order and parent lookups of the models, from their foreign keys. */
-function relationPlan(writer: Database.Database, models: Map<string, ModelInfo>): RelationPlan {
+function relationPlan(writer: Database.Database, models: Map<string, ModelInfo>, device: string): RelationPlan {
   const ordered = parentsFirst([...models.values()])
   const referencedBy = new Map<string, { ref: string; columns: string[] }[]>()
   for (const m of ordered) {
@@ -154,8 +159,9 @@ function relationPlan(writer: Database.Database, models: Map<string, ModelInfo>)
     models: new Map(ordered.map((m) => [m.name, m])),
     order: ordered.map((m) => m.name),
     enforced: writer.pragma('foreign_keys', { simple: true }) === 1,
+    translated: ordered.some((m) => m.localRefs.size > 0),
     referencedBy,
-    parents: new ParentCheck(writer, models),
+    parents: new ParentCheck(writer, models, new KeyMap(writer, device, models)),
   }
 }
 
@@ -181,11 +187,13 @@ class SqliteRepositoryImpl implements SqliteRepository {
     private readonly writer: Database.Database,
     private readonly reader: Database.Database,
     private readonly relations: RelationPlan,
+    /** This database's device id (names the rows it creates in `local`-keyed models). */
+    readonly device: string,
     options: SqliteRepositoryOptions,
   ) {
     this.modelInfo = relations.models
-    this.w = new ModelStatements(writer)
-    this.r = new ModelStatements(reader)
+    this.w = new ModelStatements(writer, new KeyMap(writer, device, relations.models))
+    this.r = new ModelStatements(reader, new KeyMap(reader, device, relations.models))
     this.parkedW = new ParkedStore(writer)
     this.parkedR = new ParkedStore(reader)
     this.tx = sqliteTx({
@@ -223,17 +231,29 @@ class SqliteRepositoryImpl implements SqliteRepository {
 
   async get(model: string, id: string): Promise<Row | undefined> {
     this.assertOpen()
-    return this.r.get(this.model(model), id)
+    const m = this.model(model)
+    return this.snapshot(m, () => this.r.get(m, id))
   }
 
   async getMany(model: string, ids: readonly string[]): Promise<Map<string, Row>> {
     this.assertOpen()
-    return this.r.getMany(this.model(model), ids)
+    const m = this.model(model)
+    return this.snapshot(m, () => this.r.getMany(m, ids))
   }
 
   async scan(model: string, options: { after?: string | null; limit: number }): Promise<Row[]> {
     this.assertOpen()
-    return this.r.scan(this.model(model), options.after ?? null, checkLimit(options.limit), false)
+    const m = this.model(model)
+    return this.snapshot(m, () => this.r.scan(m, options.after ?? null, checkLimit(options.limit), false))
+  }
+
+  /**
+   * Runs a read in one snapshot when it takes several statements (rows, then
+   * the keys of `local` models they hold), so a commit in between cannot pair
+   * a row with another row's id.
+   */
+  private snapshot<T>(m: ModelInfo, read: () => T): T {
+    return m.localRefs.size === 0 ? read() : this.reader.transaction(read)()
   }
 
   async count(model: string): Promise<number> {
@@ -243,7 +263,8 @@ class SqliteRepositoryImpl implements SqliteRepository {
 
   async unmirrored(model: string, options: { after?: string | null; limit: number }): Promise<Row[]> {
     this.assertOpen()
-    return this.r.scan(this.model(model), options.after ?? null, checkLimit(options.limit), true)
+    const m = this.model(model)
+    return this.snapshot(m, () => this.r.scan(m, options.after ?? null, checkLimit(options.limit), true))
   }
 
   async countUnmirrored(model: string): Promise<number> {
@@ -289,10 +310,12 @@ class SqliteRepositoryImpl implements SqliteRepository {
 
   async pendingChanges(options: { models: readonly string[]; limit: number }): Promise<CapturedChange[]> {
     this.assertOpen()
-    return this.r.pendingChanges(options.models, checkLimit(options.limit)).map((c) => ({
-      ...c,
-      old: c.old === null ? null : decodeRow(this.model(c.model), JSON.parse(c.old) as Record<string, unknown>),
-    }))
+    return this.r.pendingChanges(options.models, checkLimit(options.limit)).map((c) => {
+      if (c.old === null) return { ...c, old: null }
+      const m = this.model(c.model)
+      const old = decodeRow(m, JSON.parse(c.old) as Record<string, unknown>)
+      return { ...c, old: m.localRefs.size === 0 ? old : this.r.keys.toMesh(m, old) }
+    })
   }
 
   async pendingChangeCount(models: readonly string[]): Promise<{ count: number; oldestAt: number | null }> {
@@ -312,7 +335,7 @@ class SqliteRepositoryImpl implements SqliteRepository {
 
   async setChangeCapture(model: string, enabled: boolean): Promise<void> {
     const info = this.model(model)
-    await this.transaction(async () => setCapture(this.writer, info, enabled))
+    await this.transaction(async () => setCapture(this.writer, info, enabled, this.device))
   }
 
   transaction<T>(fn: (tx: RepositoryTx) => Promise<T>, options: TransactionOptions = {}): Promise<T> {

@@ -1,5 +1,6 @@
 import type Database from 'better-sqlite3'
 import { ErrorCode, MeshmirrorError } from '../errors.js'
+import type { KeyMap } from './key-map.js'
 import type { ColumnType, ModelInfo } from './model-definition.js'
 import { quoteIdent } from './model-definition.js'
 import type { CapturedChange, DocSyncState, DocSyncStateEntry, Row } from './repository.js'
@@ -26,8 +27,24 @@ export class ModelStatements {
   private readonly plans = new Map<string, UpsertPlan>()
   private readonly stmt: (sql: string) => Database.Statement
 
-  constructor(private readonly db: Database.Database) {
+  constructor(
+    private readonly db: Database.Database,
+    /** Translates the keys of `local` models (document ids ↔ this database's keys). */
+    readonly keys: KeyMap,
+  ) {
     this.stmt = statementCache(db)
+  }
+
+  /** A row read from the table, as adapters see it (`local` keys as document ids). */
+  private read(m: ModelInfo, raw: Record<string, unknown>): Row {
+    const row = decodeRow(m, raw)
+    return m.localRefs.size === 0 ? row : this.keys.toMesh(m, row)
+  }
+
+  /** The stored key values of a document id, or undefined when this database holds no such row. */
+  private stored(m: ModelInfo, id: string): unknown[] | undefined {
+    const values = keyValues(m, id)
+    return m.localRefs.size === 0 ? values : this.keys.storageKey(m, values)
   }
 
   /** A statement reading app rows: INTEGER as bigint, so it is told from REAL and kept exact. */
@@ -38,15 +55,24 @@ export class ModelStatements {
   // ---- rows ----------------------------------------------------------------------
 
   get(m: ModelInfo, id: string): Row | undefined {
-    const raw = this.rowStmt(`SELECT * FROM ${quoteIdent(m.table)} WHERE ${keyCondition(m)}`).get(keyValues(m, id)) as
+    const key = this.stored(m, id)
+    if (key === undefined) return undefined
+    const raw = this.rowStmt(`SELECT * FROM ${quoteIdent(m.table)} WHERE ${keyCondition(m)}`).get(key) as
       | Record<string, unknown>
       | undefined
-    return raw ? decodeRow(m, raw) : undefined
+    return raw ? this.read(m, raw) : undefined
   }
 
   getMany(m: ModelInfo, ids: readonly string[]): Map<string, Row> {
     const out = new Map<string, Row>()
     if (ids.length === 0) return out
+    if (m.localRefs.size > 0) {
+      for (const id of ids) {
+        const row = this.get(m, id)
+        if (row) out.set(id, row)
+      }
+      return out
+    }
     // A composite key is matched column by column, so the lookup uses the key's index.
     const sql =
       m.keys.length === 1
@@ -64,26 +90,47 @@ export class ModelStatements {
   scan(m: ModelInfo, after: string | null, limit: number, unmirroredOnly: boolean): Row[] {
     const where: string[] = []
     const params: unknown[] = []
-    if (after !== null) {
+    const position = after === null ? null : this.position(m, after)
+    if (position !== null) {
       where.push(
         m.keys.length === 1
           ? `t.${quoteIdent(m.keys[0]!)} > ?`
           : `(${keyList(m, 't')}) > (${m.keys.map(() => '?').join(', ')})`,
       )
-      params.push(...keyValues(m, after))
+      params.push(...position)
     }
-    if (unmirroredOnly) where.push(unmirroredCondition(m))
+    if (unmirroredOnly) where.push(unmirroredCondition(m, this.keys.device))
     const sql = `SELECT t.* FROM ${quoteIdent(m.table)} AS t ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY ${keyList(m, 't')} LIMIT ?`
     params.push(limit)
-    return (this.rowStmt(sql).all(...params) as Record<string, unknown>[]).map((raw) => decodeRow(m, raw))
+    return (this.rowStmt(sql).all(...params) as Record<string, unknown>[]).map((raw) => this.read(m, raw))
+  }
+
+  /** Where a page after the row `after` starts, in stored key values (null: from the start). */
+  private position(m: ModelInfo, after: string): unknown[] | null {
+    const values = keyValues(m, after)
+    if (m.localRefs.size === 0) return values
+    const out: unknown[] = []
+    for (let i = 0; i < m.keys.length; i++) {
+      const ref = m.localRefs.get(m.keys[i]!)
+      const v = values[i]!
+      if (ref === undefined) out.push(v)
+      else {
+        const key = typeof v === 'string' ? this.keys.position(ref, v) : undefined
+        // A row this database never held: start again (paging is idempotent).
+        if (key === undefined) return null
+        out.push(key)
+      }
+    }
+    return out
   }
 
   count(m: ModelInfo, unmirroredOnly: boolean): number {
-    const sql = `SELECT count(*) FROM ${quoteIdent(m.table)} AS t${unmirroredOnly ? ` WHERE ${unmirroredCondition(m)}` : ''}`
+    const sql = `SELECT count(*) FROM ${quoteIdent(m.table)} AS t${unmirroredOnly ? ` WHERE ${unmirroredCondition(m, this.keys.device)}` : ''}`
     return this.stmt(sql).pluck().get() as number
   }
 
-  upsert(m: ModelInfo, rows: readonly Row[]): number {
+  upsert(m: ModelInfo, given: readonly Row[]): number {
+    const rows = m.localRefs.size === 0 ? given : given.map((row) => this.toStorage(m, row))
     let changed = 0
     let signature = ''
     let plan: UpsertPlan | undefined
@@ -182,10 +229,21 @@ export class ModelStatements {
     return plan
   }
 
+  /** A row to write, in stored form: a `local` row's key claimed (allocated when new), references translated. */
+  private toStorage(m: ModelInfo, row: Row): Row {
+    const own = m.keyMode === 'local' ? m.keys[0]! : undefined
+    const id = own === undefined ? undefined : row[own]
+    if (own !== undefined && typeof id === 'string') this.keys.claim(m, id)
+    return this.keys.toStorage(m, row)
+  }
+
   delete(m: ModelInfo, ids: readonly string[]): number {
     const stmt = this.stmt(`DELETE FROM ${quoteIdent(m.table)} WHERE ${keyCondition(m)}`)
     let n = 0
-    for (const id of ids) n += stmt.run(keyValues(m, id)).changes
+    for (const id of ids) {
+      const key = this.stored(m, id)
+      if (key !== undefined) n += stmt.run(key).changes
+    }
     return n
   }
 
@@ -305,6 +363,6 @@ export class ModelStatements {
 }
 
 /** Rows never exchanged with the mesh, or re-created after a recorded removal. */
-function unmirroredCondition(m: ModelInfo): string {
-  return `NOT EXISTS (SELECT 1 FROM _meshmirror_sync_state AS s WHERE s.model = '${m.name}' AND s.id = CAST(${idExpression(m, 't')} AS TEXT) AND s.hash <> '${DELETED_HASH}')`
+function unmirroredCondition(m: ModelInfo, device: string): string {
+  return `NOT EXISTS (SELECT 1 FROM _meshmirror_sync_state AS s WHERE s.model = '${m.name}' AND s.id = CAST(${idExpression(m, 't', device)} AS TEXT) AND s.hash <> '${DELETED_HASH}')`
 }

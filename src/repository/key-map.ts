@@ -1,0 +1,240 @@
+import { randomBytes } from 'node:crypto'
+import type Database from 'better-sqlite3'
+import { ErrorCode, MeshmirrorError } from '../errors.js'
+import type { ModelInfo } from './model-definition.js'
+import { quoteIdent } from './model-definition.js'
+import type { Row } from './repository.js'
+import { statementCache } from './statement-cache.js'
+
+/**
+ * How a model's primary key identifies a row across devices.
+ *
+ * - `global`: a key names the same row on every device (UUIDs, natural keys,
+ *   rows created by one device only). The document id is the key.
+ * - `local`: every device allocates its own integer keys, as SQLite does for
+ *   an `INTEGER PRIMARY KEY`. The document id names the device that created
+ *   the row and its key there (`<device>:<key>`, see {@link meshKeyId}); every
+ *   other device stores the row under a key it allocates itself and keeps the
+ *   mapping in `_meshmirror_keys`, in the transaction that writes the row.
+ */
+export type KeyMode = 'global' | 'local'
+
+/**
+ * `_meshmirror_keys`: for rows of `local`-keyed models that were created on
+ * another device, the document id and the key this database gave the row.
+ * Rows this device created need no entry: their id is this device's id and
+ * their key. An entry outlives its row (a later write of the same document
+ * finds its key again) until an app insert takes the key for a new row.
+ */
+export const KEYS_DDL = `
+CREATE TABLE IF NOT EXISTS _meshmirror_keys (
+  model TEXT NOT NULL,
+  doc TEXT NOT NULL,
+  key INTEGER NOT NULL,
+  PRIMARY KEY (model, doc)
+) WITHOUT ROWID;
+CREATE UNIQUE INDEX IF NOT EXISTS _meshmirror_keys_local ON _meshmirror_keys (model, key);
+`
+
+const DEVICE_RE = /^[a-z0-9]{4,32}$/
+const ID_RE = /^([a-z0-9]{4,32}):(-?[0-9]{1,19})$/
+
+/** This database's device id (created on first use, kept in `_meshmirror_meta`). Runs inside a write transaction. */
+export function deviceIdOf(db: Database.Database): string {
+  const row = db.prepare("SELECT value FROM _meshmirror_meta WHERE key = 'device'").pluck().get() as string | undefined
+  if (row !== undefined && DEVICE_RE.test(row)) return row
+  // 10 base-36 characters: about 3.6e15 values, so two devices of one mesh never draw the same.
+  const id = (randomBytes(8).readBigUInt64BE() % 36n ** 10n).toString(36).padStart(10, '0')
+  db.prepare(
+    "INSERT INTO _meshmirror_meta (key, value) VALUES ('device', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+  ).run(id)
+  return id
+}
+
+/** The document id of a `local`-keyed row: `<device>:<key>`, e.g. `k3f9a2qz0m:57`. */
+export function meshKeyId(device: string, key: number | bigint | string): string {
+  return `${device}:${key}`
+}
+
+/** The device and key a `local` document id names, or undefined when it is not one. */
+export function parseMeshKeyId(id: string): { device: string; key: bigint } | undefined {
+  const m = ID_RE.exec(id)
+  if (!m) return undefined
+  const key = BigInt(m[2]!)
+  if (key > 9223372036854775807n || key < -9223372036854775808n) return undefined
+  return { device: m[1]!, key }
+}
+
+/** A key as better-sqlite3 binds it, and as rows read without safe integers hold it. */
+function asNumber(key: bigint): number | bigint {
+  return key >= BigInt(Number.MIN_SAFE_INTEGER) && key <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(key) : key
+}
+
+/** A key column's stored value as a bigint, or undefined when it is not an integer. */
+function storedKey(v: unknown): bigint | undefined {
+  if (typeof v === 'bigint') return v
+  if (typeof v === 'number' && Number.isInteger(v)) return BigInt(v)
+  if (typeof v === 'object' && v !== null && typeof (v as { $int?: unknown }).$int === 'string') {
+    return BigInt((v as { $int: string }).$int)
+  }
+  if (typeof v === 'string' && /^-?[0-9]{1,19}$/.test(v)) return BigInt(v)
+  return undefined
+}
+
+/** A document that names a `local` row with something that is not a `local` id. */
+export function notALocalId(model: string, column: string, value: unknown): MeshmirrorError {
+  return new MeshmirrorError(
+    ErrorCode.DOCUMENT_REJECTED,
+    `${model}.${column} is ${JSON.stringify(value)}, not a row id of a table with keys "local" (<device>:<key>, e.g. "k3f9a2qz0m:57").`,
+    { details: { model, column } },
+  )
+}
+
+/**
+ * Translates between the ids the mesh carries and the keys this database
+ * holds, for the columns of `local`-keyed models (their own key, and foreign
+ * keys referencing one). One instance per connection; lookups are one probe
+ * of `_meshmirror_keys`' primary key or unique index.
+ */
+export class KeyMap {
+  private readonly stmt: (sql: string) => Database.Statement
+
+  constructor(
+    db: Database.Database,
+    /** This database's device id. */
+    readonly device: string,
+    private readonly models: ReadonlyMap<string, ModelInfo>,
+  ) {
+    this.stmt = statementCache(db)
+  }
+
+  /** True when the model has columns holding keys of a `local` model. */
+  translates(m: ModelInfo): boolean {
+    return m.localRefs.size > 0
+  }
+
+  /** The document id of `key`, a row of the `local` model `model`. */
+  meshId(model: string, key: bigint): string {
+    const doc = this.stmt('SELECT doc FROM _meshmirror_keys WHERE model = ? AND key = ?')
+      .pluck()
+      .get(model, asNumber(key)) as string | undefined
+    return doc ?? meshKeyId(this.device, key)
+  }
+
+  /** The key this database holds the document `id` under, or undefined when it holds no such row. */
+  localKey(model: string, id: string): bigint | undefined {
+    const mapped = this.stmt('SELECT key FROM _meshmirror_keys WHERE model = ? AND doc = ?')
+      .pluck()
+      .safeIntegers(true)
+      .get(model, id) as bigint | undefined
+    if (mapped !== undefined) return mapped
+    const parsed = parseMeshKeyId(id)
+    if (!parsed || parsed.device !== this.device) return undefined
+    // A row this device created, unless its key now holds a row received from another device.
+    const taken = this.stmt('SELECT 1 FROM _meshmirror_keys WHERE model = ? AND key = ?')
+      .pluck()
+      .get(model, asNumber(parsed.key))
+    return taken === undefined ? parsed.key : undefined
+  }
+
+  /**
+   * The position of `id` in key order (for paging): its key, even when that
+   * key was since taken by another row; undefined when unknown.
+   */
+  position(model: string, id: string): bigint | undefined {
+    const mapped = this.localKey(model, id)
+    if (mapped !== undefined) return mapped
+    const parsed = parseMeshKeyId(id)
+    return parsed?.device === this.device ? parsed.key : undefined
+  }
+
+  /**
+   * The key of the document `id` of `model`, allocating one (and recording
+   * the mapping) when this database does not hold it yet. A new key is past
+   * every key in the table, in `sqlite_sequence` (AUTOINCREMENT) and in the
+   * mapping, so it never reuses a key a row or a pending mapping holds.
+   * Writer connection, inside the batch's transaction.
+   */
+  claim(m: ModelInfo, id: string): bigint {
+    const known = this.localKey(m.name, id)
+    if (known !== undefined) return known
+    const parsed = parseMeshKeyId(id)
+    if (!parsed) throw notALocalId(m.name, m.keys[0]!, id)
+    const column = quoteIdent(m.keys[0]!)
+    const next = this.stmt(
+      `SELECT max(coalesce((SELECT max(${column}) FROM ${quoteIdent(m.table)}), 0),
+                  coalesce((SELECT max(key) FROM _meshmirror_keys WHERE model = ?), 0),
+                  coalesce((SELECT seq FROM sqlite_sequence WHERE name = ?), 0)) + 1`,
+    )
+      .pluck()
+      .safeIntegers(true)
+      .get(m.name, m.table) as bigint
+    this.stmt('INSERT OR REPLACE INTO _meshmirror_keys (model, doc, key) VALUES (?, ?, ?)').run(
+      m.name,
+      id,
+      asNumber(next),
+    )
+    return next
+  }
+
+  /** The row as the mesh sees it: keys of `local` models replaced by their document ids. */
+  toMesh(m: ModelInfo, row: Row): Row {
+    const out: Row = { ...row }
+    for (const [column, ref] of m.localRefs) {
+      const key = storedKey(row[column])
+      if (key !== undefined) out[column] = this.meshId(ref, key)
+    }
+    return out
+  }
+
+  /**
+   * The row as this database stores it: document ids replaced by local keys.
+   * The model's own key must have been claimed; a referenced row that is not
+   * here throws (the caller parks such rows before writing).
+   */
+  toStorage(m: ModelInfo, row: Row): Row {
+    const out: Row = { ...row }
+    for (const [column, ref] of m.localRefs) {
+      const v = row[column]
+      if (v === null || v === undefined) continue
+      if (typeof v !== 'string') throw notALocalId(m.name, column, v)
+      const key = this.localKey(ref, v)
+      if (key === undefined) {
+        throw new MeshmirrorError(
+          ErrorCode.DOCUMENT_REJECTED,
+          `${m.name}.${column} references ${ref} ${v}, which is not in this database.`,
+          { details: { model: m.name, column, id: v } },
+        )
+      }
+      const n = asNumber(key)
+      out[column] = typeof n === 'bigint' ? { $int: n.toString() } : n
+    }
+    return out
+  }
+
+  /**
+   * The key-column values a document id stands for, in storage form, or
+   * undefined when this database holds no such row.
+   */
+  storageKey(m: ModelInfo, values: readonly (string | number)[]): (string | number | bigint)[] | undefined {
+    const out: (string | number | bigint)[] = []
+    for (let i = 0; i < m.keys.length; i++) {
+      const v = values[i]!
+      const ref = m.localRefs.get(m.keys[i]!)
+      if (ref === undefined) {
+        out.push(v)
+        continue
+      }
+      const key = typeof v === 'string' ? this.localKey(ref, v) : undefined
+      if (key === undefined) return undefined
+      out.push(asNumber(key))
+    }
+    return out
+  }
+
+  /** The model a `local`-keyed table's rows belong to, by table name. */
+  modelOfTable(table: string): ModelInfo | undefined {
+    for (const m of this.models.values()) if (m.table === table) return m
+    return undefined
+  }
+}
