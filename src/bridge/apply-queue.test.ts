@@ -37,6 +37,23 @@ const item = (id: string, hash = 'h'): ApplyItem => ({
 })
 
 describe('apply queue', () => {
+  it('stops retrying a batch that keeps failing once it closes, instead of holding the close forever', async () => {
+    const retries: number[] = []
+    let attempts = 0
+    const { q } = queue({
+      write: async () => {
+        attempts++
+        throw new Error('no such table')
+      },
+      onError: (_e, retryInMs) => retries.push(retryInMs),
+    })
+    q.put(item('a'))
+    while (attempts < 2) await new Promise((r) => setTimeout(r, 5))
+    await q.close()
+    expect(retries.slice(0, -1).every((ms) => ms > 0)).toBe(true)
+    expect(retries.at(-1)).toBe(-1)
+  })
+
   it('coalesces changes of the same document, the latest winning', async () => {
     const { q, written } = queue()
     q.put(item('a', '1'))

@@ -170,7 +170,8 @@ export class ApplyQueue {
           }
           failures = 0
         } catch (error) {
-          if (this.opts.isFatal(error)) {
+          // Closing: a failing batch is not retried (its checkpoint did not move, so the next start applies it again).
+          if (this.opts.isFatal(error) || this.closed) {
             this.opts.onError(error, -1)
           } else {
             const retryInMs = backoffMs(failures++, { initialMs: 10, maxMs: 1000 })

@@ -98,6 +98,7 @@ export function notALocalId(model: string, column: string, value: unknown): Mesh
  */
 export class KeyMap {
   private readonly stmt: (sql: string) => Database.Statement
+  private sequence = false
 
   constructor(
     db: Database.Database,
@@ -161,14 +162,17 @@ export class KeyMap {
     const parsed = parseMeshKeyId(id)
     if (!parsed) throw notALocalId(m.name, m.keys[0]!, id)
     const column = quoteIdent(m.keys[0]!)
+    // sqlite_sequence exists once any table of the database is AUTOINCREMENT.
+    this.sequence ||= this.stmt("SELECT 1 FROM sqlite_master WHERE name = 'sqlite_sequence'").get() !== undefined
     const next = this.stmt(
       `SELECT max(coalesce((SELECT max(${column}) FROM ${quoteIdent(m.table)}), 0),
-                  coalesce((SELECT max(key) FROM _meshmirror_keys WHERE model = ?), 0),
-                  coalesce((SELECT seq FROM sqlite_sequence WHERE name = ?), 0)) + 1`,
+                  coalesce((SELECT max(key) FROM _meshmirror_keys WHERE model = ?), 0)${
+                    this.sequence ? `, coalesce((SELECT seq FROM sqlite_sequence WHERE name = ?), 0)` : ''
+                  }) + 1`,
     )
       .pluck()
       .safeIntegers(true)
-      .get(m.name, m.table) as bigint
+      .get(...(this.sequence ? [m.name, m.table] : [m.name])) as bigint
     this.stmt('INSERT OR REPLACE INTO _meshmirror_keys (model, doc, key) VALUES (?, ?, ?)').run(
       m.name,
       id,

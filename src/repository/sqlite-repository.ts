@@ -58,6 +58,13 @@ export interface SqliteRepository extends Repository {
   readonly file: string
   /** True when the model's capture triggers are installed. */
   isCapturing(model: string): boolean
+  /**
+   * This database's device id: rows it creates in tables with keys `local`
+   * have document ids `<device>:<key>`. Kept in the database, so it survives
+   * restarts (and a copy of the file carries it: give a copied database a
+   * new one before two devices use it, see the keys documentation).
+   */
+  readonly device: string
 }
 
 /**
