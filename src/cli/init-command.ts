@@ -16,18 +16,34 @@ Examples:
 
 Every table with a declared primary key (one column or several) is listed;
 tables without one, and virtual tables, are reported with the reason and
-left out. Review the file (scope, counters, exclude), share meshId and
-secret with the other devices, then run \`meshmirror peer --config <file>\`.
+left out. A table keyed by one INTEGER column gets an explicit "keys"
+choice, printed with why ("local": every device creates rows; "global":
+a key is the same row everywhere). Review the file (keys, scope, counters,
+exclude), share meshId and secret with the other devices, then run
+\`meshmirror peer --config <file>\`.
 
 Exit codes:
   0  the config was written
   1  wrong input: no such database, not a SQLite file, the config exists (use --force)
   2  an unexpected failure`
 
-/** What `init` proposes for a database: a config, and the tables it left out with why. */
+/** What `init` proposes for a database: a config, the tables it left out with why, the key modes it chose with why. */
 export interface StarterConfig {
   config: MeshmirrorConfig
   skipped: { table: string; reason: string }[]
+  keys: { table: string; keys: 'global' | 'local'; reason: string }[]
+}
+
+/** The key mode `init` writes for a table with a single INTEGER key, and why. */
+function integerKeyChoice(rows: number): { keys: 'local'; reason: string } {
+  const existing =
+    rows > 0
+      ? ` Its ${rows} existing row${rows === 1 ? '' : 's'} become this device's rows: if every device starts from a copy of the same rows, choose "global".`
+      : ''
+  return {
+    keys: 'local',
+    reason: `SQLite allocates these integer keys on each device, so two devices give different rows the same key; "local" keeps such rows apart (the mesh names a row by the device that created it). Choose "global" if only one device creates rows (a catalogue kept at the back office) or the app assigns the ids.${existing}`,
+  }
 }
 
 /** A starter config for a database: every mirrorable table, a fresh mesh id and secret. */
@@ -39,18 +55,21 @@ export function starterConfig(
   const schema = readDatabaseSchema(databaseFile, 'init', '--database')
   const tables: TableMapping[] = []
   const skipped: StarterConfig['skipped'] = []
+  const keyModes: StarterConfig['keys'] = []
   for (const t of schema.tables.values()) {
-    const keys = t.columns
-      .filter((c) => c.pk > 0)
-      .sort((a, b) => a.pk - b.pk)
-      .map((c) => c.name)
+    const keyColumns = t.columns.filter((c) => c.pk > 0).sort((a, b) => a.pk - b.pk)
+    const keys = keyColumns.map((c) => c.name)
     if (t.kind === 'virtual') {
       skipped.push({
         table: t.name,
         reason: 'is a virtual table (its content is derived or external): mirror the tables it is built from',
       })
     } else if (keys.length === 0) skipped.push({ table: t.name, reason: NO_KEY_REASON })
-    else tables.push({ table: t.name, id: keys.length === 1 ? keys[0]! : keys })
+    else if (keyColumns.length === 1 && keyColumns[0]!.type === 'integer') {
+      const choice = integerKeyChoice(t.rows)
+      tables.push({ table: t.name, id: keys[0]!, keys: choice.keys })
+      keyModes.push({ table: t.name, ...choice })
+    } else tables.push({ table: t.name, id: keys.length === 1 ? keys[0]! : keys })
   }
   const base = dirname(resolve(configFile))
   const rel = (p: string) => {
@@ -69,6 +88,7 @@ export function starterConfig(
       tables,
     },
     skipped,
+    keys: keyModes,
   }
 }
 
@@ -99,16 +119,17 @@ export function registerInitCommand(program: Command): void {
           if (!Number.isInteger(opts.port) || opts.port < 0 || opts.port > 65535) {
             throw configError('init', '--port', `expected a port 0-65535, got ${String(opts.port)}`)
           }
-          const { config, skipped } = starterConfig(resolve(opts.database), out, {
+          const { config, skipped, keys } = starterConfig(resolve(opts.database), out, {
             port: opts.port,
             ...(opts.peer ? { peers: opts.peer } : {}),
           })
           writeFileSync(out, `${JSON.stringify(config, null, 2)}\n`)
-          if (output.json) output.out(JSON.stringify({ file: out, config, skipped }, null, 2))
+          if (output.json) output.out(JSON.stringify({ file: out, config, skipped, keys }, null, 2))
           else {
             output.out(
               `wrote ${out}: ${config.tables?.length ?? 0} tables (${config.tables?.map((t) => t.table).join(', ')})`,
             )
+            for (const k of keys) output.out(`  ${k.table}: keys "${k.keys}": ${k.reason}`)
             for (const s of skipped) output.out(`  left out ${s.table}: ${s.reason}`)
             output.out(`next: review it, then \`meshmirror peer --config ${relative(process.cwd(), out) || out}\``)
           }

@@ -16,6 +16,14 @@ export const tableMappingSchema = z.strictObject({
   /** Column values this device mirrors: `{ "branch_id": 1 }` sends and receives only branch 1's rows. */
   scope: z.record(z.string(), scalar).optional(),
   direction: z.enum(['bidirectional', 'sendOnly', 'receiveOnly']).optional(),
+  /**
+   * How the primary key identifies a row across devices: `global` (the same
+   * row on every device: UUIDs, natural keys, rows one device creates) or
+   * `local` (each device allocates its own integer keys; the mesh names a
+   * row by its creating device). Required for a table mirrored both ways
+   * whose key is a single INTEGER column; text keys default to `global`.
+   */
+  keys: z.enum(['global', 'local']).optional(),
   /** Numeric columns that merge as counters (stock levels): concurrent changes add up. */
   counters: z.array(z.string().min(1)).optional(),
   /** Columns that stay local, never mirrored. */

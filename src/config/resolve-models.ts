@@ -57,10 +57,11 @@ export async function resolveModels(config: ResolvedConfig): Promise<ResolvedMod
   const adapters: SyncAdapter[] = []
   const tables = new Set<string>()
   const columns = new Map<string, string[]>()
+  const localTables = new Set((config.tables ?? []).filter((t) => t.keys === 'local').map((t) => t.table))
   for (const [i, mapping] of (config.tables ?? []).entries()) {
     if (tables.has(mapping.table)) throw configError(source, `tables[${i}].table`, `${mapping.table} is mapped twice.`)
     tables.add(mapping.table)
-    const mapped = mapTable(mapping, i, schema, source)
+    const mapped = mapTable(mapping, i, schema, source, localTables)
     const clash = adapters.find((a) => a.collection === mapped.adapter.collection)
     if (clash) {
       throw configError(

@@ -50,7 +50,14 @@ export const NO_KEY_REASON =
  * the column's own name. Checks the mapping against the table first, and
  * throws `INVALID_CONFIG` naming the key (`tables[2].counters`) otherwise.
  */
-export function mapTable(mapping: TableMapping, index: number, schema: DatabaseSchema, source: string): MappedTable {
+export function mapTable(
+  mapping: TableMapping,
+  index: number,
+  schema: DatabaseSchema,
+  source: string,
+  /** The tables mapped with keys `local`: the columns referencing them carry document ids. */
+  localTables: ReadonlySet<string> = new Set(),
+): MappedTable {
   const at = (k?: string) => `tables[${index}]${k ? `.${k}` : ''}`
   const table = schema.tables.get(mapping.table)
   if (!table) {
@@ -77,6 +84,31 @@ export function mapTable(mapping: TableMapping, index: number, schema: DatabaseS
       at('id'),
       `table ${table.name}'s primary key is ${keyNames.join(', ')}, not ${[mapping.id].flat().join(', ')}.`,
     )
+  }
+  const direction = mapping.direction ?? 'bidirectional'
+  const integerKey = keys.length === 1 && keys[0]!.type === 'integer'
+  if (mapping.keys === 'local' && !integerKey) {
+    throw configError(
+      source,
+      at('keys'),
+      `table ${table.name}'s key is ${keyNames.join(', ')}, not a single INTEGER column: keys "local" is for integer keys each device allocates. Use "global".`,
+    )
+  }
+  if (mapping.keys === undefined && integerKey && direction === 'bidirectional') {
+    throw configError(
+      source,
+      at('keys'),
+      `table ${table.name} has an integer primary key (${keyNames[0]}) and is mirrored both ways: say how its keys identify rows. "local" if every device creates rows (sales, invoices: each device's SQLite allocates the same numbers, and "local" keeps such rows apart), "global" if a key is the same row everywhere (one device creates the rows, or the app assigns the ids). See docs/keys.md.`,
+    )
+  }
+  // Columns holding document ids of a `local` table: its own key, and foreign keys referencing one.
+  const meshIds = new Set<string>(mapping.keys === 'local' ? [keyNames[0]!] : [])
+  for (const fk of table.foreignKeys) {
+    const parent = fk.from.length === 1 ? schema.tables.get(fk.table) : undefined
+    const parentKey = parent?.columns.filter((c) => c.pk > 0)
+    if (parent && localTables.has(parent.name) && parentKey?.length === 1 && parentKey[0]!.name === fk.to[0]) {
+      meshIds.add(fk.from[0]!)
+    }
   }
   const model = mapping.collection ?? table.name
   if (!NAME_RE.test(model) || model.length > 64) {
@@ -118,8 +150,9 @@ export function mapTable(mapping: TableMapping, index: number, schema: DatabaseS
   }
   // A single key is the document's _id; a composite key's columns also stay fields.
   const single = keys.length === 1 ? keys[0]! : undefined
-  const fields = table.columns.filter((c) => c !== single && !exclude.has(c.name))
-  const direction = mapping.direction ?? 'bidirectional'
+  const fields = table.columns
+    .filter((c) => c !== single && !exclude.has(c.name))
+    .map((c): TableColumn => (meshIds.has(c.name) ? { ...c, type: 'text' } : c))
   const info = { name: model, keys: keyNames }
   const idOf = (row: Row) => {
     if (single) {
@@ -148,7 +181,7 @@ export function mapTable(mapping: TableMapping, index: number, schema: DatabaseS
       const row: Row = {}
       if (single) {
         let id: JsonValue = doc._id
-        if (single.type === 'integer' || single.type === 'real') {
+        if ((single.type === 'integer' || single.type === 'real') && !meshIds.has(single.name)) {
           id = keyFromText(doc._id)
           if (typeof id === 'number' && !Number.isFinite(id))
             rejectDocument(`_id ${JSON.stringify(doc._id)} is not a number`, { field: '_id' })
@@ -201,6 +234,7 @@ export function mapTable(mapping: TableMapping, index: number, schema: DatabaseS
       name: model,
       table: table.name,
       primaryKey: single ? single.name : keyNames,
+      ...(mapping.keys === undefined ? {} : { keys: mapping.keys }),
       ...(asStored.length > 0 ? { columns: Object.fromEntries(asStored) } : {}),
     },
     adapter,

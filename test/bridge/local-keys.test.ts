@@ -16,7 +16,7 @@ afterEach(async () => {
   dirs.cleanup()
 })
 
-export const LOCAL_KEYS_DDL = `
+const LOCAL_KEYS_DDL = `
 PRAGMA foreign_keys = ON;
 CREATE TABLE IF NOT EXISTS customers (id INTEGER PRIMARY KEY, name TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS products (id TEXT PRIMARY KEY, name TEXT NOT NULL);

@@ -29,9 +29,16 @@ const has = (db: Database.Database, sql: string, ...args: unknown[]) => one(db, 
 
 beforeAll(async () => {
   dir = dirs.make('chinook')
-  mesh = await Mesh.create(dir, ['a', 'b'], CHINOOK_DDL, (db, name) => {
-    if (name === 'a') seedChinook(db, 7)
-  })
+  // A store seeded at one place, ids assigned there: reviewed to keys "global".
+  mesh = await Mesh.create(
+    dir,
+    ['a', 'b'],
+    CHINOOK_DDL,
+    (db, name) => {
+      if (name === 'a') seedChinook(db, 7)
+    },
+    { keys: 'global' },
+  )
   a = mesh.get('a')
   b = mesh.get('b')
   seeded = dumpDatabase(a.db)
@@ -47,6 +54,13 @@ describe('a Chinook-shaped music store between two peers', () => {
   it('init proposes every table, the composite-key one included', () => {
     expect(a.init.config.tables.map((t) => t.table).sort()).toEqual([...CHINOOK_TABLES].sort())
     expect(a.init.skipped).toEqual([])
+    // Every INTEGER-keyed table gets an explicit choice with why; seeded rows are pointed out.
+    const integerKeyed = a.init.config.tables.filter((t) => t.table !== 'PlaylistTrack').map((t) => t.table)
+    expect(a.init.keys.map((k) => k.table).sort()).toEqual(integerKeyed.sort())
+    for (const k of a.init.keys) {
+      expect(k.keys).toBe('local')
+      expect(k.reason).toMatch(/existing rows? become this device's rows/)
+    }
   })
 
   it('seeds the whole store into an empty copy of the schema, exactly', async () => {

@@ -42,7 +42,7 @@ beforeAll(async () => {
     (db, name) => {
       if (name === 'a') seedInvoicing(db, 11)
     },
-    { tables: INVOICING_TABLES },
+    { tables: INVOICING_TABLES, keys: 'global' },
   )
   a = mesh.get('a')
   b = mesh.get('b')

@@ -16,6 +16,7 @@ export interface InitResult {
   file: string
   config: { meshId: string; secret: string; tables: { table: string; id?: string }[] } & Record<string, unknown>
   skipped: { table: string; reason: string }[]
+  keys: { table: string; keys: 'global' | 'local'; reason: string }[]
 }
 
 /** One entry of `meshmirror parked --json`. */
@@ -131,7 +132,15 @@ export class Mesh {
     names: string[],
     ddl: string,
     prepare: (db: Database.Database, name: string, index: number) => void = () => undefined,
-    options: { tables?: readonly string[] } = {},
+    options: {
+      tables?: readonly string[]
+      /**
+       * The key mode of the tables `init` chose one for, as a person reviewing
+       * the config sets it (`global` for data seeded at one place with ids the
+       * app assigns). Default: what `init` wrote.
+       */
+      keys?: 'global' | 'local'
+    } = {},
   ): Promise<Mesh> {
     const made = names.map((name, i) => {
       const dbFile = join(dir, `${name}.db`)
@@ -145,6 +154,9 @@ export class Mesh {
       const config = JSON.parse(readFileSync(m.configFile, 'utf8')) as Record<string, unknown>
       config.meshId = first.meshId
       config.secret = first.secret
+      if (options.keys) {
+        for (const t of config.tables as { keys?: string }[]) if (t.keys !== undefined) t.keys = options.keys
+      }
       config.statusIntervalMs = 100
       // A restarted device is found again quickly.
       config.reconnect = { minMs: 50, maxMs: 500 }

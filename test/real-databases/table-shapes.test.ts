@@ -47,7 +47,7 @@ beforeAll(async () => {
         INSERT INTO unique_not_pk VALUES ('a@x', 'kept local');
       `)
     },
-    { tables: MIRRORED },
+    { tables: MIRRORED, keys: 'global' },
   )
   a = mesh.get('a')
   b = mesh.get('b')
@@ -156,6 +156,7 @@ describe('an INTEGER PRIMARY KEY past 2^53', () => {
           (9223372036854775807, -9223372036854775808, 'the largest key'),
           (-9223372036854775808, 0, 'the smallest key')`)
       },
+      { keys: 'global' },
     )
     try {
       const [x, y] = big.devices as [Device, Device]
