@@ -25,6 +25,8 @@ export interface SyncModelOptions {
   backupPull?: boolean
   /** Document fields that must equal context values: `['branchId']` or `{ branchId: 'currentBranch' }`. */
   scope?: readonly string[] | Readonly<Record<string, string>>
+  /** `local` for rows every device creates under integer keys SQLite allocates (the key field then holds document ids: declare it as a string). */
+  keys?: 'global' | 'local'
 }
 
 export interface FieldOptions {

@@ -50,6 +50,12 @@ export interface ModelInput {
   /** Document fields that must equal context values: `['branchId']` or `{ branchId: 'currentBranch' }`. */
   scope?: readonly string[] | Readonly<Record<string, string>>
   fields: Readonly<Record<string, FieldInput | FieldTypeInput>>
+  /**
+   * `local` when every device creates rows under integer keys SQLite
+   * allocates (see the keys documentation): the id field, and fields that
+   * reference such a model, then hold document ids (declare them as text).
+   */
+  keys?: 'global' | 'local'
 }
 
 /** Hooks generated adapters accept, for tests: fixed context values (e.g. `{ branchId: 7 }`). */
@@ -126,7 +132,13 @@ export function normaliseModel(input: ModelInput, className: string): ModelSpec 
     links: input.links ?? [],
     scope,
     fields,
+    ...(input.keys === undefined ? {} : { keys: checkKeys(input.keys, bad) }),
   }
+}
+
+function checkKeys(keys: unknown, bad: (m: string) => Error): 'global' | 'local' {
+  if (keys !== 'global' && keys !== 'local') throw bad(`keys must be "global" or "local", not ${JSON.stringify(keys)}`)
+  return keys
 }
 
 function fieldType(t: FieldTypeInput, key: string, bad: (m: string) => Error): FieldType {
@@ -165,6 +177,7 @@ export function definitionFromSpec(spec: ModelSpec): ModelDefinition {
   return {
     name: spec.model,
     primaryKey: id.column,
+    ...(spec.keys === undefined ? {} : { keys: spec.keys }),
     columns: Object.fromEntries(spec.fields.map((f) => [f.column, columnType(f.type)])),
   }
 }

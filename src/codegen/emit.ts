@@ -92,6 +92,7 @@ export function emitAdapter(spec: ModelSpec, sourceFile: string, options: EmitOp
     `export const ${base}Model: ModelDefinition = {`,
     `  name: ${str(spec.model)},`,
     `  primaryKey: ${str(id.column)},`,
+    ...(spec.keys === undefined ? [] : [`  keys: ${str(spec.keys)},`]),
     '  columns: {',
     ...spec.fields.map((f) => `    ${str(f.column)}: ${str(columnType(f.type))},`),
     '  },',

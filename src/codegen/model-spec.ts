@@ -41,4 +41,6 @@ export interface ModelSpec {
   /** Document field → context key: documents are received only when every field equals its context value. */
   scope: Readonly<Record<string, string>>
   fields: readonly FieldSpec[]
+  /** How the key identifies a row across devices (the repository model's `keys`). Absent: `global`. */
+  keys?: 'global' | 'local'
 }

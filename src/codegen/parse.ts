@@ -248,6 +248,7 @@ function parseClass(
         ...(typeof options.hydrateOnStartup === 'boolean' ? { hydrateOnStartup: options.hydrateOnStartup } : {}),
         ...(typeof options.backupPull === 'boolean' ? { backupPull: options.backupPull } : {}),
         ...(options.scope !== undefined ? { scope: options.scope as string[] } : {}),
+        ...(options.keys !== undefined ? { keys: options.keys as 'global' | 'local' } : {}),
       },
       name,
     )

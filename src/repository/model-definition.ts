@@ -206,7 +206,9 @@ export function resolveModel(db: Database.Database, def: ModelDefinition): Model
   }
   for (const [column, type] of Object.entries(def.columns ?? {})) columns.set(column, type)
   const keyMode = def.keys ?? 'global'
-  if (keyMode === 'local' && (keys.length !== 1 || columns.get(keys[0]!) !== 'integer')) {
+  // The table's own declaration decides (a model may read the key as text: it holds document ids).
+  const keyType = info.find((c) => c.name === keys[0])?.type ?? ''
+  if (keyMode === 'local' && (keys.length !== 1 || typeFromSql(keyType) !== 'integer')) {
     throw invalid(
       `Model ${def.name}: keys "local" needs a single INTEGER primary key (each device allocates its own), but table ${table}'s key is ${keys.join(', ')}. Use keys "global".`,
       { model: def.name, table },
