@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import Database from 'better-sqlite3'
-import { afterAll } from 'vitest'
+import { afterAll, describe, expect, it } from 'vitest'
 import { runAdapterAcceptance } from '../bridge/adapter-acceptance.js'
 import type { Document } from '../mesh/document.js'
 import { openSqliteRepository } from '../repository/sqlite-repository.js'
@@ -23,7 +23,7 @@ db.exec(`CREATE TABLE customers (
 db.close()
 
 const mapped = mapTable(
-  { table: 'customers', scope: { branch_id: 1 }, counters: ['balance'], exclude: ['notes'] },
+  { table: 'customers', keys: 'global', scope: { branch_id: 1 }, counters: ['balance'], exclude: ['notes'] },
   0,
   readDatabaseSchema(file, 'test'),
   'test',
@@ -45,3 +45,43 @@ runAdapterAcceptance('a table mapping', () => ({
   outOfScope: [{ _id: '9', branch_id: 2, name: 'Cy' }],
   repository: () => openSqliteRepository({ file, models: [mapped.definition] }),
 }))
+
+describe('key modes of a table mapping', () => {
+  const keysFile = join(dir, 'keys.db')
+  const k = new Database(keysFile)
+  k.exec(`CREATE TABLE invoices (id INTEGER PRIMARY KEY, number TEXT NOT NULL);
+    CREATE TABLE lines (id INTEGER PRIMARY KEY, invoice_id INTEGER NOT NULL REFERENCES invoices (id), qty INTEGER NOT NULL);
+    CREATE TABLE products (sku TEXT PRIMARY KEY, name TEXT)`)
+  k.close()
+  const schema = readDatabaseSchema(keysFile, 'test')
+
+  it('requires a choice for an integer key mirrored both ways, and only then', () => {
+    expect(() => mapTable({ table: 'invoices' }, 3, schema, 'test')).toThrow(
+      /tables\[3\]\.keys: table invoices has an integer primary key \(id\) and is mirrored both ways/,
+    )
+    expect(() => mapTable({ table: 'invoices', direction: 'sendOnly' }, 0, schema, 'test')).not.toThrow()
+    expect(() => mapTable({ table: 'products' }, 0, schema, 'test')).not.toThrow()
+  })
+
+  it('refuses keys "local" on a key that is not one integer column', () => {
+    expect(() => mapTable({ table: 'products', keys: 'local' }, 1, schema, 'test')).toThrow(
+      /tables\[1\]\.keys: table products's key is sku, not a single INTEGER column/,
+    )
+  })
+
+  it('reads document ids in the key and in foreign keys to a "local" table', () => {
+    const local = new Set(['invoices', 'lines'])
+    const invoices = mapTable({ table: 'invoices', keys: 'local' }, 0, schema, 'test', local)
+    const lines = mapTable({ table: 'lines', keys: 'local' }, 1, schema, 'test', local)
+    expect(invoices.definition.keys).toBe('local')
+    expect(invoices.adapter.fromDocument({ _id: 'k3f9a2qz0m:5', number: 'A-1' }, {})).toEqual({
+      id: 'k3f9a2qz0m:5',
+      number: 'A-1',
+    })
+    expect(lines.adapter.fromDocument({ _id: 'k3f9a2qz0m:9', invoice_id: 'k3f9a2qz0m:5', qty: 2 }, {})).toEqual({
+      id: 'k3f9a2qz0m:9',
+      invoice_id: 'k3f9a2qz0m:5',
+      qty: 2,
+    })
+  })
+})

@@ -38,7 +38,7 @@ function config(name: string, overrides: Record<string, unknown>, db = 'app.db')
       mesh: { dir: `./${name}-mesh` },
       meshId: 'bad-config',
       secret: 'a test secret',
-      tables: [{ table: 'customers' }],
+      tables: [{ table: 'customers', keys: 'global' }],
       ...overrides,
     }),
   )
@@ -108,9 +108,20 @@ const cases: Case[] = [
   },
   {
     name: 'an unknown table',
-    args: () => ['--config', config('unknown', { tables: [{ table: 'customers' }, { table: 'orders' }] })],
+    args: () => [
+      '--config',
+      config('unknown', { tables: [{ table: 'customers', keys: 'global' }, { table: 'orders' }] }),
+    ],
     code: 'INVALID_CONFIG',
     says: [/tables\[1\]\.table: no table "orders" in .*app\.db; it has audit_log, customers/],
+  },
+  {
+    name: 'an integer-keyed table mirrored both ways without keys',
+    args: () => ['--config', config('nokeys', { tables: [{ table: 'customers' }] })],
+    code: 'INVALID_CONFIG',
+    says: [
+      /tables\[0\]\.keys: table customers has an integer primary key \(id\) and is mirrored both ways: .*"local" .*"global"/,
+    ],
   },
   {
     name: 'a table without a primary key',
@@ -120,7 +131,10 @@ const cases: Case[] = [
   },
   {
     name: 'an unknown counter column',
-    args: () => ['--config', config('counter', { tables: [{ table: 'customers', counters: ['stock'] }] })],
+    args: () => [
+      '--config',
+      config('counter', { tables: [{ table: 'customers', keys: 'global', counters: ['stock'] }] }),
+    ],
     code: 'INVALID_CONFIG',
     says: [/tables\[0\]\.counters: table customers has no column stock; its columns are id, name/],
   },

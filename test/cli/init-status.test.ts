@@ -32,6 +32,7 @@ describe('meshmirror init', () => {
     expect(r.code, r.stderr).toBe(0)
     expect(r.stdout).toContain('3 tables (orders, pairs, products)')
     expect(r.stdout).toContain('left out log: has no declared primary key')
+    expect(r.stdout).toMatch(/orders: keys "local": SQLite allocates these integer keys on each device/)
     const config = JSON.parse(readFileSync(out, 'utf8'))
     expect(config).toMatchObject({
       database: './shop.db',
@@ -39,7 +40,7 @@ describe('meshmirror init', () => {
       listen: { host: '0.0.0.0', port: 0 },
       peers: [],
       tables: [
-        { table: 'orders', id: 'id' },
+        { table: 'orders', id: 'id', keys: 'local' },
         { table: 'pairs', id: ['a', 'b'] },
         { table: 'products', id: 'sku' },
       ],

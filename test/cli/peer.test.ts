@@ -46,7 +46,7 @@ const base = (db: string, mesh: string) => ({
   meshId: 'cli-test',
   secret: 'a test secret',
   tables: [
-    { table: 'customers', exclude: ['notes'] },
+    { table: 'customers', keys: 'global', exclude: ['notes'] },
     { table: 'products', collection: 'items', id: 'sku', counters: ['stock'] },
   ],
 })
@@ -182,7 +182,7 @@ describe('meshmirror peer', () => {
       mesh: { dir: './big-mesh' },
       meshId: 'cli-test',
       secret: 'a test secret',
-      tables: [{ table: 'items' }],
+      tables: [{ table: 'items', keys: 'global' }],
       settings: { seedBatchSize: 200 },
     })
     const first = startCli(['peer', '--json', '--config', config])

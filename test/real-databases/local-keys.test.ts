@@ -60,8 +60,8 @@ afterAll(async () => {
 })
 
 /** A sale as a till app writes it: keys left to SQLite, lines pointing at the invoice just inserted. */
-function sell(db: Database.Database, number: string, lines: [string, number][], customer?: string): void {
-  db.transaction(() => {
+function sell(db: Database.Database, number: string, lines: [string, number][], customer?: string): number {
+  return db.transaction(() => {
     const customerId =
       customer === undefined
         ? null
@@ -73,6 +73,7 @@ function sell(db: Database.Database, number: string, lines: [string, number][], 
     ).lastInsertRowid
     for (const [sku, qty] of lines)
       db.prepare('INSERT INTO invoice_lines (invoice_id, sku, qty) VALUES (?, ?, ?)').run(id, sku, qty)
+    return Number(id)
   })()
 }
 
@@ -142,7 +143,7 @@ describe('integer keys created on three tills (keys "local")', () => {
       ],
       'Ann',
     )
-    sell(
+    const b2 = sell(
       b.db,
       'B-2',
       [
@@ -152,7 +153,7 @@ describe('integer keys created on three tills (keys "local")', () => {
       'Ben',
     )
     sell(b.db, 'B-3', [['jam', 4]])
-    sell(
+    const c2 = sell(
       c.db,
       'C-2',
       [
@@ -198,10 +199,12 @@ describe('integer keys created on three tills (keys "local")', () => {
         ['tea', 5],
       ],
     ])
-    expect(content.lines).toBe(9)
+    expect(content.lines).toBe(10)
     // Each till kept its own sales under the keys it gave them.
-    expect(b.db.prepare("SELECT id FROM invoices WHERE number = 'B-2'").pluck().get()).toBe(2)
-    expect(c.db.prepare("SELECT id FROM invoices WHERE number = 'C-2'").pluck().get()).toBe(2)
+    expect(b.db.prepare("SELECT id FROM invoices WHERE number = 'B-2'").pluck().get()).toBe(b2)
+    expect(c.db.prepare("SELECT id FROM invoices WHERE number = 'C-2'").pluck().get()).toBe(c2)
+    // ...and the same numbers went to other sales on other tills, kept apart.
+    expect(a.db.prepare('SELECT number FROM invoices WHERE id = ?').pluck().get(b2)).not.toBe('B-2')
     for (const d of [a, b, c]) {
       expect((await d.parked()).parked).toBe(0)
       expect((await d.parked()).refused).toBe(0)
@@ -216,9 +219,9 @@ describe('integer keys created on three tills (keys "local")', () => {
     writeFileSync(file, JSON.stringify({ ...config, database: a.dbFile, mesh: { dir: join(dirs.make('m'), 'mesh') } }))
     const r = await runCli(['peer', '--json', '--config', file])
     expect(r.code).toBe(1)
-    const out = `${r.stdout}${r.stderr}`
-    expect(out).toContain('INVALID_CONFIG')
-    expect(out).toContain(`tables[${i}].keys`)
-    expect(out).toMatch(/"local".*"global"/s)
+    const error = JSON.parse(r.stdout).error as { code: string; message: string; details: { key: string } }
+    expect(error.code).toBe('INVALID_CONFIG')
+    expect(error.details.key).toBe(`tables[${i}].keys`)
+    expect(error.message).toMatch(/"local" if every device creates rows.*"global" if a key is the same row everywhere/s)
   })
 })

@@ -76,7 +76,7 @@ describe('table shapes', () => {
       const file = join(dir, `bad-${table}.config.json`)
       const config = JSON.parse(readFileSync(b.configFile, 'utf8')) as Record<string, unknown>
       config.mesh = { dir: `./bad-${table}-mesh` }
-      config.tables = [{ table: 'int_key' }, { table }]
+      config.tables = [{ table: 'int_key', keys: 'global' }, { table }]
       writeFileSync(file, JSON.stringify(config))
       return runCli(['peer', '--json', '--config', file])
     })
