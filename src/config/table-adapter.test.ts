@@ -74,11 +74,11 @@ describe('key modes of a table mapping', () => {
     const invoices = mapTable({ table: 'invoices', keys: 'local' }, 0, schema, 'test', local)
     const lines = mapTable({ table: 'lines', keys: 'local' }, 1, schema, 'test', local)
     expect(invoices.definition.keys).toBe('local')
-    expect(invoices.adapter.fromDocument({ _id: 'k3f9a2qz0m:5', number: 'A-1' }, {})).toEqual({
+    expect(invoices.adapter.fromDocument({ _id: 'k3f9a2qz0m:5', number: 'A-1' })).toEqual({
       id: 'k3f9a2qz0m:5',
       number: 'A-1',
     })
-    expect(lines.adapter.fromDocument({ _id: 'k3f9a2qz0m:9', invoice_id: 'k3f9a2qz0m:5', qty: 2 }, {})).toEqual({
+    expect(lines.adapter.fromDocument({ _id: 'k3f9a2qz0m:9', invoice_id: 'k3f9a2qz0m:5', qty: 2 })).toEqual({
       id: 'k3f9a2qz0m:9',
       invoice_id: 'k3f9a2qz0m:5',
       qty: 2,

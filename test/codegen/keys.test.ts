@@ -26,9 +26,9 @@ describe('keys in code', () => {
     try {
       const [row] = await repo.scan('sales', { limit: 10 })
       expect(row!.id).toBe(`${repo.device}:1`)
-      const doc = adapter.toDocument(row!, {})
+      const doc = adapter.toDocument(row!)
       expect(doc).toMatchObject({ _id: `${repo.device}:1`, total: 12 })
-      expect(adapter.fromDocument({ _id: 'otherdevic:7', total: 3 }, {})).toMatchObject({
+      expect(adapter.fromDocument({ _id: 'otherdevic:7', total: 3 })).toMatchObject({
         id: 'otherdevic:7',
         total: 3,
       })
