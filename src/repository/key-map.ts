@@ -99,6 +99,12 @@ export function notALocalId(model: string, column: string, value: unknown): Mesh
 export class KeyMap {
   private readonly stmt: (sql: string) => Database.Statement
   private sequence = false
+  /**
+   * Within one write transaction (see {@link batch}): keys found or claimed,
+   * by model and document id, and the next key to allocate per model.
+   */
+  private known: Map<string, Map<string, bigint>> | undefined
+  private next: Map<string, bigint> | undefined
 
   constructor(
     db: Database.Database,
@@ -122,8 +128,42 @@ export class KeyMap {
     return doc ?? meshKeyId(this.device, key)
   }
 
+  /**
+   * Runs `fn` (one write transaction) remembering the keys it finds and
+   * allocates, so that a row's key is looked up once per batch and new keys
+   * are counted on from one lookup. Forgotten when `fn` ends, committed or not.
+   */
+  batch<T>(fn: () => T): T {
+    this.known = new Map()
+    this.next = new Map()
+    try {
+      return fn()
+    } finally {
+      this.known = undefined
+      this.next = undefined
+    }
+  }
+
+  private remember(model: string, id: string, key: bigint): void {
+    if (!this.known) return
+    let m = this.known.get(model)
+    if (!m) {
+      m = new Map()
+      this.known.set(model, m)
+    }
+    m.set(id, key)
+  }
+
   /** The key this database holds the document `id` under, or undefined when it holds no such row. */
   localKey(model: string, id: string): bigint | undefined {
+    const cached = this.known?.get(model)?.get(id)
+    if (cached !== undefined) return cached
+    const found = this.lookup(model, id)
+    if (found !== undefined) this.remember(model, id, found)
+    return found
+  }
+
+  private lookup(model: string, id: string): bigint | undefined {
     const mapped = this.stmt('SELECT key FROM _meshmirror_keys WHERE model = ? AND doc = ?')
       .pluck()
       .safeIntegers(true)
@@ -161,6 +201,8 @@ export class KeyMap {
     if (known !== undefined) return known
     const parsed = parseMeshKeyId(id)
     if (!parsed) throw notALocalId(m.name, m.keys[0]!, id)
+    const pending = this.next?.get(m.name)
+    if (pending !== undefined) return this.allocate(m, id, pending)
     const column = quoteIdent(m.keys[0]!)
     // sqlite_sequence exists once any table of the database is AUTOINCREMENT.
     this.sequence ||= this.stmt("SELECT 1 FROM sqlite_master WHERE name = 'sqlite_sequence'").get() !== undefined
@@ -173,12 +215,15 @@ export class KeyMap {
       .pluck()
       .safeIntegers(true)
       .get(...(this.sequence ? [m.name, m.table] : [m.name])) as bigint
-    this.stmt('INSERT OR REPLACE INTO _meshmirror_keys (model, doc, key) VALUES (?, ?, ?)').run(
-      m.name,
-      id,
-      asNumber(next),
-    )
-    return next
+    return this.allocate(m, id, next)
+  }
+
+  private allocate(m: ModelInfo, id: string, key: bigint): bigint {
+    // Past every mapped key, and the document has no entry: a plain insert.
+    this.stmt('INSERT INTO _meshmirror_keys (model, doc, key) VALUES (?, ?, ?)').run(m.name, id, asNumber(key))
+    this.next?.set(m.name, key + 1n)
+    this.remember(m.name, id, key)
+    return key
   }
 
   /** The row as the mesh sees it: keys of `local` models replaced by their document ids. */

@@ -2,7 +2,7 @@ import type Database from 'better-sqlite3'
 import { ErrorCode, ValidationError } from '../errors.js'
 import { isBusy } from './busy-retry.js'
 import { parentKey } from './foreign-keys.js'
-import { parseMeshKeyId } from './key-map.js'
+import { type KeyMap, parseMeshKeyId } from './key-map.js'
 import type { ModelInfo } from './model-definition.js'
 import type { BatchRows, Orphan, ParentCheck } from './parent-check.js'
 import type { ParkedStore } from './parked-store.js'
@@ -29,6 +29,8 @@ export interface RelationPlan {
   /** Per table, the parent keys other tables reference in it: `table(cols)` and the columns. */
   referencedBy: ReadonlyMap<string, { ref: string; columns: string[] }[]>
   parents: ParentCheck
+  /** The writer connection's key translation (shared by the parent check and the writes). */
+  keys: KeyMap
 }
 
 const FK_FAILED = 'SQLITE_CONSTRAINT_FOREIGNKEY'
@@ -58,6 +60,17 @@ interface GroupPlan {
  * failing the batch.
  */
 export function executeRemoteBatch(
+  db: Database.Database,
+  st: ModelStatements,
+  parked: ParkedStore,
+  plan: RelationPlan,
+  batch: RemoteBatch,
+  isolate: boolean,
+): RemoteBatchResult {
+  return st.keys.batch(() => runBatch(db, st, parked, plan, batch, isolate))
+}
+
+function runBatch(
   db: Database.Database,
   st: ModelStatements,
   parked: ParkedStore,

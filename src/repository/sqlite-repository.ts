@@ -152,6 +152,7 @@ function checkOptions(options: SqliteRepositoryOptions): SqliteRepositoryOptions
 
 /** Apply order and parent lookups of the models, from their foreign keys. */
 function relationPlan(writer: Database.Database, models: Map<string, ModelInfo>, device: string): RelationPlan {
+  const keys = new KeyMap(writer, device, models)
   const ordered = parentsFirst([...models.values()])
   const referencedBy = new Map<string, { ref: string; columns: string[] }[]>()
   for (const m of ordered) {
@@ -168,7 +169,8 @@ function relationPlan(writer: Database.Database, models: Map<string, ModelInfo>,
     enforced: writer.pragma('foreign_keys', { simple: true }) === 1,
     translated: ordered.some((m) => m.localRefs.size > 0),
     referencedBy,
-    parents: new ParentCheck(writer, models, new KeyMap(writer, device, models)),
+    parents: new ParentCheck(writer, models, keys),
+    keys,
   }
 }
 
@@ -199,7 +201,7 @@ class SqliteRepositoryImpl implements SqliteRepository {
     options: SqliteRepositoryOptions,
   ) {
     this.modelInfo = relations.models
-    this.w = new ModelStatements(writer, new KeyMap(writer, device, relations.models))
+    this.w = new ModelStatements(writer, relations.keys)
     this.r = new ModelStatements(reader, new KeyMap(reader, device, relations.models))
     this.parkedW = new ParkedStore(writer)
     this.parkedR = new ParkedStore(reader)
