@@ -9,7 +9,8 @@ import {
 } from '../repository/repository.js'
 import type { SyncAdapter } from './adapter.js'
 import type { ApplyItem, CheckpointMark } from './apply-queue.js'
-import { docKey, messageOf, RejectReason, type SyncRuntime } from './runtime.js'
+import { docKey } from './doc-key.js'
+import { messageOf, RejectReason, type SyncRuntime } from './runtime.js'
 
 /** What one batch did, reported once its transaction committed. */
 interface BatchOutcome {

@@ -5,8 +5,9 @@ import { DELETED_HASH, type DocSyncState, type Row } from '../repository/reposit
 import type { SyncContext } from './adapter.js'
 import type { AdapterBinding } from './adapter-binding.js'
 import type { ApplyTally } from './apply-queue.js'
+import { docKey } from './doc-key.js'
 import type { ReadWindow } from './push-overlap.js'
-import { docKey, messageOf, RejectReason, type SyncRuntime } from './runtime.js'
+import { messageOf, RejectReason, type SyncRuntime } from './runtime.js'
 
 /** A document removed from the mesh. */
 export interface Removal {
