@@ -16,18 +16,14 @@ export {
 } from './bridge/adapter.js'
 export type { RestoreCounts, RestoreOptions, RestoreReport } from './bridge/backup-restore.js'
 export type { CatchUpReport } from './bridge/catch-up.js'
-export {
-  createSyncCoordinator,
-  type StartupReport,
-  type SyncCoordinator,
-  type SyncCoordinatorOptions,
-} from './bridge/coordinator.js'
+export { createSyncCoordinator, type SyncCoordinator, type SyncCoordinatorOptions } from './bridge/coordinator.js'
 export type { CoordinatorState, SyncEventListener, SyncEvents, SyncPhase } from './bridge/events.js'
 export type { NotifyResult } from './bridge/local-notify.js'
 export type { ModelMetrics, SyncMetrics } from './bridge/metrics.js'
 export { createSyncRegistry, type Eventually, type SyncRegistry, type SyncRegistryOptions } from './bridge/registry.js'
 export type { SeedReport } from './bridge/seeder.js'
 export { SEED_SETTINGS, type SyncSettings } from './bridge/settings.js'
+export type { StartupReport } from './bridge/startup.js'
 export { fromDocValue, readField, toDocValue } from './codegen/convert.js'
 // Models and generated adapters
 export {

@@ -13,7 +13,7 @@ export {
   type ConformanceOptions,
   type ConformanceSubject,
   runMeshStoreConformance,
-} from './mesh/conformance.js'
+} from './mesh/conformance/index.js'
 export {
   CONFORMANCE_MODELS,
   type RepositoryConformanceFactory,

@@ -1,17 +1,19 @@
 import { ErrorCode, hasCode, MeshmirrorError } from '../errors.js'
 import {
+  Outcome,
   type ParkEntry,
   type RemoteBatch,
   type RemoteWrite,
   type RepositoryTx,
   type Row,
-  Outcome as WriteOutcome,
 } from '../repository/repository.js'
 import type { SyncAdapter } from './adapter.js'
 import type { ApplyItem, CheckpointMark } from './apply-queue.js'
-import { docKey, messageOf, RejectReason, type SyncRuntime } from './runtime.js'
+import { docKey } from './doc-key.js'
+import { messageOf, RejectReason, type SyncRuntime } from './runtime.js'
 
-interface Outcome {
+/** What one batch did, reported once its transaction committed. */
+interface BatchOutcome {
   perModel: Map<string, { applied: number; unchanged: number; deferred: number }>
   rejected: { item: ApplyItem; error: unknown }[]
   parked: { item: ApplyItem; reason: string }[]
@@ -23,7 +25,7 @@ interface Outcome {
   unblocked: Map<string, string[]>
 }
 
-function emptyOutcome(unblocked: Map<string, string[]>): Outcome {
+function emptyOutcome(unblocked: Map<string, string[]>): BatchOutcome {
   return { perModel: new Map(), rejected: [], parked: [], tallies: [], written: new Map(), unblocked }
 }
 
@@ -77,7 +79,7 @@ export async function applyBatch(rt: SyncRuntime, items: ApplyItem[], marks: Che
       return a !== undefined && !a.upsertToRepository && !a.deleteFromRepository
     })
   const options = { origin: 'remote' as const, signal: rt.shutdown }
-  let outcome: Outcome
+  let outcome: BatchOutcome
   if (asData) outcome = await writeAsData(rt, groups, marks)
   else {
     try {
@@ -139,7 +141,7 @@ async function writeAsData(
   rt: SyncRuntime,
   groups: Map<string, ApplyItem[]>,
   marks: CheckpointMark[],
-): Promise<Outcome> {
+): Promise<BatchOutcome> {
   const entries = [...groups]
   let exact = false
   const batch: RemoteBatch = {
@@ -167,18 +169,21 @@ async function writeAsData(
     outcome.written.set(model, done)
     g.outcomes.forEach((o, k) => {
       const item = items[k]!
-      if (o === 0 || o === 1) {
+      if (o === Outcome.written || o === Outcome.changed) {
         written++
         done.push(item)
-      } else if (o === 2) deferred++
-      if (item.tally && o !== WriteOutcome.refused && o !== WriteOutcome.parked)
-        outcome.tallies.push({ item, field: o === 1 ? 'applied' : o === 2 ? 'deferred' : 'unchanged' })
+      } else if (o === Outcome.held) deferred++
+      if (item.tally && o !== Outcome.refused && o !== Outcome.parked)
+        outcome.tallies.push({
+          item,
+          field: o === Outcome.changed ? 'applied' : o === Outcome.held ? 'deferred' : 'unchanged',
+        })
     })
     outcome.perModel.set(model, { applied: g.changed, unchanged: written - g.changed, deferred })
   })
   for (const e of result.errors) {
     const item = entries[e.group]![1][e.write]!
-    if (result.groups[e.group]!.outcomes[e.write] === WriteOutcome.parked) {
+    if (result.groups[e.group]!.outcomes[e.write] === Outcome.parked) {
       outcome.parked.push({ item, reason: e.message })
       continue
     }
@@ -196,7 +201,7 @@ async function writeGroups(
   groups: Map<string, ApplyItem[]>,
   marks: CheckpointMark[],
   isolate: boolean,
-): Promise<Outcome> {
+): Promise<BatchOutcome> {
   const outcome = emptyOutcome(new Map())
   for (const [model, items] of groups) {
     const binding = rt.bindings.get(model)

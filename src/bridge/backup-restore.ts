@@ -3,8 +3,9 @@ import type { Document, JsonValue } from '../mesh/document.js'
 import { canonicalJson } from '../mesh/json.js'
 import type { Filter } from '../mesh/query.js'
 import type { AdapterBinding } from './adapter-binding.js'
+import { docKey } from './doc-key.js'
 import { ingest } from './remote-intake.js'
-import { docKey, type SyncRuntime } from './runtime.js'
+import type { SyncRuntime } from './runtime.js'
 
 export interface RestoreOptions {
   /** Which documents of the model to restore. Default: the adapter's current scope. */

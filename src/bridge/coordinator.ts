@@ -20,6 +20,8 @@ import { messageOf, type SyncRuntime } from './runtime.js'
 import { ScopeFollower } from './scope-follower.js'
 import { type SeedReport, seed } from './seeder.js'
 import { resolveSettings, type SyncSettings } from './settings.js'
+import { settle } from './shutdown.js'
+import { bringUpToDate, type StartupReport } from './startup.js'
 import { StateCache } from './state-cache.js'
 
 export interface SyncCoordinatorOptions {
@@ -30,20 +32,6 @@ export interface SyncCoordinatorOptions {
   context?: SyncContext
   settings?: SyncSettings
   logger?: Logger
-}
-
-/** What startup did. */
-export interface StartupReport {
-  /** True when the mesh is not the one the sync state was recorded against (a new directory): everything was re-exchanged. */
-  meshReplaced: boolean
-  catchUp: Record<string, CatchUpReport>
-  /** Documents kept as parked or refused by earlier runs, applied again. */
-  retried: number
-  /** Captured local changes sent. */
-  drained: number
-  seeded: Record<string, SeedReport>
-  /** From start() to live, in ms. */
-  durationMs: number
 }
 
 /**
@@ -98,8 +86,6 @@ export function createSyncCoordinator(options: SyncCoordinatorOptions): SyncCoor
   for (const adapter of options.adapters ?? []) coordinator.register(adapter)
   return coordinator
 }
-
-const MESH_SITE_KEY = 'mesh-site'
 
 class Coordinator implements SyncCoordinator {
   private readonly rt: SyncRuntime
@@ -213,112 +199,30 @@ class Coordinator implements SyncCoordinator {
 
   private async startup(signal: AbortSignal | undefined): Promise<StartupReport> {
     const t0 = performance.now()
-    const { mesh, repository: repo } = this.rt
     this.setState('starting')
-    const step = () => {
-      // A DOMException from signal.throwIfAborted() would escape the MeshmirrorError contract.
-      if (signal?.aborted) throw new AbortError(signal.reason)
-      if (this.stopController.signal.aborted) throw new AbortError('closed during startup')
-    }
-    const report: StartupReport = {
-      meshReplaced: false,
-      catchUp: {},
-      retried: 0,
-      drained: 0,
-      seeded: {},
-      durationMs: 0,
-    }
-    // A different mesh (a fresh directory) holds none of what the sync state says was exchanged.
-    const site = await repo.checkpoint(MESH_SITE_KEY)
-    if (site !== mesh.siteId) {
-      report.meshReplaced = site !== undefined
-      await repo.transaction(async (tx) => {
-        if (site !== undefined) await tx.clearSyncState()
-        await tx.setCheckpoint(MESH_SITE_KEY, mesh.siteId)
-      })
-      this.rt.states.reset()
-      if (site !== undefined) this.rt.logger.warn('the mesh changed since the last run; exchanging everything again')
-    }
-    // Parents before children (foreign keys): catch-up and seeding then bring parents first.
-    const order = repo.models()
-    const rank = (b: AdapterBinding) => {
-      const i = order.indexOf(b.model)
-      return i < 0 ? order.length : i
-    }
-    const sorted = [...this.bindings.values()].sort((a, b) => rank(a) - rank(b))
-    this.bindings.clear()
-    for (const b of sorted) this.bindings.set(b.model, b)
-    if (repo.capturesChanges) for (const b of this.bindings.values()) await repo.setChangeCapture(b.model, b.sends)
-    step()
-    for (const b of this.bindings.values()) b.updateScope(this.ctx)
-    const catchUpWanted = !this.rt.settings.skipInitialFetch
-    for (const b of this.bindings.values()) {
-      step()
-      if (!b.receives) continue
-      if (catchUpWanted && b.adapter.hydrateOnStartup !== false) {
-        report.catchUp[b.model] = await this.follower.follow(b, true, (done) =>
-          this.events.emit('progress', { phase: 'catch-up', model: b.model, done }),
-        )
-      } else {
-        await this.follower.follow(b, false)
-      }
-    }
-    await this.queue.idle()
-    step()
-    report.retried = await this.retryKept()
-    await this.queue.idle()
-    step()
-    report.drained = await this.drain.drainAll((done, total) =>
-      this.events.emit('progress', { phase: 'drain', done, total }),
-    )
-    for (const b of this.bindings.values()) {
-      step()
-      report.seeded[b.model] = await seed(this.rt, b, this.follower.reconcile, (done, total) =>
-        this.events.emit('progress', { phase: 'seed', model: b.model, done, total }),
-      )
-    }
-    await this.queue.idle()
-    step()
-    if (repo.capturesChanges) this.unsubscribe.push(repo.onChanges(() => this.drain.request()))
-    this.drain.request()
-    this.follower.startPolling()
+    const report = await bringUpToDate({
+      rt: this.rt,
+      bindings: this.bindings,
+      follower: this.follower,
+      drain: this.drain,
+      checkpoint: () => {
+        // A DOMException from signal.throwIfAborted() would escape the MeshmirrorError contract.
+        if (signal?.aborted) throw new AbortError(signal.reason)
+        if (this.stopController.signal.aborted) throw new AbortError('closed during startup')
+      },
+    })
+    this.goLive()
     report.durationMs = performance.now() - t0
     this.setState('live')
     return report
   }
 
-  /**
-   * Applies again every document kept as parked or refused: a constraint may
-   * hold now, a column may have been added, the config may have changed.
-   * Each is read from the mesh as it is now. Returns how many were tried.
-   */
-  private async retryKept(): Promise<number> {
-    let tried = 0
-    for (const b of this.bindings.values()) {
-      if (!b.receives) continue
-      const kept = await this.rt.repository.parked({ model: b.model, limit: 100_000 })
-      for (let i = 0; i < kept.length; i += 500) {
-        const ids = kept.slice(i, i + 500).map((k) => k.id)
-        // A kept upsert whose document left the mesh, or this device's scope, waits for nothing any more.
-        const docs = await this.rt.mesh.find({ collection: b.collection, filter: { _id: { $in: ids } } })
-        const live = new Set(docs.filter((d) => b.accepts(d, this.ctx)).map((d) => d._id))
-        const moot = kept.slice(i, i + 500).filter((k) => k.op === 'upsert' && !live.has(k.id))
-        if (moot.length > 0) {
-          await this.rt.repository.transaction((tx) =>
-            tx.unpark(
-              b.model,
-              moot.map((k) => k.id),
-            ),
-          )
-        }
-        await this.follower.reconcile(
-          b.model,
-          ids.filter((id) => !moot.some((k) => k.id === id)),
-        )
-      }
-      tried += kept.length
-    }
-    return tried
+  /** From now on, captured local changes are sent as they come and the mesh is followed. */
+  private goLive(): void {
+    const repo = this.rt.repository
+    if (repo.capturesChanges) this.unsubscribe.push(repo.onChanges(() => this.drain.request()))
+    this.drain.request()
+    this.follower.startPolling()
   }
 
   // ---- context ---------------------------------------------------------------------
@@ -439,36 +343,22 @@ class Coordinator implements SyncCoordinator {
       const timer = setTimeout(() => this.shutdownController.abort(), this.rt.settings.closeTimeoutMs)
       timer.unref()
       try {
-        this.follower.stop()
-        for (const u of this.unsubscribe.splice(0)) u()
-        await this.drain.stop()
-        await this.starting?.catch(() => undefined)
-        if (wasLive) {
-          try {
-            await this.drain.drainAll()
-          } catch (error) {
-            this.fail('close', error)
-          }
-        }
-        for (const b of this.bindings.values()) await this.follower.unfollow(b)
-        // Take in what changed since the last signal, so the stored cursors are current.
-        if (wasLive) {
-          for (const b of this.bindings.values()) {
-            if (!b.receives) continue
-            try {
-              await pull(this.rt, b, undefined, { ignoreStop: true })
-            } catch (error) {
-              this.fail('close', error, b.model)
-            }
-          }
-        }
-        await this.queue.close()
+        await this.stopWork()
+        await settle(this.rt, this.drain, this.follower, wasLive)
       } finally {
         clearTimeout(timer)
         this.setState('closed')
       }
     })()
     return this.closing
+  }
+
+  /** Stops every source of new work: polling, change signals, the drain loop, a startup in progress. */
+  private async stopWork(): Promise<void> {
+    this.follower.stop()
+    for (const u of this.unsubscribe.splice(0)) u()
+    await this.drain.stop()
+    await this.starting?.catch(() => undefined)
   }
 
   [Symbol.asyncDispose](): Promise<void> {

@@ -7,7 +7,8 @@ import { mappedDocument } from '../mesh/validate.js'
 import { DELETED_HASH, type DocSyncState, type DocSyncStateEntry, type Row } from '../repository/repository.js'
 import type { AdapterBinding } from './adapter-binding.js'
 import { changedFields } from './changed-fields.js'
-import { docKey, RejectReason, type SyncRuntime } from './runtime.js'
+import { docKey } from './doc-key.js'
+import { RejectReason, type SyncRuntime } from './runtime.js'
 
 /** The local state of one document to send: its row, or none when deleted. */
 export interface LocalDoc {

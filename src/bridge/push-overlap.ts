@@ -1,4 +1,4 @@
-import { docKey } from './runtime.js'
+import { docKey } from './doc-key.js'
 
 /** Documents being pushed at some moment of one read of the mesh, by document key. */
 export type ReadWindow = Set<string>

@@ -4,9 +4,10 @@ import type { MeshStore } from '../mesh/mesh-store.js'
 import type { Repository } from '../repository/repository.js'
 import { delay } from '../util/delay.js'
 import type { SyncAdapter, SyncContext } from './adapter.js'
-import { createSyncCoordinator, type StartupReport, type SyncCoordinator } from './coordinator.js'
+import { createSyncCoordinator, type SyncCoordinator } from './coordinator.js'
 import type { SyncEventListener, SyncEvents } from './events.js'
 import { resolveSettings, type SyncSettings } from './settings.js'
+import type { StartupReport } from './startup.js'
 
 /** A resource, a promise of it (it becomes ready later), or a function producing either. */
 export type Eventually<T> = T | PromiseLike<T> | (() => T | PromiseLike<T>)

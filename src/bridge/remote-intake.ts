@@ -1,11 +1,13 @@
 import { ErrorCode, hasCode, MeshmirrorError } from '../errors.js'
 import { contentHash } from '../mesh/content-hash.js'
 import type { Document, JsonObject } from '../mesh/document.js'
-import { DELETED_HASH, type DocSyncState } from '../repository/repository.js'
+import { DELETED_HASH, type DocSyncState, type Row } from '../repository/repository.js'
+import type { SyncContext } from './adapter.js'
 import type { AdapterBinding } from './adapter-binding.js'
 import type { ApplyTally } from './apply-queue.js'
+import { docKey } from './doc-key.js'
 import type { ReadWindow } from './push-overlap.js'
-import { docKey, messageOf, RejectReason, type SyncRuntime } from './runtime.js'
+import { messageOf, RejectReason, type SyncRuntime } from './runtime.js'
 
 /** A document removed from the mesh. */
 export interface Removal {
@@ -55,13 +57,28 @@ export async function ingest(
   options: IngestOptions = {},
 ): Promise<void> {
   if (docs.length === 0 && removals.length === 0) return
-  const { model, adapter } = binding
+  const { stored, before } = await readExchanged(rt, binding, docs, removals)
+  const intake = new Intake(rt, binding, options, docs.length + removals.length)
+  for (const doc of docs) intake.document(doc, stored.get(doc._id))
+  for (const removal of removals) intake.removal(removal, stored.get(removal.id), before.get(removal.id))
+  intake.countInto(rt.metrics)
+}
+
+/**
+ * The sync state of the documents, as last exchanged; for removals also the
+ * content before (to check the scope): the stored document, or the local row.
+ */
+async function readExchanged(
+  rt: SyncRuntime,
+  { model, adapter }: AdapterBinding,
+  docs: readonly Document[],
+  removals: readonly Removal[],
+): Promise<{ stored: Map<string, DocSyncState>; before: Map<string, Document> }> {
   // The stored content (for scope checks) is only needed for removals.
   const stored = await rt.states.lookup(
     model,
     docs.map((d) => d._id),
   )
-  // For removals, the content before (to check the scope): the stored document, or the local row.
   const before = new Map<string, Document>()
   if (removals.length > 0) {
     const ids = removals.map((r) => r.id)
@@ -80,113 +97,164 @@ export async function ingest(
       }
     }
   }
-  const ctx = rt.context()
-  const now = performance.now()
-  const tally = options.tally
-  const counts = {
-    received: docs.length + removals.length,
-    echoSuppressed: 0,
-    skippedUnchanged: 0,
-    filtered: 0,
-    deferred: 0,
+  return { stored, before }
+}
+
+/** One intake of remote changes for one adapter: each document is skipped, deferred, filtered, refused or queued, and counted. */
+class Intake {
+  private readonly model: string
+  private readonly ctx: SyncContext
+  private readonly now = performance.now()
+  private readonly counts: Record<IntakeCounter, number>
+
+  constructor(
+    private readonly rt: SyncRuntime,
+    private readonly binding: AdapterBinding,
+    private readonly options: IngestOptions,
+    received: number,
+  ) {
+    this.model = binding.model
+    this.ctx = rt.context()
+    this.counts = { received, echoSuppressed: 0, skippedUnchanged: 0, filtered: 0, deferred: 0 }
   }
-  // Content read while a local push of the document was underway may be from before it: read it again after.
-  const overlapsPush = (id: string): boolean => {
-    if (options.force) return false
-    const key = docKey(model, id)
-    if (!rt.pushes.has(key) && !options.window?.has(key)) return false
-    rt.overlap.rereadAfterPush(model, id)
-    counts.deferred++
-    return true
-  }
-  // Refused documents are reported now and kept (with the checkpoint past them) by the apply queue.
-  const refuse = (id: string, hash: string, reason: string, error: unknown) => {
-    rt.reject(model, id, 'remote', reason, error)
-    if (tally) tally.rejected++
-    const code = (error as { code?: unknown }).code
-    rt.queue.put({
-      model,
-      id,
-      kind: 'refuse',
-      refusal: { reason: `${reason}: ${messageOf(error)}`, ...(typeof code === 'string' ? { code } : {}) },
-      hash,
-      doc: null,
-      receivedAt: now,
-    })
-  }
-  for (const doc of docs) {
+
+  /** A document written in the mesh. */
+  document(doc: Document, stored: DocSyncState | undefined): void {
     const id = doc._id
     const { hash, json } = contentHash(doc)
-    const known = knownState(rt, model, id, stored.get(id))
-    if (!options.force && known?.hash === hash) {
-      counts[known.origin === 'local' ? 'echoSuppressed' : 'skippedUnchanged']++
-      if (tally) tally.unchanged++
-      continue
+    const known = knownState(this.rt, this.model, id, stored)
+    if (!this.options.force && known?.hash === hash) {
+      this.countUnchanged(known)
+      return
     }
-    if (overlapsPush(id)) continue
-    if (!options.anyScope && !binding.accepts(doc, ctx)) {
-      counts.filtered++
-      continue
+    if (this.overlapsPush(id)) return
+    if (!this.inScope(doc)) return
+    const record = this.map(doc, hash)
+    if (record === undefined) return
+    const { tally } = this.options
+    const base = this.rt.keepBaseDocs ? json : null
+    this.rt.queue.put({
+      model: this.model,
+      id,
+      kind: 'upsert',
+      record,
+      hash,
+      doc: base,
+      receivedAt: this.now,
+      ...(tally ? { tally } : {}),
+    })
+  }
+
+  /** A document removed from the mesh; `before` is its content as this device last knew it, if it does. */
+  removal(removal: Removal, stored: DocSyncState | undefined, before: Document | undefined): void {
+    const known = knownState(this.rt, this.model, removal.id, stored)
+    // Never exchanged, or already removed here: nothing to delete.
+    if (!this.options.force && (known === undefined || known.hash === DELETED_HASH)) {
+      this.countUnchanged(known)
+      return
     }
-    let record: ReturnType<typeof adapter.fromDocument>
+    if (this.overlapsPush(removal.id)) return
+    const previous = removal.previous ?? before ?? parseDoc(known?.doc ?? null)
+    if (previous !== undefined && !this.inScope(previous)) return
+    const { tally } = this.options
+    this.rt.queue.put({
+      model: this.model,
+      id: removal.id,
+      kind: 'delete',
+      hash: DELETED_HASH,
+      doc: null,
+      receivedAt: this.now,
+      ...(tally ? { tally } : {}),
+    })
+  }
+
+  /** Adds this intake's counts to the metrics. */
+  countInto(metrics: SyncRuntime['metrics']): void {
+    for (const [counter, n] of Object.entries(this.counts)) metrics.count(this.model, counter as IntakeCounter, n)
+  }
+
+  /** The content is what was last exchanged: an echo of a local change, or a repeat of a remote one. */
+  private countUnchanged(known: DocSyncState | undefined): void {
+    this.counts[known?.origin === 'local' ? 'echoSuppressed' : 'skippedUnchanged']++
+    if (this.options.tally) this.options.tally.unchanged++
+  }
+
+  /** Content read while a local push of the document was underway may be from before it: read it again after. */
+  private overlapsPush(id: string): boolean {
+    if (this.options.force) return false
+    const key = docKey(this.model, id)
+    if (!this.rt.pushes.has(key) && !this.options.window?.has(key)) return false
+    this.rt.overlap.rereadAfterPush(this.model, id)
+    this.counts.deferred++
+    return true
+  }
+
+  /** Whether the document belongs to this device's scope (always, when restoring any scope); counts it filtered if not. */
+  private inScope(doc: Document): boolean {
+    if (this.options.anyScope || this.binding.accepts(doc, this.ctx)) return true
+    this.counts.filtered++
+    return false
+  }
+
+  /**
+   * The adapter's record for a document; undefined when the adapter filters
+   * it out (counted) or it cannot be mapped to a record of the same id
+   * (refused).
+   */
+  private map(doc: Document, hash: string): Row | undefined {
+    const { adapter } = this.binding
+    const id = doc._id
+    let record: Row | null
     try {
       record = adapter.fromDocument(doc)
     } catch (error) {
       const reason = hasCode(error, ErrorCode.DOCUMENT_REJECTED)
         ? RejectReason.invalidDocument
         : RejectReason.adapterError
-      refuse(id, hash, reason, error)
-      continue
+      this.refuse(id, hash, reason, error)
+      return undefined
     }
     if (record === null) {
-      counts.filtered++
-      continue
+      this.counts.filtered++
+      return undefined
     }
     let recordId: string
     try {
       recordId = adapter.documentId(record)
     } catch (error) {
-      refuse(id, hash, RejectReason.invalidDocument, error)
-      continue
+      this.refuse(id, hash, RejectReason.invalidDocument, error)
+      return undefined
     }
     if (recordId !== id) {
-      refuse(
+      this.refuse(
         id,
         hash,
         RejectReason.idMismatch,
         new Error(`documentId of the mapped record is ${JSON.stringify(recordId)}, not the document's _id.`),
       )
-      continue
+      return undefined
     }
-    const base = rt.keepBaseDocs ? json : null
-    rt.queue.put({ model, id, kind: 'upsert', record, hash, doc: base, receivedAt: now, ...(tally ? { tally } : {}) })
+    return record
   }
-  for (const removal of removals) {
-    const known = knownState(rt, model, removal.id, stored.get(removal.id))
-    // Never exchanged, or already removed here: nothing to delete.
-    if (!options.force && (known === undefined || known.hash === DELETED_HASH)) {
-      counts[known?.origin === 'local' ? 'echoSuppressed' : 'skippedUnchanged']++
-      if (tally) tally.unchanged++
-      continue
-    }
-    if (overlapsPush(removal.id)) continue
-    const previous = removal.previous ?? before.get(removal.id) ?? parseDoc(known?.doc ?? null)
-    if (previous !== undefined && !options.anyScope && !binding.accepts(previous, ctx)) {
-      counts.filtered++
-      continue
-    }
-    rt.queue.put({
-      model,
-      id: removal.id,
-      kind: 'delete',
-      hash: DELETED_HASH,
+
+  /** Refused documents are reported now and kept (with the checkpoint past them) by the apply queue. */
+  private refuse(id: string, hash: string, reason: string, error: unknown): void {
+    this.rt.reject(this.model, id, 'remote', reason, error)
+    if (this.options.tally) this.options.tally.rejected++
+    const code = (error as { code?: unknown }).code
+    this.rt.queue.put({
+      model: this.model,
+      id,
+      kind: 'refuse',
+      refusal: { reason: `${reason}: ${messageOf(error)}`, ...(typeof code === 'string' ? { code } : {}) },
+      hash,
       doc: null,
-      receivedAt: now,
-      ...(tally ? { tally } : {}),
+      receivedAt: this.now,
     })
   }
-  for (const [counter, n] of Object.entries(counts)) rt.metrics.count(model, counter as keyof typeof counts, n)
 }
+
+type IntakeCounter = 'received' | 'echoSuppressed' | 'skippedUnchanged' | 'filtered' | 'deferred'
 
 function parseDoc(json: string | null): Document | undefined {
   if (json === null) return undefined

@@ -51,11 +51,6 @@ export interface SyncRuntime {
   reject(model: string, id: string, direction: 'remote' | 'local', reason: string, error: unknown): void
 }
 
-/** The key of a document across models. */
-export function docKey(model: string, id: string): string {
-  return `${model}\u0000${id}`
-}
-
 /** Short reasons under which rejections are counted. */
 export const RejectReason = {
   /** The adapter's `fromDocument` threw (malformed document). */

@@ -1,4 +1,3 @@
-import { hostname } from 'node:os'
 import type { SyncEvents } from '../bridge/events.js'
 import { createSyncRegistry, type SyncRegistry } from '../bridge/registry.js'
 import type { BuiltinMesh } from '../engine/types.js'
@@ -10,7 +9,9 @@ import { type ReplicationOptions, type Replicator, startReplication } from '../r
 import { openSqliteRepository, type SqliteRepository } from '../repository/sqlite-repository.js'
 import { Emitter } from '../util/emitter.js'
 import type { ResolvedConfig } from './load-config.js'
+import { buildSnapshot, countStores, emptyCounts } from './peer-snapshot.js'
 import { probeListen } from './probe-listen.js'
+import { RateMeter } from './rate-meter.js'
 import { type ResolvedModels, resolveModels } from './resolve-models.js'
 import { type PeerPhase, type PeerSnapshot, removeSnapshotTmp, writeSnapshot } from './status-snapshot.js'
 
@@ -94,7 +95,8 @@ class Peer implements OpenedPeer {
   private timer: NodeJS.Timeout | undefined
   private closing: Promise<void> | undefined
   private readonly startedAt = new Date().toISOString()
-  private last = { at: Date.now(), applied: 0, pushed: 0, applyRate: 0, pushRate: 0 }
+  private readonly applyRate: RateMeter
+  private readonly pushRate: RateMeter
   private writing: Promise<unknown> = Promise.resolve()
   private storesClosed = false
 
@@ -103,7 +105,11 @@ class Peer implements OpenedPeer {
     readonly models: ResolvedModels,
     private readonly instance: MeshInstance,
     private readonly logger: Logger,
-  ) {}
+  ) {
+    const now = Date.now()
+    this.applyRate = new RateMeter(now)
+    this.pushRate = new RateMeter(now)
+  }
 
   private get mesh(): BuiltinMesh {
     return this.instance.store
@@ -231,75 +237,28 @@ class Peer implements OpenedPeer {
   }
 
   async snapshot(): Promise<PeerSnapshot> {
-    const m = this.running()?.metrics()
+    const metrics = this.running()?.metrics()
     const now = Date.now()
-    const applied = m?.applied ?? 0
-    const pushed = m?.pushed ?? 0
-    const dt = (now - this.last.at) / 1000
-    if (dt >= 0.5) {
-      this.last = {
-        at: now,
-        applied,
-        pushed,
-        applyRate: (applied - this.last.applied) / dt,
-        pushRate: (pushed - this.last.pushed) / dt,
-      }
+    const rates = {
+      apply: this.applyRate.read(metrics?.applied ?? 0, now),
+      push: this.pushRate.read(metrics?.pushed ?? 0, now),
     }
-    const collections: Record<string, number> = {}
-    const tables: Record<string, number> = {}
-    let kept = { parked: 0, refused: 0 }
-    if (!this.storesClosed) {
-      if (this.repository) kept = await this.repository.parkedCounts()
-      for (const a of this.models.adapters)
-        collections[a.collection] = await this.mesh.count({ collection: a.collection })
-      for (const def of this.models.models) {
-        tables[def.table ?? def.name] = this.repository ? await this.repository.count(def.name) : 0
-      }
-    }
-    const listenPort = this.replication?.port
-    return {
-      version: 1,
-      pid: process.pid,
-      hostname: hostname(),
-      startedAt: this.startedAt,
-      updatedAt: new Date(now).toISOString(),
-      phase: this.phase,
-      ...(this.config.file ? { config: this.config.file } : {}),
-      database: this.config.database,
+    const counts = this.storesClosed ? emptyCounts() : await countStores(this.mesh, this.repository, this.models)
+    return buildSnapshot({
+      config: this.config,
       meshDir: this.instance.dir,
-      meshId: this.config.meshId,
       siteId: this.mesh.siteId,
-      ...(this.config.listen && listenPort !== undefined
-        ? { listen: { host: this.config.listen.host, port: listenPort } }
-        : {}),
-      peers: (this.replication?.peers() ?? []).map((p) => ({
-        site: p.site,
-        remote: p.remote,
-        direction: p.direction,
-        state: p.state,
-        changesSent: p.changesSent,
-        changesReceived: p.changesReceived,
-        ...(p.lastError ? { lastError: p.lastError } : {}),
-      })),
-      collections,
-      tables,
-      sync: {
-        applied,
-        pushed,
-        rejected: m?.rejected ?? 0,
-        parked: kept.parked,
-        refused: kept.refused,
-        errors: m?.errors ?? 0,
-        busyRetries: m?.busyRetries ?? 0,
-        queueDepth: m?.queueDepth ?? 0,
-        applyRate: Math.round(this.last.applyRate * 10) / 10,
-        pushRate: Math.round(this.last.pushRate * 10) / 10,
-        lagMs: m?.lagMs ?? 0,
-        localLagMs: m?.localLagMs ?? 0,
-      },
-      ...(this.progress ? { progress: this.progress } : {}),
-      ...(this.lastError ? { lastError: this.lastError } : {}),
-    }
+      startedAt: this.startedAt,
+      now,
+      phase: this.phase,
+      listenPort: this.replication?.port,
+      peers: this.replication?.peers() ?? [],
+      counts,
+      metrics,
+      rates,
+      progress: this.progress,
+      lastError: this.lastError,
+    })
   }
 
   private running() {

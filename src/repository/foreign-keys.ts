@@ -1,5 +1,4 @@
 import type Database from 'better-sqlite3'
-import { quoteIdent } from './model-definition.js'
 
 /** A foreign key as the database declares it. */
 export interface ForeignKey {
@@ -24,7 +23,8 @@ interface FkRow {
 
 /** The foreign keys of a table, with the parent's key filled in where the declaration leaves it out. */
 export function readForeignKeys(db: Database.Database, table: string): ForeignKey[] {
-  const rows = db.prepare(`PRAGMA foreign_key_list(${quoteIdent(table)})`).all() as FkRow[]
+  // The pragmas as table-valued functions take the table's name as a bound value: no quoting needed.
+  const rows = db.prepare('SELECT * FROM pragma_foreign_key_list(?)').all(table) as FkRow[]
   const byId = new Map<number, FkRow[]>()
   for (const r of rows) {
     const list = byId.get(r.id)
@@ -37,7 +37,7 @@ export function readForeignKeys(db: Database.Database, table: string): ForeignKe
     const parent = parts[0]!.table
     let to = parts.map((p) => p.to)
     if (to.some((c) => c === null)) {
-      to = (db.prepare(`PRAGMA table_info(${quoteIdent(parent)})`).all() as { name: string; pk: number }[])
+      to = (db.prepare('SELECT * FROM pragma_table_info(?)').all(parent) as { name: string; pk: number }[])
         .filter((c) => c.pk > 0)
         .sort((a, b) => a.pk - b.pk)
         .map((c) => c.name)

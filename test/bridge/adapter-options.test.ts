@@ -1,6 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest'
-import { Direction, type SyncAdapter } from '../../src/bridge/adapter.js'
-import type { MeshStore } from '../../src/mesh/mesh-store.js'
+import { Direction, type MeshStore, type SyncAdapter } from '../../src/index.js'
 import { counter, counterAdapter } from './helpers/counter-model.js'
 import {
   BACKENDS,

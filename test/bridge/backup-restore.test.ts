@@ -1,6 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest'
-import { rejectDocument } from '../../src/bridge/adapter.js'
-import type { MeshStore } from '../../src/mesh/mesh-store.js'
+import { type MeshStore, rejectDocument } from '../../src/index.js'
 import { BACKENDS, type NodeOptions, openNode, type TestNode } from './helpers/node.js'
 import { plainAdapter } from './helpers/plain-adapter.js'
 import { type RemoteSite, remoteSite } from './helpers/remote.js'

@@ -1,6 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest'
-import { withContext } from '../../src/bridge/adapter.js'
-import type { MeshStore } from '../../src/mesh/mesh-store.js'
+import { type MeshStore, withContext } from '../../src/index.js'
 import { counter, counterAdapter } from './helpers/counter-model.js'
 import { BACKENDS, openNode, rows, type TestNode } from './helpers/node.js'
 import { type RemoteSite, remoteSite } from './helpers/remote.js'

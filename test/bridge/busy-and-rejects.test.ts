@@ -1,6 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest'
-import type { SyncEvents } from '../../src/bridge/events.js'
-import type { MeshStore } from '../../src/mesh/mesh-store.js'
+import type { MeshStore, SyncEvents } from '../../src/index.js'
 import { counter, counterAdapter } from './helpers/counter-model.js'
 import { BACKENDS, type NodeOptions, openNode, rows, type TestNode } from './helpers/node.js'
 import { type RemoteSite, remoteSite } from './helpers/remote.js'

@@ -1,8 +1,7 @@
 import { join } from 'node:path'
 import Database from 'better-sqlite3'
 import { afterEach, describe, expect, it } from 'vitest'
-import { hasCode } from '../../src/errors.js'
-import { openSqliteRepository, type SqliteRepository } from '../../src/repository/sqlite-repository.js'
+import { hasCode, openSqliteRepository, type SqliteRepository } from '../../src/index.js'
 import { COUNTERS_DDL, counter, counterModel } from './helpers/counter-model.js'
 import { runFixture, tempDirs, waitFor } from './helpers/wait.js'
 

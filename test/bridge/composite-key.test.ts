@@ -1,7 +1,7 @@
 import { join } from 'node:path'
 import Database from 'better-sqlite3'
 import { afterEach, describe, expect, it } from 'vitest'
-import { openSqliteRepository } from '../../src/repository/sqlite-repository.js'
+import { openSqliteRepository } from '../../src/index.js'
 import { tempDirs } from './helpers/wait.js'
 
 const dirs = tempDirs()

@@ -1,6 +1,5 @@
 import { afterAll, describe, expect, it } from 'vitest'
-import type { JsonValue } from '../../src/mesh/document.js'
-import { jsonEqual } from '../../src/mesh/json.js'
+import { type JsonValue, jsonEqual } from '../../src/index.js'
 import { type CounterRow, counter, counterAdapter } from './helpers/counter-model.js'
 import { MeshLink } from './helpers/mesh-link.js'
 import { openNode, rows, type TestNode } from './helpers/node.js'

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest'
-import { defineModel } from '../../src/codegen/define-model.js'
+import { defineModel } from '../../src/index.js'
 import { MeshLink } from './helpers/mesh-link.js'
 import { openNode, rows, type TestNode } from './helpers/node.js'
 import { tempDirs, waitFor } from './helpers/wait.js'

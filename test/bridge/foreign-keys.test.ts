@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest'
-import type { MeshStore } from '../../src/mesh/mesh-store.js'
+import type { MeshStore } from '../../src/index.js'
 import { BACKENDS, openNode, type TestNode } from './helpers/node.js'
 import { plainAdapter } from './helpers/plain-adapter.js'
 import { type RemoteSite, remoteSite } from './helpers/remote.js'

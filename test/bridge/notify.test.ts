@@ -1,11 +1,16 @@
 import { join } from 'node:path'
 import Database from 'better-sqlite3'
 import { afterEach, describe, expect, it } from 'vitest'
-import { Direction } from '../../src/bridge/adapter.js'
-import { createSyncCoordinator, type SyncCoordinator } from '../../src/bridge/coordinator.js'
-import type { ChangeSet, MeshStore } from '../../src/mesh/mesh-store.js'
-import type { Repository } from '../../src/repository/repository.js'
-import { openSqliteRepository, type SqliteRepository } from '../../src/repository/sqlite-repository.js'
+import {
+  type ChangeSet,
+  createSyncCoordinator,
+  Direction,
+  type MeshStore,
+  openSqliteRepository,
+  type Repository,
+  type SqliteRepository,
+  type SyncCoordinator,
+} from '../../src/index.js'
 import { COUNTERS_DDL, counter, counterAdapter, counterModel } from './helpers/counter-model.js'
 import { BACKENDS, countingMesh, type MeshBackend, type MeshWriteCount, openTestMesh } from './helpers/node.js'
 import { tempDirs, waitFor } from './helpers/wait.js'

@@ -2,8 +2,7 @@ import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import Database from 'better-sqlite3'
 import { afterEach, describe, expect, it } from 'vitest'
-import { openBuiltinStore } from '../../src/engine/open-builtin-store.js'
-import type { MeshStore } from '../../src/mesh/mesh-store.js'
+import { type MeshStore, openMesh } from '../../src/index.js'
 import { COUNTERS_DDL, type CounterRow, counter, counterAdapter } from './helpers/counter-model.js'
 import { BACKENDS, openNode, rows, type TestNode } from './helpers/node.js'
 import { type Fixture, runFixture, tempDirs, waitFor } from './helpers/wait.js'
@@ -42,7 +41,7 @@ async function expectAgreement(node: TestNode<MeshStore>, expected: number): Pro
 
 describe('SIGKILL', () => {
   it('during apply: after restart the repository and the mesh agree, and every row was written once', async () => {
-    const src = await openBuiltinStore({ dir: join(dirs.make('src'), 'mesh') })
+    const src = await openMesh({ dir: join(dirs.make('src'), 'mesh') })
     cleanup.push(() => src.close())
     const docs = Array.from({ length: N }, (_, i) => counterAdapter.toDocument(counter(i)))
     for (let i = 0; i < N; i += 2000) await src.upsert('counters', docs.slice(i, i + 2000))

@@ -1,9 +1,6 @@
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
-import type { SyncEvents } from '../../src/bridge/events.js'
-import { createSyncRegistry } from '../../src/bridge/registry.js'
-import type { MeshStore } from '../../src/mesh/mesh-store.js'
-import { openSqliteRepository } from '../../src/repository/sqlite-repository.js'
+import { createSyncRegistry, type MeshStore, openSqliteRepository, type SyncEvents } from '../../src/index.js'
 import { counter, counterAdapter, counterModel } from './helpers/counter-model.js'
 import {
   BACKENDS,

@@ -1,7 +1,11 @@
-import { rejectDocument, type SyncAdapter } from '../../../src/bridge/adapter.js'
-import type { Document, JsonValue } from '../../../src/mesh/document.js'
-import type { ModelDefinition } from '../../../src/repository/model-definition.js'
-import type { Row } from '../../../src/repository/repository.js'
+import {
+  type Document,
+  type JsonValue,
+  type ModelDefinition,
+  type Row,
+  rejectDocument,
+  type SyncAdapter,
+} from '../../../src/index.js'
 
 /** The seed's counter model, as an app's existing table would hold it. */
 export const COUNTERS_DDL = `CREATE TABLE IF NOT EXISTS counters (

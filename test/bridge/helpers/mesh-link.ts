@@ -1,4 +1,4 @@
-import type { BuiltinMesh } from '../../../src/engine/types.js'
+import type { BuiltinMesh } from '../../../src/index.js'
 
 /**
  * Syncs builtin meshes in one process by pulling exactly what each lacks

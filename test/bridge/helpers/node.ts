@@ -1,15 +1,23 @@
 import { join } from 'node:path'
 import Database from 'better-sqlite3'
-import type { SyncAdapter, SyncContext } from '../../../src/bridge/adapter.js'
-import type { StartupReport, SyncCoordinator } from '../../../src/bridge/coordinator.js'
-import { createSyncRegistry, type SyncRegistry } from '../../../src/bridge/registry.js'
-import type { SyncSettings } from '../../../src/bridge/settings.js'
-import { openDittoStore } from '../../../src/ditto/open-store.js'
-import { openBuiltinStore } from '../../../src/engine/open-builtin-store.js'
-import type { BuiltinMesh } from '../../../src/engine/types.js'
-import type { MeshStore, MeshWriter, WriteResult } from '../../../src/mesh/mesh-store.js'
-import type { ModelDefinition } from '../../../src/repository/model-definition.js'
-import { openSqliteRepository, type SqliteRepository } from '../../../src/repository/sqlite-repository.js'
+import { openDittoStore } from '../../../src/ditto/index.js'
+import {
+  type BuiltinMesh,
+  createSyncRegistry,
+  type MeshStore,
+  type MeshWriter,
+  type ModelDefinition,
+  openMesh,
+  openSqliteRepository,
+  type SqliteRepository,
+  type StartupReport,
+  type SyncAdapter,
+  type SyncContext,
+  type SyncCoordinator,
+  type SyncRegistry,
+  type SyncSettings,
+  type WriteResult,
+} from '../../../src/index.js'
 import { COUNTERS_DDL, counterAdapter, counterModel } from './counter-model.js'
 
 /** Counts every write to `counters` from any connection (the bridge's included). */
@@ -82,7 +90,7 @@ export async function openTestMesh(
   dir: string,
   adapters: readonly SyncAdapter[] = [],
 ): Promise<MeshStore> {
-  if (backend === 'builtin') return openBuiltinStore({ dir })
+  if (backend === 'builtin') return openMesh({ dir })
   const counterFields = Object.fromEntries(
     adapters.filter((a) => a.counterFields?.length).map((a) => [a.collection, a.counterFields ?? []]),
   )

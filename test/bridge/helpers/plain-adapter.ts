@@ -1,11 +1,9 @@
-import type { BackupLink, SyncAdapter } from '../../../src/bridge/adapter.js'
-import type { Document } from '../../../src/mesh/document.js'
-import type { Row } from '../../../src/repository/repository.js'
+import type { BackupLinkSpec, Document, Row, SyncAdapter } from '../../../src/index.js'
 
 /** An adapter copying columns to fields one to one, keyed by `id`. Receives everything by default. */
 export function plainAdapter(
   model: string,
-  options: Partial<SyncAdapter> & { links?: BackupLink[] } = {},
+  options: Partial<SyncAdapter> & { links?: BackupLinkSpec[] } = {},
 ): SyncAdapter {
   const { links, ...rest } = options
   return {

@@ -1,9 +1,6 @@
 import { join } from 'node:path'
-import type { DittoMesh } from '../../../src/ditto/types.js'
-import { openBuiltinStore } from '../../../src/engine/open-builtin-store.js'
-import type { BuiltinMesh } from '../../../src/engine/types.js'
-import type { Document } from '../../../src/mesh/document.js'
-import type { MeshStore } from '../../../src/mesh/mesh-store.js'
+import type { DittoMesh } from '../../../src/ditto/index.js'
+import { type BuiltinMesh, type Document, type MeshStore, openMesh } from '../../../src/index.js'
 import { MeshLink } from './mesh-link.js'
 import type { MeshBackend } from './node.js'
 
@@ -45,7 +42,7 @@ export async function remoteSite(backend: MeshBackend, mesh: MeshStore, dir: str
     }
   }
   const to = mesh as BuiltinMesh
-  const site = await openBuiltinStore({ dir: join(dir, 'mesh') })
+  const site = await openMesh({ dir: join(dir, 'mesh') })
   const link = new MeshLink([site, to])
   return {
     async upsert(collection, docs) {

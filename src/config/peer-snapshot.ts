@@ -1,0 +1,108 @@
+import { hostname } from 'node:os'
+import type { SyncMetrics } from '../bridge/metrics.js'
+import type { MeshStore } from '../mesh/mesh-store.js'
+import type { PeerStatus } from '../replication/peer-session.js'
+import type { Repository } from '../repository/repository.js'
+import type { ResolvedConfig } from './load-config.js'
+import type { ResolvedModels } from './resolve-models.js'
+import type { PeerPhase, PeerSnapshot } from './status-snapshot.js'
+
+/** What a status snapshot counts in the stores. */
+export interface StoreCounts {
+  /** Documents per mirrored collection in the mesh. */
+  collections: Record<string, number>
+  /** Rows per mirrored table (0 before the repository is open). */
+  tables: Record<string, number>
+  /** Rows kept as parked or refused. */
+  kept: { parked: number; refused: number }
+}
+
+/** The counts of a peer whose stores are closed: nothing is read any more. */
+export function emptyCounts(): StoreCounts {
+  return { collections: {}, tables: {}, kept: { parked: 0, refused: 0 } }
+}
+
+/** Counts what the snapshot reports of the mesh and the repository. */
+export async function countStores(
+  mesh: MeshStore,
+  repository: Repository | undefined,
+  models: ResolvedModels,
+): Promise<StoreCounts> {
+  const counts = emptyCounts()
+  if (repository) counts.kept = await repository.parkedCounts()
+  for (const a of models.adapters) counts.collections[a.collection] = await mesh.count({ collection: a.collection })
+  for (const def of models.models) {
+    counts.tables[def.table ?? def.name] = repository ? await repository.count(def.name) : 0
+  }
+  return counts
+}
+
+/** Everything a status snapshot reports, read from a running peer at the moment it is taken. */
+export interface SnapshotParts {
+  config: ResolvedConfig
+  meshDir: string
+  siteId: string
+  /** When the peer started (ISO time). */
+  startedAt: string
+  /** When the snapshot is taken (ms since the epoch). */
+  now: number
+  phase: PeerPhase
+  /** The port replication listens on, while it does. */
+  listenPort: number | undefined
+  peers: readonly PeerStatus[]
+  counts: StoreCounts
+  /** The sync coordinator's metrics, once it runs. */
+  metrics: SyncMetrics | undefined
+  /** Remote rows applied and local changes sent, per second. */
+  rates: { apply: number; push: number }
+  progress: PeerSnapshot['progress']
+  lastError: string | undefined
+}
+
+/** The status snapshot of a peer, as `meshmirror status` and the `snapshot` event show it. */
+export function buildSnapshot(p: SnapshotParts): PeerSnapshot {
+  const { config, metrics: m } = p
+  return {
+    version: 1,
+    pid: process.pid,
+    hostname: hostname(),
+    startedAt: p.startedAt,
+    updatedAt: new Date(p.now).toISOString(),
+    phase: p.phase,
+    ...(config.file ? { config: config.file } : {}),
+    database: config.database,
+    meshDir: p.meshDir,
+    meshId: config.meshId,
+    siteId: p.siteId,
+    ...(config.listen && p.listenPort !== undefined
+      ? { listen: { host: config.listen.host, port: p.listenPort } }
+      : {}),
+    peers: p.peers.map((peer) => ({
+      site: peer.site,
+      remote: peer.remote,
+      direction: peer.direction,
+      state: peer.state,
+      changesSent: peer.changesSent,
+      changesReceived: peer.changesReceived,
+      ...(peer.lastError ? { lastError: peer.lastError } : {}),
+    })),
+    collections: p.counts.collections,
+    tables: p.counts.tables,
+    sync: {
+      applied: m?.applied ?? 0,
+      pushed: m?.pushed ?? 0,
+      rejected: m?.rejected ?? 0,
+      parked: p.counts.kept.parked,
+      refused: p.counts.kept.refused,
+      errors: m?.errors ?? 0,
+      busyRetries: m?.busyRetries ?? 0,
+      queueDepth: m?.queueDepth ?? 0,
+      applyRate: Math.round(p.rates.apply * 10) / 10,
+      pushRate: Math.round(p.rates.push * 10) / 10,
+      lagMs: m?.lagMs ?? 0,
+      localLagMs: m?.localLagMs ?? 0,
+    },
+    ...(p.progress ? { progress: p.progress } : {}),
+    ...(p.lastError ? { lastError: p.lastError } : {}),
+  }
+}
