@@ -170,8 +170,7 @@ export type { Connection, Listener, Transport } from './replication/transport.js
 export { type WsTransportOptions, wsTransport } from './replication/ws-transport.js'
 // The repository port and its SQLite implementation
 export type { ForeignKey } from './repository/foreign-keys.js'
-export type { KeyMode } from './repository/key-map.js'
-export type { ColumnType, ModelDefinition } from './repository/model-definition.js'
+export type { ColumnType, KeyMode, ModelDefinition } from './repository/model-definition.js'
 export {
   type CapturedChange,
   type ChangeOrigin,

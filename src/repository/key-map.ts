@@ -7,19 +7,6 @@ import type { Row } from './repository.js'
 import { statementCache } from './statement-cache.js'
 
 /**
- * How a model's primary key identifies a row across devices.
- *
- * - `global`: a key names the same row on every device (UUIDs, natural keys,
- *   rows created by one device only). The document id is the key.
- * - `local`: every device allocates its own integer keys, as SQLite does for
- *   an `INTEGER PRIMARY KEY`. The document id names the device that created
- *   the row and its key there (`<device>:<key>`, see {@link meshKeyId}); every
- *   other device stores the row under a key it allocates itself and keeps the
- *   mapping in `_meshmirror_keys`, in the transaction that writes the row.
- */
-export type KeyMode = 'global' | 'local'
-
-/**
  * `_meshmirror_keys`: for rows of `local`-keyed models that were created on
  * another device, the document id and the key this database gave the row.
  * Rows this device created need no entry: their id is this device's id and

@@ -1,7 +1,6 @@
 import type Database from 'better-sqlite3'
 import { ErrorCode, ValidationError } from '../errors.js'
 import { type ForeignKey, readForeignKeys } from './foreign-keys.js'
-import type { KeyMode } from './key-map.js'
 
 /**
  * How a column's values convert between SQLite and the row objects adapters
@@ -65,6 +64,19 @@ export interface ModelInfo {
    */
   localRefs: Map<string, string>
 }
+
+/**
+ * How a model's primary key identifies a row across devices.
+ *
+ * - `global`: a key names the same row on every device (UUIDs, natural keys,
+ *   rows created by one device only). The document id is the key.
+ * - `local`: every device allocates its own integer keys, as SQLite does for
+ *   an `INTEGER PRIMARY KEY`. The document id names the device that created
+ *   the row and its key there (`<device>:<key>`, see `meshKeyId` in key-map.ts); every
+ *   other device stores the row under a key it allocates itself and keeps the
+ *   mapping in `_meshmirror_keys`, in the transaction that writes the row.
+ */
+export type KeyMode = 'global' | 'local'
 
 const NAME_RE = /^[A-Za-z_][A-Za-z0-9_]*$/
 const COLUMN_TYPES = new Set<ColumnType>(['text', 'integer', 'real', 'boolean', 'json', 'any'])
