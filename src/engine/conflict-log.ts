@@ -1,5 +1,5 @@
-import type Database from 'better-sqlite3'
-import { ErrorCode, ValidationError } from '../errors.js'
+import Database from 'better-sqlite3'
+import { ErrorCode, StorageError, ValidationError } from '../errors.js'
 import type { ConflictKind, ConflictQuery, ConflictRecord, ConflictVersion } from '../mesh/conflict.js'
 import type { JsonObject } from '../mesh/document.js'
 import { assertCollection, positiveLimit } from '../mesh/validate.js'
@@ -143,5 +143,40 @@ function version(clock: string, content: string): ConflictVersion {
     clock,
     writtenAt: new Date(clockWall(clock)).toISOString(),
     content: JSON.parse(content) as JsonObject,
+  }
+}
+
+/** What a store file holds of conflicts. */
+export interface StoreConflicts {
+  /** The store's site id. */
+  siteId: string | undefined
+  /** How many there are (in the query's collection), whatever the limit. */
+  total: number
+  /** The latest first, up to the query's limit. */
+  conflicts: ConflictRecord[]
+}
+
+/**
+ * Reads the conflicts of a store file from outside: a read-only connection,
+ * no lock, so it works while a running peer holds the directory. Throws
+ * `STORE_INCOMPATIBLE` for a file that is not a builtin store.
+ */
+export function readStoreConflicts(file: string, query?: ConflictQuery): StoreConflicts {
+  const q = checkConflictQuery(query)
+  let db: Database.Database | undefined
+  try {
+    db = new Database(file, { readonly: true, fileMustExist: true })
+    db.pragma('busy_timeout = 5000')
+    const site = db.prepare("SELECT value FROM store_meta WHERE key = 'site_id'").pluck().get() as string | undefined
+    return { siteId: site, total: countConflicts(db, q), conflicts: listConflicts(db, q) }
+  } catch (cause) {
+    if (cause instanceof ValidationError) throw cause
+    throw new StorageError(
+      ErrorCode.STORE_INCOMPATIBLE,
+      `Cannot read the mesh store ${file}: ${(cause as Error).message}`,
+      { cause, details: { file } },
+    )
+  } finally {
+    db?.close()
   }
 }
