@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { readFileSync } from 'node:fs'
 import { Command } from 'commander'
+import { registerConflictsCommand } from './conflicts-command.js'
 import { registerDemoCommand } from './demo-command.js'
 import { registerDirsCommand } from './dirs-command.js'
 import { registerDoctorCommand } from './doctor-command.js'
@@ -31,6 +32,7 @@ registerInitCommand(program)
 registerPeerCommand(program)
 registerStatusCommand(program)
 registerParkedCommand(program)
+registerConflictsCommand(program)
 registerDemoCommand(program)
 
 await program.parseAsync(process.argv)

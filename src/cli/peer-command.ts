@@ -47,6 +47,7 @@ function attachJson(peer: RunningPeer): void {
   peer.on('peer', (p) => emitJson('peer', p))
   peer.on('rejected', (r) => emitJson('rejected', { ...r, error: undefined }))
   peer.on('parked', (p) => emitJson('parked', p))
+  peer.on('conflict', (c) => emitJson('conflict', c))
   peer.on('error', (e) => emitJson('error', { phase: e.phase, model: e.model, message: String(e.error) }))
   peer.on('snapshot', (s) => emitJson('status', s))
 }
@@ -121,7 +122,7 @@ export function registerPeerCommand(program: Command): void {
     .command('peer')
     .description('mirror the database a config names into the mesh, and back, until stopped')
     .option('-c, --config <file>', 'the config file (JSON, .mjs, or .ts through tsx)', 'meshmirror.config.json')
-    .option('--json', 'print one JSON event per line on stdout (phase, progress, peer, status, error)')
+    .option('--json', 'print one JSON event per line on stdout (phase, progress, peer, conflict, status, error)')
     .addHelpText('after', HELP)
     .action(async (opts: { config: string; json?: boolean }) => {
       const output = makeOutput(opts.json === true)

@@ -1,5 +1,6 @@
 import type { RunningPeer } from '../config/start-peer.js'
 import type { PeerSnapshot } from '../config/status-snapshot.js'
+import type { ConflictRecord } from '../mesh/conflict.js'
 
 /** Progress shown only once a step has taken this long. */
 const SHOW_AFTER_MS = 400
@@ -22,8 +23,16 @@ export function statusLine(s: PeerSnapshot): string {
     ...(s.sync.rejected > 0 ? [`rejected ${s.sync.rejected}`] : []),
     ...(s.sync.parked > 0 ? [`parked ${s.sync.parked}`] : []),
     ...(s.sync.refused > 0 ? [`refused ${s.sync.refused}`] : []),
+    ...((s.sync.conflicts ?? 0) > 0 ? [`conflicts ${s.sync.conflicts}`] : []),
     ...(s.sync.errors > 0 ? [`errors ${s.sync.errors}`] : []),
   ].join(' · ')
+}
+
+/** What a conflict is, in a few words: `items/tea created on two devices`. */
+export function describeConflict(c: ConflictRecord): string {
+  return c.kind === 'create'
+    ? `${c.collection}/${c.id} created on two devices that had not seen each other's`
+    : `${c.collection}/${c.id} field ${c.field} changed on two devices at once`
 }
 
 function bar(done: number, total: number | undefined, width = 20): string {
@@ -71,6 +80,11 @@ export function attachDisplay(peer: RunningPeer, stream: NodeJS.WriteStream): ()
         lastPlain = now
         stream.write(`${new Date(now).toISOString()} ${statusLine(s)}\n`)
       }
+    }),
+    peer.on('conflict', (c) => {
+      const text = `conflict: ${describeConflict(c)}; the losing version is kept (meshmirror conflicts --dir ${peer.meshDir})`
+      if (tty) stream.write(`\r\x1b[2K${text}\n`)
+      else stream.write(`${new Date().toISOString()} ${text}\n`)
     }),
     peer.on('peer', (p) => {
       if (p.state !== 'live' && p.state !== 'closed') return

@@ -1,5 +1,9 @@
+import { existsSync } from 'node:fs'
+import { join } from 'node:path'
 import type { Command } from 'commander'
 import { type PeerSnapshot, readSnapshot } from '../config/status-snapshot.js'
+import { readStoreConflicts } from '../engine/conflict-log.js'
+import { STORE_FILE } from '../engine/database.js'
 import { type Diagnosis, diagnose } from '../instance/doctor.js'
 import { ExitCode, makeOutput, reportError } from './output.js'
 import { statusLine } from './peer-display.js'
@@ -27,6 +31,8 @@ export interface StatusReport {
   snapshot?: PeerSnapshot
   /** Seconds since the snapshot was written. */
   ageSeconds?: number
+  /** Versions that lost a merge, kept in the store (`meshmirror conflicts` lists them); absent when the store cannot be read. */
+  conflicts?: number
 }
 
 /** Reads a mesh directory's state from outside: its lock and owner, and the snapshot its peer keeps. */
@@ -39,6 +45,7 @@ export function readStatus(dir: string): StatusReport {
   if (held) state = snapshot && snapshot.pid === owner?.pid && snapshot.phase !== 'stopped' ? 'running' : 'held'
   else if (!snapshot) state = 'never-ran'
   else state = snapshot.phase === 'stopped' ? 'stopped' : 'crashed'
+  const conflicts = conflictCount(d.dir)
   return {
     dir: d.dir,
     running: state === 'running',
@@ -48,6 +55,19 @@ export function readStatus(dir: string): StatusReport {
     ...(snapshot
       ? { snapshot, ageSeconds: Math.max(0, Math.round((Date.now() - Date.parse(snapshot.updatedAt)) / 100) / 10) }
       : {}),
+    ...(conflicts === undefined ? {} : { conflicts }),
+  }
+}
+
+/** The store's conflict count, read without a lock; undefined when there is no readable builtin store. */
+function conflictCount(dir: string): number | undefined {
+  const file = join(dir, STORE_FILE)
+  if (!existsSync(file)) return undefined
+  try {
+    return readStoreConflicts(file, { limit: 1 }).total
+  } catch {
+    // An unreadable store is what doctor reports; the status stays readable.
+    return undefined
   }
 }
 
@@ -61,8 +81,18 @@ function describe(r: StatusReport): string[] {
     'never-ran': 'no peer has run on it (no status snapshot)',
   }
   const lines = [`${r.dir}: ${head[r.state]}`]
-  if (!s) return lines
-  lines.push(`  status     ${statusLine(s)} (${r.ageSeconds} s ago)`)
+  if (s) lines.push(...describeSnapshot(s, r.ageSeconds))
+  if (r.conflicts !== undefined) {
+    lines.push(
+      `  conflicts  ${r.conflicts}${r.conflicts > 0 ? ` (versions that lost a merge, kept: meshmirror conflicts --dir ${r.dir})` : ''}`,
+    )
+  }
+  return lines
+}
+
+function describeSnapshot(s: PeerSnapshot, ageSeconds: number | undefined): string[] {
+  const lines: string[] = []
+  lines.push(`  status     ${statusLine(s)} (${ageSeconds} s ago)`)
   lines.push(`  database   ${s.database}`)
   lines.push(
     `  mesh       ${s.meshId}, site ${s.siteId}${s.listen ? `, listening on ${s.listen.host}:${s.listen.port}` : ''}`,

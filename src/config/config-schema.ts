@@ -28,6 +28,12 @@ export const tableMappingSchema = z.strictObject({
   counters: z.array(z.string().min(1)).optional(),
   /** Columns that stay local, never mirrored. */
   exclude: z.array(z.string().min(1)).optional(),
+  /**
+   * Also keep every concurrent update whose value lost (last writer wins),
+   * as a conflict `meshmirror conflicts` lists; create/create collisions are
+   * kept for every table. Default false. Set it alike on every device.
+   */
+  recordConflicts: z.boolean().optional(),
 })
 
 /** Generated (or hand-written) adapters in a module. */

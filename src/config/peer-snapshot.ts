@@ -15,11 +15,13 @@ export interface StoreCounts {
   tables: Record<string, number>
   /** Rows kept as parked or refused. */
   kept: { parked: number; refused: number }
+  /** Conflicts the mesh recorded (0 for a mesh that keeps none). */
+  conflicts: number
 }
 
 /** The counts of a peer whose stores are closed: nothing is read any more. */
 export function emptyCounts(): StoreCounts {
-  return { collections: {}, tables: {}, kept: { parked: 0, refused: 0 } }
+  return { collections: {}, tables: {}, kept: { parked: 0, refused: 0 }, conflicts: 0 }
 }
 
 /** Counts what the snapshot reports of the mesh and the repository. */
@@ -30,6 +32,7 @@ export async function countStores(
 ): Promise<StoreCounts> {
   const counts = emptyCounts()
   if (repository) counts.kept = await repository.parkedCounts()
+  if (mesh.conflictCount) counts.conflicts = await mesh.conflictCount()
   for (const a of models.adapters) counts.collections[a.collection] = await mesh.count({ collection: a.collection })
   for (const def of models.models) {
     counts.tables[def.table ?? def.name] = repository ? await repository.count(def.name) : 0
@@ -94,6 +97,7 @@ export function buildSnapshot(p: SnapshotParts): PeerSnapshot {
       rejected: m?.rejected ?? 0,
       parked: p.counts.kept.parked,
       refused: p.counts.kept.refused,
+      conflicts: p.counts.conflicts,
       errors: m?.errors ?? 0,
       busyRetries: m?.busyRetries ?? 0,
       queueDepth: m?.queueDepth ?? 0,

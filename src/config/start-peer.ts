@@ -1,9 +1,11 @@
 import type { SyncEvents } from '../bridge/events.js'
 import { createSyncRegistry, type SyncRegistry } from '../bridge/registry.js'
+import { builtinEngine } from '../engine/builtin-engine.js'
 import type { BuiltinMesh } from '../engine/types.js'
 import { openMeshInstance } from '../instance/instance.js'
 import type { MeshInstance } from '../instance/types.js'
 import { type Logger, silentLogger } from '../logger.js'
+import type { ConflictRecord } from '../mesh/conflict.js'
 import type { PeerStatus } from '../replication/peer-session.js'
 import { type ReplicationOptions, type Replicator, startReplication } from '../replication/replicator.js'
 import { openSqliteRepository, type SqliteRepository } from '../repository/sqlite-repository.js'
@@ -22,6 +24,8 @@ export interface PeerEvents {
   peer: PeerStatus
   rejected: SyncEvents['rejected']
   parked: SyncEvents['parked']
+  /** A version that lost a merge was kept, for the first time on this device. */
+  conflict: ConflictRecord
   error: { phase: string; model?: string; error: unknown }
   snapshot: PeerSnapshot
 }
@@ -56,8 +60,10 @@ export async function openPeer(config: ResolvedConfig, options: { logger?: Logge
   const logger = options.logger ?? silentLogger
   const models = await resolveModels(config)
   if (config.listen) await probeListen(config.listen, config.file)
+  const recordConflicts = conflictCollections(config, models)
   const instance = await openMeshInstance({
     dir: config.mesh.dir,
+    engine: builtinEngine(recordConflicts.length > 0 ? { recordConflicts } : {}),
     strategy: config.mesh.strategy ?? 'shared',
     onLocked: config.mesh.onLocked ?? 'fail',
     ...(config.mesh.lockTimeoutMs === undefined ? {} : { lockTimeoutMs: config.mesh.lockTimeoutMs }),
@@ -65,6 +71,20 @@ export async function openPeer(config: ResolvedConfig, options: { logger?: Logge
     logger,
   })
   return new Peer(config, models, instance, logger)
+}
+
+/** The collections of the table mappings with `recordConflicts: true`. */
+function conflictCollections(config: ResolvedConfig, models: ResolvedModels): string[] {
+  const out: string[] = []
+  for (const mapping of config.tables ?? []) {
+    if (mapping.recordConflicts !== true) continue
+    // The mapped table's model, as resolved against the database (table names match case-insensitively).
+    const table = mapping.table.toLowerCase()
+    const def = models.models.find((d) => (d.table ?? d.name).toLowerCase() === table)
+    const adapter = def && models.adapters.find((a) => a.model === def.name)
+    if (adapter) out.push(adapter.collection)
+  }
+  return out
 }
 
 /**
@@ -109,6 +129,7 @@ class Peer implements OpenedPeer {
     const now = Date.now()
     this.applyRate = new RateMeter(now)
     this.pushRate = new RateMeter(now)
+    this.mesh.on('conflict', (c) => this.events.emit('conflict', c))
   }
 
   private get mesh(): BuiltinMesh {

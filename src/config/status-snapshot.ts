@@ -45,6 +45,8 @@ export interface PeerSnapshot {
     parked: number
     /** Received documents the database or the table refused, kept with their reason and retried at start. */
     refused: number
+    /** Versions that lost a merge, kept in the mesh store; `meshmirror conflicts` lists them. */
+    conflicts?: number
     errors: number
     busyRetries: number
     queueDepth: number

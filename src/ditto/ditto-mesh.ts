@@ -32,7 +32,13 @@ import type { DittoMeshOptions } from './options.js'
 import { backendError } from './sdk.js'
 import type { DittoMesh, DittoMeshStats, DittoPresence } from './types.js'
 
-/** A {@link DittoMesh}: the mesh port on an open Ditto instance. */
+/**
+ * A {@link DittoMesh}: the mesh port on an open Ditto instance.
+ *
+ * It leaves out the port's optional conflict list (`conflicts`,
+ * `conflictCount`): Ditto merges copies inside its SDK and exposes only the
+ * merged document, neither the losing version nor which write saw which.
+ */
 export class DittoMeshStore implements DittoMesh {
   readonly siteId: string
   private readonly ctx: WriterContext

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto'
 import { statSync } from 'node:fs'
 import { join } from 'node:path'
 import { ClosedError, ErrorCode, ValidationError } from '../errors.js'
+import type { ConflictQuery, ConflictRecord } from '../mesh/conflict.js'
 import type { DocIdInput, Document, DocumentInput } from '../mesh/document.js'
 import { compileQuery } from '../mesh/filter.js'
 import type {
@@ -19,6 +20,7 @@ import type { Query, Scope } from '../mesh/query.js'
 import { assertCollection, normaliseId, parseFieldPath, positiveLimit } from '../mesh/validate.js'
 import { Emitter } from '../util/emitter.js'
 import { Mutex } from '../util/mutex.js'
+import { countConflicts, listConflicts } from './conflict-log.js'
 import { STORE_FILE } from './database.js'
 import { fieldExpr } from './query-sql.js'
 import { changesFor, changesSince, countScope, encodeCursor, runQuery } from './reads.js'
@@ -131,6 +133,7 @@ export class BuiltinMeshStore implements BuiltinMesh {
         if (session.entries.length > 0) core.observers.publish(session.entries)
         this.events.emit('commit', core.committedSeq)
       }
+      for (const c of session.conflicts) this.events.emit('conflict', c)
       return result
     })
   }
@@ -196,6 +199,16 @@ export class BuiltinMeshStore implements BuiltinMesh {
       | number
       | undefined
     return row ?? 0
+  }
+
+  async conflicts(query?: ConflictQuery): Promise<ConflictRecord[]> {
+    this.assertOpen()
+    return listConflicts(this.core.reader, query)
+  }
+
+  async conflictCount(query?: Pick<ConflictQuery, 'collection'>): Promise<number> {
+    this.assertOpen()
+    return countConflicts(this.core.reader, query)
   }
 
   onCommit(listener: (sequence: number) => void): () => void {

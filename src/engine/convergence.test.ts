@@ -4,7 +4,17 @@ import { join } from 'node:path'
 import fc from 'fast-check'
 import { afterEach, describe, expect, it } from 'vitest'
 import type { JsonValue } from '../mesh/document.js'
-import { applyIncrement, applyRemove, applyUpsert, type DocState, mergeStates, statesEqual } from './doc-state.js'
+import { type Collision, mergeCollisions } from './collisions.js'
+import {
+  applyIncrement,
+  applyRemove,
+  applyUpsert,
+  type DocState,
+  decodeState,
+  encodeState,
+  mergeStates,
+  statesEqual,
+} from './doc-state.js'
 import { openBuiltinStore } from './open-builtin-store.js'
 import type { BuiltinMesh, ChangeChunk } from './types.js'
 
@@ -19,7 +29,8 @@ async function replicas(n: number): Promise<BuiltinMesh[]> {
     const dir = mkdtempSync(join(tmpdir(), 'mm-conv-'))
     dirs.push(dir)
     // Site ids in a fixed order make failures reproducible.
-    out.push(await openBuiltinStore({ dir, siteId: `site${i}` }))
+    // Recording conflicts keeps what each write replaced: merged and sent like the rest.
+    out.push(await openBuiltinStore({ dir, siteId: `site${i}`, recordConflicts: ['docs'] }))
   }
   return out
 }
@@ -130,6 +141,10 @@ async function syncAll(stores: BuiltinMesh[]): Promise<void> {
   }
 }
 
+async function everything(from: BuiltinMesh) {
+  return (await from.changesFor({}, 0, 10_000)).changes
+}
+
 async function dump(s: BuiltinMesh) {
   return { docs: await s.find({ collection: 'docs' }), vv: await s.versionVector() }
 }
@@ -146,6 +161,22 @@ describe('replicas converge', () => {
             await syncAll(stores)
             const first = await dump(stores[0]!)
             for (const s of stores.slice(1)) expect(await dump(s)).toEqual(first)
+            // Conflicts are recorded once: syncing again adds none. A catch-up from scratch may
+            // bring pairs another replica found (versions met in another order), once.
+            const conflictCounts = () => Promise.all(stores.map((s) => s.conflictCount()))
+            const counts = await conflictCounts()
+            await syncAll(stores)
+            expect(await conflictCounts()).toEqual(counts)
+            const fromScratch = async () => {
+              for (const a of stores) for (const b of stores) if (a !== b) await b.applyRemote(await everything(a))
+            }
+            await fromScratch()
+            const caughtUp = await conflictCounts()
+            await fromScratch()
+            expect(await conflictCounts()).toEqual(caughtUp)
+            for (const s of stores) {
+              for (const c of await s.conflicts()) expect(c.winner.clock > c.loser.clock).toBe(true)
+            }
             // Nothing more to send anywhere once converged.
             for (const a of stores) {
               for (const b of stores) {
@@ -212,6 +243,15 @@ describe('replicas converge', () => {
   })
 })
 
+const clockAt = (wall: number, site: string) => `${wall.toString(36).padStart(9, '0')}0000${site}`
+// Collisions some replica may have found, one pair found twice with different contents.
+const COLLISIONS: Collision[] = [
+  { winner: clockAt(9, 's2'), loser: clockAt(5, 's1'), winnerContent: { f: 1 }, loserContent: { f: 2 } },
+  { winner: clockAt(9, 's2'), loser: clockAt(5, 's1'), winnerContent: { f: 1 }, loserContent: { g: 2 } },
+  { winner: clockAt(20, 's3'), loser: clockAt(9, 's2'), winnerContent: {}, loserContent: { h: 'a' } },
+  { winner: clockAt(31, 's1'), loser: clockAt(30, 's3'), winnerContent: { f: true }, loserContent: {} },
+]
+
 // Random document states built from operations at random sites and clocks.
 const arbState: fc.Arbitrary<DocState> = fc
   .array(
@@ -221,10 +261,12 @@ const arbState: fc.Arbitrary<DocState> = fc
       wall: fc.integer({ min: 1, max: 30 }),
       fields: fc.dictionary(FIELD, arbValue, { maxKeys: 2 }),
       by: fc.integer({ min: -3, max: 3 }),
+      track: fc.boolean(),
     }),
     { minLength: 1, maxLength: 6 },
   )
-  .map((steps) => {
+  .chain((steps) => fc.tuple(fc.constant(steps), fc.subarray(COLLISIONS)))
+  .map(([steps, collisions]) => {
     let s: DocState | undefined
     steps.forEach((st, seq) => {
       const stamp = { site: st.site, clock: `${st.wall.toString(36).padStart(9, '0')}0000${st.site}`, seq: seq + 1 }
@@ -236,9 +278,15 @@ const arbState: fc.Arbitrary<DocState> = fc
         } catch {
           // A non-number counter field: skip the step.
         }
-      } else s = applyUpsert(s, st.fields, st.op === 'replace', stamp) ?? s
+      } else s = applyUpsert(s, st.fields, st.op === 'replace', stamp, false, st.track) ?? s
     })
-    return s ?? (applyUpsert(undefined, {}, false, { site: 's1', clock: '0000000010000s1', seq: 1 }) as DocState)
+    const out = s ?? (applyUpsert(undefined, {}, false, { site: 's1', clock: '0000000010000s1', seq: 1 }) as DocState)
+    // Collisions as a state holds them: merged, and none a removal made history.
+    const kept = mergeCollisions(collisions, undefined).filter(
+      (c) => out.removed === undefined || c.winner > out.removed,
+    )
+    if (kept.length > 0) out.collisions = kept
+    return out
   })
 
 function bump(clock: string, site: string): string {
@@ -257,6 +305,20 @@ describe('merge of document states', () => {
         expect(statesEqual(mergeStates(mergeStates(a, b), b), mergeStates(a, b))).toBe(true)
       }),
       { numRuns: 500 },
+    )
+  })
+
+  it('survives encoding, merge metadata included', () => {
+    fc.assert(
+      fc.property(arbState, arbState, (a, b) => {
+        for (const s of [a, mergeStates(a, b)]) {
+          const { doc, meta } = encodeState('x', s)
+          expect(statesEqual(decodeState(JSON.parse(JSON.stringify(doc)), JSON.parse(JSON.stringify(meta))), s)).toBe(
+            true,
+          )
+        }
+      }),
+      { numRuns: 300 },
     )
   })
 })

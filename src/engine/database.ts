@@ -23,6 +23,30 @@ CREATE TABLE IF NOT EXISTS peers (site TEXT PRIMARY KEY, cursor INTEGER NOT NULL
 CREATE TABLE IF NOT EXISTS indexes (collection TEXT NOT NULL, field TEXT NOT NULL, name TEXT NOT NULL, PRIMARY KEY (collection, field)) WITHOUT ROWID;
 `
 
+/**
+ * Versions that lost a merge, kept for people to repair (see
+ * `conflict-log.ts`). Local to this store, never replicated as such. Created
+ * on every open, so stores made before it get it; a build without it
+ * ignores it.
+ */
+export const CONFLICTS_DDL = `
+CREATE TABLE IF NOT EXISTS conflicts (
+  seq INTEGER PRIMARY KEY,
+  collection TEXT NOT NULL,
+  id TEXT NOT NULL,
+  kind TEXT NOT NULL,
+  field TEXT NOT NULL DEFAULT '',
+  winner_site TEXT NOT NULL,
+  winner_clock TEXT NOT NULL,
+  winner TEXT NOT NULL,
+  loser_site TEXT NOT NULL,
+  loser_clock TEXT NOT NULL,
+  loser TEXT NOT NULL,
+  detected_at TEXT NOT NULL,
+  UNIQUE (collection, id, kind, field, winner_clock, loser_clock)
+);
+`
+
 export type Synchronous = 'off' | 'normal' | 'full'
 
 /** Opens (creating if needed) the store database in `dir`: the writer connection and a read-only one. */
@@ -86,6 +110,9 @@ function migrate(db: Database.Database, file: string): void {
         { details: { file, version: row?.value } },
       )
     }
+    if (!db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'conflicts'").get()) {
+      db.exec(CONFLICTS_DDL)
+    }
     return
   }
   const other = db.prepare("SELECT count(*) AS n FROM sqlite_master WHERE type = 'table'").get() as { n: number }
@@ -98,6 +125,7 @@ function migrate(db: Database.Database, file: string): void {
   }
   db.exec('BEGIN')
   db.exec(DDL)
+  db.exec(CONFLICTS_DDL)
   db.prepare("INSERT INTO store_meta (key, value) VALUES ('schema_version', ?)").run(String(SCHEMA_VERSION))
   db.exec('COMMIT')
 }

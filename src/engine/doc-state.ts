@@ -1,8 +1,16 @@
 import { ErrorCode, MeshmirrorError } from '../errors.js'
 import type { Document, JsonObject, JsonValue } from '../mesh/document.js'
-import { jsonEqual } from '../mesh/json.js'
+import { canonicalJson, jsonEqual } from '../mesh/json.js'
+import {
+  type Collision,
+  decodeCollisions,
+  encodeCollisions,
+  mergeCollisions,
+  pruneCollisions,
+  sameCollisions,
+} from './collisions.js'
 import { maxClock } from './hlc.js'
-import type { CounterEntries, DocMeta } from './types.js'
+import type { CounterEntries, DocMeta, VersionVector } from './types.js'
 
 /**
  * A document's replicated state, the unit of merging.
@@ -18,6 +26,12 @@ import type { CounterEntries, DocMeta } from './types.js'
  * - `counters`: per field, per site, the total of that site's increments on
  *   top of the value set at `epoch`; entries of an older epoch are dead.
  * - `versions`: per origin site, the sequence of its latest write here.
+ * - `createdAfter`: what the creating write had seen of the document (its
+ *   `versions` then), for a creation after a removal; absent for a first
+ *   creation, which had seen nothing. It tells concurrent creations (a
+ *   create/create collision) from a re-creation after a seen removal.
+ * - `collisions`: concurrent creations that lost to a later one, with both
+ *   contents, so every replica the document reaches learns of them.
  *
  * A removal drops every register and counter entry at or before its clock:
  * a later write re-creates the document with only what it writes.
@@ -29,12 +43,21 @@ export interface DocState {
   registers: Map<string, Register>
   counters: Map<string, CounterEntries>
   versions: Record<string, number>
+  createdAfter?: VersionVector
+  collisions?: Collision[]
 }
 
 export const UNSET: unique symbol = Symbol('unset')
 export interface Register {
   clock: string
   value: JsonValue | typeof UNSET
+  /**
+   * The clock of the value this write replaced on its writer (null: it
+   * replaced none), kept for collections that record conflicts: a write
+   * whose predecessor is older than a competing write cannot have seen it.
+   * Undefined when not known (not recorded, or written by an older version).
+   */
+  pred?: string | null
 }
 
 /** True when the document is visible (not removed). */
@@ -94,6 +117,11 @@ export function materialise(id: string, s: DocState): Document | null {
 function prune(s: DocState): DocState {
   if (s.removed !== undefined) {
     for (const [f, reg] of s.registers) if (reg.clock <= s.removed) s.registers.delete(f)
+    if (s.collisions) {
+      const kept = pruneCollisions(s.collisions, s.removed)
+      if (kept.length > 0) s.collisions = kept
+      else delete s.collisions
+    }
   }
   for (const [field, entries] of s.counters) {
     const epoch = counterEpoch(s, field)
@@ -119,7 +147,20 @@ function laterRegister(a: Register, b: Register): Register {
   // or corrupted copy from splitting replicas.
   const ka = a.value === UNSET ? '' : JSON.stringify(a.value)
   const kb = b.value === UNSET ? '' : JSON.stringify(b.value)
-  return ka >= kb ? a : b
+  if (ka !== kb) return ka > kb ? a : b
+  // A copy that passed through an older version lost its predecessor: keep the one that has it.
+  return predKey(a) >= predKey(b) ? a : b
+}
+
+function predKey(r: Register): string {
+  return r.pred === undefined ? '' : r.pred === null ? '-' : r.pred
+}
+
+/** The creation context of whichever state holds the later creation (the same creation: either). */
+function laterCreation(a: DocState, b: DocState): VersionVector | undefined {
+  if (a.created !== b.created) return a.created > b.created ? a.createdAfter : b.createdAfter
+  if (a.createdAfter === undefined || b.createdAfter === undefined) return a.createdAfter ?? b.createdAfter
+  return canonicalJson(a.createdAfter) >= canonicalJson(b.createdAfter) ? a.createdAfter : b.createdAfter
 }
 
 /** The join of two states: commutative, associative, idempotent. Does not mutate its inputs. */
@@ -133,6 +174,10 @@ export function mergeStates(a: DocState, b: DocState): DocState {
   }
   const removed = maxClock(a.removed, b.removed)
   if (removed !== undefined) out.removed = removed
+  const createdAfter = laterCreation(a, b)
+  if (createdAfter !== undefined) out.createdAfter = createdAfter
+  const collisions = mergeCollisions(a.collisions, b.collisions)
+  if (collisions.length > 0) out.collisions = collisions
   for (const [f, reg] of b.registers) {
     const mine = out.registers.get(f)
     out.registers.set(f, mine ? laterRegister(mine, reg) : reg)
@@ -158,9 +203,10 @@ export function mergeStates(a: DocState, b: DocState): DocState {
 export function statesEqual(a: DocState, b: DocState): boolean {
   if (a.written !== b.written || a.created !== b.created || a.removed !== b.removed) return false
   if (a.registers.size !== b.registers.size || a.counters.size !== b.counters.size) return false
+  if (!sameVector(a.createdAfter, b.createdAfter) || !sameCollisions(a.collisions, b.collisions)) return false
   for (const [f, ra] of a.registers) {
     const rb = b.registers.get(f)
-    if (!rb || rb.clock !== ra.clock) return false
+    if (!rb || rb.clock !== ra.clock || rb.pred !== ra.pred) return false
     if (ra.value === UNSET || rb.value === UNSET ? ra.value !== rb.value : !jsonEqual(ra.value, rb.value)) return false
   }
   for (const [f, ea] of a.counters) {
@@ -174,9 +220,14 @@ export function statesEqual(a: DocState, b: DocState): boolean {
       if (!y || x[0] !== y[0] || x[1] !== y[1] || x[2] !== y[2]) return false
     }
   }
-  const va = Object.keys(a.versions)
-  if (va.length !== Object.keys(b.versions).length) return false
-  for (const site of va) if (a.versions[site] !== b.versions[site]) return false
+  return sameVector(a.versions, b.versions)
+}
+
+function sameVector(a: VersionVector | undefined, b: VersionVector | undefined): boolean {
+  if (a === undefined || b === undefined) return a === b
+  const sites = Object.keys(a)
+  if (sites.length !== Object.keys(b).length) return false
+  for (const site of sites) if (a[site] !== b[site]) return false
   return true
 }
 
@@ -195,6 +246,8 @@ function cloneState(s: DocState): DocState {
     versions: { ...s.versions },
   }
   if (s.removed !== undefined) out.removed = s.removed
+  if (s.createdAfter !== undefined) out.createdAfter = s.createdAfter
+  if (s.collisions !== undefined) out.collisions = [...s.collisions]
   return out
 }
 
@@ -207,7 +260,10 @@ export interface WriteStamp {
 
 /**
  * Applies a local upsert. Returns the new state, or undefined when nothing
- * would change (every given field already holds that value).
+ * would change (every given field already holds that value). With
+ * `trackPred`, each written field remembers the clock of the value it
+ * replaced (see {@link Register.pred}); a first creation replaces nothing
+ * and records none.
  */
 export function applyUpsert(
   prev: DocState | undefined,
@@ -215,11 +271,21 @@ export function applyUpsert(
   replace: boolean,
   stamp: WriteStamp,
   rewriteEqual = false,
+  trackPred = false,
 ): DocState | undefined {
   const live = prev !== undefined && isLive(prev)
   const next: DocState = prev
     ? cloneState(prev)
     : { written: stamp.clock, created: stamp.clock, registers: new Map(), counters: new Map(), versions: {} }
+  const track = trackPred && prev !== undefined
+  const set = (field: string, value: JsonValue | typeof UNSET) => {
+    next.registers.set(
+      field,
+      track
+        ? { clock: stamp.clock, value, pred: next.registers.get(field)?.clock ?? null }
+        : { clock: stamp.clock, value },
+    )
+  }
   let changed = !live
   for (const field of Object.keys(fields)) {
     const value = fields[field]!
@@ -227,22 +293,31 @@ export function applyUpsert(
     // A field written at a later clock (a peer whose clock runs ahead of the
     // drift bound) keeps its value: local writes merge by the same rule as remote ones.
     if (!laterThanRegister(next, field, stamp.clock)) continue
-    next.registers.set(field, { clock: stamp.clock, value })
+    set(field, value)
     changed = true
   }
   if (replace && live) {
     for (const field of visibleFields(prev)) {
       if (field in fields || !laterThanRegister(next, field, stamp.clock)) continue
-      next.registers.set(field, { clock: stamp.clock, value: UNSET })
+      set(field, UNSET)
       changed = true
     }
   }
   if (!changed) return undefined
   next.written = maxClock(next.written, stamp.clock) as string
   // Written over a removal this site has seen: a creation.
-  if (!live) next.created = maxClock(next.created, stamp.clock) as string
+  if (!live) recreate(prev, next, stamp)
   next.versions[stamp.site] = stamp.seq
   return prev ? prune(next) : next
+}
+
+/** Marks `next` as created by `stamp` over `prev`, a removed state (or none). */
+function recreate(prev: DocState | undefined, next: DocState, stamp: WriteStamp): void {
+  next.created = maxClock(next.created, stamp.clock) as string
+  if (prev === undefined) return
+  // The versions seen before this write: every creation they include came before this one.
+  if (Object.keys(prev.versions).length > 0) next.createdAfter = { ...prev.versions }
+  else delete next.createdAfter
 }
 
 function laterThanRegister(s: DocState, field: string, clock: string): boolean {
@@ -296,7 +371,7 @@ export function applyIncrement(
   entries[stamp.site] = [epoch, total, stamp.clock]
   next.counters.set(field, entries)
   next.written = maxClock(next.written, stamp.clock) as string
-  if (prev && !isLive(prev)) next.created = maxClock(next.created, stamp.clock) as string
+  if (prev && !isLive(prev)) recreate(prev, next, stamp)
   next.versions[stamp.site] = stamp.seq
   prune(next)
   return { state: next, value: fieldValue(next, field) as number }
@@ -337,6 +412,13 @@ export function encodeState(id: string, s: DocState): { doc: Document | null; me
       meta.n[f] = reg && reg.value !== UNSET ? { b: reg.value, s: entries } : { s: entries }
     }
   }
+  for (const [f, reg] of s.registers) {
+    if (reg.pred === undefined) continue
+    meta.p ??= {}
+    meta.p[f] = reg.pred === null ? -1 : ix(reg.pred)
+  }
+  if (s.createdAfter !== undefined) meta.cx = s.createdAfter
+  if (s.collisions !== undefined) meta.x = encodeCollisions(s.collisions)
   return { doc: materialise(id, s), meta }
 }
 
@@ -377,5 +459,14 @@ export function decodeState(doc: JsonObject | null, meta: DocMeta): DocState {
       s.counters.set(f, entries)
     }
   }
+  if (meta.p) {
+    for (const f of Object.keys(meta.p)) {
+      const reg = s.registers.get(f)
+      const k = meta.p[f]!
+      if (reg) s.registers.set(f, { ...reg, pred: k < 0 ? null : t[k]! })
+    }
+  }
+  if (meta.cx !== undefined) s.createdAfter = { ...meta.cx }
+  if (meta.x !== undefined && meta.x.length > 0) s.collisions = decodeCollisions(meta.x)
   return s
 }

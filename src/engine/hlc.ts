@@ -21,6 +21,11 @@ export function clockWall(clock: string): number {
   return Number.parseInt(clock.slice(0, WALL_DIGITS), 36)
 }
 
+/** The site that issued a clock. */
+export function clockSite(clock: string): string {
+  return clock.slice(PREFIX)
+}
+
 function encode(wall: number, counter: number, site: string): string {
   return wall.toString(36).padStart(WALL_DIGITS, '0') + counter.toString(36).padStart(COUNTER_DIGITS, '0') + site
 }

@@ -1,8 +1,9 @@
 import { resolve } from 'node:path'
 import { ErrorCode, ValidationError } from '../errors.js'
 import { silentLogger } from '../logger.js'
-import { DEFAULT_MAX_DOC_BYTES } from '../mesh/validate.js'
+import { assertCollection, DEFAULT_MAX_DOC_BYTES } from '../mesh/validate.js'
 import { BuiltinMeshStore } from './builtin-mesh.js'
+import { ConflictLog } from './conflict-log.js'
 import { openDatabases, readMeta, writeMeta } from './database.js'
 import { HybridClock, isClock } from './hlc.js'
 import { ObserverHub } from './observers.js'
@@ -70,6 +71,9 @@ export async function openBuiltinStore(options: OpenMeshOptions): Promise<Builti
       observers,
       logger,
       maxDocumentBytes: opts.maxDocumentBytes ?? DEFAULT_MAX_DOC_BYTES,
+      conflictLog: new ConflictLog(writer),
+      recordConflicts: new Set(opts.recordConflicts ?? []),
+      now: opts.now ?? Date.now,
       seq,
       committedSeq: seq,
       vv,
@@ -101,5 +105,16 @@ function checkOptions(options: OpenMeshOptions): OpenMeshOptions {
     throw bad("synchronous must be 'off', 'normal' or 'full'.")
   }
   if (options.siteId !== undefined) toSiteId(options.siteId)
+  const record = options.recordConflicts
+  if (record !== undefined) {
+    if (!Array.isArray(record)) throw bad('recordConflicts must be a list of collection names.')
+    for (const c of record) {
+      try {
+        assertCollection(c)
+      } catch (e) {
+        throw bad(`recordConflicts: ${(e as Error).message}`)
+      }
+    }
+  }
   return options
 }

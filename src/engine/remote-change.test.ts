@@ -25,6 +25,8 @@ describe('applyRemote with hostile or malformed changes', () => {
     for (const d of dirs) rmSync(d, { recursive: true, force: true })
   })
 
+  /** A clock one step later than `clock`, of another site. */
+  const later = (clock: string) => `${clock.slice(0, 9)}zzzzother`
   // biome-ignore lint/suspicious/noExplicitAny: tests build deliberately ill-typed changes
   type Loose = Record<string, any>
   const mutate = (f: (c: Loose) => void): RemoteChange => {
@@ -50,6 +52,19 @@ describe('applyRemote with hostile or malformed changes', () => {
     ['live without content', () => mutate((c) => (c.doc = null))],
     ['oversized document', () => mutate((c) => (c.doc.big = 'x'.repeat(2 * 1024 * 1024)))],
     ['non-JSON number', () => mutate((c) => (c.doc.v = Number.NaN))],
+    ['bad site in creation context', () => mutate((c) => (c.meta.cx = { 'bad site!': 1 }))],
+    ['predecessor index out of range', () => mutate((c) => (c.meta.p = { v: 7 }))],
+    ['predecessor of a bad field', () => mutate((c) => (c.meta.p = { 'a.b': 0 }))],
+    ['collisions not a list', () => mutate((c) => (c.meta.x = { a: 1 }))],
+    ['collision whose winner is older', () => mutate((c) => (c.meta.x = [[c.meta.t[0], later(c.meta.t[0]), {}, {}]]))],
+    [
+      'collision with a non-JSON content',
+      () => mutate((c) => (c.meta.x = [[later(c.meta.t[0]), c.meta.t[0], {}, { v: Number.NaN }]])),
+    ],
+    [
+      'collision with an oversized content',
+      () => mutate((c) => (c.meta.x = [[later(c.meta.t[0]), c.meta.t[0], { big: 'x'.repeat(2 * 1024 * 1024) }, {}]])),
+    ],
   ]
 
   it.each(bad)('rejects %s with INVALID_CHANGE and applies nothing of the batch', async (_name, make) => {
@@ -69,6 +84,15 @@ describe('applyRemote with hostile or malformed changes', () => {
     expect(await target.applyRemote([good])).toEqual({ applied: 1, unchanged: 0 })
     expect(await target.applyRemote([good])).toEqual({ applied: 0, unchanged: 1 })
     expect(await target.get('items', 'a')).toEqual({ _id: 'a', v: 1, n: 2 })
+  })
+
+  it('applies merge metadata it knows, and a collision, recording it', async () => {
+    const withCollision = mutate((c) => {
+      c.meta.x = [[later(c.meta.t[0]), c.meta.t[0], { v: 1 }, { v: 2 }]]
+      c.meta.p = { v: -1 }
+    })
+    expect(await target.applyRemote([withCollision])).toEqual({ applied: 1, unchanged: 0 })
+    expect(await target.conflicts()).toMatchObject([{ id: 'a', winner: { site: 'other' }, loser: { site: 'src' } }])
   })
 
   it('rejects malformed apply options', async () => {

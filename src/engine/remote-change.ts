@@ -1,5 +1,6 @@
 import { ErrorCode, MeshmirrorError, ValidationError } from '../errors.js'
 import { assertCollection, assertFieldName, assertJsonValue, assertSize, normaliseId } from '../mesh/validate.js'
+import { MAX_COLLISIONS } from './collisions.js'
 import { isClock } from './hlc.js'
 import { isSiteId } from './site-id.js'
 import type { RemoteChange } from './types.js'
@@ -35,7 +36,7 @@ export function assertRemoteChange(change: unknown, maxDocumentBytes: number): a
   }
   const where = `${collection}/${id}`
   if (!isPlainObject(meta)) throw invalid(`${where}: meta is not an object`)
-  const { t, i, d, c, f, n, v, h } = meta
+  const { t, i, d, c, f, n, v, h, cx, p, x } = meta
   if (!Array.isArray(t) || t.length === 0 || t.length > MAX_CLOCKS || !t.every(isClock)) {
     throw invalid(`${where}: meta.t is not a list of clocks`)
   }
@@ -73,12 +74,17 @@ export function assertRemoteChange(change: unknown, maxDocumentBytes: number): a
       }
     }
   }
-  if (!isPlainObject(v)) throw invalid(`${where}: meta.v is not an object`)
-  for (const site of Object.keys(v)) {
-    if (!isSiteId(site) || !Number.isSafeInteger(v[site]) || (v[site] as number) < 0) {
-      throw invalid(`${where}: meta.v entry for ${JSON.stringify(site)} is malformed`)
+  assertVector(v, `${where}: meta.v`)
+  if (cx !== undefined) assertVector(cx, `${where}: meta.cx`)
+  if (p !== undefined) {
+    if (!isPlainObject(p)) throw invalid(`${where}: meta.p is not an object`)
+    for (const field of Object.keys(p)) {
+      assertField(field, where)
+      if (p[field] !== -1 && !isIndex(p[field], t.length))
+        throw invalid(`${where}: meta.p.${field} is not a clock index`)
     }
   }
+  if (x !== undefined) assertCollisions(x, where, maxDocumentBytes)
   const live = d === undefined || (t[c ?? i] as string) > (t[d] as string)
   if (doc === null) {
     if (live) throw invalid(`${where}: the document is live but has no content`)
@@ -109,6 +115,41 @@ export function assertRemoteChange(change: unknown, maxDocumentBytes: number): a
     assertSize(JSON.stringify(doc), maxDocumentBytes, collection as string, id)
   } catch (e) {
     throw invalid(`${where}: document too large`, e)
+  }
+}
+
+function assertVector(v: unknown, what: string): void {
+  if (!isPlainObject(v)) throw invalid(`${what} is not an object`)
+  for (const site of Object.keys(v)) {
+    if (!isSiteId(site) || !Number.isSafeInteger(v[site]) || (v[site] as number) < 0) {
+      throw invalid(`${what} entry for ${JSON.stringify(site)} is malformed`)
+    }
+  }
+}
+
+function assertCollisions(x: unknown, where: string, maxDocumentBytes: number): void {
+  if (!Array.isArray(x) || x.length > MAX_COLLISIONS) throw invalid(`${where}: meta.x is not a list of collisions`)
+  for (const e of x) {
+    if (
+      !Array.isArray(e) ||
+      e.length !== 4 ||
+      !isClock(e[0]) ||
+      !isClock(e[1]) ||
+      e[0] <= e[1] ||
+      !isPlainObject(e[2]) ||
+      !isPlainObject(e[3])
+    ) {
+      throw invalid(`${where}: meta.x holds a malformed collision`)
+    }
+    for (const content of [e[2], e[3]]) {
+      for (const field of Object.keys(content)) assertField(field, where)
+      assertJson(content, where)
+      try {
+        assertSize(JSON.stringify(content), maxDocumentBytes, where, 'collision')
+      } catch (err) {
+        throw invalid(`${where}: a collision's content is too large`, err)
+      }
+    }
   }
 }
 

@@ -1,6 +1,7 @@
 import type Database from 'better-sqlite3'
 import type { Logger } from '../logger.js'
 import type { Document } from '../mesh/document.js'
+import type { ConflictLog } from './conflict-log.js'
 import type { HybridClock } from './hlc.js'
 import type { ObserverHub } from './observers.js'
 import type { SiteId, VersionVector } from './types.js'
@@ -54,6 +55,12 @@ export interface StoreCore {
   readonly observers: ObserverHub
   readonly logger: Logger
   readonly maxDocumentBytes: number
+  /** Where losing versions are recorded. */
+  readonly conflictLog: ConflictLog
+  /** Collections whose concurrent field updates are recorded too (create/create collisions always are). */
+  readonly recordConflicts: ReadonlySet<string>
+  /** Wall time, for when a conflict was recorded. */
+  readonly now: () => number
   /** Latest sequence assigned (may be ahead of what is committed while a transaction is open). */
   seq: number
   /** Latest committed sequence: what the reader connection sees. */

@@ -1,4 +1,5 @@
 import type { Logger } from '../logger.js'
+import type { ConflictQuery, ConflictRecord } from '../mesh/conflict.js'
 import type { JsonObject, JsonValue } from '../mesh/document.js'
 import type { MeshStore, MeshStoreStats } from '../mesh/mesh-store.js'
 
@@ -51,6 +52,23 @@ export interface DocMeta {
   n?: Record<string, { b?: JsonValue; s: CounterEntries }>
   /** Origin site → sequence number of that site's latest write to this document. */
   v: Record<string, number>
+  /**
+   * For a creation after a removal: `v` as the creating write saw it. Absent
+   * for a first creation. Two creations where neither saw the other are a
+   * create/create collision.
+   */
+  cx?: Record<string, number>
+  /**
+   * Field → index in `t` of the value the field's last set replaced on its
+   * writer, or -1 when it replaced none. Kept for collections that record
+   * conflicts; absent where not known.
+   */
+  p?: Record<string, number>
+  /**
+   * Concurrent creations that lost to a later one: `[winner clock, loser
+   * clock, winner content, loser content]`, so every replica learns of them.
+   */
+  x?: [winner: string, loser: string, winnerContent: JsonObject, loserContent: JsonObject][]
 }
 
 /**
@@ -119,6 +137,14 @@ export interface OpenMeshOptions {
    * write-speed cost; `off` is for throwaway stores.
    */
   synchronous?: 'off' | 'normal' | 'full'
+  /**
+   * Collections whose concurrent field updates that lose (last writer wins)
+   * are recorded as conflicts, for tables where that matters (prices, stock
+   * corrections). Create/create collisions are recorded in every
+   * collection. Give the same list on every device: a write records what it
+   * replaced only where its collection is listed.
+   */
+  recordConflicts?: readonly string[]
   /** Time source, for tests. Default `Date.now`. */
   now?: () => number
   /** Receives diagnostics. Default: silent. */
@@ -161,4 +187,7 @@ export interface BuiltinMesh extends MeshStore {
   collections(): Promise<string[]>
 
   stats(): Promise<BuiltinMeshStats>
+
+  conflicts(query?: ConflictQuery): Promise<ConflictRecord[]>
+  conflictCount(query?: Pick<ConflictQuery, 'collection'>): Promise<number>
 }

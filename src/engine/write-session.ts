@@ -1,4 +1,5 @@
 import { ErrorCode, ValidationError } from '../errors.js'
+import type { ConflictRecord } from '../mesh/conflict.js'
 import type { DocIdInput, Document, DocumentInput, JsonObject } from '../mesh/document.js'
 import type { UpsertOptions, WriteResult } from '../mesh/mesh-store.js'
 import {
@@ -9,6 +10,8 @@ import {
   normaliseDocument,
   normaliseId,
 } from '../mesh/validate.js'
+import { addCollision, hasCollision } from './collisions.js'
+import { createCollision, updateConflicts } from './conflict-detect.js'
 import {
   applyIncrement,
   applyRemove,
@@ -32,6 +35,8 @@ import type { ApplyRemoteOptions, ApplyRemoteResult, DocMeta, RemoteChange, Vers
  */
 export class WriteSession {
   readonly entries: CommitEntry[] = []
+  /** Conflicts recorded for the first time by this session, to announce after commit. */
+  readonly conflicts: ConflictRecord[] = []
   private readonly vvUpdates: VersionVector = {}
   private ownSeq = 0
   private depth = 0
@@ -61,7 +66,8 @@ export class WriteSession {
         }
         const prev = decodeRow(row)
         const stamp = this.stamp()
-        const next = applyUpsert(prev, fields, mode === 'replace', stamp, rewriteEqual)
+        const track = this.core.recordConflicts.has(collection)
+        const next = applyUpsert(prev, fields, mode === 'replace', stamp, rewriteEqual, track)
         if (next) {
           // A later document of the batch with the same id builds on this one.
           rows.set(id, this.write(collection, id, row, next, stamp.seq, true))
@@ -129,10 +135,13 @@ export class WriteSession {
         const row = this.core.w.getRow.get(c.collection, c.id)
         const prev = row ? decodeRow(row) : undefined
         const merged = mergeStates(prev ?? incoming, incoming)
+        const collision = prev && createCollision(c.id, prev, incoming)
+        if (collision) merged.collisions = addCollision(merged.collisions, collision)
         if (prev && statesEqual(prev, merged)) {
           result.unchanged++
           continue
         }
+        this.recordConflicts(c.collection, c.id, prev, incoming, merged, collision !== undefined)
         // A peer may know writes of ours we lost (a directory restored from a
         // backup): never reuse their sequence numbers.
         const known = merged.versions[this.core.site]
@@ -148,6 +157,37 @@ export class WriteSession {
       this.remoteApplied += result.applied
       return result
     })
+  }
+
+  /**
+   * Records what the merge of `incoming` into `prev` made lose: the
+   * collisions `merged` holds that `prev` did not (found here, or found by
+   * another replica and received with the document), and, for collections
+   * that ask for it, concurrent field updates.
+   */
+  private recordConflicts(
+    collection: string,
+    id: string,
+    prev: DocState | undefined,
+    incoming: DocState,
+    merged: DocState,
+    collided: boolean,
+  ): void {
+    const log = this.core.conflictLog
+    const now = this.core.now()
+    for (const x of merged.collisions ?? []) {
+      if (hasCollision(prev?.collisions, x)) continue
+      const winner = { clock: x.winner, content: x.winnerContent }
+      const loser = { clock: x.loser, content: x.loserContent }
+      const rec = log.record({ collection, id, kind: 'create', winner, loser }, now)
+      if (rec) this.conflicts.push(rec)
+    }
+    // A collision found now is recorded whole: its fields are not listed again one by one.
+    if (!prev || collided || !this.core.recordConflicts.has(collection)) return
+    for (const u of updateConflicts(prev, incoming, merged)) {
+      const rec = log.record({ collection, id, kind: 'update', ...u }, now)
+      if (rec) this.conflicts.push(rec)
+    }
   }
 
   /** Persists the clock and version vector; call just before COMMIT. */
@@ -242,7 +282,13 @@ export class WriteSession {
       }
     }
     const db = this.core.writer
-    const mark = { seq: this.core.seq, ownSeq: this.ownSeq, entries: this.entries.length, vv: { ...this.vvUpdates } }
+    const mark = {
+      seq: this.core.seq,
+      ownSeq: this.ownSeq,
+      entries: this.entries.length,
+      conflicts: this.conflicts.length,
+      vv: { ...this.vvUpdates },
+    }
     const remoteApplied = this.remoteApplied
     db.exec('SAVEPOINT op')
     this.depth++
@@ -256,6 +302,7 @@ export class WriteSession {
       this.core.seq = mark.seq
       this.ownSeq = mark.ownSeq
       this.entries.length = mark.entries
+      this.conflicts.length = mark.conflicts
       for (const k of Object.keys(this.vvUpdates)) delete this.vvUpdates[k]
       Object.assign(this.vvUpdates, mark.vv)
       this.remoteApplied = remoteApplied

@@ -1,3 +1,4 @@
+import type { ConflictQuery, ConflictRecord } from './conflict.js'
 import type { DocIdInput, Document, DocumentInput } from './document.js'
 import type { Query, Scope } from './query.js'
 
@@ -113,6 +114,8 @@ export interface MeshStoreStats {
 export interface MeshStoreEvents {
   /** An observer listener failed. */
   'observer-error': { error: unknown; query: Query }
+  /** A losing version was recorded (stores that implement {@link MeshStore.conflicts} only), after commit. */
+  conflict: ConflictRecord
 }
 
 /**
@@ -190,6 +193,25 @@ export interface MeshStore extends MeshWriter, AsyncDisposable {
 
   /** Counters for diagnostics. */
   stats(): Promise<MeshStoreStats>
+
+  /**
+   * The versions that lost a merge and were kept: create/create collisions
+   * always, concurrent field updates for collections that record them. The
+   * latest first. Optional: the builtin engine implements it; the Ditto
+   * backend does not, as Ditto merges inside its SDK and exposes no losing
+   * version.
+   *
+   * @example
+   * ```ts
+   * for (const c of (await mesh.conflicts?.({ collection: 'orders' })) ?? []) {
+   *   console.log(c.id, 'kept', c.winner.content, 'lost', c.loser.content)
+   * }
+   * ```
+   */
+  conflicts?(query?: ConflictQuery): Promise<ConflictRecord[]>
+
+  /** How many conflicts {@link MeshStore.conflicts} would list without a limit. */
+  conflictCount?(query?: Pick<ConflictQuery, 'collection'>): Promise<number>
 
   /** Subscribes to an event; returns the unsubscribe function. */
   on<E extends keyof MeshStoreEvents>(event: E, listener: (payload: MeshStoreEvents[E]) => void): () => void

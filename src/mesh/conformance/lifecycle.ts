@@ -69,6 +69,22 @@ export function lifecycleContract(suite: ConformanceSuite): void {
       expect(await store.remove('c', ['b'])).toEqual({ changed: [], unchanged: ['b'] })
     })
 
+    test('a store that keeps conflicts lists none for its own writes, refuses a bad query, and fails once closed', async (mesh, ctx) => {
+      if (!mesh.conflicts || !mesh.conflictCount) return ctx.skip('the store keeps no conflicts (optional)')
+      await mesh.upsert('c', [{ _id: 'a', v: 1 }])
+      await mesh.upsert('c', [{ _id: 'a', v: 2 }])
+      await mesh.remove('c', ['a'])
+      await mesh.upsert('c', [{ _id: 'a', v: 3 }])
+      expect(await mesh.conflicts()).toEqual([])
+      expect(await mesh.conflicts({ collection: 'c', limit: 5 })).toEqual([])
+      expect(await mesh.conflictCount()).toBe(0)
+      await expectCode(mesh.conflicts({ limit: -1 }), 'INVALID_OPTIONS')
+      await expectCode(mesh.conflicts({ collection: '' }), 'INVALID_COLLECTION')
+      await mesh.close()
+      await expectCode(mesh.conflicts(), 'STORE_CLOSED')
+      await expectCode(mesh.conflictCount(), 'STORE_CLOSED')
+    })
+
     test('asyncDispose closes the store', async (mesh) => {
       {
         await using disposable = mesh
