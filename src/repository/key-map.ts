@@ -24,7 +24,7 @@ CREATE UNIQUE INDEX IF NOT EXISTS _meshmirror_keys_local ON _meshmirror_keys (mo
 `
 
 const DEVICE_RE = /^[a-z0-9]{4,32}$/
-const ID_RE = /^([a-z0-9]{4,32}):(-?[0-9]{1,19})$/
+const KEY_RE = /^-?[0-9]{1,19}$/
 
 /** This database's device id (created on first use, kept in `_meshmirror_meta`). Runs inside a write transaction. */
 export function deviceIdOf(db: Database.Database): string {
@@ -45,11 +45,14 @@ export function meshKeyId(device: string, key: number | bigint | string): string
 
 /** The device and key a `local` document id names, or undefined when it is not one. */
 export function parseMeshKeyId(id: string): { device: string; key: bigint } | undefined {
-  const m = ID_RE.exec(id)
-  if (!m) return undefined
-  const key = BigInt(m[2]!)
+  const colon = id.indexOf(':')
+  if (colon < 4 || colon > 32) return undefined
+  const device = id.slice(0, colon)
+  const digits = id.slice(colon + 1)
+  if (!DEVICE_RE.test(device) || !KEY_RE.test(digits)) return undefined
+  const key = BigInt(digits)
   if (key > 9223372036854775807n || key < -9223372036854775808n) return undefined
-  return { device: m[1]!, key }
+  return { device, key }
 }
 
 /** A key as better-sqlite3 binds it, and as rows read without safe integers hold it. */
@@ -190,10 +193,15 @@ export class KeyMap {
     if (!parsed) throw notALocalId(m.name, m.keys[0]!, id)
     const pending = this.next?.get(m.name)
     if (pending !== undefined) return this.allocate(m, id, pending)
+    return this.allocate(m, id, this.nextKey(m))
+  }
+
+  /** The first key past every key the table, the mapping and `sqlite_sequence` hold. */
+  private nextKey(m: ModelInfo): bigint {
     const column = quoteIdent(m.keys[0]!)
     // sqlite_sequence exists once any table of the database is AUTOINCREMENT.
     this.sequence ||= this.stmt("SELECT 1 FROM sqlite_master WHERE name = 'sqlite_sequence'").get() !== undefined
-    const next = this.stmt(
+    return this.stmt(
       `SELECT max(coalesce((SELECT max(${column}) FROM ${quoteIdent(m.table)}), 0),
                   coalesce((SELECT max(key) FROM _meshmirror_keys WHERE model = ?), 0)${
                     this.sequence ? `, coalesce((SELECT seq FROM sqlite_sequence WHERE name = ?), 0)` : ''
@@ -202,7 +210,6 @@ export class KeyMap {
       .pluck()
       .safeIntegers(true)
       .get(...(this.sequence ? [m.name, m.table] : [m.name])) as bigint
-    return this.allocate(m, id, next)
   }
 
   private allocate(m: ModelInfo, id: string, key: bigint): bigint {
@@ -211,6 +218,71 @@ export class KeyMap {
     this.next?.set(m.name, key + 1n)
     this.remember(m.name, id, key)
     return key
+  }
+
+  /**
+   * {@link claim} for many documents of one model at once, in a few
+   * statements whatever their number: the mapped ones found with one query,
+   * this device's own checked with one more, the new ones given consecutive
+   * keys and recorded with one insert. Ids that are not `local` ids are left
+   * out (their rows are refused when written). Inside {@link batch}.
+   */
+  claimAll(m: ModelInfo, ids: readonly string[]): void {
+    const known = this.known
+    if (!known || ids.length === 0) {
+      for (const id of ids) if (parseMeshKeyId(id)) this.claim(m, id)
+      return
+    }
+    let mine = known.get(m.name)
+    if (!mine) {
+      mine = new Map()
+      known.set(m.name, mine)
+    }
+    const wanted = ids.filter((id) => !mine.has(id))
+    if (wanted.length === 0) return
+    const found = this.stmt(
+      'SELECT doc, key FROM _meshmirror_keys WHERE model = ? AND doc IN (SELECT value FROM json_each(?))',
+    )
+      .raw()
+      .safeIntegers(true)
+      .all(m.name, JSON.stringify(wanted)) as [string, bigint][]
+    for (const [doc, key] of found) mine.set(doc, key)
+    const own: [string, bigint][] = []
+    const others: string[] = []
+    for (const id of wanted) {
+      if (mine.has(id)) continue
+      const parsed = parseMeshKeyId(id)
+      if (!parsed) continue
+      if (parsed.device === this.device) own.push([id, parsed.key])
+      else others.push(id)
+    }
+    if (own.length > 0) {
+      // A row this device created keeps its key, unless a row received from elsewhere holds it now.
+      const taken = new Set(
+        (
+          this.stmt('SELECT key FROM _meshmirror_keys WHERE model = ? AND key IN (SELECT value FROM json_each(?))')
+            .pluck()
+            .safeIntegers(true)
+            .all(m.name, `[${own.map(([, k]) => k.toString()).join(',')}]`) as bigint[]
+        ).map(String),
+      )
+      for (const [id, key] of own) {
+        if (taken.has(String(key))) others.push(id)
+        else mine.set(id, key)
+      }
+    }
+    if (others.length === 0) return
+    let next = this.next?.get(m.name) ?? this.nextKey(m)
+    const entries: string[] = []
+    for (const id of new Set(others)) {
+      mine.set(id, next)
+      entries.push(`[${JSON.stringify(id)},${next}]`)
+      next++
+    }
+    this.next?.set(m.name, next)
+    this.stmt(
+      "INSERT INTO _meshmirror_keys (model, doc, key) SELECT ?, json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(?)",
+    ).run(m.name, `[${entries.join(',')}]`)
   }
 
   /** The row as the mesh sees it: keys of `local` models replaced by their document ids. */

@@ -2,7 +2,7 @@ import type Database from 'better-sqlite3'
 import { ErrorCode, ValidationError } from '../errors.js'
 import { isBusy } from './busy-retry.js'
 import { parentKey } from './foreign-keys.js'
-import { type KeyMap, parseMeshKeyId } from './key-map.js'
+import type { KeyMap } from './key-map.js'
 import type { ModelInfo } from './model-definition.js'
 import type { BatchRows, Orphan, ParentCheck } from './parent-check.js'
 import type { ParkedStore } from './parked-store.js'
@@ -176,10 +176,12 @@ function claimKeys(st: ModelStatements, groups: GroupPlan[], orphans: Map<string
     if (g.model.keyMode !== 'local') continue
     const key = g.model.keys[0]!
     const orphaned = orphans.get(g.model.name)
+    const ids: string[] = []
     for (const [i, row] of g.rows.upserts) {
       const id = row[key]
-      if (!orphaned?.has(i) && typeof id === 'string' && parseMeshKeyId(id)) st.keys.claim(g.model, id)
+      if (!orphaned?.has(i) && typeof id === 'string') ids.push(id)
     }
+    st.keys.claimAll(g.model, ids)
   }
 }
 
