@@ -85,7 +85,7 @@ function startPeer(dir: string, name: string, extra: Record<string, unknown>): C
     mesh: { dir: `./${name}-mesh` },
     meshId: 'value-fidelity',
     secret: 'a test secret',
-    tables: [{ table: 'vals' }],
+    tables: [{ table: 'vals', keys: 'global' }],
     ...extra,
   }
   writeFileSync(file, JSON.stringify(config, null, 2))
