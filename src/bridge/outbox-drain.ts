@@ -29,6 +29,12 @@ interface DrainState {
  * mark (its number and last entry) in its mesh transaction; after a crash,
  * a mark one ahead of the acknowledged count says the batch is in the mesh,
  * and it is acknowledged without sending its increments again.
+ *
+ * A batch sends its rows as they were at its last entry (`rowsAt`), not as
+ * they are when it reads them: the app goes on writing meanwhile, and a
+ * counter change made after that entry, sent with this batch but
+ * acknowledged only with the next, would be counted twice. The same reading
+ * makes a batch sent again after a crash identical to the first sending.
  */
 export class OutboxDrain {
   private running: Promise<void> | undefined
@@ -152,7 +158,9 @@ export class OutboxDrain {
     for (const [model, bases] of byModel) {
       const binding = rt.bindings.get(model) as AdapterBinding
       const ids = [...bases.keys()]
-      const rows = await repo.getMany(model, ids)
+      // The rows as of the batch's last entry: a later change of one of them is not
+      // acknowledged with this batch, so it must not be sent with it either.
+      const rows = repo.rowsAt ? await repo.rowsAt(model, ids, upTo) : await repo.getMany(model, ids)
       const stored = rt.keepBaseDocs ? await repo.syncStates(model, ids) : await rt.states.lookup(model, ids)
       groups.push({ binding, docs: ids.map((id) => ({ id, row: rows.get(id), base: bases.get(id) ?? null })), stored })
     }

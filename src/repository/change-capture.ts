@@ -12,8 +12,11 @@ export const SYNC_SCHEMA_VERSION = 1
  * Tables meshmirror keeps in the application's database.
  *
  * - `_meshmirror_outbox`: writes captured by triggers, drained into the mesh.
- *   An update also records the row as it was before (JSON): the base that
- *   tells which fields the app changed, so only those are sent.
+ *   An update or a delete also records the row as it was before (JSON). For
+ *   an update it is the base that tells which fields the app changed, so
+ *   only those are sent; for any change it is the row as of the change
+ *   before, so a drain that sends the changes up to some entry sends the
+ *   rows as they were then, not with later changes it does not acknowledge.
  * - `_meshmirror_applying`: the loop-prevention flag. The bridge inserts its
  *   one row at the start of every transaction that applies mesh changes and
  *   deletes it before COMMIT, so the row is never committed. Triggers skip
@@ -130,13 +133,12 @@ export function captureTriggers(model: ModelInfo, device: string): Record<string
     model.localRefs.get(model.keys[0]!) === model.name
       ? `CASE WHEN ${keySame} THEN ${idExpression(model, 'NEW', device)} ELSE ${created} END`
       : idExpression(model, 'NEW', device)
-  const entry = (id: string, op: string) =>
-    `INSERT INTO _meshmirror_outbox (model, row_id, op, at) VALUES ('${model.name}', ${id}, '${op}', ${NOW_MS});`
+  const oldRow = oldRowJson(model)
   return {
-    [names.insert]: `CREATE TRIGGER ${quoteIdent(names.insert)} AFTER INSERT ON ${t} WHEN ${NOT_APPLYING} BEGIN ${entry(created, 'upsert')} END`,
+    [names.insert]: `CREATE TRIGGER ${quoteIdent(names.insert)} AFTER INSERT ON ${t} WHEN ${NOT_APPLYING} BEGIN INSERT INTO _meshmirror_outbox (model, row_id, op, at) VALUES ('${model.name}', ${created}, 'upsert', ${NOW_MS}); END`,
     // A changed primary key is a removal of the old id and a write of the new one (which has no earlier state).
-    [names.update]: `CREATE TRIGGER ${quoteIdent(names.update)} AFTER UPDATE ON ${t} WHEN ${NOT_APPLYING} BEGIN INSERT INTO _meshmirror_outbox (model, row_id, op, at) SELECT '${model.name}', ${oldId}, 'delete', ${NOW_MS} WHERE ${keyChanged}; INSERT INTO _meshmirror_outbox (model, row_id, op, at, old) VALUES ('${model.name}', ${updated}, 'upsert', ${NOW_MS}, CASE WHEN ${keySame} THEN ${oldRowJson(model)} END); END`,
-    [names.delete]: `CREATE TRIGGER ${quoteIdent(names.delete)} AFTER DELETE ON ${t} WHEN ${NOT_APPLYING} BEGIN ${entry(oldId, 'delete')} END`,
+    [names.update]: `CREATE TRIGGER ${quoteIdent(names.update)} AFTER UPDATE ON ${t} WHEN ${NOT_APPLYING} BEGIN INSERT INTO _meshmirror_outbox (model, row_id, op, at, old) SELECT '${model.name}', ${oldId}, 'delete', ${NOW_MS}, ${oldRow} WHERE ${keyChanged}; INSERT INTO _meshmirror_outbox (model, row_id, op, at, old) VALUES ('${model.name}', ${updated}, 'upsert', ${NOW_MS}, CASE WHEN ${keySame} THEN ${oldRow} END); END`,
+    [names.delete]: `CREATE TRIGGER ${quoteIdent(names.delete)} AFTER DELETE ON ${t} WHEN ${NOT_APPLYING} BEGIN INSERT INTO _meshmirror_outbox (model, row_id, op, at, old) VALUES ('${model.name}', ${oldId}, 'delete', ${NOW_MS}, ${oldRow}); END`,
   }
 }
 

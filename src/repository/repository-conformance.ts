@@ -327,6 +327,22 @@ export function runRepositoryConformance(
         expect(count.oldestAt).toBe(changes[0]?.at)
       })
 
+      it('gives the rows as they were right after a captured change, read at one moment (rowsAt)', async (ctx) => {
+        const repo = await capturing(ctx)
+        if (!repo.rowsAt) return ctx.skip()
+        await repo.upsert(MODEL, [item('a'), item('b'), item('c')])
+        const at = (await repo.pendingChanges({ models: [MODEL], limit: 10 })).at(-1)!.seq
+        await repo.upsert(MODEL, [item('a', { qty: 2 })])
+        await repo.upsert(MODEL, [item('a', { qty: 3 })])
+        await repo.delete(MODEL, ['b'])
+        await repo.upsert(MODEL, [item('d')])
+        const then = await repo.rowsAt(MODEL, ['a', 'b', 'c', 'd', 'z'], at)
+        expect(Object.fromEntries(then)).toEqual({ a: item('a'), b: item('b'), c: item('c') })
+        const latest = (await repo.pendingChanges({ models: [MODEL], limit: 10 })).at(-1)!.seq
+        const now = await repo.rowsAt(MODEL, ['a', 'b', 'c', 'd', 'z'], latest)
+        expect(Object.fromEntries(now)).toEqual({ a: item('a', { qty: 3 }), c: item('c'), d: item('d') })
+      })
+
       it('does not capture writes of a remote transaction (loop prevention)', async (ctx) => {
         const repo = await capturing(ctx)
         await repo.transaction((tx) => tx.upsert(MODEL, [item('r')]), { origin: 'remote' })

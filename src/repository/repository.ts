@@ -20,7 +20,10 @@ export interface CapturedChange {
   op: 'upsert' | 'delete'
   /** When it was captured (ms since the epoch). */
   at: number
-  /** For an update: the row as it was before (null otherwise). */
+  /**
+   * For an update or a delete: the row as it was before (null for an insert,
+   * and for the new id of an update that changed the primary key).
+   */
   old: Row | null
 }
 
@@ -247,6 +250,16 @@ export interface Repository extends AsyncDisposable {
   setChangeCapture(model: string, enabled: boolean): Promise<void>
   /** Captured changes of `models`, oldest first. */
   pendingChanges(options: { models: readonly string[]; limit: number }): Promise<CapturedChange[]>
+  /**
+   * Optional, for repositories that capture changes: the rows of `ids` as
+   * they were right after captured change `seq`, read at one moment. A row
+   * changed again since has a later captured change, and is returned as it
+   * was before that change (absent when it did not exist then); other rows
+   * as they are. Sending these, rather than the rows as they are now, keeps
+   * what is sent exactly what the changes up to `seq` did: a change after
+   * `seq` is sent once, with its own entry, even when it moves a counter.
+   */
+  rowsAt?(model: string, ids: readonly string[], seq: number): Promise<Map<string, Row>>
   /** How many captured changes of `models` wait, and the capture time of the oldest. */
   pendingChangeCount(models: readonly string[]): Promise<{ count: number; oldestAt: number | null }>
   /** Calls `listener` when new changes may have been captured (from any connection or process). */

@@ -327,6 +327,26 @@ class SqliteRepositoryImpl implements SqliteRepository {
     })
   }
 
+  async rowsAt(model: string, ids: readonly string[], seq: number): Promise<Map<string, Row>> {
+    this.assertOpen()
+    const info = this.model(model)
+    // One read transaction: the rows and the later changes are of the same moment.
+    return this.reader.transaction(() => {
+      const rows = this.r.getMany(info, ids)
+      for (const later of this.r.firstChangesAfter(info.name, ids, seq)) {
+        // A delete captured by an older version did not record the row before it: keep the row as it is.
+        if (later.op === 'delete' && later.old === null) continue
+        if (later.old === null) {
+          rows.delete(later.id)
+          continue
+        }
+        const old = decodeRow(info, JSON.parse(later.old) as Record<string, unknown>)
+        rows.set(later.id, info.localRefs.size === 0 ? old : this.r.keys.toMesh(info, old))
+      }
+      return rows
+    })()
+  }
+
   async pendingChangeCount(models: readonly string[]): Promise<{ count: number; oldestAt: number | null }> {
     this.assertOpen()
     return this.r.pendingChangeCount(models)

@@ -280,6 +280,21 @@ export class ModelStatements {
     ).all(JSON.stringify(models), limit) as (Omit<CapturedChange, 'old'> & { old: string | null })[]
   }
 
+  /**
+   * For each of `ids` with a captured change after `seq`, the first such
+   * change (`old` still as JSON text): the row before it is the row as of `seq`.
+   */
+  firstChangesAfter(
+    model: string,
+    ids: readonly string[],
+    seq: number,
+  ): (Pick<CapturedChange, 'id' | 'op'> & { old: string | null })[] {
+    if (ids.length === 0) return []
+    return this.stmt(
+      `SELECT o.row_id AS id, o.op, o.old FROM json_each(?) AS j JOIN _meshmirror_outbox AS o ON o.seq = (SELECT min(seq) FROM _meshmirror_outbox WHERE model = ? AND row_id = j.value AND seq > ?)`,
+    ).all(JSON.stringify(ids), model, seq) as (Pick<CapturedChange, 'id' | 'op'> & { old: string | null })[]
+  }
+
   pendingChangeCount(models: readonly string[]): { count: number; oldestAt: number | null } {
     return this.stmt(
       `SELECT count(*) AS count, min(at) AS oldestAt FROM _meshmirror_outbox WHERE model IN (${IDS})`,

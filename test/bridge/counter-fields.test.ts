@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest'
-import { defineModel } from '../../src/index.js'
+import { defineModel, type SyncSettings } from '../../src/index.js'
 import { MeshLink } from './helpers/mesh-link.js'
 import { openNode, rows, type TestNode } from './helpers/node.js'
 import { tempDirs, waitFor } from './helpers/wait.js'
@@ -29,9 +29,9 @@ function products(counter: boolean) {
   })
 }
 
-async function pair(counter: boolean): Promise<[TestNode, TestNode]> {
+async function pair(counter: boolean, settings: SyncSettings = {}): Promise<[TestNode, TestNode]> {
   const { adapter, definition } = products(counter)
-  const options = { ddl: PRODUCTS_DDL, adapters: [adapter], models: [definition], context: {} }
+  const options = { ddl: PRODUCTS_DDL, adapters: [adapter], models: [definition], context: {}, settings }
   const a = await openNode(dirs.make('a'), options)
   const b = await openNode(dirs.make('b'), options)
   nodes.push(a, b)
@@ -116,5 +116,31 @@ describe('counter fields', () => {
     })
     expect((await a.mesh.get('products', 'p1'))?.stock).toBe(98)
     expect(stock(a, 'p1')).toBe(98)
+  })
+  it('send each decrement once when the outbox holds more than one batch and the app sells during the drain', async () => {
+    // A backlog longer than one drain batch is what a till that was down leaves behind.
+    const [a] = await pair(true, { drainBatchSize: 1 })
+    const sell = (qty: number) => a.db.prepare("UPDATE products SET stock = stock - ? WHERE id = 'p1'").run(qty)
+    a.db.prepare("INSERT INTO products (id, name, stock) VALUES ('p1', 'tea', 100)").run()
+    await a.sync.flush()
+    expect((await a.mesh.get('products', 'p1'))?.stock).toBe(100)
+    let sold = 0
+    // The app sells again right after the first batch went out, before the next one is read.
+    const off = a.registry.on('pushed', () => {
+      if (sold === 2) {
+        sell(1)
+        sold += 1
+      }
+    })
+    sell(1)
+    sell(1)
+    sold = 2
+    await waitFor(async () => sold === 3 && (await a.repo.pendingChangeCount(['products'])).count === 0, {
+      message: 'every sale sent',
+    })
+    off()
+    await a.sync.flush()
+    expect((await a.mesh.get('products', 'p1'))?.stock).toBe(97)
+    expect(stock(a, 'p1')).toBe(97)
   })
 })

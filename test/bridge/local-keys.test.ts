@@ -237,6 +237,28 @@ describe('keys "local"', () => {
     expect((await b.repo.parkedCounts()).parked).toBe(0)
   })
 
+  it('reads a row as it was at an outbox entry in its mesh form, references to local keys included', async () => {
+    const a = (await openNode(dirs.make('a'), {
+      ddl: LOCAL_KEYS_DDL,
+      models: MODELS,
+      adapters: MODELS.map((m) => plainAdapter(m.name)),
+      countWrites: false,
+      start: false,
+    })) as TestNode
+    open.push(a)
+    for (const m of MODELS) await a.repo.setChangeCapture(m.name, true)
+    catalogue(a)
+    sell(a, 'A-1', [['tea', 2]], 'Ann')
+    const captured = await a.repo.pendingChanges({ models: ['invoices'], limit: 10 })
+    const { id, seq } = captured.at(-1)!
+    const then = await a.repo.getMany('invoices', [id])
+    expect(String(then.get(id)?.customer_id)).toContain(':')
+    a.db.prepare('UPDATE invoices SET total = 99').run()
+    const asOf = await a.repo.rowsAt!('invoices', [id], seq)
+    expect(asOf).toEqual(then)
+    expect((await a.repo.getMany('invoices', [id])).get(id)?.total).toBe(99)
+  })
+
   it('refuses a document of a "local" table whose id is not <device>:<key>, with its reason', async () => {
     const a = await device(dirs.make('a'))
     open.push(a)
