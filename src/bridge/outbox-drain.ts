@@ -65,6 +65,7 @@ export class OutboxDrain {
   async drainAll(onProgress?: (done: number, total: number) => void): Promise<number> {
     await this.running
     const models = this.models()
+    if (models.length > 0) await this.lock.run(() => this.drainState())
     const { count: total } = await this.rt.repository.pendingChangeCount(models)
     let done = 0
     for (;;) {
@@ -107,14 +108,22 @@ export class OutboxDrain {
 
   private async drainState(): Promise<DrainState> {
     if (this.drain) return this.drain
-    const saved = await this.rt.repository.checkpoint(DRAIN_CHECKPOINT)
+    const repo = this.rt.repository
+    const saved = await repo.checkpoint(DRAIN_CHECKPOINT)
     let state: DrainState | undefined
     if (saved !== undefined) {
       const parsed = JSON.parse(saved) as Partial<DrainState>
       if (typeof parsed.id === 'string' && Number.isSafeInteger(parsed.n)) state = parsed as DrainState
     }
-    this.drain = state ?? { id: randomBytes(12).toString('base64url').replace(/-/g, '_'), n: 0 }
-    return this.drain
+    if (state === undefined) {
+      // Stored before the first batch is sent: a mark the mesh holds under an identity
+      // the repository forgot (a crash before the first acknowledgement) would go unrecognised.
+      state = { id: randomBytes(12).toString('base64url').replace(/-/g, '_'), n: 0 }
+      const fresh = state
+      await repo.transaction((tx) => tx.setCheckpoint(DRAIN_CHECKPOINT, JSON.stringify(fresh)))
+    }
+    this.drain = state
+    return state
   }
 
   private models(): string[] {

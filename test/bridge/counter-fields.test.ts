@@ -143,4 +143,39 @@ describe('counter fields', () => {
     expect((await a.mesh.get('products', 'p1'))?.stock).toBe(97)
     expect(stock(a, 'p1')).toBe(97)
   })
+  it('send an increment once when a restart follows the very first batch, left unacknowledged', async () => {
+    const { adapter, definition } = products(true)
+    const dir = dirs.make('first')
+    // The product exists before sync starts, so it is seeded: no batch of captured changes was acknowledged yet.
+    const options = {
+      ddl: `${PRODUCTS_DDL}; INSERT OR IGNORE INTO products (id, name, stock) VALUES ('p1', 'tea', 100)`,
+      adapters: [adapter],
+      models: [definition],
+      context: {},
+    }
+    const a = await openNode(dir, options)
+    expect((await a.mesh.get('products', 'p1'))?.stock).toBe(100)
+    // From now on every repository transaction fails: the first batch reaches the mesh, its
+    // acknowledgement never commits, as when the process dies between the two.
+    const transaction = a.repo.transaction.bind(a.repo)
+    let failures = 0
+    a.repo.transaction = (async () => {
+      failures++
+      throw new Error('the process died here')
+    }) as typeof transaction
+    a.db.prepare("UPDATE products SET stock = stock - 2 WHERE id = 'p1'").run()
+    await waitFor(async () => failures > 0 && (await a.mesh.get('products', 'p1'))?.stock === 98, {
+      message: 'the batch in the mesh, unacknowledged',
+    })
+    // Stopped with the acknowledgement still failing: nothing of the batch reaches the repository.
+    await a.registry.close()
+    a.repo.transaction = transaction
+    await a.close()
+    const again = await openNode(dir, options)
+    nodes.push(again)
+    await again.sync.flush()
+    expect((await again.repo.pendingChangeCount(['products'])).count).toBe(0)
+    expect((await again.mesh.get('products', 'p1'))?.stock).toBe(98)
+    expect(stock(again, 'p1')).toBe(98)
+  })
 })
