@@ -69,6 +69,8 @@ interface Planned {
   json: string | null
   base: JsonObject | null
   send: boolean
+  /** The mesh refuses it: left out of the batch (and the row as it is). */
+  refused?: boolean
 }
 
 /**
@@ -118,20 +120,23 @@ export async function pushLocal(rt: SyncRuntime, groups: PushGroup[], options: P
       })
     } catch (error) {
       if (!(error instanceof ValidationError)) throw error
-      // One document was refused: send them one by one and refuse only that one.
-      resetCounts(result)
+      // A document was refused: find which ones, then send the others (and the mark) in one
+      // transaction, so the batch still reaches the mesh whole or not at all.
       for (const [binding, planned] of plans) {
         for (const p of planned) {
-          try {
-            await rt.mesh.transaction((tx) => write(tx, new Map([[binding, [p]]]), result, options))
-          } catch (inner) {
-            if (!(inner instanceof ValidationError)) throw inner
-            p.send = false
-            p.hash = ''
-            rt.reject(binding.model, p.id, 'local', RejectReason.meshRefused, inner)
-          }
+          const refusal = await refusedAlone(rt, binding, p, options)
+          if (refusal === undefined) continue
+          p.refused = true
+          p.send = false
+          p.hash = ''
+          rt.reject(binding.model, p.id, 'local', RejectReason.meshRefused, refusal)
         }
       }
+      resetCounts(result)
+      await rt.mesh.transaction(async (tx) => {
+        await write(tx, plans, result, options)
+        if (options.mark && result.increments > 0) await tx.upsert(options.mark.collection, [options.mark.doc])
+      })
     }
   } catch (error) {
     result.release()
@@ -148,6 +153,40 @@ export async function pushLocal(rt: SyncRuntime, groups: PushGroup[], options: P
     rt.metrics.count(binding.model, 'pushed', planned.filter((p) => p.send).length)
   }
   return result
+}
+
+/** Thrown to roll back a transaction that only tried whether the mesh takes a document (an Error, as backends expect). */
+const TRIED = new Error('tried alone, rolled back')
+
+/** Why the mesh refuses `p` on its own, found by writing it in a transaction that is rolled back. */
+async function refusedAlone(
+  rt: SyncRuntime,
+  binding: AdapterBinding,
+  p: Planned,
+  options: PushOptions,
+): Promise<ValidationError | undefined> {
+  if (!p.send) return undefined
+  const scratch: PushResult = {
+    upserts: 0,
+    increments: 0,
+    removals: 0,
+    unchanged: 0,
+    states: new Map(),
+    reconcile: new Map(),
+    existing: new Map(),
+    release: () => undefined,
+  }
+  try {
+    await rt.mesh.transaction(async (tx) => {
+      await write(tx, new Map([[binding, [{ ...p }]]]), scratch, options)
+      throw TRIED
+    })
+  } catch (error) {
+    if (error === TRIED) return undefined
+    if (error instanceof ValidationError) return error
+    throw error
+  }
+  return undefined
 }
 
 function plan(rt: SyncRuntime, group: PushGroup, result: PushResult): Planned[] {
@@ -212,6 +251,7 @@ async function write(
     const increments: [string, string, number][] = []
     let sent = 0
     for (const p of planned) {
+      if (p.refused) continue
       if (p.doc === null) {
         if (p.send) removals.push(p.id)
         continue

@@ -144,38 +144,80 @@ describe('counter fields', () => {
     expect(stock(a, 'p1')).toBe(97)
   })
   it('send an increment once when a restart follows the very first batch, left unacknowledged', async () => {
-    const { adapter, definition } = products(true)
     const dir = dirs.make('first')
-    // The product exists before sync starts, so it is seeded: no batch of captured changes was acknowledged yet.
-    const options = {
-      ddl: `${PRODUCTS_DDL}; INSERT OR IGNORE INTO products (id, name, stock) VALUES ('p1', 'tea', 100)`,
-      adapters: [adapter],
-      models: [definition],
-      context: {},
-    }
-    const a = await openNode(dir, options)
+    const a = await openNode(dir, seededProducts())
     expect((await a.mesh.get('products', 'p1'))?.stock).toBe(100)
-    // From now on every repository transaction fails: the first batch reaches the mesh, its
-    // acknowledgement never commits, as when the process dies between the two.
-    const transaction = a.repo.transaction.bind(a.repo)
-    let failures = 0
-    a.repo.transaction = (async () => {
-      failures++
-      throw new Error('the process died here')
-    }) as typeof transaction
+    const crash = crashBeforeAcknowledgement(a)
     a.db.prepare("UPDATE products SET stock = stock - 2 WHERE id = 'p1'").run()
-    await waitFor(async () => failures > 0 && (await a.mesh.get('products', 'p1'))?.stock === 98, {
+    await waitFor(async () => crash.failures() > 0 && (await a.mesh.get('products', 'p1'))?.stock === 98, {
       message: 'the batch in the mesh, unacknowledged',
     })
-    // Stopped with the acknowledgement still failing: nothing of the batch reaches the repository.
-    await a.registry.close()
-    a.repo.transaction = transaction
-    await a.close()
-    const again = await openNode(dir, options)
+    await crash.stop()
+    const again = await openNode(dir, seededProducts())
     nodes.push(again)
     await again.sync.flush()
     expect((await again.repo.pendingChangeCount(['products'])).count).toBe(0)
     expect((await again.mesh.get('products', 'p1'))?.stock).toBe(98)
     expect(stock(again, 'p1')).toBe(98)
   })
+
+  it('send an increment once when the mesh refused another document of its batch and a restart follows', async () => {
+    const dir = dirs.make('refused')
+    const a = await openNode(dir, seededProducts())
+    const refused: string[] = []
+    a.registry.on('rejected', (r) => refused.push(`${r.id} ${r.reason}`))
+    await a.sync.flush()
+    const crash = crashBeforeAcknowledgement(a)
+    // One transaction, one batch: a sale, and a name the mesh refuses (over its document size limit).
+    a.db.transaction(() => {
+      a.db.prepare("UPDATE products SET stock = stock - 2 WHERE id = 'p1'").run()
+      a.db.prepare("UPDATE products SET name = ? WHERE id = 'p2'").run('x'.repeat(2 * 1024 * 1024))
+    })()
+    await waitFor(async () => crash.failures() > 0 && (await a.mesh.get('products', 'p1'))?.stock === 98, {
+      message: 'the sale in the mesh, unacknowledged',
+    })
+    expect(refused).toContain('p2 mesh-refused')
+    await crash.stop()
+    const again = await openNode(dir, seededProducts())
+    nodes.push(again)
+    await again.sync.flush()
+    expect((await again.repo.pendingChangeCount(['products'])).count).toBe(0)
+    expect((await again.mesh.get('products', 'p1'))?.stock).toBe(98)
+    expect(stock(again, 'p1')).toBe(98)
+    expect((await again.mesh.get('products', 'p2'))?.name).toBe('milk')
+  })
 })
+
+/** Products that exist before sync starts, so they are seeded: no batch of captured changes was acknowledged yet. */
+function seededProducts() {
+  const { adapter, definition } = products(true)
+  return {
+    ddl: `${PRODUCTS_DDL}; INSERT OR IGNORE INTO products (id, name, stock) VALUES ('p1', 'tea', 100), ('p2', 'milk', 50)`,
+    adapters: [adapter],
+    models: [definition],
+    context: {},
+  }
+}
+
+/**
+ * From now on every repository transaction of `node` fails: a batch reaches the
+ * mesh and its acknowledgement never commits, as when the process dies between
+ * the two. `stop()` closes the node in that state.
+ */
+function crashBeforeAcknowledgement(node: TestNode) {
+  const transaction = node.repo.transaction.bind(node.repo)
+  let failures = 0
+  node.repo.transaction = (async () => {
+    failures++
+    throw new Error('the process died here')
+  }) as typeof transaction
+  return {
+    failures: () => failures,
+    async stop() {
+      // Stopped with the acknowledgement still failing: nothing of the batch reaches the repository.
+      await node.registry.close()
+      node.repo.transaction = transaction
+      await node.close()
+    },
+  }
+}
