@@ -42,10 +42,16 @@ export async function seed(
   let after: string | null = null
   let done = 0
   while (!rt.stopping.aborted) {
-    const rows = await repo.unmirrored(model, { after, limit: rt.settings.seedBatchSize })
-    if (rows.length === 0) break
-    const ids = rows.map((r) => repo.rowId(model, r))
-    after = ids[ids.length - 1]!
+    const scanned = await repo.unmirrored(model, { after, limit: rt.settings.seedBatchSize })
+    if (scanned.length === 0) break
+    const scannedIds = scanned.map((r) => repo.rowId(model, r))
+    after = scannedIds[scannedIds.length - 1]!
+    // A row with captured changes not yet sent is seeded as it was before them (one created
+    // since is not seeded at all): the outbox sends those changes, and a counter change sent
+    // both within the seeded row and as an increment would count twice.
+    const before = repo.rowsAt ? await repo.rowsAt(model, scannedIds, 0) : undefined
+    const ids = before ? scannedIds.filter((id) => before.has(id)) : scannedIds
+    const rows = before ? ids.map((id) => before.get(id)!) : scanned
     const stored = await repo.syncStates(model, ids)
     const result = await pushLocal(rt, [{ binding, docs: rows.map((row, i) => ({ id: ids[i]!, row })), stored }], {
       skipExisting: binding.receives,
@@ -67,7 +73,7 @@ export async function seed(
         existing.map((d) => d._id),
       )
     for (const [m, list] of result.reconcile) await reconcile(m, list)
-    done += rows.length
+    done += scanned.length
     onProgress?.(done, Math.max(done, report.total))
     if (rt.settings.delayBetweenBatches > 0)
       await delay(rt.settings.delayBetweenBatches, rt.shutdown).catch(() => undefined)

@@ -258,6 +258,7 @@ export interface Repository extends AsyncDisposable {
    * as they are. Sending these, rather than the rows as they are now, keeps
    * what is sent exactly what the changes up to `seq` did: a change after
    * `seq` is sent once, with its own entry, even when it moves a counter.
+   * With `seq` 0: the rows as they were before every change not yet acknowledged.
    */
   rowsAt?(model: string, ids: readonly string[], seq: number): Promise<Map<string, Row>>
   /** How many captured changes of `models` wait, and the capture time of the oldest. */

@@ -188,6 +188,25 @@ describe('counter fields', () => {
   })
 })
 
+describe('seeding rows with counters', () => {
+  it('seed a row as it was before its captured changes, so a sale made while seeding counts once', async () => {
+    const a = await openNode(dirs.make('seed'), { ...seededProducts(), settings: { seedBatchSize: 1 }, start: false })
+    nodes.push(a)
+    let sold = 0
+    // The app sells p2 while seeding is under way: after p1 went out (before p2 is read), and after p2 went out.
+    a.registry.on('progress', (p) => {
+      if (p.phase !== 'seed' || sold === 2) return
+      sold++
+      a.db.prepare("UPDATE products SET stock = stock - 1 WHERE id = 'p2'").run()
+    })
+    await a.registry.start()
+    await a.sync.flush()
+    expect(sold).toBe(2)
+    expect((await a.mesh.get('products', 'p2'))?.stock).toBe(48)
+    expect(stock(a, 'p2')).toBe(48)
+  })
+})
+
 /** Products that exist before sync starts, so they are seeded: no batch of captured changes was acknowledged yet. */
 function seededProducts() {
   const { adapter, definition } = products(true)
