@@ -1,0 +1,153 @@
+import type { LinkProxy } from './proxy.js'
+import { describeFault, type Fault } from './schedule.js'
+import type { Till } from './till.js'
+
+/** Faults applied so far, by kind (a kill by what the peer was doing when it came). */
+export type FaultCounts = Record<string, number>
+
+/**
+ * Applies a fault schedule to a running shop: kills and restarts peers,
+ * freezes tills, and switches the faults of the links between them. Every
+ * fault is printed when it is applied; one that cannot apply (a kill of a
+ * till that is down or frozen) is printed as skipped.
+ */
+export class FaultInjector {
+  readonly counts: FaultCounts = {}
+  private readonly timers = new Set<NodeJS.Timeout>()
+  /** Tills whose peer is down, waiting to be restarted. */
+  private readonly restarting = new Set<number>()
+  private healed = false
+
+  constructor(
+    private readonly tills: readonly Till[],
+    /** `links[a][b]`: the connections `a` dials to `b`. */
+    private readonly links: readonly (readonly (LinkProxy | undefined)[])[],
+    private readonly say: (line: string) => void,
+  ) {}
+
+  private count(kind: string): void {
+    this.counts[kind] = (this.counts[kind] ?? 0) + 1
+  }
+
+  private later(ms: number, fn: () => void | Promise<void>): void {
+    const timer = setTimeout(() => {
+      this.timers.delete(timer)
+      if (!this.healed) void fn()
+    }, ms)
+    this.timers.add(timer)
+  }
+
+  private restart(till: Till, afterMs: number, then?: () => void): void {
+    this.restarting.add(till.index)
+    this.later(afterMs, () => {
+      this.restarting.delete(till.index)
+      till.startPeer()
+      then?.()
+    })
+  }
+
+  async apply(f: Fault): Promise<void> {
+    switch (f.kind) {
+      case 'kill': {
+        const till = this.tills[f.till]!
+        if (till.frozen || !till.peer || this.restarting.has(f.till)) {
+          this.count('skipped')
+          this.say(`skipped: ${describeFault(f)} (${till.frozen ? 'frozen' : 'down'})`)
+          return
+        }
+        this.say(describeFault(f))
+        if (f.when === 'shutdown') {
+          const how = await till.terminate(f.againMs)
+          this.count(how === 'killed' ? 'kill in shutdown' : 'graceful stop')
+          if (how !== 'killed' && how !== 0) this.say(`${till.name} stopped with exit code ${how}`)
+        } else {
+          this.count(till.state === 'live' ? 'kill' : 'kill in startup')
+          await till.kill()
+        }
+        this.restart(till, f.downMs, () => {
+          if (f.when !== 'startup') return
+          this.later(f.againMs, async () => {
+            if (!till.peer || till.frozen) return
+            this.count(till.state === 'live' ? 'kill' : 'kill in startup')
+            this.say(`kill ${till.name} again (${till.state})`)
+            await till.kill()
+            this.restart(till, f.downMs)
+          })
+        })
+        return
+      }
+      case 'freeze': {
+        const till = this.tills[f.till]!
+        if (till.frozen || !till.peer || this.restarting.has(f.till)) {
+          this.count('skipped')
+          this.say(`skipped: ${describeFault(f)} (${till.frozen ? 'frozen' : 'down'})`)
+          return
+        }
+        this.say(describeFault(f))
+        this.count('freeze')
+        till.freeze()
+        this.later(f.forMs, () => {
+          till.thaw()
+          this.say(`thaw ${till.name}`)
+        })
+        return
+      }
+      case 'partition': {
+        this.say(describeFault(f))
+        this.count('partition')
+        const undo: (() => void)[] = []
+        for (const a of f.side) {
+          for (let b = 0; b < this.tills.length; b++) {
+            if (f.side.includes(b)) continue
+            undo.push(this.links[a]![b]!.cut(), this.links[b]![a]!.cut())
+          }
+        }
+        this.later(f.forMs, () => {
+          for (const u of undo) u()
+        })
+        return
+      }
+      case 'one-way': {
+        this.say(describeFault(f))
+        this.count('one-way partition')
+        // Bytes from `from` to `to`: forward on the link `from` dials, back on the one `to` dials.
+        const undo = [this.links[f.from]![f.to]!.blackhole('forward'), this.links[f.to]![f.from]!.blackhole('back')]
+        this.later(f.forMs, () => {
+          for (const u of undo) u()
+        })
+        return
+      }
+      case 'slow': {
+        this.say(describeFault(f))
+        this.count('slow link')
+        const undo = [
+          this.links[f.a]![f.b]!.throttle(f.latencyMs, f.bytesPerSecond),
+          this.links[f.b]![f.a]!.throttle(f.latencyMs, f.bytesPerSecond),
+        ]
+        this.later(f.forMs, () => {
+          for (const u of undo) u()
+        })
+        return
+      }
+      case 'drop': {
+        const n = this.links[f.a]![f.b]!.dropConnections() + this.links[f.b]![f.a]!.dropConnections()
+        this.say(`${describeFault(f)} (${n} open)`)
+        this.count('dropped connections')
+        return
+      }
+    }
+  }
+
+  /** Ends every fault: links healed, tills thawed, every peer running. */
+  heal(): void {
+    this.healed = true
+    for (const timer of this.timers) clearTimeout(timer)
+    this.timers.clear()
+    for (const row of this.links) for (const link of row) link?.heal()
+    for (const till of this.tills) {
+      if (till.frozen) till.thaw()
+      if (!till.peer) till.startPeer()
+    }
+    this.restarting.clear()
+  }
+}

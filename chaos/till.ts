@@ -1,0 +1,196 @@
+import { type ChildProcess, spawn } from 'node:child_process'
+import { createWriteStream, readFileSync, type WriteStream } from 'node:fs'
+import { join } from 'node:path'
+import { createInterface } from 'node:readline'
+import type { AppReport } from './shop.js'
+
+/** How to run a command of the package: `node dist/cli/main.js` or `node --import tsx src/cli/main.ts`. */
+export interface Runtime {
+  root: string
+  cli: string[]
+  app: string[]
+}
+
+type PeerState = 'down' | 'starting' | 'live' | 'stopping'
+
+/**
+ * One till: its `meshmirror peer` process (restarted after every kill) and
+ * its app process, with what happened to them.
+ */
+export class Till {
+  peer: ChildProcess | undefined
+  state: PeerState = 'down'
+  frozen = false
+  app: ChildProcess | undefined
+  selling = false
+  report: AppReport | undefined
+  readonly stats = {
+    starts: 0,
+    /** Starts that reached `live`, and the slowest of them (ms). */
+    lives: 0,
+    slowestStartMs: 0,
+    /** Exits the harness did not cause, with their code. */
+    unexpectedExits: [] as string[],
+    syncErrors: 0,
+    rejected: 0,
+    maxRssKb: 0,
+  }
+  readonly samples: { errors: string[]; rejected: string[] } = { errors: [], rejected: [] }
+  /** Start the peer again when it exits on its own. */
+  supervised = true
+  private expectExit = false
+  private startedAt = 0
+  private readonly log: WriteStream
+
+  constructor(
+    readonly index: number,
+    readonly dir: string,
+    readonly configFile: string,
+    private readonly runtime: Runtime,
+  ) {
+    this.log = createWriteStream(join(dir, 'peer.log'), { flags: 'a' })
+  }
+
+  get name(): string {
+    return `till-${this.index + 1}`
+  }
+
+  get dbFile(): string {
+    return join(this.dir, 'till.db')
+  }
+
+  /** Starts the peer; resolves once it is spawned (not live). */
+  startPeer(): void {
+    if (this.peer) return
+    const child = spawn(process.execPath, [...this.runtime.cli, 'peer', '--json', '--config', this.configFile], {
+      cwd: this.runtime.root,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    })
+    this.peer = child
+    this.state = 'starting'
+    this.expectExit = false
+    this.startedAt = performance.now()
+    this.stats.starts++
+    this.log.write(`--- start ${this.stats.starts} pid ${child.pid} at ${new Date().toISOString()}\n`)
+    child.stderr!.on('data', (d) => this.log.write(d))
+    createInterface({ input: child.stdout! }).on('line', (line) => this.onPeerLine(child, line))
+    child.once('exit', (code, signal) => {
+      if (this.peer !== child) return
+      this.peer = undefined
+      this.state = 'down'
+      this.log.write(`--- exit ${code ?? signal}\n`)
+      if (this.expectExit) return
+      // As a supervisor would: note it, and start it again.
+      this.stats.unexpectedExits.push(String(code ?? signal))
+      if (this.supervised) setTimeout(() => this.supervised && !this.frozen && this.startPeer(), 500)
+    })
+  }
+
+  private onPeerLine(child: ChildProcess, line: string): void {
+    let e: { event?: string; message?: string; id?: string; reason?: string; model?: string }
+    try {
+      e = JSON.parse(line)
+    } catch {
+      this.log.write(`${line}\n`)
+      return
+    }
+    if (e.event === 'status') return
+    this.log.write(`${line}\n`)
+    if (e.event === 'live' && this.peer === child) {
+      this.state = 'live'
+      this.stats.lives++
+      this.stats.slowestStartMs = Math.max(this.stats.slowestStartMs, performance.now() - this.startedAt)
+    } else if (e.event === 'error') {
+      this.stats.syncErrors++
+      if (this.samples.errors.length < 5) this.samples.errors.push(String(e.message))
+    } else if (e.event === 'rejected') {
+      this.stats.rejected++
+      if (this.samples.rejected.length < 5) this.samples.rejected.push(`${e.model}/${e.id}: ${e.reason}`)
+    }
+  }
+
+  /** SIGKILL; resolves when the process is gone. */
+  async kill(): Promise<void> {
+    const child = this.peer
+    if (!child) return
+    this.expectExit = true
+    const gone = exitOf(child)
+    child.kill('SIGKILL')
+    await gone
+  }
+
+  /** SIGTERM, then SIGKILL after `killAfterMs` if it is still running. Resolves with its exit code, or `killed`. */
+  async terminate(killAfterMs: number): Promise<number | 'killed'> {
+    const child = this.peer
+    if (!child) return 0
+    this.expectExit = true
+    this.state = 'stopping'
+    const gone = exitOf(child)
+    child.kill('SIGTERM')
+    const timer = setTimeout(() => child.kill('SIGKILL'), killAfterMs)
+    const how = await gone
+    clearTimeout(timer)
+    return how.signal === 'SIGKILL' ? 'killed' : (how.code ?? -1)
+  }
+
+  freeze(): void {
+    this.frozen = true
+    this.peer?.kill('SIGSTOP')
+    this.app?.kill('SIGSTOP')
+  }
+
+  thaw(): void {
+    this.frozen = false
+    this.peer?.kill('SIGCONT')
+    this.app?.kill('SIGCONT')
+  }
+
+  startApp(seed: number, rate: number, catalogue: boolean): void {
+    const args = [...this.runtime.app, this.dbFile, this.name, String(seed), String(rate)]
+    if (catalogue) args.push('catalogue')
+    const app = spawn(process.execPath, args, { cwd: this.runtime.root, stdio: ['ignore', 'pipe', 'pipe'] })
+    this.app = app
+    const log = createWriteStream(join(this.dir, 'app.log'), { flags: 'a' })
+    app.stderr!.pipe(log)
+    createInterface({ input: app.stdout! }).on('line', (line) => {
+      const e = JSON.parse(line) as { event: string; report?: AppReport }
+      if (e.event === 'selling') this.selling = true
+      if (e.event === 'report') this.report = e.report
+    })
+  }
+
+  /** Stops the app; resolves with what it committed. */
+  async stopApp(): Promise<AppReport | undefined> {
+    const app = this.app
+    if (!app) return this.report
+    const gone = exitOf(app)
+    app.kill('SIGCONT')
+    app.kill('SIGTERM')
+    await gone
+    this.app = undefined
+    return this.report
+  }
+
+  /** Samples the peer's resident memory. */
+  sampleMemory(): void {
+    const pid = this.peer?.pid
+    if (pid === undefined) return
+    try {
+      const m = /VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))
+      if (m) this.stats.maxRssKb = Math.max(this.stats.maxRssKb, Number(m[1]))
+    } catch {
+      // Gone between the check and the read.
+    }
+  }
+
+  close(): void {
+    this.log.end()
+  }
+}
+
+function exitOf(child: ChildProcess): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+  if (child.exitCode !== null || child.signalCode !== null) {
+    return Promise.resolve({ code: child.exitCode, signal: child.signalCode })
+  }
+  return new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })))
+}
