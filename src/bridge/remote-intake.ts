@@ -58,7 +58,13 @@ export async function ingest(
 ): Promise<void> {
   if (docs.length === 0 && removals.length === 0) return
   const { stored, before } = await readExchanged(rt, binding, docs, removals)
-  const intake = new Intake(rt, binding, options, docs.length + removals.length)
+  // A document parked or refused here was received but not applied, so nothing says it was exchanged:
+  // while any is kept, every removal is applied, which forgets a kept document it names.
+  const kept =
+    removals.length > 0 && !options.force
+      ? await rt.repository.parkedCounts().then((c) => c.parked + c.refused > 0)
+      : false
+  const intake = new Intake(rt, binding, options, docs.length + removals.length, kept)
   for (const doc of docs) intake.document(doc, stored.get(doc._id))
   for (const removal of removals) intake.removal(removal, stored.get(removal.id), before.get(removal.id))
   intake.countInto(rt.metrics)
@@ -112,6 +118,8 @@ class Intake {
     private readonly binding: AdapterBinding,
     private readonly options: IngestOptions,
     received: number,
+    /** Documents are kept as parked or refused: removals are applied even when nothing says they were exchanged. */
+    private readonly kept = false,
   ) {
     this.model = binding.model
     this.ctx = rt.context()
@@ -149,7 +157,7 @@ class Intake {
   removal(removal: Removal, stored: DocSyncState | undefined, before: Document | undefined): void {
     const known = knownState(this.rt, this.model, removal.id, stored)
     // Never exchanged, or already removed here: nothing to delete.
-    if (!this.options.force && (known === undefined || known.hash === DELETED_HASH)) {
+    if (!this.options.force && !this.kept && (known === undefined || known.hash === DELETED_HASH)) {
       this.countUnchanged(known)
       return
     }

@@ -166,6 +166,19 @@ describe.each(BACKENDS)('foreign keys on the %s mesh', (backend) => {
     expect(await b.repo.parkedCounts()).toEqual({ parked: 0, refused: 0 })
   })
 
+  it('forgets a parked row as soon as its document leaves the mesh (an order voided before it arrived)', async () => {
+    const { b, site } = await device()
+    await site.upsert('track', [
+      { _id: 't1', name: 'One', album_id: 'voided' },
+      { _id: 't2', name: 'Two', album_id: 'voided' },
+    ])
+    await waitFor(async () => (await b.repo.parkedCounts()).parked === 2, { message: 'parked' })
+    await site.remove('track', ['t1', 't2'])
+    await waitFor(async () => (await b.repo.parkedCounts()).parked === 0, { message: 'parked rows forgotten' })
+    expect(counts(b).track).toBe(0)
+    expect(await b.repo.parked({ limit: 10 })).toEqual([])
+  })
+
   it('forgets a parked row whose document left the mesh, at the next start', async () => {
     const open = reopenable()
     let b = await open()
