@@ -155,6 +155,7 @@ async function main(): Promise<number> {
     clearInterval(progress)
     say('faults end: the apps stop selling, every fault is healed')
     reports = (await Promise.all(tills.map((t) => t.stopApp()))).filter((r): r is AppReport => r !== undefined)
+    writeFileSync(join(root, 'apps.json'), JSON.stringify(reports))
     if (reports.length < tills.length)
       problems.push(`${tills.length - reports.length} apps did not report what they wrote`)
     injector.heal()
