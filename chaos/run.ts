@@ -6,7 +6,11 @@
  * healed, and once the tills are quiet every invariant is checked on every
  * till. Exits 1 when one is violated.
  *
- *   npm run chaos -- [--tills 3] [--duration 240] [--seed N] [--rate 40] [--short] [--json] [--keep]
+ *   npm run chaos -- [--short] [--tills 3] [--duration 240] [--seed N] [--rate 40] [--kill-every 4]
+ *                    [--partition-every 20] [--freeze-every 45] [--max-freeze 30] [--converge-timeout 120]
+ *                    [--json] [--keep] [--from-source]
+ *
+ * --short is the CI form: 40 s of faults on seed 17. Times are in seconds; "every" is a mean.
  */
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { createServer } from 'node:net'
@@ -29,6 +33,8 @@ interface Options {
   /** Writes per second per app. */
   rate: number
   killEveryS: number
+  partitionEveryS: number
+  freezeEveryS: number
   convergeTimeoutS: number
   maxFreezeS: number
   json: boolean
@@ -44,6 +50,8 @@ function parseArgs(argv: string[]): Options {
     seed: short ? 17 : Math.floor(Math.random() * 2 ** 31),
     rate: 40,
     killEveryS: short ? 2.5 : 4,
+    partitionEveryS: short ? 12 : 20,
+    freezeEveryS: short ? 20 : 45,
     convergeTimeoutS: 120,
     maxFreezeS: short ? 8 : 30,
     json: false,
@@ -56,6 +64,8 @@ function parseArgs(argv: string[]): Options {
     '--seed': 'seed',
     '--rate': 'rate',
     '--kill-every': 'killEveryS',
+    '--partition-every': 'partitionEveryS',
+    '--freeze-every': 'freezeEveryS',
     '--converge-timeout': 'convergeTimeoutS',
     '--max-freeze': 'maxFreezeS',
   }
@@ -96,8 +106,8 @@ async function main(): Promise<number> {
     tills: o.tills,
     durationMs: o.durationS * 1000,
     killEveryMs: o.killEveryS * 1000,
-    partitionEveryMs: o.durationS > 60 ? 20_000 : 12_000,
-    freezeEveryMs: o.durationS > 60 ? 45_000 : 20_000,
+    partitionEveryMs: o.partitionEveryS * 1000,
+    freezeEveryMs: o.freezeEveryS * 1000,
     linkEveryMs: 6000,
     maxFreezeMs: o.maxFreezeS * 1000,
   })
@@ -105,7 +115,7 @@ async function main(): Promise<number> {
     `chaos: ${o.tills} tills, ${o.durationS} s of faults, seed ${o.seed}, ${o.rate} writes/s per till, ${schedule.length} faults scheduled`,
   )
   say(
-    `reproduce: npm run chaos -- --tills ${o.tills} --duration ${o.durationS} --seed ${o.seed} --rate ${o.rate} --kill-every ${o.killEveryS} --max-freeze ${o.maxFreezeS}`,
+    `reproduce: npm run chaos -- --tills ${o.tills} --duration ${o.durationS} --seed ${o.seed} --rate ${o.rate} --kill-every ${o.killEveryS} --partition-every ${o.partitionEveryS} --freeze-every ${o.freezeEveryS} --max-freeze ${o.maxFreezeS}`,
   )
   say(`files: ${root}`)
   writeFileSync(join(root, 'schedule.json'), JSON.stringify(schedule, null, 1))
