@@ -1,4 +1,4 @@
-import type { LinkProxy } from './proxy.js'
+import type { Network } from './network.js'
 import { describeFault, type Fault } from './schedule.js'
 import type { Till } from './till.js'
 
@@ -20,8 +20,7 @@ export class FaultInjector {
 
   constructor(
     private readonly tills: readonly Till[],
-    /** `links[a][b]`: the connections `a` dials to `b`. */
-    private readonly links: readonly (readonly (LinkProxy | undefined)[])[],
+    private readonly network: Network,
     private readonly say: (line: string) => void,
   ) {}
 
@@ -59,7 +58,7 @@ export class FaultInjector {
         if (f.when === 'shutdown') {
           const how = await till.terminate(f.againMs)
           this.count(how === 'killed' ? 'kill in shutdown' : 'graceful stop')
-          if (how !== 'killed' && how !== 0) this.say(`${till.name} stopped with exit code ${how}`)
+          if (how !== 'killed' && how !== 0) this.say(`${till.name} stopped with ${how}`)
         } else {
           this.count(till.state === 'live' ? 'kill' : 'kill in startup')
           await till.kill()
@@ -99,7 +98,7 @@ export class FaultInjector {
         for (const a of f.side) {
           for (let b = 0; b < this.tills.length; b++) {
             if (f.side.includes(b)) continue
-            undo.push(this.links[a]![b]!.cut(), this.links[b]![a]!.cut())
+            undo.push(this.network.cut(a, b), this.network.cut(b, a))
           }
         }
         this.later(f.forMs, () => {
@@ -111,7 +110,7 @@ export class FaultInjector {
         this.say(describeFault(f))
         this.count('one-way partition')
         // Bytes from `from` to `to`: forward on the link `from` dials, back on the one `to` dials.
-        const undo = [this.links[f.from]![f.to]!.blackhole('forward'), this.links[f.to]![f.from]!.blackhole('back')]
+        const undo = [this.network.blackhole(f.from, f.to, 'forward'), this.network.blackhole(f.to, f.from, 'back')]
         this.later(f.forMs, () => {
           for (const u of undo) u()
         })
@@ -121,8 +120,8 @@ export class FaultInjector {
         this.say(describeFault(f))
         this.count('slow link')
         const undo = [
-          this.links[f.a]![f.b]!.throttle(f.latencyMs, f.bytesPerSecond),
-          this.links[f.b]![f.a]!.throttle(f.latencyMs, f.bytesPerSecond),
+          this.network.throttle(f.a, f.b, f.latencyMs, f.bytesPerSecond),
+          this.network.throttle(f.b, f.a, f.latencyMs, f.bytesPerSecond),
         ]
         this.later(f.forMs, () => {
           for (const u of undo) u()
@@ -130,7 +129,7 @@ export class FaultInjector {
         return
       }
       case 'drop': {
-        const n = this.links[f.a]![f.b]!.dropConnections() + this.links[f.b]![f.a]!.dropConnections()
+        const n = (await this.network.drop(f.a, f.b)) + (await this.network.drop(f.b, f.a))
         this.say(`${describeFault(f)} (${n} open)`)
         this.count('dropped connections')
         return
@@ -138,15 +137,15 @@ export class FaultInjector {
     }
   }
 
-  /** Ends every fault: links healed, tills thawed, every peer running. */
-  heal(): void {
+  /** Ends every fault: links healed, tills thawed, and (unless `restart` is false) every peer running. */
+  async heal(restart = true): Promise<void> {
     this.healed = true
     for (const timer of this.timers) clearTimeout(timer)
     this.timers.clear()
-    for (const row of this.links) for (const link of row) link?.heal()
+    await this.network.heal()
     for (const till of this.tills) {
       if (till.frozen) till.thaw()
-      if (!till.peer) till.startPeer()
+      if (restart && !till.peer) till.startPeer()
     }
     this.restarting.clear()
   }

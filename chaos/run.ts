@@ -20,7 +20,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import Database from 'better-sqlite3'
 import { agreed, snapshot, type TillSnapshot, violations } from './check.js'
 import { FaultInjector } from './faults.js'
-import { LinkProxy } from './proxy.js'
+import { Network } from './network.js'
 import { prepareRuntime } from './runtime.js'
 import { makeSchedule } from './schedule.js'
 import { type AppReport, peerConfig, SHOP_DDL, SHOP_TABLES } from './shop.js'
@@ -121,10 +121,7 @@ async function main(): Promise<number> {
   writeFileSync(join(root, 'schedule.json'), JSON.stringify(schedule, null, 1))
 
   const ports = await Promise.all(Array.from({ length: o.tills }, freePort))
-  const links: (LinkProxy | undefined)[][] = ports.map((_, a) =>
-    ports.map((port, b) => (a === b ? undefined : new LinkProxy(port))),
-  )
-  for (const row of links) for (const link of row) await link?.start()
+  const network = await Network.open(ports, ['--import', 'tsx'])
   const tills = ports.map((port, i) => {
     const dir = join(root, `till-${i + 1}`)
     mkdirSync(dir)
@@ -133,11 +130,11 @@ async function main(): Promise<number> {
     db.exec(SHOP_DDL)
     db.close()
     const configFile = join(dir, 'meshmirror.config.json')
-    const peers = links[i]!.flatMap((l) => (l ? [l.url] : []))
+    const peers = ports.flatMap((_, j) => (j === i ? [] : [network.url(i, j)]))
     writeFileSync(configFile, JSON.stringify(peerConfig(dir, port, peers), null, 2))
     return new Till(i, dir, configFile, runtime)
   })
-  const injector = new FaultInjector(tills, links, say)
+  const injector = new FaultInjector(tills, network, say)
   const memory = setInterval(() => {
     for (const t of tills) t.sampleMemory()
   }, 1000)
@@ -168,7 +165,7 @@ async function main(): Promise<number> {
     writeFileSync(join(root, 'apps.json'), JSON.stringify(reports))
     if (reports.length < tills.length)
       problems.push(`${tills.length - reports.length} apps did not report what they wrote`)
-    injector.heal()
+    await injector.heal()
     const healedAt = performance.now()
     await waitUntil(() => tills.every((t) => t.state === 'live'), 120_000, 'every peer live again')
     convergedAfterMs = await converge(tills, o.convergeTimeoutS * 1000, healedAt)
@@ -194,14 +191,14 @@ async function main(): Promise<number> {
   } finally {
     clearInterval(progress)
     clearInterval(memory)
-    injector.heal()
+    await injector.heal(false)
     for (const t of tills) {
       t.supervised = false
       await t.kill()
       await t.stopApp()
       t.close()
     }
-    for (const row of links) for (const link of row) await link?.close()
+    await network.close()
   }
   const summary = {
     ok: problems.length === 0,
@@ -240,6 +237,20 @@ async function main(): Promise<number> {
   }
 }
 
+/** Row counts of the shop's tables and of what is left to send or apply, as one string. */
+function counts(file: string): string {
+  const db = new Database(file, { readonly: true })
+  try {
+    return [...SHOP_TABLES, '_meshmirror_outbox', '_meshmirror_parked']
+      .map((t) => db.prepare(`SELECT count(*) FROM ${t}`).pluck().get())
+      .join(' ')
+  } catch {
+    return 'unreadable'
+  } finally {
+    db.close()
+  }
+}
+
 function ordersOf(t: Till): string {
   try {
     const db = new Database(t.dbFile, { readonly: true })
@@ -268,6 +279,13 @@ async function converge(tills: readonly Till[], timeoutMs: number, from: number)
   let since = 0
   while (performance.now() < deadline) {
     const now = performance.now()
+    // Row counts first: reading every row of every till is only worth it once they match.
+    const counted = tills.map((t) => counts(t.dbFile))
+    if (counted.some((c) => c !== counted[0])) {
+      previous = undefined
+      await sleep(500)
+      continue
+    }
     const snaps = tills.map((t) => snapshot(t.name, t.dbFile))
     if (agreed(snaps)) {
       if (previous === snaps[0]!.fingerprint) return since - from

@@ -119,8 +119,8 @@ export class Till {
     await gone
   }
 
-  /** SIGTERM, then SIGKILL after `killAfterMs` if it is still running. Resolves with its exit code, or `killed`. */
-  async terminate(killAfterMs: number): Promise<number | 'killed'> {
+  /** SIGTERM, then SIGKILL after `killAfterMs` if it is still running. Resolves with its exit code (or signal), or `killed`. */
+  async terminate(killAfterMs: number): Promise<number | string> {
     const child = this.peer
     if (!child) return 0
     this.expectExit = true
@@ -130,7 +130,8 @@ export class Till {
     const timer = setTimeout(() => child.kill('SIGKILL'), killAfterMs)
     const how = await gone
     clearTimeout(timer)
-    return how.signal === 'SIGKILL' ? 'killed' : (how.code ?? -1)
+    // SIGTERM before the peer set up its handler (early in its start) ends it by the signal.
+    return how.signal === 'SIGKILL' ? 'killed' : (how.code ?? how.signal ?? 'unknown')
   }
 
   freeze(): void {
