@@ -157,21 +157,36 @@ async function longSale(): Promise<void> {
   report.counts.longTransactions++
 }
 
+/** What the app is doing, for the error samples. */
+let doing = ''
+
 async function step(): Promise<void> {
   const r = random()
-  if (r < 0.6) sale()
-  else if (r < 0.78) update()
-  else if (r < 0.86) voidOrder()
-  else if (r < 0.9) restock()
-  else if (r < 0.97) note()
-  else await longSale()
+  const started = performance.now()
+  try {
+    if (r < 0.6) await act('sale', sale)
+    else if (r < 0.78) await act('update', update)
+    else if (r < 0.86) await act('void', voidOrder)
+    else if (r < 0.9) await act('restock', restock)
+    else if (r < 0.97) await act('note', note)
+    else await act('long sale', longSale)
+  } catch (error) {
+    failed(error, performance.now() - started)
+  }
 }
 
-function failed(error: unknown): void {
+async function act(what: string, fn: () => void | Promise<void>): Promise<void> {
+  doing = what
+  await fn()
+}
+
+function failed(error: unknown, afterMs: number): void {
   const code = (error as { code?: unknown }).code
   if (code === 'SQLITE_BUSY' || code === 'SQLITE_BUSY_SNAPSHOT') report.counts.busy++
   else report.counts.errors++
-  if (report.errorSamples.length < 5) report.errorSamples.push(`${String(code)}: ${String(error)}`)
+  const sample = `${new Date().toISOString()} ${doing}, after ${Math.round(afterMs)} ms: ${String(code)}: ${String(error)}`
+  process.stderr.write(`${sample}\n`)
+  if (report.errorSamples.length < 5) report.errorSamples.push(sample)
 }
 
 async function main(): Promise<void> {
@@ -182,11 +197,7 @@ async function main(): Promise<void> {
   process.stdout.write(`${JSON.stringify({ event: 'selling' })}\n`)
   let due = performance.now()
   while (!stopping) {
-    try {
-      await step()
-    } catch (error) {
-      failed(error)
-    }
+    await step()
     due += intervalMs * (0.5 + random())
     const wait = due - performance.now()
     if (wait > 0) await new Promise((r) => setTimeout(r, wait))
