@@ -80,9 +80,9 @@ interface Planned {
  * mesh already has. Refused records and documents are counted and skipped.
  * The caller commits `states` to the repository afterwards.
  */
-export async function pushLocal(rt: SyncRuntime, groups: PushGroup[], options: PushOptions = {}): Promise<PushResult> {
-  const keys: string[] = []
-  const result: PushResult = {
+/** A push that has sent nothing yet; `release` ends its hold on the pushed documents. */
+function emptyPushResult(release: () => void): PushResult {
+  return {
     upserts: 0,
     increments: 0,
     removals: 0,
@@ -90,11 +90,16 @@ export async function pushLocal(rt: SyncRuntime, groups: PushGroup[], options: P
     states: new Map(),
     reconcile: new Map(),
     existing: new Map(),
-    release: () => {
-      for (const key of keys) rt.pushes.delete(key)
-      rt.overlap.released(keys)
-    },
+    release,
   }
+}
+
+export async function pushLocal(rt: SyncRuntime, groups: PushGroup[], options: PushOptions = {}): Promise<PushResult> {
+  const keys: string[] = []
+  const result = emptyPushResult(() => {
+    for (const key of keys) rt.pushes.delete(key)
+    rt.overlap.released(keys)
+  })
   const plans = new Map<AdapterBinding, Planned[]>()
   for (const group of groups) plans.set(group.binding, plan(rt, group, result))
   for (const [binding, planned] of plans) {
@@ -166,16 +171,7 @@ async function refusedAlone(
   options: PushOptions,
 ): Promise<ValidationError | undefined> {
   if (!p.send) return undefined
-  const scratch: PushResult = {
-    upserts: 0,
-    increments: 0,
-    removals: 0,
-    unchanged: 0,
-    states: new Map(),
-    reconcile: new Map(),
-    existing: new Map(),
-    release: () => undefined,
-  }
+  const scratch = emptyPushResult(() => undefined)
   try {
     await rt.mesh.transaction(async (tx) => {
       await write(tx, new Map([[binding, [{ ...p }]]]), scratch, options)

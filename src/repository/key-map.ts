@@ -100,14 +100,8 @@ export class KeyMap {
     db: Database.Database,
     /** This database's device id. */
     readonly device: string,
-    private readonly models: ReadonlyMap<string, ModelInfo>,
   ) {
     this.stmt = statementCache(db)
-  }
-
-  /** True when the model has columns holding keys of a `local` model. */
-  translates(m: ModelInfo): boolean {
-    return m.localRefs.size > 0
   }
 
   /** The document id of `key`, a row of the `local` model `model`. */
@@ -338,11 +332,5 @@ export class KeyMap {
       out.push(asNumber(key))
     }
     return out
-  }
-
-  /** The model a `local`-keyed table's rows belong to, by table name. */
-  modelOfTable(table: string): ModelInfo | undefined {
-    for (const m of this.models.values()) if (m.table === table) return m
-    return undefined
   }
 }

@@ -31,6 +31,7 @@ export interface Orphan {
  */
 export class ParentCheck {
   private readonly lookups = new Map<string, Database.Statement>()
+  private readonly localParents = new Map<string, ModelInfo | undefined>()
 
   constructor(
     private readonly db: Database.Database,
@@ -143,12 +144,16 @@ export class ParentCheck {
     return !model || !parent.deletes.has(rowId(model, row))
   }
 
-  /** The `local` model a foreign key references by its key, if any. */
+  /** The `local` model a foreign key references by its key, if any (found once per key). */
   private localParent(fk: ForeignKey): ModelInfo | undefined {
-    for (const m of this.models.values()) {
-      if (m.table === fk.table && m.keyMode === 'local' && fk.to[0] === m.keys[0]) return m
+    const ref = parentRef(fk)
+    if (!this.localParents.has(ref)) {
+      const m = [...this.models.values()].find(
+        (m) => m.table === fk.table && m.keyMode === 'local' && fk.to[0] === m.keys[0],
+      )
+      this.localParents.set(ref, m)
     }
-    return undefined
+    return this.localParents.get(ref)
   }
 
   private lookup(fk: ForeignKey): Database.Statement {

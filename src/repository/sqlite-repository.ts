@@ -152,7 +152,7 @@ function checkOptions(options: SqliteRepositoryOptions): SqliteRepositoryOptions
 
 /** Apply order and parent lookups of the models, from their foreign keys. */
 function relationPlan(writer: Database.Database, models: Map<string, ModelInfo>, device: string): RelationPlan {
-  const keys = new KeyMap(writer, device, models)
+  const keys = new KeyMap(writer, device)
   const ordered = parentsFirst([...models.values()])
   const referencedBy = new Map<string, { ref: string; columns: string[] }[]>()
   for (const m of ordered) {
@@ -202,7 +202,7 @@ class SqliteRepositoryImpl implements SqliteRepository {
   ) {
     this.modelInfo = relations.models
     this.w = new ModelStatements(writer, relations.keys)
-    this.r = new ModelStatements(reader, new KeyMap(reader, device, relations.models))
+    this.r = new ModelStatements(reader, new KeyMap(reader, device))
     this.parkedW = new ParkedStore(writer)
     this.parkedR = new ParkedStore(reader)
     this.tx = sqliteTx({

@@ -4,6 +4,7 @@
 // WITHOUT ROWID tables with text keys, NUMERIC/DECIMAL/BOOLEAN/DATETIME
 // columns, BLOBs, integers beyond 2^53, and a table without a primary key.
 import Database from 'better-sqlite3'
+import { mulberry32 } from '../../chaos/random.js'
 
 /**
  * A music store shaped like the Chinook sample database: INTEGER PRIMARY KEY
@@ -179,16 +180,7 @@ export function openAppDatabase(file: string, ddl?: string): Database.Database {
 }
 
 /** A small seeded PRNG (mulberry32): the same seed gives the same data on every run. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
+export const seededRandom = mulberry32
 
 const pick = <T>(rnd: () => number, xs: readonly T[]): T => xs[Math.floor(rnd() * xs.length)]!
 const int = (rnd: () => number, lo: number, hi: number) => lo + Math.floor(rnd() * (hi - lo + 1))
