@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs'
 import { join } from 'node:path'
-import { openMeshInstance } from '../src/instance/instance.js'
+import { openMeshInstance } from '../src/index.js'
 import { OWNER_FILE } from '../src/instance/owner.js'
 import { spawnFixture } from '../test/instance/helpers.js'
 import { type BenchContext, type BenchResult, type BenchSuite, summarise, withBaseline } from './harness.js'

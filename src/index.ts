@@ -64,6 +64,14 @@ export type { PeerLink, PeerPhase, PeerSnapshot } from './config/status-snapshot
 export type { DatabaseSchema, TableColumn, TableSchema } from './config/table-schema.js'
 // The builtin engine
 export { builtinEngine } from './engine/builtin-engine.js'
+export {
+  cleanupMeshDirs,
+  diagnose,
+  listMeshDirs,
+  type MeshInstance,
+  type OpenInstanceOptions,
+  openMeshInstance,
+} from './engine/default-instance.js'
 export type {
   ApplyRemoteOptions,
   ApplyRemoteResult,
@@ -91,30 +99,28 @@ export {
   StorageError,
   ValidationError,
 } from './errors.js'
-export {
-  type AnyEngine,
-  type CleanupOptions,
-  type CleanupReport,
-  cleanupMeshDirs,
-  type ListOptions as ListMeshDirsOptions,
-  listMeshDirs,
-  type MeshDirInfo,
+export type {
+  AnyEngine,
+  CleanupOptions,
+  CleanupReport,
+  ListOptions as ListMeshDirsOptions,
+  MeshDirInfo,
 } from './instance/dirs.js'
-export { type Diagnosis, diagnose } from './instance/doctor.js'
+export type { Diagnosis } from './instance/doctor.js'
 // The instance manager
-export { closeAllInstances, openMeshInstance } from './instance/instance.js'
+export { closeAllInstances } from './instance/instance.js'
 export type { LockMode, LockOptions } from './instance/lock.js'
-export type { MeshEngine, MigrationProgress } from './instance/mesh-engine.js'
+export type { MeshEngine, MigrationProgress, StoreDescription } from './instance/mesh-engine.js'
 export type { MigratedMarker } from './instance/migrated-marker.js'
 export type { OwnerRecord } from './instance/owner.js'
 export type {
   ClosableStore,
   DirectoryStrategy,
+  EngineInstance,
+  EngineInstanceOptions,
   InstanceEvents,
   InstanceHealth,
-  MeshInstance,
   MigrationReport,
-  OpenInstanceOptions,
 } from './instance/types.js'
 export type { Logger } from './logger.js'
 export { silentLogger } from './logger.js'

@@ -1,6 +1,7 @@
 import type { Command } from 'commander'
+import { cleanupMeshDirs, listMeshDirs, resolveBuiltinRoot } from '../engine/default-instance.js'
 import { ErrorCode, ValidationError } from '../errors.js'
-import { cleanupMeshDirs, listMeshDirs, type MeshDirInfo, resolveMeshRoot } from '../instance/dirs.js'
+import type { MeshDirInfo } from '../instance/dirs.js'
 import { ExitCode, formatBytes, makeOutput, type Output, reportError } from './output.js'
 
 const EXIT_CODES = `
@@ -56,7 +57,7 @@ export function registerDirsCommand(program: Command): void {
     .action((opts: { root: string; json?: boolean }) => {
       const output = makeOutput(opts.json === true)
       run(output, () => {
-        const root = resolveMeshRoot(opts.root)
+        const root = resolveBuiltinRoot(opts.root)
         const list = listMeshDirs(root)
         if (output.json) output.out(JSON.stringify({ root, dirs: list }, null, 2))
         else output.out(list.length === 0 ? 'no mesh directories' : list.map(row).join('\n'))
@@ -73,7 +74,7 @@ export function registerDirsCommand(program: Command): void {
     .action((opts: { root: string; json?: boolean }) => {
       const output = makeOutput(opts.json === true)
       run(output, () => {
-        const root = resolveMeshRoot(opts.root)
+        const root = resolveBuiltinRoot(opts.root)
         const list = listMeshDirs(root)
         const totalBytes = list.reduce((n, d) => n + d.sizeBytes, 0)
         if (output.json) {

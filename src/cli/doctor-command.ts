@@ -1,5 +1,5 @@
 import type { Command } from 'commander'
-import { diagnose } from '../instance/doctor.js'
+import { diagnose } from '../engine/default-instance.js'
 import { ExitCode, formatBytes, makeOutput, reportError } from './output.js'
 
 const EXIT_CODES = `

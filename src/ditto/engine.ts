@@ -1,7 +1,7 @@
 import { ErrorCode, hasCode } from '../errors.js'
-import { openMeshInstance } from '../instance/instance.js'
+import { openEngineInstance } from '../instance/instance.js'
 import type { MeshEngine } from '../instance/mesh-engine.js'
-import type { InstanceHealth, MeshInstance, OpenInstanceOptions } from '../instance/types.js'
+import type { EngineInstance, EngineInstanceOptions, InstanceHealth } from '../instance/types.js'
 import { isDittoDir, openDittoStore } from './open-store.js'
 import { checkDittoOptions, type DittoMeshOptions } from './options.js'
 import type { DittoMesh, DittoPresence } from './types.js'
@@ -12,7 +12,7 @@ export interface DittoInstanceHealth extends InstanceHealth {
 }
 
 /** A Ditto mesh opened through the instance manager; `health()` reports presence. */
-export interface DittoMeshInstance extends MeshInstance<DittoMesh> {
+export interface DittoMeshInstance extends EngineInstance<DittoMesh> {
   health(): Promise<DittoInstanceHealth>
 }
 
@@ -32,7 +32,7 @@ export function dittoEngine(options: Omit<DittoMeshOptions, 'signal'> = {}): Mes
 
 /** Options of {@link openDittoMesh}: the store's and the instance manager's. */
 export type OpenDittoMeshOptions = DittoMeshOptions &
-  Omit<OpenInstanceOptions<DittoMesh>, 'engine' | 'migrateFrom' | 'onMigrationProgress'>
+  Omit<EngineInstanceOptions<DittoMesh>, 'engine' | 'migrateFrom' | 'onMigrationProgress'>
 
 /**
  * Opens (or joins) the Ditto mesh of a directory through the instance
@@ -54,7 +54,7 @@ export async function openDittoMesh(options: OpenDittoMeshOptions): Promise<Ditt
   checkDittoOptions(options)
   const { dir, strategy, onLocked, lockTimeoutMs, lock, cleanup, healthIntervalMs, handleSignals, signal, logger } =
     options
-  const instance = await openMeshInstance<DittoMesh>({
+  const instance = await openEngineInstance<DittoMesh>({
     dir,
     engine: {
       ...dittoEngine(),
@@ -81,7 +81,7 @@ export async function openDittoMesh(options: OpenDittoMeshOptions): Promise<Ditt
 }
 
 /** The same handle, its `health()` adding the store's presence (sync running, license, peers). */
-function withPresence(instance: MeshInstance<DittoMesh>): DittoMeshInstance {
+function withPresence(instance: EngineInstance<DittoMesh>): DittoMeshInstance {
   const health = async (): Promise<DittoInstanceHealth> => {
     const h: DittoInstanceHealth = await instance.health()
     if (!h.storeOpen) return h

@@ -1,6 +1,5 @@
 import { existsSync, readdirSync, realpathSync, rmSync, statSync } from 'node:fs'
 import { basename, dirname, join, resolve } from 'node:path'
-import { builtinEngine } from '../engine/builtin-engine.js'
 import { ErrorCode, type MeshmirrorError, StorageError, ValidationError } from '../errors.js'
 import { dirStats } from './dir-size.js'
 import { directoryUnusable } from './fs-errors.js'
@@ -13,6 +12,9 @@ import { isAlive, OWNER_FILE, type OwnerRecord, readOwner } from './owner.js'
 
 /** An engine of any store kind: listing and cleaning directories only opens and closes stores. */
 export type AnyEngine = MeshEngine<{ close(): Promise<void> }>
+
+/** Options with the engine named: the instance manager has no default engine of its own. */
+export type WithEngine<T extends { engine?: AnyEngine }> = T & { engine: AnyEngine }
 
 /** One mesh directory under a root. */
 export interface MeshDirInfo {
@@ -29,7 +31,7 @@ export interface MeshDirInfo {
 }
 
 export interface ListOptions {
-  /** Whose directories to recognise. Default: the builtin engine. */
+  /** Whose directories to recognise. Default (through the package entry): the builtin engine. */
   engine?: AnyEngine
   lock?: LockOptions
   /** Only directories whose name matches. */
@@ -41,9 +43,9 @@ export interface ListOptions {
  * engine, or a meshmirror lock), sorted by name. Reads only: probing a lock
  * writes nothing, so listing does not change any directory's last use.
  */
-export function listMeshDirs(rootInput: string, options: ListOptions = {}): MeshDirInfo[] {
-  const root = resolveMeshRoot(rootInput, options.engine)
-  const engine = options.engine ?? builtinEngine()
+export function listEngineDirs(rootInput: string, options: WithEngine<ListOptions>): MeshDirInfo[] {
+  const engine = options.engine
+  const root = resolveMeshRoot(rootInput, engine)
   let entries: import('node:fs').Dirent[]
   try {
     entries = readdirSync(root, { withFileTypes: true })
@@ -61,7 +63,7 @@ export function listMeshDirs(rootInput: string, options: ListOptions = {}): Mesh
 }
 
 /** True when `dir` holds a store of `engine` or a meshmirror lock. */
-export function isMeshDir(dir: string, engine: AnyEngine = builtinEngine()): boolean {
+export function isMeshDir(dir: string, engine: AnyEngine): boolean {
   return engine.isMeshDir(dir) || existsSync(join(dir, LOCK_FILE)) || existsSync(join(dir, OWNER_FILE))
 }
 
@@ -119,12 +121,12 @@ export interface CleanupReport {
  * is removed, so a process opening it at that moment waits and then finds it
  * gone instead of losing writes.
  */
-export function cleanupMeshDirs(rootInput: string, options: CleanupOptions = {}): CleanupReport {
+export function cleanupEngineDirs(rootInput: string, options: WithEngine<CleanupOptions>): CleanupReport {
   const olderThanMs = options.olderThanMs ?? 24 * 3600 * 1000
   if (!(olderThanMs >= 0)) {
     throw new ValidationError(ErrorCode.INVALID_OPTIONS, 'cleanupMeshDirs: olderThanMs must be a number >= 0.')
   }
-  const list = listMeshDirs(rootInput, options)
+  const list = listEngineDirs(rootInput, options)
   const root = resolveMeshRoot(rootInput, options.engine)
   const now = options.now ?? Date.now()
   const keep = new Set((options.keep ?? []).map((k) => (existsSync(k) ? realpathSync(k) : resolve(k))))
@@ -185,7 +187,7 @@ function removeLocked(dir: string, lockOptions?: LockOptions): 'in-use' | Meshmi
  * `DIRECTORY_UNUSABLE` when it is missing, a file or unreadable, and
  * `INVALID_OPTIONS` when it is itself a mesh directory.
  */
-export function resolveMeshRoot(rootInput: string, engine?: AnyEngine): string {
+export function resolveMeshRoot(rootInput: string, engine: AnyEngine): string {
   if (typeof rootInput !== 'string' || rootInput.length === 0) {
     throw new ValidationError(ErrorCode.INVALID_OPTIONS, 'The root must be a non-empty path.')
   }

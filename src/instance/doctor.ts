@@ -1,9 +1,7 @@
-import { existsSync, statSync } from 'node:fs'
-import { join, resolve } from 'node:path'
-import Database from 'better-sqlite3'
-import { SCHEMA_VERSION, STORE_FILE } from '../engine/database.js'
+import { statSync } from 'node:fs'
+import { resolve } from 'node:path'
 import { ErrorCode, StorageError } from '../errors.js'
-import { describeDir, isMeshDir, type MeshDirInfo } from './dirs.js'
+import { type AnyEngine, describeDir, isMeshDir, type MeshDirInfo } from './dirs.js'
 import { directoryUnusable } from './fs-errors.js'
 import { effectiveMode, type LockOptions } from './lock.js'
 
@@ -32,11 +30,11 @@ export interface Diagnosis {
 }
 
 /**
- * Examines a mesh directory without changing it. Throws `DIRECTORY_UNUSABLE`
- * when it does not exist, is a file or cannot be read, and
- * `STORE_INCOMPATIBLE` when it holds no meshmirror store.
+ * Examines a mesh directory of `engine` without changing it. Throws
+ * `DIRECTORY_UNUSABLE` when it does not exist, is a file or cannot be read,
+ * and `STORE_INCOMPATIBLE` when it holds no meshmirror store.
  */
-export function diagnose(dirInput: string, lockOptions?: LockOptions): Diagnosis {
+export function diagnoseDir(dirInput: string, engine: AnyEngine, lockOptions?: LockOptions): Diagnosis {
   const dir = resolve(dirInput)
   try {
     if (!statSync(dir).isDirectory()) {
@@ -47,7 +45,7 @@ export function diagnose(dirInput: string, lockOptions?: LockOptions): Diagnosis
   } catch (error) {
     throw directoryUnusable(dir, 'examine', error)
   }
-  if (!isMeshDir(dir)) {
+  if (!isMeshDir(dir, engine)) {
     throw new StorageError(
       ErrorCode.STORE_INCOMPATIBLE,
       `${dir} holds no meshmirror store (opening it would create a new, empty one). Check the path.`,
@@ -84,40 +82,23 @@ export function diagnose(dirInput: string, lockOptions?: LockOptions): Diagnosis
   if (d.lockMode === 'heartbeat') {
     d.findings.push('On a network or FUSE file system: the lock is a heartbeat, taken over once stale.')
   }
-  readStore(info.dir, d)
+  readStore(info.dir, engine, d)
   if (info.migrated) d.findings.push(`Its documents were merged into ${info.migrated.into} on ${info.migrated.at}.`)
   return d
 }
 
-function readStore(dir: string, d: Diagnosis): void {
-  const file = join(dir, STORE_FILE)
-  if (!existsSync(file)) {
+function readStore(dir: string, engine: AnyEngine, d: Diagnosis): void {
+  const store = engine.describeStore?.(dir)
+  if (!store) return
+  if (store.empty) {
     d.findings.push('No store file yet (the directory was locked but never written).')
     return
   }
-  let db: Database.Database | undefined
-  try {
-    db = new Database(file, { readonly: true, fileMustExist: true })
-    const meta = new Map(
-      (db.prepare('SELECT key, value FROM store_meta').all() as { key: string; value: string }[]).map((r) => [
-        r.key,
-        r.value,
-      ]),
-    )
-    const version = meta.get('schema_version')
-    if (version !== undefined) d.storeVersion = version
-    const site = meta.get('site_id')
-    if (site !== undefined) d.siteId = site
-    if (Number(version) !== SCHEMA_VERSION) {
-      d.ok = false
-      d.status = 'unreadable'
-      d.findings.push(`Store format ${version ?? 'unknown'}; this meshmirror reads format ${SCHEMA_VERSION}.`)
-    }
-  } catch (error) {
+  if (store.version !== undefined) d.storeVersion = store.version
+  if (store.siteId !== undefined) d.siteId = store.siteId
+  if (store.problem !== undefined) {
     d.ok = false
     d.status = 'unreadable'
-    d.findings.push(`The store file cannot be read: ${(error as Error).message}.`)
-  } finally {
-    db?.close()
+    d.findings.push(store.problem)
   }
 }

@@ -1,7 +1,5 @@
 import { existsSync, mkdirSync, realpathSync, statSync } from 'node:fs'
 import { basename, dirname, join, resolve } from 'node:path'
-import { builtinEngine } from '../engine/builtin-engine.js'
-import type { BuiltinMesh } from '../engine/types.js'
 import { ErrorCode, hasCode, type LockHeldError, StorageError, ValidationError } from '../errors.js'
 import { silentLogger } from '../logger.js'
 import { directoryUnusable } from './fs-errors.js'
@@ -10,20 +8,22 @@ import { resolveSources } from './migrate-sources.js'
 import { closeAllInstances, instanceKey, joinInstance, trackInstance } from './open-instances.js'
 import { type Placement, SharedInstance } from './shared-instance.js'
 import { installSignalHandlers } from './shutdown.js'
-import type { ClosableStore, MeshInstance, OpenInstanceOptions } from './types.js'
+import type { ClosableStore, EngineInstance, EngineInstanceOptions } from './types.js'
 import { uniqueDirName } from './unique-dir.js'
 
 export { closeAllInstances } from './open-instances.js'
 
 /**
- * Opens (or joins) the instance for a directory. Later opens of an instance
- * already open in this process join it and their other options are ignored.
+ * Opens (or joins) the instance of `options.engine` for a directory. Later
+ * opens of an instance already open in this process join it and their other
+ * options are ignored. The package entry's `openMeshInstance` calls this
+ * with the builtin engine when none is given.
  */
-export async function openMeshInstance<S extends ClosableStore = BuiltinMesh>(
-  options: OpenInstanceOptions<S>,
-): Promise<MeshInstance<S>> {
+export async function openEngineInstance<S extends ClosableStore>(
+  options: EngineInstanceOptions<S> & { engine: MeshEngine<S> },
+): Promise<EngineInstance<S>> {
   const opts = checkOptions(options)
-  const engine = (opts.engine ?? builtinEngine()) as MeshEngine<S>
+  const engine = opts.engine
   const logger = opts.logger ?? silentLogger
   // Checked before anything is created or locked.
   const sources = opts.migrateFrom === undefined ? undefined : resolveSources(opts.migrateFrom, opts.dir, engine)
@@ -54,10 +54,10 @@ export async function openMeshInstance<S extends ClosableStore = BuiltinMesh>(
 
 async function openUnique<S extends ClosableStore>(
   engine: MeshEngine<S>,
-  opts: OpenInstanceOptions<S>,
+  opts: EngineInstanceOptions<S>,
   sources: readonly string[] | undefined,
   fallback: string | undefined,
-): Promise<MeshInstance<S>> {
+): Promise<EngineInstance<S>> {
   const base = resolve(opts.dir)
   const parent = realDir(dirname(base))
   const dir = join(parent, uniqueDirName(basename(base)))
@@ -94,7 +94,9 @@ export function realDir(dir: string): string {
   }
 }
 
-function checkOptions<S extends ClosableStore>(options: OpenInstanceOptions<S>): OpenInstanceOptions<S> {
+function checkOptions<S extends ClosableStore>(
+  options: EngineInstanceOptions<S> & { engine: MeshEngine<S> },
+): EngineInstanceOptions<S> & { engine: MeshEngine<S> } {
   const bad = (what: string) => new ValidationError(ErrorCode.INVALID_OPTIONS, `openMeshInstance: ${what}.`)
   if (typeof options !== 'object' || options === null) throw bad('options must be an object with a dir')
   const o = options
@@ -109,11 +111,9 @@ function checkOptions<S extends ClosableStore>(options: OpenInstanceOptions<S>):
   if (o.healthIntervalMs !== undefined && !(o.healthIntervalMs >= 0)) {
     throw bad('healthIntervalMs must be a number >= 0')
   }
-  if (o.engine !== undefined) {
-    const e = o.engine
-    if (typeof e?.name !== 'string' || typeof e.open !== 'function' || typeof e.isMeshDir !== 'function') {
-      throw bad('engine must have a name, open(dir) and isMeshDir(dir)')
-    }
+  const e = o.engine
+  if (typeof e?.name !== 'string' || typeof e.open !== 'function' || typeof e.isMeshDir !== 'function') {
+    throw bad('engine must have a name, open(dir) and isMeshDir(dir)')
   }
   const lock = o.lock
   if (lock !== undefined) {

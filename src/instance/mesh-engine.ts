@@ -6,6 +6,18 @@ export interface MigrationProgress {
   documents: number
 }
 
+/** An engine's account of the store in one directory, for `diagnose`. */
+export interface StoreDescription {
+  /** True when the directory holds no store yet (locked, never written). */
+  empty?: boolean
+  /** The store's on-disk format version, when readable. */
+  version?: string
+  /** The store's site id, when readable. */
+  siteId?: string
+  /** Why this meshmirror cannot read the store (damaged, or another format); absent when it can. */
+  problem?: string
+}
+
 /**
  * What the instance manager needs from a store implementation: how to open
  * it in a directory it has locked, how to recognise its directories, and
@@ -29,6 +41,12 @@ export interface MeshEngine<S extends { close(): Promise<void> }> {
   open(dir: string, context: { logger: Logger }): Promise<S>
   /** True when `dir` holds this engine's data. */
   isMeshDir(dir: string): boolean
+  /**
+   * What `diagnose` (and `meshmirror doctor`) reports of the store in `dir`,
+   * read without changing it. Engines without it are described by their
+   * lock and owner only.
+   */
+  describeStore?(dir: string): StoreDescription
   /**
    * Merges the documents of `sourceDir` (locked by the caller) into `target`.
    * Must be idempotent and resumable after a crash.

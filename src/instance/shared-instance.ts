@@ -2,7 +2,7 @@ import { basename, dirname } from 'node:path'
 import { type Logger, silentLogger } from '../logger.js'
 import { Emitter } from '../util/emitter.js'
 import { dirSize } from './dir-size.js'
-import { type CleanupReport, cleanupMeshDirs } from './dirs.js'
+import { type CleanupReport, cleanupEngineDirs } from './dirs.js'
 import { DirectoryLock } from './lock.js'
 import type { MeshEngine } from './mesh-engine.js'
 import { migrateSources } from './migrate-sources.js'
@@ -11,11 +11,11 @@ import { readOwner } from './owner.js'
 import type {
   ClosableStore,
   DirectoryStrategy,
+  EngineInstance,
+  EngineInstanceOptions,
   InstanceEvents,
   InstanceHealth,
-  MeshInstance,
   MigrationReport,
-  OpenInstanceOptions,
 } from './types.js'
 import { uniqueNamePattern } from './unique-dir.js'
 
@@ -75,7 +75,7 @@ export class SharedInstance<S extends ClosableStore> implements TrackedInstance 
   static async open<S extends ClosableStore>(
     engine: MeshEngine<S>,
     place: Placement,
-    opts: OpenInstanceOptions<S>,
+    opts: EngineInstanceOptions<S>,
     sources: readonly string[] | undefined,
   ): Promise<SharedInstance<S>> {
     const logger = opts.logger ?? silentLogger
@@ -122,7 +122,7 @@ export class SharedInstance<S extends ClosableStore> implements TrackedInstance 
     }
   }
 
-  handle(): MeshInstance<S> {
+  handle(): EngineInstance<S> {
     this.refs++
     let released = false
     const self = this
@@ -200,12 +200,12 @@ export class SharedInstance<S extends ClosableStore> implements TrackedInstance 
     this.events.emit('error', { dir: this.dir, message })
   }
 
-  private runCleanup(opts: OpenInstanceOptions<S>): void {
+  private runCleanup(opts: EngineInstanceOptions<S>): void {
     const c = opts.cleanup === true ? {} : opts.cleanup || {}
     const failedSources = this.migration?.failed.map((f) => f.source) ?? []
     try {
       // Only the per-run siblings of this directory: the parent may hold other applications' directories.
-      this.cleanup = cleanupMeshDirs(dirname(this.place.named), {
+      this.cleanup = cleanupEngineDirs(dirname(this.place.named), {
         ...c,
         names: uniqueNamePattern(basename(this.place.named)),
         keep: [this.dir, ...failedSources],

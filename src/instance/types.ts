@@ -3,7 +3,6 @@
  * use them, so the store sharing, the migration and the entry points can
  * all name them without importing one another.
  */
-import type { BuiltinMesh } from '../engine/types.js'
 import type { Logger } from '../logger.js'
 import type { CleanupReport } from './dirs.js'
 import type { LockOptions } from './lock.js'
@@ -25,7 +24,11 @@ export type ClosableStore = { close(): Promise<void> }
 /** `shared`: one directory whose data persists. `unique`: a fresh directory per run. */
 export type DirectoryStrategy = 'shared' | 'unique'
 
-export interface OpenInstanceOptions<S extends ClosableStore = BuiltinMesh> {
+/**
+ * Options of an instance of any engine's store; the package entry's
+ * `OpenInstanceOptions` is this with the builtin mesh as the default store.
+ */
+export interface EngineInstanceOptions<S extends ClosableStore = ClosableStore> {
   /**
    * The persistence directory, created if missing and resolved to its
    * absolute real path (relative paths against the current directory). With
@@ -33,7 +36,7 @@ export interface OpenInstanceOptions<S extends ClosableStore = BuiltinMesh> {
    * directories (`<dir>_<date>_<time>_<pid>_<random>`).
    */
   dir: string
-  /** The store implementation. Default: the builtin engine. */
+  /** The store implementation. Default (through the package entry): the builtin engine. */
   engine?: MeshEngine<S>
   /** Default `shared`. */
   strategy?: DirectoryStrategy
@@ -110,7 +113,9 @@ export interface InstanceEvents {
  * A store opened for real use: it owns its directory's lock and reports its
  * health. Opening the same directory again in the same process (hot reload,
  * double initialisation) returns another handle on the same instance; the
- * last `close()` closes the store and releases the lock.
+ * last `close()` closes the store and releases the lock. Generic over the
+ * engine's store; the package entry's `MeshInstance` is this with the
+ * builtin mesh as the default store.
  *
  * @example
  * ```ts
@@ -119,7 +124,7 @@ export interface InstanceEvents {
  * console.log(await pos.health())
  * ```
  */
-export interface MeshInstance<S extends ClosableStore = BuiltinMesh> extends AsyncDisposable {
+export interface EngineInstance<S extends ClosableStore = ClosableStore> extends AsyncDisposable {
   /** Absolute real path of the directory in use. */
   readonly dir: string
   readonly store: S

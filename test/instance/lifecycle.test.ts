@@ -1,7 +1,7 @@
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
-import { openMeshInstance } from '../../src/instance/instance.js'
+import { openMeshInstance } from '../../src/index.js'
 import type { MeshEngine } from '../../src/instance/mesh-engine.js'
 import { readOwner } from '../../src/instance/owner.js'
 import type { InstanceHealth } from '../../src/instance/types.js'

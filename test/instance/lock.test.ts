@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest'
 import { LockHeldError } from '../../src/errors.js'
-import { openMeshInstance } from '../../src/instance/instance.js'
+import { openMeshInstance } from '../../src/index.js'
 import { readOwner } from '../../src/instance/owner.js'
 import { silentLogger } from '../../src/logger.js'
 import { type Child, HOLDER, removeTempRoots, spawnFixture, tempRoot } from './helpers.js'

@@ -3,7 +3,7 @@ import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
 import { openBuiltinStore } from '../../src/engine/open-builtin-store.js'
 import type { BuiltinMesh } from '../../src/engine/types.js'
-import { openMeshInstance } from '../../src/instance/instance.js'
+import { openMeshInstance } from '../../src/index.js'
 import { MIGRATED_FILE, readMigrated } from '../../src/instance/migrated-marker.js'
 import { HOLDER, removeTempRoots, spawnFixture, tempRoot } from './helpers.js'
 

@@ -1,6 +1,6 @@
 import { symlinkSync } from 'node:fs'
 import { afterEach, describe, expect, it, vi } from 'vitest'
-import { openMeshInstance } from '../../src/instance/instance.js'
+import { openMeshInstance } from '../../src/index.js'
 import { silentLogger } from '../../src/logger.js'
 import { type Child, removeTempRoots, spawnFixture, tempRoot } from './helpers.js'
 
@@ -33,7 +33,7 @@ describe('the same directory opened twice in one process', () => {
     const dir = `${tempRoot()}/pos`
     const first = await openMeshInstance({ dir })
     vi.resetModules()
-    const reloaded = (await import('../../src/instance/instance.js')) as typeof import('../../src/instance/instance.js')
+    const reloaded = (await import('../../src/index.js')) as typeof import('../../src/index.js')
     expect(reloaded.openMeshInstance).not.toBe(openMeshInstance)
     const second = await reloaded.openMeshInstance({ dir, onLocked: 'fail' })
     expect(second.store).toBe(first.store)
