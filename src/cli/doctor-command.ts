@@ -1,5 +1,5 @@
 import type { Command } from 'commander'
-import { diagnose } from '../engine/default-instance.js'
+import { diagnoseMeshDir } from '../config/mesh-backend.js'
 import { ExitCode, formatBytes, makeOutput, reportError } from './output.js'
 
 const EXIT_CODES = `
@@ -20,7 +20,7 @@ export function registerDoctorCommand(program: Command): void {
     .action((opts: { dir: string; json?: boolean }) => {
       const output = makeOutput(opts.json === true)
       try {
-        const d = diagnose(opts.dir)
+        const d = diagnoseMeshDir(opts.dir)
         if (output.json) output.out(JSON.stringify(d, null, 2))
         else {
           const owner = d.info.owner

@@ -13,6 +13,7 @@ Examples:
   $ meshmirror init --database ./pos.db
   $ meshmirror init --database ./pos.db --out ./till-2.config.json --port 4041 --peer ws://10.0.0.12:4040
   $ meshmirror init --database ./pos.db --force          # replace an existing config
+  $ meshmirror init --database ./pos.db --backend ditto  # mirror into a Ditto mesh instead
 
 Every table with a declared primary key (one column or several) is listed;
 tables without one, and virtual tables, are reported with the reason and
@@ -20,7 +21,10 @@ left out. A table keyed by one INTEGER column gets an explicit "keys"
 choice, printed with why ("local": every device creates rows; "global":
 a key is the same row everywhere). Review the file (keys, scope, counters,
 exclude), share meshId and secret with the other devices, then run
-\`meshmirror peer --config <file>\`.
+\`meshmirror peer --config <file>\`. With --backend ditto the config has
+no secret, port or peers: Ditto syncs through its own transports
+(mesh.ditto.transports) once a licence token is set in the environment
+(DITTO_LICENSE_TOKEN).
 
 Exit codes:
   0  the config was written
@@ -50,7 +54,7 @@ function integerKeyChoice(rows: number): { keys: 'local'; reason: string } {
 export function starterConfig(
   databaseFile: string,
   configFile: string,
-  options: { port?: number; peers?: string[] } = {},
+  options: { port?: number; peers?: string[]; backend?: 'builtin' | 'ditto' } = {},
 ): StarterConfig {
   const schema = readDatabaseSchema(databaseFile, 'init', '--database')
   const tables: TableMapping[] = []
@@ -77,19 +81,31 @@ export function starterConfig(
     return r.startsWith('.') || r.startsWith('/') ? r : `./${r}`
   }
   const name = basename(databaseFile, extname(databaseFile))
-  return {
-    config: {
-      database: rel(resolve(databaseFile)),
-      mesh: { dir: rel(resolve(dirname(resolve(databaseFile)), `${name}-mesh`)), strategy: 'shared' },
-      meshId: `${name.replace(/[^A-Za-z0-9_.:-]/g, '-')}-${randomBytes(3).toString('hex')}`,
-      secret: randomBytes(18).toString('base64url'),
-      listen: { host: '0.0.0.0', port: options.port ?? 4040 },
-      peers: options.peers ?? [],
-      tables,
-    },
-    skipped,
-    keys: keyModes,
-  }
+  const meshDir = (suffix: string) => rel(resolve(dirname(resolve(databaseFile)), `${name}-${suffix}`))
+  const meshId = `${name.replace(/[^A-Za-z0-9_.:-]/g, '-')}-${randomBytes(3).toString('hex')}`
+  const config: MeshmirrorConfig =
+    options.backend === 'ditto'
+      ? {
+          database: rel(resolve(databaseFile)),
+          mesh: {
+            dir: meshDir('ditto'),
+            strategy: 'shared',
+            backend: 'ditto',
+            ditto: { licenseToken: '$DITTO_LICENSE_TOKEN', transports: { lan: true } },
+          },
+          meshId,
+          tables,
+        }
+      : {
+          database: rel(resolve(databaseFile)),
+          mesh: { dir: meshDir('mesh'), strategy: 'shared' },
+          meshId,
+          secret: randomBytes(18).toString('base64url'),
+          listen: { host: '0.0.0.0', port: options.port ?? 4040 },
+          peers: options.peers ?? [],
+          tables,
+        }
+  return { config, skipped, keys: keyModes }
 }
 
 /** `meshmirror init --database F [--out F] [--force]`. */
@@ -99,13 +115,22 @@ export function registerInitCommand(program: Command): void {
     .description('write a starter config for an existing SQLite database, listing its tables')
     .requiredOption('--database <file>', 'the application’s SQLite database')
     .option('-o, --out <file>', 'where to write the config', 'meshmirror.config.json')
-    .option('--port <n>', 'the port to listen on', (v) => Number(v), 4040)
-    .option('--peer <url...>', 'peers to dial (ws://host:port)')
+    .option('--backend <name>', 'the mesh store: builtin or ditto', 'builtin')
+    .option('--port <n>', 'the port to listen on (builtin; default 4040)', (v) => Number(v))
+    .option('--peer <url...>', 'peers to dial (builtin; ws://host:port)')
     .option('--force', 'replace an existing config file')
     .option('--json', 'print the result as one JSON document')
     .addHelpText('after', HELP)
     .action(
-      (opts: { database: string; out: string; port: number; peer?: string[]; force?: boolean; json?: boolean }) => {
+      (opts: {
+        database: string
+        out: string
+        backend: string
+        port?: number
+        peer?: string[]
+        force?: boolean
+        json?: boolean
+      }) => {
         const output = makeOutput(opts.json === true)
         try {
           const out = resolve(opts.out)
@@ -116,11 +141,23 @@ export function registerInitCommand(program: Command): void {
               'already exists; pass --force to replace it, or --out to write elsewhere.',
             )
           }
-          if (!Number.isInteger(opts.port) || opts.port < 0 || opts.port > 65535) {
+          const backend = opts.backend
+          if (backend !== 'builtin' && backend !== 'ditto') {
+            throw configError('init', '--backend', `expected builtin or ditto, got ${JSON.stringify(backend)}`)
+          }
+          if (backend === 'ditto' && (opts.port !== undefined || opts.peer !== undefined)) {
+            throw configError(
+              'init',
+              opts.port !== undefined ? '--port' : '--peer',
+              'configures the builtin engine’s links; a Ditto mesh syncs through mesh.ditto.transports',
+            )
+          }
+          if (opts.port !== undefined && (!Number.isInteger(opts.port) || opts.port < 0 || opts.port > 65535)) {
             throw configError('init', '--port', `expected a port 0-65535, got ${String(opts.port)}`)
           }
           const { config, skipped, keys } = starterConfig(resolve(opts.database), out, {
-            port: opts.port,
+            backend,
+            ...(opts.port === undefined ? {} : { port: opts.port }),
             ...(opts.peer ? { peers: opts.peer } : {}),
           })
           writeFileSync(out, `${JSON.stringify(config, null, 2)}\n`)
@@ -131,6 +168,11 @@ export function registerInitCommand(program: Command): void {
             )
             for (const k of keys) output.out(`  ${k.table}: keys "${k.keys}": ${k.reason}`)
             for (const s of skipped) output.out(`  left out ${s.table}: ${s.reason}`)
+            if (backend === 'ditto' && !process.env.DITTO_LICENSE_TOKEN) {
+              output.out(
+                '  no DITTO_LICENSE_TOKEN in the environment: the peer mirrors into the local Ditto store; sync with other devices starts once one is set',
+              )
+            }
             output.out(`next: review it, then \`meshmirror peer --config ${relative(process.cwd(), out) || out}\``)
           }
         } catch (error) {

@@ -59,7 +59,8 @@ async function run(configFile: string, output: Output): Promise<number> {
   let detach: (() => void) | undefined
   if (output.json) attachJson(peer)
   else {
-    output.out(`meshmirror: ${config.database} ⇄ mesh ${peer.meshDir} (site ${peer.siteId})`)
+    const mesh = config.mesh.backend === 'ditto' ? 'Ditto mesh' : 'mesh'
+    output.out(`meshmirror: ${config.database} ⇄ ${mesh} ${peer.meshDir} (site ${peer.siteId})`)
     output.out(`mirroring ${peer.models.adapters.map((a) => a.collection).join(', ')}; Ctrl-C stops`)
     detach = attachDisplay(peer, process.stdout)
   }

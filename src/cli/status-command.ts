@@ -1,10 +1,10 @@
 import { existsSync } from 'node:fs'
 import { join } from 'node:path'
 import type { Command } from 'commander'
+import { diagnoseMeshDir } from '../config/mesh-backend.js'
 import { type PeerSnapshot, readSnapshot } from '../config/status-snapshot.js'
 import { readStoreConflicts } from '../engine/conflict-log.js'
 import { STORE_FILE } from '../engine/database.js'
-import { diagnose } from '../engine/default-instance.js'
 import type { Diagnosis } from '../instance/doctor.js'
 import { ExitCode, makeOutput, reportError } from './output.js'
 import { statusLine } from './peer-display.js'
@@ -38,10 +38,10 @@ export interface StatusReport {
 
 /** Reads a mesh directory's state from outside: its lock and owner, and the snapshot its peer keeps. */
 export function readStatus(dir: string): StatusReport {
-  const d = diagnose(dir)
+  const d = diagnoseMeshDir(dir)
   const snapshot = readSnapshot(d.dir)
   const owner = d.info.owner
-  const held = d.info.lock !== 'free'
+  const held = d.info.lock !== 'free' || d.status === 'held'
   let state: StatusReport['state']
   if (held) state = snapshot && snapshot.pid === owner?.pid && snapshot.phase !== 'stopped' ? 'running' : 'held'
   else if (!snapshot) state = 'never-ran'

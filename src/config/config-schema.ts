@@ -62,6 +62,44 @@ export const settingsSchema = z.strictObject({
   pollIntervalMs: nonNegative.optional(),
 })
 
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
+
+/** The Ditto SDK as the mesh (`mesh.backend: "ditto"`): the options of `openDittoMesh` a config can set. */
+export const dittoMeshSchema = z.strictObject({
+  /** Ditto database id (a UUID); peers sync only within one. Default: Ditto's default id. */
+  databaseId: z.string().regex(UUID, 'expected a UUID').optional(),
+  /**
+   * Offline licence token; `$ENV_NAME` reads it from the environment.
+   * Default: env `DITTO_LICENSE_TOKEN`. Without one the store works locally
+   * and sync does not start.
+   */
+  licenseToken: z.string().min(1).optional(),
+  /** Shared key (a base64 private key) that authenticates and encrypts small-peer connections; `$ENV_NAME` reads it. */
+  sharedKey: z.string().min(1).optional(),
+  transports: z
+    .strictObject({
+      lan: z.boolean().optional(),
+      bluetooth: z.boolean().optional(),
+      tcpListen: z
+        .strictObject({ interfaceIP: z.string().min(1).optional(), port: z.int().min(0).max(65535) })
+        .optional(),
+      tcpConnect: z.array(z.string().regex(/^\S+:\d+$/, 'expected host:port')).optional(),
+      websocketConnect: z.array(z.string().regex(/^wss?:\/\/\S+$/, 'expected a ws:// or wss:// URL')).optional(),
+    })
+    .optional(),
+  /** Start sync when a licence token is present. Default true. */
+  sync: z.boolean().optional(),
+  /** `delete` (default): removals sync as tombstones. `evict`: local removal only. */
+  removeWith: z.enum(['delete', 'evict']).optional(),
+  /** Ditto's console log level. Default `off`. */
+  logLevel: z.enum(['off', 'Error', 'Warning', 'Info', 'Debug', 'Verbose']).optional(),
+  /** Ditto's debug log files in the directory. Default true (Ditto's default). */
+  diskLogs: z.boolean().optional(),
+})
+
+/** Keys that configure the builtin engine's replication, which a Ditto mesh does not use. */
+const BUILTIN_ONLY = ['secret', 'listen', 'peers', 'discovery', 'reconnect'] as const
+
 export const configSchema = z
   .strictObject({
     /** The application's SQLite database. It must exist: meshmirror mirrors it, never creates it. */
@@ -69,6 +107,10 @@ export const configSchema = z
     mesh: z.strictObject({
       /** The mesh persistence directory (created when missing). */
       dir: z.string().min(1),
+      /** The mesh store: `builtin` (default; replicated by meshmirror) or `ditto` (the Ditto SDK, synced by Ditto). */
+      backend: z.enum(['builtin', 'ditto']).optional(),
+      /** Options of the Ditto mesh, with `backend: "ditto"`. */
+      ditto: dittoMeshSchema.optional(),
       strategy: z.enum(['shared', 'unique']).optional(),
       /** When another process holds the directory. Default `fail`. */
       onLocked: z.enum(['fail', 'wait']).optional(),
@@ -76,8 +118,12 @@ export const configSchema = z
     }),
     /** Which mesh this is: peers of another mesh are refused. */
     meshId: z.string().regex(/^[A-Za-z0-9_.:-]{1,128}$/, 'expected 1-128 characters from [A-Za-z0-9_.:-]'),
-    /** Shared secret of the mesh (at least 8 characters). `$ENV_NAME` reads it from the environment. */
-    secret: z.string().min(8, 'expected a string of at least 8 characters'),
+    /**
+     * Shared secret of the mesh (at least 8 characters). `$ENV_NAME` reads it
+     * from the environment. Required with the builtin engine; a Ditto mesh
+     * authenticates with Ditto's own identity instead.
+     */
+    secret: z.string().min(8, 'expected a string of at least 8 characters').optional(),
     listen: z.strictObject({ host: z.string().min(1), port: z.int().min(0).max(65535) }).optional(),
     peers: z.array(z.string().regex(/^wss?:\/\/\S+$/, 'expected a ws:// or wss:// URL')).optional(),
     discovery: z.boolean().optional(),
@@ -94,6 +140,33 @@ export const configSchema = z
   .refine((c) => (c.tables?.length ?? 0) > 0 || c.adapters !== undefined, {
     message: 'expected "tables" (a list of table mappings) or "adapters" (a module path): nothing to mirror',
     path: ['tables'],
+  })
+  .superRefine((c, ctx) => {
+    const ditto = c.mesh.backend === 'ditto'
+    if (!ditto && c.secret === undefined) {
+      ctx.addIssue({ code: 'custom', path: ['secret'], message: 'missing: expected string' })
+    }
+    if (!ditto && c.mesh.ditto !== undefined) {
+      ctx.addIssue({ code: 'custom', path: ['mesh', 'ditto'], message: 'applies only with "backend": "ditto"' })
+    }
+    if (!ditto) return
+    c.tables?.forEach((t, i) => {
+      if (t.recordConflicts !== true) return
+      ctx.addIssue({
+        code: 'custom',
+        path: ['tables', i, 'recordConflicts'],
+        message: 'not available with "backend": "ditto": Ditto merges without keeping the versions that lost',
+      })
+    })
+    for (const key of BUILTIN_ONLY) {
+      if (c[key] === undefined) continue
+      ctx.addIssue({
+        code: 'custom',
+        path: [key],
+        message:
+          'not used with "backend": "ditto": Ditto syncs through its own transports and identity (set mesh.ditto.transports, mesh.ditto.sharedKey)',
+      })
+    }
   })
 
 /** A meshmirror config file, as written. */

@@ -85,3 +85,52 @@ describe('config', () => {
     await expect(loadConfig(join(dir, 'none.json'))).rejects.toThrow(/none\.json: no such file/)
   })
 })
+
+describe('config with the Ditto backend', () => {
+  const { secret: _secret, ...withoutSecret } = minimal
+  const ditto = { ...withoutSecret, mesh: { dir: './pos-ditto', backend: 'ditto' } }
+
+  it('needs no secret, and reads the licence token from the environment', () => {
+    process.env.MM_TEST_SECRET = 'token-from-env'
+    const c = parseConfig(
+      { ...ditto, mesh: { ...ditto.mesh, ditto: { licenseToken: '$MM_TEST_SECRET', transports: { lan: true } } } },
+      'test.json',
+      '/base',
+    )
+    expect(c.mesh.ditto?.licenseToken).toBe('token-from-env')
+    expect(c.secret).toBeUndefined()
+  })
+
+  it('leaves an unset licence token out (the store works locally), but refuses an unset shared key', () => {
+    const c = parseConfig(
+      { ...ditto, mesh: { ...ditto.mesh, ditto: { licenseToken: '$MM_TEST_SECRET' } } },
+      'test.json',
+      '/base',
+    )
+    expect(c.mesh.ditto).toEqual({})
+    const f = fails({ ...ditto, mesh: { ...ditto.mesh, ditto: { sharedKey: '$MM_TEST_SECRET' } } })
+    expect(f.key).toBe('mesh.ditto.sharedKey')
+  })
+
+  it('refuses the builtin replication keys, naming each', () => {
+    for (const [key, value] of [
+      ['secret', 'long-enough-secret'],
+      ['listen', { host: '0.0.0.0', port: 4040 }],
+      ['peers', ['ws://10.0.0.2:4040']],
+      ['discovery', true],
+    ] as const) {
+      const f = fails({ ...ditto, [key]: value })
+      expect(f.key).toBe(key)
+      expect(f.message).toMatch(/Ditto syncs through its own transports/)
+    }
+  })
+
+  it('refuses recordConflicts, a bad database id, and Ditto options without the Ditto backend', () => {
+    expect(fails({ ...ditto, tables: [{ table: 't', recordConflicts: true }] }).key).toBe('tables[0].recordConflicts')
+    expect(fails({ ...ditto, mesh: { ...ditto.mesh, ditto: { databaseId: 'nope' } } }).key).toBe(
+      'mesh.ditto.databaseId',
+    )
+    expect(fails({ ...minimal, mesh: { dir: './m', ditto: {} } }).key).toBe('mesh.ditto')
+    expect(fails(withoutSecret).key).toBe('secret')
+  })
+})

@@ -37,6 +37,29 @@ function describeIssue(issue: z.core.$ZodIssue): string {
   return issue.message.replace(/^Invalid input: /, '')
 }
 
+const isEnvReference = (value: string) => /^\$[A-Za-z_][A-Za-z0-9_]*$/.test(value)
+
+/**
+ * `mesh.ditto.licenseToken` and `mesh.ditto.sharedKey` given as `$ENV_NAME`,
+ * read from the environment. An unset licence token is left out (the store
+ * then works locally, without sync); an unset shared key is an error.
+ */
+function withDittoEnv(raw: unknown, source: string): unknown {
+  const mesh = (raw as { mesh?: unknown } | null)?.mesh
+  const ditto = (mesh as { ditto?: unknown } | null | undefined)?.ditto
+  if (typeof ditto !== 'object' || ditto === null) return raw
+  const out: Record<string, unknown> = { ...(ditto as Record<string, unknown>) }
+  for (const key of ['licenseToken', 'sharedKey']) {
+    const value = out[key]
+    if (typeof value !== 'string' || !isEnvReference(value)) continue
+    const env = process.env[value.slice(1)]
+    if (env !== undefined && env !== '') out[key] = env
+    else if (key === 'licenseToken') delete out[key]
+    else throw configError(source, `mesh.ditto.${key}`, `environment variable ${value.slice(1)} is not set`)
+  }
+  return { ...(raw as object), mesh: { ...(mesh as object), ditto: out } }
+}
+
 /**
  * Checks a config object against the schema and resolves its paths against
  * `baseDir`. Throws `INVALID_CONFIG` naming every offending key.
@@ -45,12 +68,13 @@ export function parseConfig(input: unknown, source: string, baseDir: string): Re
   let raw = input
   if (typeof raw === 'object' && raw !== null && typeof (raw as { secret?: unknown }).secret === 'string') {
     const secret = (raw as { secret: string }).secret
-    if (/^\$[A-Za-z_][A-Za-z0-9_]*$/.test(secret)) {
+    if (isEnvReference(secret)) {
       const value = process.env[secret.slice(1)]
       if (value === undefined) throw configError(source, 'secret', `environment variable ${secret.slice(1)} is not set`)
       raw = { ...raw, secret: value }
     }
   }
+  raw = withDittoEnv(raw, source)
   const parsed = configSchema.safeParse(raw)
   if (!parsed.success) {
     const issues = parsed.error.issues

@@ -1,11 +1,10 @@
 import { hostname } from 'node:os'
 import type { SyncMetrics } from '../bridge/metrics.js'
 import type { MeshStore } from '../mesh/mesh-store.js'
-import type { PeerStatus } from '../replication/peer-session.js'
 import type { Repository } from '../repository/repository.js'
 import type { ResolvedConfig } from './load-config.js'
 import type { ResolvedModels } from './resolve-models.js'
-import type { PeerPhase, PeerSnapshot } from './status-snapshot.js'
+import type { PeerLink, PeerPhase, PeerSnapshot } from './status-snapshot.js'
 
 /** What a status snapshot counts in the stores. */
 export interface StoreCounts {
@@ -52,7 +51,7 @@ export interface SnapshotParts {
   phase: PeerPhase
   /** The port replication listens on, while it does. */
   listenPort: number | undefined
-  peers: readonly PeerStatus[]
+  peers: readonly PeerLink[]
   counts: StoreCounts
   /** The sync coordinator's metrics, once it runs. */
   metrics: SyncMetrics | undefined
@@ -80,15 +79,7 @@ export function buildSnapshot(p: SnapshotParts): PeerSnapshot {
     ...(config.listen && p.listenPort !== undefined
       ? { listen: { host: config.listen.host, port: p.listenPort } }
       : {}),
-    peers: p.peers.map((peer) => ({
-      site: peer.site,
-      remote: peer.remote,
-      direction: peer.direction,
-      state: peer.state,
-      changesSent: peer.changesSent,
-      changesReceived: peer.changesReceived,
-      ...(peer.lastError ? { lastError: peer.lastError } : {}),
-    })),
+    peers: [...p.peers],
     collections: p.counts.collections,
     tables: p.counts.tables,
     sync: {

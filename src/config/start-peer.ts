@@ -1,15 +1,13 @@
 import type { SyncEvents } from '../bridge/events.js'
 import { createSyncRegistry, type SyncRegistry } from '../bridge/registry.js'
-import { builtinEngine } from '../engine/builtin-engine.js'
-import { type MeshInstance, openMeshInstance } from '../engine/default-instance.js'
-import type { BuiltinMesh } from '../engine/types.js'
 import { type Logger, silentLogger } from '../logger.js'
 import type { ConflictRecord } from '../mesh/conflict.js'
+import type { MeshStore } from '../mesh/mesh-store.js'
 import type { PeerStatus } from '../replication/peer-session.js'
-import { type ReplicationOptions, type Replicator, startReplication } from '../replication/replicator.js'
 import { openSqliteRepository, type SqliteRepository } from '../repository/sqlite-repository.js'
 import { Emitter } from '../util/emitter.js'
 import type { ResolvedConfig } from './load-config.js'
+import { type MeshBackend, openMeshBackend } from './mesh-backend.js'
 import { buildSnapshot, countStores, emptyCounts } from './peer-snapshot.js'
 import { probeListen } from './probe-listen.js'
 import { RateMeter } from './rate-meter.js'
@@ -59,17 +57,8 @@ export async function openPeer(config: ResolvedConfig, options: { logger?: Logge
   const logger = options.logger ?? silentLogger
   const models = await resolveModels(config)
   if (config.listen) await probeListen(config.listen, config.file)
-  const recordConflicts = conflictCollections(config, models)
-  const instance = await openMeshInstance({
-    dir: config.mesh.dir,
-    engine: builtinEngine(recordConflicts.length > 0 ? { recordConflicts } : {}),
-    strategy: config.mesh.strategy ?? 'shared',
-    onLocked: config.mesh.onLocked ?? 'fail',
-    ...(config.mesh.lockTimeoutMs === undefined ? {} : { lockTimeoutMs: config.mesh.lockTimeoutMs }),
-    healthIntervalMs: 0,
-    logger,
-  })
-  return new Peer(config, models, instance, logger)
+  const backend = await openMeshBackend(config, { logger, recordConflicts: conflictCollections(config, models) })
+  return new Peer(config, models, backend, logger)
 }
 
 /** The collections of the table mappings with `recordConflicts: true`. */
@@ -107,7 +96,6 @@ class Peer implements OpenedPeer {
   private readonly events = new Emitter<PeerEvents>(silentLogger)
   private repository: SqliteRepository | undefined
   private registry: SyncRegistry | undefined
-  private replication: Replicator | undefined
   private phase: PeerPhase = 'starting'
   private progress: PeerSnapshot['progress']
   private lastError: string | undefined
@@ -122,16 +110,24 @@ class Peer implements OpenedPeer {
   constructor(
     private readonly config: ResolvedConfig,
     readonly models: ResolvedModels,
-    private readonly instance: MeshInstance,
+    private readonly backend: MeshBackend,
     private readonly logger: Logger,
   ) {
     const now = Date.now()
     this.applyRate = new RateMeter(now)
     this.pushRate = new RateMeter(now)
     this.mesh.on('conflict', (c) => this.events.emit('conflict', c))
+    backend.onPeer((p) => this.events.emit('peer', p))
+    backend.onError((message) => {
+      this.lastError = message
+    })
   }
 
-  private get mesh(): BuiltinMesh {
+  private get instance() {
+    return this.backend.instance
+  }
+
+  private get mesh(): MeshStore {
     return this.instance.store
   }
 
@@ -144,7 +140,7 @@ class Peer implements OpenedPeer {
   }
 
   get port(): number | undefined {
-    return this.replication?.port ?? this.config.listen?.port
+    return this.backend.port
   }
 
   on<E extends keyof PeerEvents>(event: E, listener: (payload: PeerEvents[E]) => void): () => void {
@@ -197,7 +193,7 @@ class Peer implements OpenedPeer {
     await registry.start()
     await this.followColumns(registry)
     this.progress = undefined
-    if (!this.closing) this.setPhase(this.replication ? 'live' : 'offline')
+    if (!this.closing) this.setPhase(this.backend.connected ? 'live' : 'offline')
   }
 
   /**
@@ -223,36 +219,17 @@ class Peer implements OpenedPeer {
   }
 
   private async connect(): Promise<void> {
-    const c = this.config
-    const options: ReplicationOptions = {
-      meshId: c.meshId,
-      secret: c.secret,
-      logger: this.logger,
-      ...(c.listen ? { listen: { host: c.listen.host, port: this.replication?.port ?? this.port ?? 0 } } : {}),
-      ...(c.peers ? { peers: c.peers } : {}),
-      ...(c.discovery ? { discovery: true } : {}),
-      ...(c.reconnect ? { reconnect: c.reconnect } : {}),
-    }
-    // A listen address taken since the probe fails here with ADDRESS_IN_USE too.
-    this.replication = await startReplication(this.mesh, options)
-    this.replication.on('peer', (p) => this.events.emit('peer', p))
-    this.replication.on('error', ({ error }) => {
-      this.lastError = `replication: ${error.message}`
-    })
+    await this.backend.connect()
   }
 
   async setOnline(online: boolean): Promise<void> {
     if (this.closing) return
-    if (!online && this.replication) {
-      const r = this.replication
-      const port = r.port
-      this.replication = undefined
-      await r.close()
-      if (this.config.listen && port !== undefined) this.config.listen = { ...this.config.listen, port }
+    if (!online && this.backend.connected) {
+      await this.backend.disconnect()
       this.setPhase('offline')
-    } else if (online && !this.replication) {
-      await this.connect()
-      this.setPhase('live')
+    } else if (online && !this.backend.connected) {
+      await this.backend.connect()
+      if (this.backend.connected) this.setPhase('live')
     }
   }
 
@@ -271,8 +248,8 @@ class Peer implements OpenedPeer {
       startedAt: this.startedAt,
       now,
       phase: this.phase,
-      listenPort: this.replication?.port,
-      peers: this.replication?.peers() ?? [],
+      listenPort: this.backend.port,
+      peers: this.backend.peers(),
       counts,
       metrics,
       rates,
@@ -317,7 +294,7 @@ class Peer implements OpenedPeer {
         }
       }
       await step(() => this.registry?.close())
-      await step(() => this.replication?.close())
+      await step(() => this.backend.disconnect())
       await this.writing
       this.phase = 'stopped'
       const final = await this.snapshot()

@@ -11,7 +11,8 @@ export type PeerPhase = 'starting' | 'catching-up' | 'seeding' | 'live' | 'offli
 export interface PeerLink {
   site: string | undefined
   remote: string
-  direction: 'inbound' | 'outbound'
+  /** `ditto`: a peer in Ditto's presence graph (a Ditto mesh). */
+  direction: 'inbound' | 'outbound' | 'ditto'
   state: string
   changesSent: number
   changesReceived: number

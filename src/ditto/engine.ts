@@ -2,7 +2,8 @@ import { ErrorCode, hasCode } from '../errors.js'
 import { openEngineInstance } from '../instance/instance.js'
 import type { MeshEngine } from '../instance/mesh-engine.js'
 import type { EngineInstance, EngineInstanceOptions, InstanceHealth } from '../instance/types.js'
-import { isDittoDir, openDittoStore } from './open-store.js'
+import { describeDittoStore, isDittoDir } from './describe-store.js'
+import { openDittoStore } from './open-store.js'
 import { checkDittoOptions, type DittoMeshOptions } from './options.js'
 import type { DittoMesh, DittoPresence } from './types.js'
 
@@ -27,6 +28,7 @@ export function dittoEngine(options: Omit<DittoMeshOptions, 'signal'> = {}): Mes
     name: 'ditto',
     open: (dir, { logger }) => openDittoStore({ ...options, dir, logger: options.logger ?? logger }),
     isMeshDir: isDittoDir,
+    describeStore: describeDittoStore,
   }
 }
 

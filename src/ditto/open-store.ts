@@ -1,5 +1,5 @@
-import { existsSync, mkdirSync } from 'node:fs'
-import { join, resolve } from 'node:path'
+import { mkdirSync } from 'node:fs'
+import { resolve } from 'node:path'
 import { ErrorCode, StorageError } from '../errors.js'
 import { silentLogger } from '../logger.js'
 import { ChangeLog } from './change-log.js'
@@ -8,13 +8,7 @@ import { openDitto } from './open-ditto.js'
 import { checkDittoOptions, type DittoMeshOptions } from './options.js'
 import type { DittoMesh } from './types.js'
 
-/** Where Ditto records its format version: present in every Ditto directory. */
-const DITTO_VERSION_FILE = '__ditto_version.txt'
-
-/** True when `dir` holds a Ditto store. */
-export function isDittoDir(dir: string): boolean {
-  return existsSync(join(dir, DITTO_VERSION_FILE)) || existsSync(join(dir, 'ditto_store'))
-}
+export { isDittoDir } from './describe-store.js'
 
 const KEY = Symbol.for('meshmirror.ditto.stores.v1')
 

@@ -96,6 +96,14 @@ function readStore(dir: string, engine: AnyEngine, d: Diagnosis): void {
   }
   if (store.version !== undefined) d.storeVersion = store.version
   if (store.siteId !== undefined) d.siteId = store.siteId
+  if (store.heldBy && d.status !== 'held' && d.status !== 'held-by-this-process') {
+    const h = store.heldBy
+    d.ok = false
+    d.status = 'held'
+    d.findings.unshift(
+      `In use by process ${h.pid} on ${h.hostname} (${h.command}), which holds the store's own lock. Stop that process to open the directory here.`,
+    )
+  }
   if (store.problem !== undefined) {
     d.ok = false
     d.status = 'unreadable'

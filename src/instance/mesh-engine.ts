@@ -1,3 +1,4 @@
+import type { LockHolder } from '../errors.js'
 import type { Logger } from '../logger.js'
 
 /** Progress of a migration from one source directory. */
@@ -16,6 +17,8 @@ export interface StoreDescription {
   siteId?: string
   /** Why this meshmirror cannot read the store (damaged, or another format); absent when it can. */
   problem?: string
+  /** A process outside meshmirror's lock that holds the store (e.g. a plain Ditto process). */
+  heldBy?: LockHolder
 }
 
 /**

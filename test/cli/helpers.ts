@@ -17,10 +17,17 @@ export interface CliProcess {
   stderr(): string
 }
 
-export function startCli(args: string[]): CliProcess {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], {
+/** How to run the command: extra environment, and Node flags before the script (e.g. `--import` hooks). */
+export interface CliOptions {
+  env?: NodeJS.ProcessEnv
+  nodeArgs?: string[]
+}
+
+export function startCli(args: string[], options: CliOptions = {}): CliProcess {
+  const child = spawn(process.execPath, ['--import', 'tsx', ...(options.nodeArgs ?? []), 'src/cli/main.ts', ...args], {
     cwd: ROOT,
     stdio: ['ignore', 'pipe', 'pipe'],
+    ...(options.env ? { env: { ...process.env, ...options.env } } : {}),
   })
   const lines: string[] = []
   const waiters: { pred: (l: string) => boolean; resolve: (l: string) => void }[] = []
@@ -88,8 +95,11 @@ export function startCli(args: string[]): CliProcess {
 }
 
 /** Runs a command to its end. */
-export async function runCli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const p = startCli(args)
+export async function runCli(
+  args: string[],
+  options: CliOptions = {},
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const p = startCli(args, options)
   const code = await p.exited
   await new Promise((r) => setImmediate(r))
   return { code, stdout: p.stdout(), stderr: p.stderr() }
