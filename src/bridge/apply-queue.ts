@@ -153,12 +153,16 @@ export class ApplyQueue {
     void this.run()
   }
 
+  /** When the last batch write started or ended (performance.now()); a quiet queue writes a change at once. */
+  private lastWriteAt = Number.NEGATIVE_INFINITY
+
   private async run(): Promise<void> {
     let failures = 0
     try {
       while (this.pending.size > 0 || this.marks.length > 0) {
         await this.waitForBatch()
         const { items, marks } = this.take()
+        this.lastWriteAt = performance.now()
         try {
           if (this.opts.transactionPerRow && items.length > 1) {
             for (let i = 0; i < items.length; i++) {
@@ -169,6 +173,7 @@ export class ApplyQueue {
             await this.opts.write(items, marks)
           }
           failures = 0
+          this.lastWriteAt = performance.now()
         } catch (error) {
           // Closing: a failing batch is not retried (its checkpoint did not move, so the next start applies it again).
           if (this.opts.isFatal(error) || this.closed) {
@@ -199,7 +204,9 @@ export class ApplyQueue {
 
   /**
    * Waits until a batch is full, the oldest change is `maxBatchDelayMs` old,
-   * or the queue closes. Checkpoints alone wait up to `MARK_DELAY_MS` for
+   * or the queue closes. After a quiet spell (no batch written for
+   * `maxBatchDelayMs`) a change is written at once: waiting for a batch to
+   * fill pays while changes stream in, and only adds latency to a lone one. Checkpoints alone wait up to `MARK_DELAY_MS` for
    * changes to ride with, so that idle periods do not cost a transaction per
    * checkpoint.
    */
@@ -212,8 +219,10 @@ export class ApplyQueue {
         this.releaseIdle()
         wait = MARK_DELAY_MS - (performance.now() - this.marks[0]!.at)
       } else {
+        const now = performance.now()
+        if (now - this.lastWriteAt >= this.opts.maxBatchDelayMs) return
         const oldest = this.pending.values().next().value as Entry
-        wait = this.opts.maxBatchDelayMs - (performance.now() - oldest.queuedAt)
+        wait = this.opts.maxBatchDelayMs - (now - oldest.queuedAt)
       }
       if (wait <= 0) return
       await new Promise<void>((resolve) => {

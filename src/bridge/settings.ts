@@ -8,7 +8,11 @@ import { ErrorCode, ValidationError } from '../errors.js'
 export interface SyncSettings {
   /** Most rows written to the repository in one transaction. Default 1,000 (seed: 5). */
   batchSize?: number
-  /** Longest a received change waits for its batch to fill before it is written. Default 10 ms. */
+  /**
+   * Longest a received change waits for its batch to fill before it is
+   * written, while changes stream in. After this long without a batch
+   * written, a change is written at once. Default 10 ms.
+   */
   maxBatchDelayMs?: number
   /** Pause after each apply batch. Default 0 (seed: 100 ms). */
   delayBetweenBatches?: number

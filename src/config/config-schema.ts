@@ -134,6 +134,11 @@ export const configSchema = z
     /** Context values generated adapters build their scope from (e.g. `{ "branchId": 1 }`). */
     context: z.record(z.string(), scalar).optional(),
     settings: settingsSchema.optional(),
+    /**
+     * Find the app's writes through file notifications on the database's
+     * directory (default), or by polling alone (`false`; every 25 ms).
+     */
+    watchDatabase: z.boolean().optional(),
     /** How often the status snapshot is written to the mesh directory. Default 1,000 ms. */
     statusIntervalMs: z.int().min(50).optional(),
   })

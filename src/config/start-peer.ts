@@ -165,7 +165,11 @@ class Peer implements OpenedPeer {
 
   private async boot(): Promise<void> {
     this.persist()
-    this.repository = await openSqliteRepository({ file: this.config.database, models: this.models.models })
+    this.repository = await openSqliteRepository({
+      file: this.config.database,
+      models: this.models.models,
+      ...(this.config.watchDatabase === false ? { watchFile: false } : {}),
+    })
     await this.connect()
     const registry = createSyncRegistry({
       mesh: this.mesh,

@@ -1,32 +1,60 @@
+import { existsSync, type FSWatcher, watch } from 'node:fs'
+import { basename, dirname } from 'node:path'
 import type Database from 'better-sqlite3'
 import type { ModelStatements } from './sqlite-statements.js'
 
+/** The poll period while file notifications are trusted: a safety net, not the way writes are found. */
+export const WATCHED_POLL_MS = 1_000
+
 /**
  * Notices writes captured into the outbox by any connection or process.
- * SQLite has no cross-connection notification; `PRAGMA data_version`
- * changes when another connection commits, and reading it costs next to
- * nothing, so it is polled; only then is the outbox looked at.
+ * SQLite has no cross-connection notification, but every commit writes the
+ * database's files: a watch on its directory (inotify on Linux, FSEvents,
+ * ReadDirectoryChangesW) wakes the check at once, and `PRAGMA data_version`,
+ * which changes when another connection commits and costs next to nothing
+ * to read, confirms it before the outbox is looked at.
+ *
+ * The poll stays as a fallback: every `intervalMs` when the directory
+ * cannot be watched (a file system without notifications, a database in
+ * memory), and every {@link WATCHED_POLL_MS} otherwise. Commits the slow
+ * poll finds with no notification before them, twice in a row (once can be
+ * a notification still on its way), mean this file system does not
+ * deliver them; the poll then goes back to `intervalMs` for good.
  */
 export class ChangePoller {
   private readonly listeners = new Set<() => void>()
   private timer: NodeJS.Timeout | undefined
+  private watcher: FSWatcher | undefined
   private dataVersion = 0
   private lastSeq = 0
   private stopped = false
+  /** A notification arrived since the last poll. */
+  private notified = false
+  private scheduled = false
+  /** Timed polls in a row that found a commit no notification announced. */
+  private misses = 0
+  /** The watch missed commits: notifications are not trusted on this file system. */
+  private untrusted = false
 
   constructor(
     private readonly reader: Database.Database,
     private readonly statements: ModelStatements,
     private readonly intervalMs: number,
+    private readonly file?: string,
   ) {}
+
+  /** How writes are noticed now: `watch` (notifications, slow poll as a net) or `poll`. */
+  get mode(): 'watch' | 'poll' {
+    return this.watcher && !this.untrusted ? 'watch' : 'poll'
+  }
 
   add(listener: () => void): () => void {
     this.listeners.add(listener)
     if (this.timer === undefined && !this.stopped) {
       this.dataVersion = this.reader.pragma('data_version', { simple: true }) as number
       this.lastSeq = this.statements.maxOutboxSeq()
-      this.timer = setInterval(() => this.poll(), this.intervalMs)
-      this.timer.unref()
+      this.startWatch()
+      this.schedulePoll()
     }
     return () => {
       this.listeners.delete(listener)
@@ -49,12 +77,59 @@ export class ChangePoller {
     this.pause()
   }
 
-  private poll(): void {
+  private startWatch(): void {
+    const file = this.file
+    if (!file || this.untrusted || !existsSync(file)) return
+    const base = basename(file)
+    try {
+      // The directory, not the files: the WAL and journal come and go, and a watch on a removed file goes silent.
+      this.watcher = watch(dirname(file), { persistent: false }, (_event, name) => {
+        if (name !== null && !String(name).startsWith(base)) return
+        this.notified = true
+        this.misses = 0
+        if (this.scheduled) return
+        // Many notifications per commit: one check for the lot.
+        this.scheduled = true
+        setImmediate(() => {
+          this.scheduled = false
+          this.poll(false)
+        })
+      })
+      this.watcher.on('error', () => this.dropWatch())
+    } catch {
+      // No notifications here (or no more watches to spare): the poll does the job.
+      this.watcher = undefined
+    }
+  }
+
+  private dropWatch(): void {
+    this.watcher?.close()
+    this.watcher = undefined
+    if (this.timer !== undefined) this.schedulePoll()
+  }
+
+  private schedulePoll(): void {
+    if (this.timer !== undefined) clearInterval(this.timer)
+    const every = this.mode === 'watch' ? Math.max(this.intervalMs, WATCHED_POLL_MS) : this.intervalMs
+    this.timer = setInterval(() => this.poll(true), every)
+    this.timer.unref()
+  }
+
+  private poll(timed: boolean): void {
     if (this.stopped) return
     try {
       const v = this.reader.pragma('data_version', { simple: true }) as number
-      if (v === this.dataVersion) return
+      if (v === this.dataVersion) {
+        if (timed) this.notified = false
+        return
+      }
       this.dataVersion = v
+      if (timed && this.mode === 'watch' && !this.notified && ++this.misses >= 2) {
+        // Commits the watch never announced: fall back to the fast poll.
+        this.untrusted = true
+        this.dropWatch()
+      }
+      this.notified = false
       this.check()
     } catch {
       // A failed poll (the database briefly unreadable) is simply repeated on the next tick.
@@ -64,5 +139,7 @@ export class ChangePoller {
   private pause(): void {
     if (this.timer !== undefined) clearInterval(this.timer)
     this.timer = undefined
+    this.watcher?.close()
+    this.watcher = undefined
   }
 }

@@ -41,7 +41,15 @@ export interface SqliteRepositoryOptions {
    * Default 50 ms.
    */
   busyTimeoutMs?: number
-  /** How often to look for writes made by other connections or processes. Default 25 ms. */
+  /**
+   * How writes made by other connections or processes are found. `true`
+   * (default): a watch on the database's directory wakes a check at once,
+   * with a poll every second as a safety net (and every `pollIntervalMs`
+   * where the file system delivers no notifications). `false`: polling
+   * only, every `pollIntervalMs`.
+   */
+  watchFile?: boolean
+  /** How often to look for writes made by other connections or processes when not watching. Default 25 ms. */
   pollIntervalMs?: number
   /**
    * `wal` (default) switches the database to write-ahead logging, so readers
@@ -141,6 +149,8 @@ function checkOptions(options: SqliteRepositoryOptions): SqliteRepositoryOptions
     const v = options[key]
     if (v !== undefined && (!Number.isFinite(v) || v < 0)) throw bad(`${key} must be a non-negative number.`)
   }
+  if (options.watchFile !== undefined && typeof options.watchFile !== 'boolean')
+    throw bad('watchFile must be a boolean.')
   if (options.journalMode !== undefined && !['wal', 'keep'].includes(options.journalMode)) {
     throw bad("journalMode must be 'wal' or 'keep'.")
   }
@@ -212,7 +222,12 @@ class SqliteRepositoryImpl implements SqliteRepository {
       model: (name) => this.model(name),
       active: () => this.inTx,
     })
-    this.poller = new ChangePoller(reader, this.r, options.pollIntervalMs ?? 25)
+    this.poller = new ChangePoller(
+      reader,
+      this.r,
+      options.pollIntervalMs ?? 25,
+      options.watchFile === false ? undefined : file,
+    )
   }
 
   get location(): string {

@@ -101,7 +101,7 @@ describe('two repositories, two meshes', () => {
 
   it('never lets a remote change overwrite a local edit that is not sent yet', async () => {
     // B only notices its app's writes when told to (flush), so its edit stays unsent meanwhile.
-    const [a, b] = await pair({ pollIntervalMs: 3_600_000 })
+    const [a, b] = await pair({ pollIntervalMs: 3_600_000, watchFile: false })
     insert(a, 0, 1)
     await waitFor(() => rows(b).length === 1)
     await b.sync.flush()

@@ -124,6 +124,8 @@ export interface NodeOptions {
   countWrites?: boolean
   /** How often the repository looks for writes of other connections. */
   pollIntervalMs?: number
+  /** Whether the repository watches the database file for such writes. Default true. */
+  watchFile?: boolean
 }
 
 /** A node whose mesh may be either backend. */
@@ -169,6 +171,7 @@ export async function openNode(
     file: dbFile,
     models: options.models ?? [counterModel],
     ...(options.pollIntervalMs ? { pollIntervalMs: options.pollIntervalMs } : {}),
+    ...(options.watchFile === undefined ? {} : { watchFile: options.watchFile }),
   })
   const meshWrites: MeshWriteCount = { changed: 0, unchanged: 0 }
   const registry = createSyncRegistry({

@@ -1,0 +1,95 @@
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import Database from 'better-sqlite3'
+import { afterEach, describe, expect, it } from 'vitest'
+import { ChangePoller } from './change-poller.js'
+import type { ModelStatements } from './sqlite-statements.js'
+
+const open: (() => void)[] = []
+afterEach(() => {
+  for (const close of open.splice(0).reverse()) close()
+})
+
+/** A database with an outbox, a reader the poller watches through, and a writer standing for the app's connection. */
+function database() {
+  const dir = mkdtempSync(join(tmpdir(), 'mm-poller-'))
+  const file = join(dir, 'app.db')
+  const writer = new Database(file)
+  writer.pragma('journal_mode = WAL')
+  writer.exec('CREATE TABLE _meshmirror_outbox (seq INTEGER PRIMARY KEY, v TEXT)')
+  const reader = new Database(file, { readonly: true })
+  const statements = {
+    maxOutboxSeq: () => reader.prepare('SELECT coalesce(max(seq), 0) FROM _meshmirror_outbox').pluck().get() as number,
+  } as unknown as ModelStatements
+  open.push(() => {
+    reader.close()
+    writer.close()
+    rmSync(dir, { recursive: true, force: true })
+  })
+  const write = () => writer.prepare('INSERT INTO _meshmirror_outbox (v) VALUES (?)').run('x')
+  return { dir, file, reader, statements, write }
+}
+
+function waitFor(pred: () => boolean, timeoutMs = 10_000): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const started = Date.now()
+    const tick = () => {
+      if (pred()) return resolve()
+      if (Date.now() - started > timeoutMs) return reject(new Error('condition not met'))
+      setTimeout(tick, 5)
+    }
+    tick()
+  })
+}
+
+describe('ChangePoller', () => {
+  it('is woken by a commit of another connection through the file watch, long before any poll', async () => {
+    const db = database()
+    // A poll period of ten minutes: only the watch can tell within the test.
+    const poller = new ChangePoller(db.reader, db.statements, 600_000, db.file)
+    let calls = 0
+    const remove = poller.add(() => calls++)
+    expect(poller.mode).toBe('watch')
+    db.write()
+    await waitFor(() => calls === 1)
+    db.write()
+    db.write()
+    await waitFor(() => calls >= 2)
+    remove()
+    poller.stop()
+  })
+
+  it('polls every intervalMs when it has no file to watch', async () => {
+    const db = database()
+    const poller = new ChangePoller(db.reader, db.statements, 10)
+    let calls = 0
+    poller.add(() => calls++)
+    expect(poller.mode).toBe('poll')
+    db.write()
+    await waitFor(() => calls === 1)
+    poller.stop()
+  })
+
+  it('goes back to the fast poll for good when commits arrive that no notification announced', async () => {
+    const db = database()
+    // Watching a directory where nothing happens stands for a file system that delivers no notifications.
+    const elsewhere = join(db.dir, 'quiet')
+    mkdirSync(elsewhere)
+    const quietFile = join(elsewhere, 'app.db')
+    new Database(quietFile).close()
+    const poller = new ChangePoller(db.reader, db.statements, 10, quietFile)
+    let calls = 0
+    poller.add(() => calls++)
+    expect(poller.mode).toBe('watch')
+    // Two slow polls find commits nothing announced; every commit is still delivered.
+    db.write()
+    await waitFor(() => calls === 1)
+    db.write()
+    await waitFor(() => poller.mode === 'poll')
+    await waitFor(() => calls === 2)
+    db.write()
+    await waitFor(() => calls === 3)
+    poller.stop()
+  })
+})
