@@ -8,6 +8,7 @@ import { compareMemorySuite } from './compare-memory.js'
 import { compareMeshStoreSuite } from './compare-mesh-store.js'
 import { compareReplicationSuite } from './compare-replication.js'
 import { compareStartupSuite } from './compare-startup.js'
+import { dbLatencySuite } from './db-latency.js'
 import { dittoSuite } from './ditto.bench.js'
 import { engineSuite } from './engine.bench.js'
 import { type BenchResult, type BenchSuite, machine, makeContext } from './harness.js'
@@ -27,6 +28,7 @@ const suites: BenchSuite[] = [
   compareMeshStoreSuite,
   compareMemorySuite,
   compareReplicationSuite,
+  dbLatencySuite,
 ]
 
 const args = process.argv.slice(2)

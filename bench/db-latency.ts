@@ -1,0 +1,135 @@
+// Database to database: a row an app commits to till A's SQLite file, until
+// it is readable in till B's, through two `meshmirror peer` processes on
+// 127.0.0.1; and the CPU a live peer spends with nothing happening. The
+// baseline is the same pair finding the app's writes by polling alone
+// (`watchDatabase: false`), measured in the same run.
+import { readFileSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import Database from 'better-sqlite3'
+import { spawnJsonChild } from './compare-child.js'
+import { type BenchContext, type BenchResult, type BenchSuite, percentile, summarise, withBaseline } from './harness.js'
+
+const CLI = 'src/cli/main.ts'
+const SCHEMA = 'CREATE TABLE sales (id TEXT PRIMARY KEY, till TEXT NOT NULL, amount INTEGER NOT NULL)'
+
+interface Run {
+  latencies: number[]
+  /** Percent of one core each peer used while idle. */
+  idleCpu: number[]
+}
+
+function cpuTicks(pid: number): number {
+  // Fields 14 and 15 of /proc/<pid>/stat: user and system time, in clock ticks (100 a second).
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ')
+  return Number(fields[11]) + Number(fields[12])
+}
+
+async function pair(ctx: BenchContext, watch: boolean, writes: number, idleMs: number): Promise<Run> {
+  const dir = ctx.tempDir(watch ? 'dbl-watch' : 'dbl-poll')
+  const config = (name: string, extra: object) => {
+    const db = join(dir, `${name}.db`)
+    const d = new Database(db)
+    d.exec(SCHEMA)
+    d.close()
+    const file = join(dir, `${name}.json`)
+    writeFileSync(
+      file,
+      JSON.stringify({
+        database: db,
+        mesh: { dir: join(dir, `${name}-mesh`) },
+        meshId: 'latency',
+        secret: 'latency-bench-secret',
+        tables: [{ table: 'sales' }],
+        watchDatabase: watch,
+        ...extra,
+      }),
+    )
+    return { db, file }
+  }
+  const a = config('a', { listen: { host: '127.0.0.1', port: 0 } })
+  const peerA = spawnJsonChild(CLI, ['peer', '--json', '--config', a.file])
+  const live = (await peerA.waitFor((l) => l.event === 'live')) as { port: number }
+  const b = config('b', { peers: [`ws://127.0.0.1:${live.port}`] })
+  const peerB = spawnJsonChild(CLI, ['peer', '--json', '--config', b.file])
+  try {
+    await peerB.waitFor((l) => l.event === 'status' && (l.peers as { state: string }[]).some((p) => p.state === 'live'))
+    const writer = new Database(a.db)
+    const reader = new Database(b.db, { readonly: true })
+    const seen = reader.prepare('SELECT 1 FROM sales WHERE id = ?').pluck()
+    const insert = writer.prepare('INSERT INTO sales (id, till, amount) VALUES (?, ?, ?)')
+    const latencies: number[] = []
+    for (let i = 0; i < writes + 5; i++) {
+      const id = `s${i}`
+      insert.run(id, 'a', i)
+      const t0 = performance.now()
+      // Read B's file every millisecond until the row is there.
+      for (;;) {
+        if (seen.get(id)) break
+        if (performance.now() - t0 > 10_000) throw new Error(`row ${id} did not reach B within 10 s`)
+        await new Promise((r) => setTimeout(r, 1))
+      }
+      // The first five warm the path (connections, statements, JIT).
+      if (i >= 5) latencies.push(performance.now() - t0)
+      await new Promise((r) => setTimeout(r, 50))
+    }
+    writer.close()
+    reader.close()
+    // Idle: nothing written; let the last status writes settle, then count CPU time.
+    await new Promise((r) => setTimeout(r, 1_000))
+    const pids = [peerA.process.pid!, peerB.process.pid!]
+    const before = pids.map(cpuTicks)
+    const started = performance.now()
+    await new Promise((r) => setTimeout(r, idleMs))
+    const elapsed = performance.now() - started
+    const idleCpu = pids.map((pid, i) => ((cpuTicks(pid) - before[i]!) * 10 * 100) / elapsed)
+    return { latencies, idleCpu }
+  } finally {
+    await peerB.stop()
+    await peerA.stop()
+  }
+}
+
+export const dbLatencySuite: BenchSuite = {
+  name: 'db-latency',
+  async run(ctx) {
+    const writes = ctx.quick ? 40 : 200
+    const idleMs = ctx.quick ? 3_000 : 10_000
+    const poll = await pair(ctx, false, writes, idleMs)
+    const watch = await pair(ctx, true, writes, idleMs)
+    const workload = `${writes} single-row inserts 50 ms apart into A's SQLite file, until readable in B's, through two meshmirror peer processes on 127.0.0.1`
+    const common = { suite: 'db-latency', workload, unit: 'ms', better: 'lower' as const, warmup: '5 inserts' }
+    const results: BenchResult[] = []
+    for (const p of [50, 99]) {
+      const base = summarise({ ...common, name: `database to database p${p}, polling only` }, [
+        percentile(poll.latencies, p),
+      ])
+      const limit = p === 50 ? 5 : 20
+      const measured = summarise({ ...common, name: `database to database p${p}, file watch` }, [
+        percentile(watch.latencies, p),
+      ])
+      results.push(base, {
+        ...withBaseline(measured, base),
+        target: { description: `< ${limit} ms`, pass: measured.median < limit },
+      })
+    }
+    const idle = (run: Run, name: string) =>
+      summarise(
+        {
+          suite: 'db-latency',
+          name,
+          workload: `CPU of a live peer with nothing written, over ${idleMs / 1000} s, each of the two peers`,
+          unit: '% of a core',
+          better: 'lower',
+          warmup: '1 s after the last write',
+        },
+        run.idleCpu,
+      )
+    const idlePoll = idle(poll, 'idle CPU of a peer, polling only')
+    const idleWatch = idle(watch, 'idle CPU of a peer, file watch')
+    results.push(idlePoll, {
+      ...withBaseline(idleWatch, idlePoll),
+      target: { description: 'no more than polling only', pass: idleWatch.median <= idlePoll.median * 1.1 + 0.1 },
+    })
+    return results
+  },
+}
