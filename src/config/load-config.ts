@@ -37,18 +37,28 @@ function describeIssue(issue: z.core.$ZodIssue): string {
   return issue.message.replace(/^Invalid input: /, '')
 }
 
+/** A secret as written, or the environment variable it names (`$NAME`). */
+function fromEnv(value: string, source: string, key: string): string {
+  if (!/^\$[A-Za-z_][A-Za-z0-9_]*$/.test(value)) return value
+  const env = process.env[value.slice(1)]
+  if (env === undefined) throw configError(source, key, `environment variable ${value.slice(1)} is not set`)
+  return env
+}
+
 /**
  * Checks a config object against the schema and resolves its paths against
  * `baseDir`. Throws `INVALID_CONFIG` naming every offending key.
  */
 export function parseConfig(input: unknown, source: string, baseDir: string): ResolvedConfig {
   let raw = input
-  if (typeof raw === 'object' && raw !== null && typeof (raw as { secret?: unknown }).secret === 'string') {
-    const secret = (raw as { secret: string }).secret
-    if (/^\$[A-Za-z_][A-Za-z0-9_]*$/.test(secret)) {
-      const value = process.env[secret.slice(1)]
-      if (value === undefined) throw configError(source, 'secret', `environment variable ${secret.slice(1)} is not set`)
-      raw = { ...raw, secret: value }
+  if (typeof raw === 'object' && raw !== null) {
+    const r = raw as { secret?: unknown; previousSecrets?: unknown }
+    if (typeof r.secret === 'string') raw = { ...raw, secret: fromEnv(r.secret, source, 'secret') }
+    if (Array.isArray(r.previousSecrets)) {
+      const previous = r.previousSecrets.map((s: unknown, i) =>
+        typeof s === 'string' ? fromEnv(s, source, `previousSecrets[${i}]`) : s,
+      )
+      raw = { ...(raw as object), previousSecrets: previous }
     }
   }
   const parsed = configSchema.safeParse(raw)

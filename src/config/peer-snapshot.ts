@@ -5,7 +5,7 @@ import type { PeerStatus } from '../replication/peer-session.js'
 import type { Repository } from '../repository/repository.js'
 import type { ResolvedConfig } from './load-config.js'
 import type { ResolvedModels } from './resolve-models.js'
-import type { PeerPhase, PeerSnapshot } from './status-snapshot.js'
+import { type PeerPhase, type PeerSnapshot, snapshotWarnings } from './status-snapshot.js'
 
 /** What a status snapshot counts in the stores. */
 export interface StoreCounts {
@@ -65,6 +65,18 @@ export interface SnapshotParts {
 /** The status snapshot of a peer, as `meshmirror status` and the `snapshot` event show it. */
 export function buildSnapshot(p: SnapshotParts): PeerSnapshot {
   const { config, metrics: m } = p
+  const peers = p.peers.map((peer) => ({
+    site: peer.site,
+    remote: peer.remote,
+    direction: peer.direction,
+    state: peer.state,
+    changesSent: peer.changesSent,
+    changesReceived: peer.changesReceived,
+    ...(peer.lastError ? { lastError: peer.lastError } : {}),
+    ...(peer.security ? { security: peer.security } : {}),
+  }))
+  const insecure = config.insecure === true ? ({ insecure: true } as const) : {}
+  const warnings = snapshotWarnings({ ...insecure, peers })
   return {
     version: 1,
     pid: process.pid,
@@ -80,15 +92,9 @@ export function buildSnapshot(p: SnapshotParts): PeerSnapshot {
     ...(config.listen && p.listenPort !== undefined
       ? { listen: { host: config.listen.host, port: p.listenPort } }
       : {}),
-    peers: p.peers.map((peer) => ({
-      site: peer.site,
-      remote: peer.remote,
-      direction: peer.direction,
-      state: peer.state,
-      changesSent: peer.changesSent,
-      changesReceived: peer.changesReceived,
-      ...(peer.lastError ? { lastError: peer.lastError } : {}),
-    })),
+    ...insecure,
+    peers,
+    ...(warnings.length > 0 ? { warnings } : {}),
     collections: p.counts.collections,
     tables: p.counts.tables,
     sync: {

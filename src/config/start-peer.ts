@@ -228,6 +228,8 @@ class Peer implements OpenedPeer {
     const options: ReplicationOptions = {
       meshId: c.meshId,
       secret: c.secret,
+      ...(c.previousSecrets?.length ? { previousSecrets: c.previousSecrets } : {}),
+      ...(c.insecure ? { insecure: true } : {}),
       logger: this.logger,
       ...(c.listen ? { listen: { host: c.listen.host, port: this.replication?.port ?? this.port ?? 0 } } : {}),
       ...(c.peers ? { peers: c.peers } : {}),

@@ -1,0 +1,90 @@
+import { writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import Database from 'better-sqlite3'
+import { afterEach, describe, expect, it } from 'vitest'
+import { tempDirs } from '../bridge/helpers/wait.js'
+import { type CliProcess, runCli, startCli } from './helpers.js'
+
+const dirs = tempDirs()
+const running: CliProcess[] = []
+
+afterEach(async () => {
+  for (const p of running.splice(0)) {
+    if (p.child.exitCode === null) p.child.kill('SIGKILL')
+    await p.exited
+  }
+  dirs.cleanup()
+})
+
+function config(dir: string, name: string, extra: Record<string, unknown>): string {
+  const db = new Database(join(dir, `${name}.db`))
+  db.exec('CREATE TABLE notes (id TEXT PRIMARY KEY, body TEXT)')
+  db.close()
+  const file = join(dir, `${name}.config.json`)
+  writeFileSync(
+    file,
+    JSON.stringify({
+      database: `./${name}.db`,
+      mesh: { dir: `./${name}-mesh` },
+      meshId: 'cli-links',
+      secret: 'a test secret',
+      tables: [{ table: 'notes' }],
+      statusIntervalMs: 100,
+      ...extra,
+    }),
+  )
+  return file
+}
+
+/** Two peer processes linked (one listening, one dialing), alike in `insecure`; resolves once both see a live link. */
+async function linkedPair(dir: string, extra: Record<string, unknown>): Promise<void> {
+  const a = startCli([
+    'peer',
+    '--json',
+    '--config',
+    config(dir, 'a', { ...extra, listen: { host: '127.0.0.1', port: 0 } }),
+  ])
+  running.push(a)
+  const port = (await a.event('live')).port as number
+  const b = startCli(['peer', '--json', '--config', config(dir, 'b', { ...extra, peers: [`ws://127.0.0.1:${port}`] })])
+  running.push(b)
+  const linked = (e: Record<string, unknown>) => (e.peers as { state: string }[]).some((p) => p.state === 'live')
+  await Promise.all([a.event('status', linked), b.event('status', linked)])
+}
+
+describe('link security in status and doctor', () => {
+  it('reports encrypted links quietly, and warns about insecure ones in status, doctor and the snapshot', async () => {
+    for (const insecure of [false, true]) {
+      const dir = dirs.make(insecure ? 'insecure' : 'encrypted')
+      await linkedPair(dir, insecure ? { insecure: true } : {})
+      const meshDir = join(dir, 'a-mesh')
+      const status = await runCli(['status', '--dir', meshDir, '--json'])
+      expect(status.code).toBe(0)
+      const report = JSON.parse(status.stdout)
+      expect(report.snapshot.peers).toMatchObject([{ state: 'live', security: insecure ? 'insecure' : 'psk' }])
+      const text = await runCli(['status', '--dir', meshDir])
+      const doctor = await runCli(['doctor', '--dir', meshDir, '--json'])
+      const doctorText = await runCli(['doctor', '--dir', meshDir])
+      if (insecure) {
+        expect(report.snapshot.insecure).toBe(true)
+        expect(report.snapshot.warnings).toEqual([expect.stringMatching(/not encrypted \(insecure: true\)/)])
+        expect(report.warnings).toEqual(report.snapshot.warnings)
+        expect(text.stdout).toMatch(/warning {4}replication links are not encrypted/)
+        expect(text.stdout).toMatch(/live NOT ENCRYPTED/)
+        expect(JSON.parse(doctor.stdout).warnings).toEqual(report.warnings)
+        expect(doctorText.stdout).toMatch(/warning: replication links are not encrypted/)
+      } else {
+        expect(report.snapshot.insecure).toBeUndefined()
+        expect(report.snapshot.warnings).toBeUndefined()
+        expect(report.warnings).toEqual([])
+        expect(text.stdout).not.toMatch(/warning|NOT ENCRYPTED/)
+        expect(JSON.parse(doctor.stdout).warnings).toEqual([])
+        expect(doctorText.stdout).not.toMatch(/warning/)
+      }
+      for (const p of running.splice(0)) {
+        p.child.kill('SIGTERM')
+        await p.exited
+      }
+    }
+  })
+})
