@@ -163,8 +163,17 @@ function serverTlsRefusal(error: Error & { code?: string }, remote: string): Mes
 
 /** What a failed dial means, in words an operator can act on. */
 function dialFailure(error: Error, url: string, o: { psk: boolean; noCommonKey: string | undefined }): Error {
-  if (!o.psk) return error
   const m = error.message
+  if (!o.psk) {
+    return url.startsWith('wss://') && /handshake failure|no shared cipher|unsupported protocol/i.test(m)
+      ? refusal(
+          ErrorCode.PROTOCOL_ERROR,
+          url,
+          'accepts no certificate TLS: a meshmirror listener encrypting with the mesh secret (dial it with ws://), or a TLS server of another kind',
+          error,
+        )
+      : error
+  }
   if (o.noCommonKey !== undefined || /unknown psk identity|bad record mac|decrypt/i.test(m)) {
     return refusal(ErrorCode.PEER_AUTH_FAILED, url, `${NO_COMMON_SECRET}: TLS handshake refused`, error)
   }

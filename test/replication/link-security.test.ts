@@ -174,6 +174,24 @@ describe('link security', () => {
     await eventually(async () => (await e.get('orders', 'from-b')) !== undefined, 10_000, 'e linked with b')
   })
 
+  it('tells a certificate (wss://) dialer that the listener encrypts with the mesh secret', async () => {
+    const a = await store('a')
+    const ra = await replicate(a)
+    const onA = errors(ra)
+    const b = await store('b')
+    const rb = await replicate(b, { listen: undefined, peers: [`wss://127.0.0.1:${ra.port}`] })
+    const onB = errors(rb)
+    await eventually(() => onA.length > 0 && onB.length > 0, 10_000, 'both ends of certificate TLS → PSK TLS')
+    expect(onB[0]!.error).toMatchObject({
+      code: ErrorCode.PROTOCOL_ERROR,
+      message: expect.stringMatching(/accepts no certificate TLS: .*dial it with ws:\/\//),
+    })
+    expect(onA[0]!.error).toMatchObject({
+      code: ErrorCode.PROTOCOL_ERROR,
+      message: expect.stringMatching(/offers no cipher of encrypted meshmirror links/),
+    })
+  })
+
   it('drops a connection that never starts a handshake, and garbage that is neither TLS nor HTTP', async () => {
     const a = await store('a')
     const ra = await replicate(a)
