@@ -3,7 +3,7 @@ import { createServer as createHttpsServer } from 'node:https'
 import { type AddressInfo, createServer as createNetServer, type Server as NetServer, type Socket } from 'node:net'
 import type { TLSSocket } from 'node:tls'
 import { type ClientOptions, WebSocket, WebSocketServer } from 'ws'
-import { AbortError, ErrorCode, MeshmirrorError } from '../errors.js'
+import { AbortError, ErrorCode, MeshmirrorError, ValidationError } from '../errors.js'
 import { commonKey, LINK_CIPHER, type LinkKey, linkKeys } from './link-keys.js'
 import type { Connection, LinkSecurity, Listener, Transport } from './transport.js'
 
@@ -12,7 +12,7 @@ export interface WsTransportOptions {
   maxFrameBytes?: number
   /** Ping period; a peer silent for two periods is dropped. Default 10,000 ms. */
   keepAliveMs?: number
-  /** TLS for `wss`: the listener's certificate and key, and CAs to trust when dialing. */
+  /** Certificate TLS for `wss`: the listener's certificate and key (it then serves `wss` only), and CAs to trust when dialing `wss://`. */
   tls?: { cert?: string | Buffer; key?: string | Buffer; ca?: string | Buffer | (string | Buffer)[] }
   /** Connection timeout when dialing. Default 5,000 ms. */
   connectTimeoutMs?: number
@@ -206,6 +206,9 @@ const PLAIN_REFUSED =
 export function wsTransport(options: WsTransportOptions = {}): Transport {
   const maxPayload = options.maxFrameBytes ?? 16 * 1024 * 1024
   const keepAliveMs = options.keepAliveMs ?? 10_000
+  if (options.psk && options.psk.secrets.length === 0) {
+    throw new ValidationError(ErrorCode.INVALID_OPTIONS, 'wsTransport: psk.secrets must hold at least one secret.')
+  }
   const keys = options.psk ? linkKeys(options.psk.meshId, options.psk.secrets) : undefined
   const refused = (error: MeshmirrorError, remote: string) => options.onRefused?.(error, remote)
   return {
