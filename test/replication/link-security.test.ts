@@ -192,7 +192,7 @@ describe('link security', () => {
     })
   })
 
-  it('drops a connection that never starts a handshake, and garbage that is neither TLS nor HTTP', async () => {
+  it('drops a connection whose first bytes are neither TLS nor HTTP, and keeps serving', async () => {
     const a = await store('a')
     const ra = await replicate(a)
     const garbage = connect(ra.port!, '127.0.0.1')
