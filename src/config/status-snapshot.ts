@@ -1,5 +1,6 @@
 import { readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
+import type { LinkSecurity } from '../replication/transport.js'
 
 /** Name of the status snapshot a running peer keeps in its mesh directory. */
 export const STATUS_FILE = 'meshmirror.status.json'
@@ -17,7 +18,7 @@ export interface PeerLink {
   changesReceived: number
   lastError?: string
   /** How the link is protected: `psk` (encrypted with the mesh secret, the default), `certificate` (`wss://`), `insecure` (plain). */
-  security?: 'psk' | 'certificate' | 'insecure'
+  security?: LinkSecurity
 }
 
 /** What a running `meshmirror peer` writes to `<mesh dir>/meshmirror.status.json`, about once a second. */
