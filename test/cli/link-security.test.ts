@@ -36,8 +36,12 @@ function config(dir: string, name: string, extra: Record<string, unknown>): stri
   return file
 }
 
-/** Two peer processes linked (one listening, one dialing), alike in `insecure`; resolves once both see a live link. */
-async function linkedPair(dir: string, extra: Record<string, unknown>): Promise<void> {
+/** Two peer processes linked (`a` listening, `b` dialing); resolves once both see a live link. */
+async function linkedPair(
+  dir: string,
+  extra: Record<string, unknown>,
+  extraB: Record<string, unknown> = {},
+): Promise<void> {
   const a = startCli([
     'peer',
     '--json',
@@ -46,11 +50,50 @@ async function linkedPair(dir: string, extra: Record<string, unknown>): Promise<
   ])
   running.push(a)
   const port = (await a.event('live')).port as number
-  const b = startCli(['peer', '--json', '--config', config(dir, 'b', { ...extra, peers: [`ws://127.0.0.1:${port}`] })])
+  const b = startCli([
+    'peer',
+    '--json',
+    '--config',
+    config(dir, 'b', { ...extra, ...extraB, peers: [`ws://127.0.0.1:${port}`] }),
+  ])
   running.push(b)
   const linked = (e: Record<string, unknown>) => (e.peers as { state: string }[]).some((p) => p.state === 'live')
   await Promise.all([a.event('status', linked), b.event('status', linked)])
 }
+
+describe('secret rotation through the config file', () => {
+  it('links a device that moved to the new secret, keeping the old one, with one still on the old secret', {
+    timeout: 60_000,
+  }, async () => {
+    const dir = dirs.make('rotation')
+    // Mid-rotation: `b` took the new secret and still accepts the old one; `a` has not moved yet.
+    await linkedPair(dir, {}, { secret: 'the new test secret', previousSecrets: ['a test secret'] })
+    const report = JSON.parse((await runCli(['status', '--dir', join(dir, 'b-mesh'), '--json'])).stdout)
+    expect(report.snapshot.peers).toMatchObject([{ state: 'live', security: 'psk' }])
+    expect(report.warnings).toEqual([])
+  })
+
+  it('refuses a device holding only a secret the listener lacks, and status says why', {
+    timeout: 60_000,
+  }, async () => {
+    const dir = dirs.make('stale')
+    const a = startCli(['peer', '--json', '--config', config(dir, 'a', { listen: { host: '127.0.0.1', port: 0 } })])
+    running.push(a)
+    const port = (await a.event('live')).port as number
+    const b = startCli([
+      'peer',
+      '--json',
+      '--config',
+      config(dir, 'b', { secret: 'the new test secret', peers: [`ws://127.0.0.1:${port}`] }),
+    ])
+    running.push(b)
+    const refused = (e: Record<string, unknown>) =>
+      (e.peers as { lastError?: string }[]).some((p) => /wrong secret/.test(p.lastError ?? ''))
+    await b.event('status', refused)
+    await a.event('status', (e) => /wrong secret/.test(String(e.lastError ?? '')))
+    expect(b.stderr()).toMatch(/wrong secret/)
+  })
+})
 
 describe('link security in status and doctor', () => {
   for (const insecure of [false, true]) {
