@@ -5,10 +5,11 @@ import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import { openBuiltinStore } from '../src/engine/open-builtin-store.js'
 import type { BuiltinMesh } from '../src/engine/types.js'
-import { openMesh, type ReplicatedMesh } from '../src/index.js'
+import { openMesh, type ReplicatedMesh, wsTransport } from '../src/index.js'
 import { type BenchContext, type BenchResult, type BenchSuite, percentile, summarise, withBaseline } from './harness.js'
 
 const SUITE = 'replication'
+const ENCRYPTION_SUITE = 'replication-encryption'
 const MESH = { meshId: 'bench', secret: 'bench-replication-secret' }
 /** Absolute time in ms, comparable between processes on one machine. */
 const now = () => performance.timeOrigin + performance.now()
@@ -17,9 +18,22 @@ type Line = Record<string, unknown>
 
 // ---- the child: peer B ----------------------------------------------------
 
-async function child(config: { dir: string; peer: string }): Promise<void> {
+interface ChildConfig {
+  dir: string
+  peer: string
+  /** Plain links instead of the default encrypted ones. */
+  insecure?: boolean
+}
+
+async function child(config: ChildConfig): Promise<void> {
   const say = (l: Line) => process.stdout.write(`${JSON.stringify(l)}\n`)
-  const mesh = await openMesh({ ...MESH, dir: config.dir, siteId: 'b', peers: [config.peer] })
+  const mesh = await openMesh({
+    ...MESH,
+    dir: config.dir,
+    siteId: 'b',
+    peers: [config.peer],
+    ...(config.insecure ? { insecure: true } : {}),
+  })
   // Latency: when a ping is visible to B's application, and when.
   mesh.observe({ collection: 'ping' }, (c) => {
     const at = now()
@@ -51,10 +65,11 @@ interface Child {
   close(): Promise<void>
 }
 
-function startChild(dir: string, peer: string): Child {
+function startChild(dir: string, peer: string, insecure = false): Child {
+  const config: ChildConfig = { dir, peer, ...(insecure ? { insecure } : {}) }
   const proc = spawn(
     process.execPath,
-    ['--import', 'tsx', fileURLToPath(import.meta.url), 'child', JSON.stringify({ dir, peer })],
+    ['--import', 'tsx', fileURLToPath(import.meta.url), 'child', JSON.stringify(config)],
     { stdio: ['pipe', 'pipe', 'inherit'] },
   )
   const listeners = new Set<(l: Line) => void>()
@@ -83,8 +98,14 @@ function startChild(dir: string, peer: string): Child {
   }
 }
 
-async function peerA(ctx: BenchContext): Promise<ReplicatedMesh> {
-  return openMesh({ ...MESH, dir: ctx.tempDir('repl-a'), siteId: 'a', listen: { host: '127.0.0.1', port: 0 } })
+async function peerA(ctx: BenchContext, insecure = false): Promise<ReplicatedMesh> {
+  return openMesh({
+    ...MESH,
+    dir: ctx.tempDir('repl-a'),
+    siteId: 'a',
+    listen: { host: '127.0.0.1', port: 0 },
+    ...(insecure ? { insecure: true } : {}),
+  })
 }
 
 const urlOf = (a: ReplicatedMesh) => `ws://127.0.0.1:${a.replication.port}`
@@ -96,8 +117,9 @@ function res(
   better: 'higher' | 'lower',
   samples: readonly number[],
   warmup = 'none',
+  suite = SUITE,
 ): BenchResult {
-  return summarise({ suite: SUITE, name, workload, unit, better, warmup }, samples)
+  return summarise({ suite, name, workload, unit, better, warmup }, samples)
 }
 
 function doc(j: number) {
@@ -371,6 +393,134 @@ async function sustained(ctx: BenchContext): Promise<BenchResult[]> {
   return [base, got, lag]
 }
 
+/**
+ * What encryption costs: catch-up throughput over the default link (TLS,
+ * ECDHE-PSK-CHACHA20-POLY1305) against plain links (`insecure: true`), in
+ * the same run, runs interleaved so both see the same machine load.
+ */
+async function encryption(ctx: BenchContext): Promise<BenchResult[]> {
+  const n = ctx.quick ? 5_000 : 50_000
+  const runs = ctx.quick ? 2 : 5
+  ctx.log(`encryption: catch-up of ${n} documents, encrypted and plain links, ${runs} runs each`)
+  const encrypted = await peerA(ctx)
+  const plain = await peerA(ctx, true)
+  await load(encrypted, 0, n)
+  await load(plain, 0, n)
+  const rates = { encrypted: [] as number[], plain: [] as number[] }
+  let bytes = 0
+  for (let run = 0; run < runs + 1; run++) {
+    for (const insecure of run % 2 ? [true, false] : [false, true]) {
+      const b = startChild(ctx.tempDir('repl-b'), urlOf(insecure ? plain : encrypted), insecure)
+      const ready = await b.waitFor((l) => l.t === 'ready')
+      const live = await b.waitFor((l) => l.t === 'live')
+      await b.close()
+      bytes = live.bytesReceived as number
+      // The first round warms both up.
+      if (run > 0)
+        (insecure ? rates.plain : rates.encrypted).push(n / (((live.at as number) - (ready.at as number)) / 1000))
+    }
+  }
+  await encrypted.close()
+  await plain.close()
+  const workload = (how: string) =>
+    `catch-up of ${n} documents (${(bytes / 2 ** 20).toFixed(1)} MiB of frames) from A to an empty B in another process over ${how}, from B's start (handshake included) to B live`
+  const base = res(
+    'catch-up throughput, plain links (insecure: true) (baseline)',
+    workload('plain WebSocket'),
+    'docs/s',
+    'higher',
+    rates.plain,
+    'one catch-up of each',
+    ENCRYPTION_SUITE,
+  )
+  const tls = withBaseline(
+    res(
+      'catch-up throughput, encrypted links (default)',
+      workload('the default link: TLS 1.2, ECDHE-PSK-CHACHA20-POLY1305'),
+      'docs/s',
+      'higher',
+      rates.encrypted,
+      'one catch-up of each',
+      ENCRYPTION_SUITE,
+    ),
+    base,
+  )
+  tls.target = {
+    description: 'encryption costs under a third of the throughput: ratio > 0.67',
+    pass: (tls.ratio ?? 0) > 0.67,
+  }
+  return [base, tls]
+}
+
+/**
+ * The cost of encryption on the carrier alone: frames pushed through one
+ * link as fast as it takes them, plain against TLS, both ends in this
+ * process (so one thread encrypts and decrypts), runs interleaved.
+ */
+async function linkThroughput(ctx: BenchContext): Promise<BenchResult[]> {
+  const MiB = 2 ** 20
+  const total = (ctx.quick ? 16 : 256) * MiB
+  const runs = ctx.quick ? 2 : 5
+  const frame = 'x'.repeat(64 * 1024)
+  ctx.log(`link throughput: ${total / MiB} MiB of 64 KiB frames, encrypted and plain, ${runs} runs each`)
+  const once = async (insecure: boolean): Promise<number> => {
+    const transport = wsTransport(insecure ? {} : { psk: { meshId: MESH.meshId, secrets: [MESH.secret] } })
+    let received = 0
+    let done!: () => void
+    const all = new Promise<void>((resolve) => {
+      done = resolve
+    })
+    const listener = await transport.listen({ host: '127.0.0.1', port: 0 }, (c) =>
+      c.onMessage((f) => {
+        received += f.length
+        if (received >= total) done()
+      }),
+    )
+    const link = await transport.dial(`ws://127.0.0.1:${listener.port}`)
+    const t0 = performance.now()
+    for (let sent = 0; sent < total; sent += frame.length) {
+      link.send(frame)
+      while (link.buffered > 4 * MiB) await new Promise((r) => setImmediate(r))
+    }
+    await all
+    const mibPerS = total / MiB / ((performance.now() - t0) / 1000)
+    link.close('done')
+    await listener.close()
+    return mibPerS
+  }
+  const rates = { encrypted: [] as number[], plain: [] as number[] }
+  for (let run = 0; run < runs + 1; run++) {
+    for (const insecure of run % 2 ? [true, false] : [false, true]) {
+      const rate = await once(insecure)
+      if (run > 0) (insecure ? rates.plain : rates.encrypted).push(rate)
+    }
+  }
+  const workload = (how: string) =>
+    `${total / MiB} MiB of 64 KiB text frames through one WebSocket link over ${how}, both ends in one process on 127.0.0.1, sender paced by the link's buffer`
+  const base = res(
+    'link throughput, plain (insecure: true) (baseline)',
+    workload('plain TCP'),
+    'MiB/s',
+    'higher',
+    rates.plain,
+    'one transfer of each',
+    ENCRYPTION_SUITE,
+  )
+  const tls = withBaseline(
+    res(
+      'link throughput, encrypted (default)',
+      workload('TLS 1.2, ECDHE-PSK-CHACHA20-POLY1305'),
+      'MiB/s',
+      'higher',
+      rates.encrypted,
+      'one transfer of each',
+      ENCRYPTION_SUITE,
+    ),
+    base,
+  )
+  return [base, tls]
+}
+
 /** The replication suite: latency, catch-up, reconnect, sustained rate. */
 export const replicationSuite: BenchSuite = {
   name: SUITE,
@@ -379,6 +529,14 @@ export const replicationSuite: BenchSuite = {
   },
 }
 
+/** What encrypting the links costs: encrypted against plain, in catch-up throughput and on the carrier alone. */
+export const replicationEncryptionSuite: BenchSuite = {
+  name: ENCRYPTION_SUITE,
+  async run(ctx) {
+    return [...(await encryption(ctx)), ...(await linkThroughput(ctx))]
+  },
+}
+
 if (process.argv[2] === 'child' && process.argv[1] === fileURLToPath(import.meta.url)) {
-  await child(JSON.parse(process.argv[3]!) as { dir: string; peer: string })
+  await child(JSON.parse(process.argv[3]!) as ChildConfig)
 }

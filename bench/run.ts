@@ -14,7 +14,7 @@ import { engineSuite } from './engine.bench.js'
 import { type BenchResult, type BenchSuite, machine, makeContext } from './harness.js'
 import { instanceSuite } from './instance.bench.js'
 import { relationalSuite } from './relational.bench.js'
-import { replicationSuite } from './replication.bench.js'
+import { replicationEncryptionSuite, replicationSuite } from './replication.bench.js'
 
 const suites: BenchSuite[] = [
   engineSuite,
@@ -22,6 +22,7 @@ const suites: BenchSuite[] = [
   bridgeSuite,
   dittoSuite,
   replicationSuite,
+  replicationEncryptionSuite,
   relationalSuite,
   compareApplySuite,
   compareStartupSuite,

@@ -173,7 +173,7 @@ export {
   type Replicator,
   startReplication,
 } from './replication/replicator.js'
-export type { Connection, Listener, Transport } from './replication/transport.js'
+export type { Connection, LinkSecurity, Listener, Transport } from './replication/transport.js'
 export { type WsTransportOptions, wsTransport } from './replication/ws-transport.js'
 // The repository port and its SQLite implementation
 export type { ForeignKey } from './repository/foreign-keys.js'

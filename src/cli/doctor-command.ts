@@ -1,5 +1,6 @@
 import type { Command } from 'commander'
 import { diagnoseMeshDir } from '../config/mesh-backend.js'
+import { readSnapshot, snapshotWarnings } from '../config/status-snapshot.js'
 import { ExitCode, formatBytes, makeOutput, reportError } from './output.js'
 
 const EXIT_CODES = `
@@ -21,7 +22,10 @@ export function registerDoctorCommand(program: Command): void {
       const output = makeOutput(opts.json === true)
       try {
         const d = diagnoseMeshDir(opts.dir)
-        if (output.json) output.out(JSON.stringify(d, null, 2))
+        // What the peer last running on the directory reported: links it ran without encryption.
+        const snapshot = readSnapshot(d.dir)
+        const warnings = snapshot ? snapshotWarnings(snapshot) : []
+        if (output.json) output.out(JSON.stringify({ ...d, warnings }, null, 2))
         else {
           const owner = d.info.owner
           const who = owner
@@ -38,6 +42,7 @@ export function registerDoctorCommand(program: Command): void {
           if (d.storeVersion) lines.push(`  format     ${d.storeVersion}`)
           if (d.siteId) lines.push(`  site       ${d.siteId}`)
           for (const f of d.findings) lines.push(`  - ${f}`)
+          for (const w of warnings) lines.push(`  warning: ${w}`)
           output.out(lines.join('\n'))
         }
         if (!d.ok) process.exitCode = ExitCode.NEEDS_ATTENTION

@@ -25,6 +25,7 @@ export function statusLine(s: PeerSnapshot): string {
     ...(s.sync.refused > 0 ? [`refused ${s.sync.refused}`] : []),
     ...((s.sync.conflicts ?? 0) > 0 ? [`conflicts ${s.sync.conflicts}`] : []),
     ...(s.sync.errors > 0 ? [`errors ${s.sync.errors}`] : []),
+    ...(s.insecure ? ['links NOT ENCRYPTED'] : []),
   ].join(' · ')
 }
 

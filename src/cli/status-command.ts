@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs'
 import { join } from 'node:path'
 import type { Command } from 'commander'
 import { diagnoseMeshDir } from '../config/mesh-backend.js'
-import { type PeerSnapshot, readSnapshot } from '../config/status-snapshot.js'
+import { type PeerSnapshot, readSnapshot, snapshotWarnings } from '../config/status-snapshot.js'
 import { readStoreConflicts } from '../engine/conflict-log.js'
 import { STORE_FILE } from '../engine/database.js'
 import type { Diagnosis } from '../instance/doctor.js'
@@ -34,6 +34,8 @@ export interface StatusReport {
   ageSeconds?: number
   /** Versions that lost a merge, kept in the store (`meshmirror conflicts` lists them); absent when the store cannot be read. */
   conflicts?: number
+  /** What deserves attention in the snapshot: unencrypted replication links. */
+  warnings: string[]
 }
 
 /** Reads a mesh directory's state from outside: its lock and owner, and the snapshot its peer keeps. */
@@ -57,6 +59,7 @@ export function readStatus(dir: string): StatusReport {
       ? { snapshot, ageSeconds: Math.max(0, Math.round((Date.now() - Date.parse(snapshot.updatedAt)) / 100) / 10) }
       : {}),
     ...(conflicts === undefined ? {} : { conflicts }),
+    warnings: snapshot ? snapshotWarnings(snapshot) : [],
   }
 }
 
@@ -99,8 +102,9 @@ function describeSnapshot(s: PeerSnapshot, ageSeconds: number | undefined): stri
     `  mesh       ${s.meshId}, site ${s.siteId}${s.listen ? `, listening on ${s.listen.host}:${s.listen.port}` : ''}`,
   )
   for (const p of s.peers) {
+    const plain = p.security === 'insecure' ? ' NOT ENCRYPTED' : ''
     lines.push(
-      `  peer       ${p.site ?? '?'} ${p.direction} ${p.remote} ${p.state}${p.lastError ? ` (${p.lastError})` : ''}`,
+      `  peer       ${p.site ?? '?'} ${p.direction} ${p.remote} ${p.state}${plain}${p.lastError ? ` (${p.lastError})` : ''}`,
     )
   }
   for (const [c, n] of Object.entries(s.collections)) {
@@ -116,6 +120,7 @@ function describeSnapshot(s: PeerSnapshot, ageSeconds: number | undefined): stri
       `  progress   ${s.progress.phase} ${s.progress.model ?? ''} ${s.progress.done}/${s.progress.total ?? '?'}`,
     )
   if (s.lastError) lines.push(`  last error ${s.lastError}`)
+  for (const w of snapshotWarnings(s)) lines.push(`  warning    ${w}`)
   return lines
 }
 

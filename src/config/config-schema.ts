@@ -98,7 +98,7 @@ export const dittoMeshSchema = z.strictObject({
 })
 
 /** Keys that configure the builtin engine's replication, which a Ditto mesh does not use. */
-const BUILTIN_ONLY = ['secret', 'listen', 'peers', 'discovery', 'reconnect'] as const
+const BUILTIN_ONLY = ['secret', 'previousSecrets', 'insecure', 'listen', 'peers', 'discovery', 'reconnect'] as const
 
 export const configSchema = z
   .strictObject({
@@ -119,13 +119,35 @@ export const configSchema = z
     /** Which mesh this is: peers of another mesh are refused. */
     meshId: z.string().regex(/^[A-Za-z0-9_.:-]{1,128}$/, 'expected 1-128 characters from [A-Za-z0-9_.:-]'),
     /**
-     * Shared secret of the mesh (at least 8 characters). `$ENV_NAME` reads it
+     * Shared secret of the mesh (at least 8 characters): it keys the
+     * encryption of every link and proves membership. `$ENV_NAME` reads it
      * from the environment. Required with the builtin engine; a Ditto mesh
      * authenticates with Ditto's own identity instead.
      */
     secret: z.string().min(8, 'expected a string of at least 8 characters').optional(),
+    /**
+     * Secrets still accepted while the mesh moves to a new `secret` (at most
+     * 3; `$ENV_NAME` works here too). Remove them once every device has the
+     * new secret.
+     */
+    previousSecrets: z.array(z.string().min(8, 'expected a string of at least 8 characters')).max(3).optional(),
+    /**
+     * Plain, unencrypted links: anyone on the network can read and alter
+     * them. Default false. Every device of a mesh must agree.
+     */
+    insecure: z.boolean().optional(),
     listen: z.strictObject({ host: z.string().min(1), port: z.int().min(0).max(65535) }).optional(),
-    peers: z.array(z.string().regex(/^wss?:\/\/\S+$/, 'expected a ws:// or wss:// URL')).optional(),
+    /** Peers to dial: `ws://host:port` (encrypted unless `insecure`), or `wss://host:port` for a listener with certificates. */
+    peers: z
+      .array(
+        z
+          .string()
+          .regex(
+            /^wss?:\/\/\S+$/,
+            'expected a ws:// or wss:// URL: ws://host:port (encrypted with the mesh secret unless "insecure"), or wss://host:port for a listener with certificates',
+          ),
+      )
+      .optional(),
     discovery: z.boolean().optional(),
     /** Reconnect backoff bounds towards peers. Default 100 ms to 10 s. */
     reconnect: z.strictObject({ minMs: nonNegative.optional(), maxMs: nonNegative.optional() }).optional(),
@@ -145,6 +167,10 @@ export const configSchema = z
   .refine((c) => (c.tables?.length ?? 0) > 0 || c.adapters !== undefined, {
     message: 'expected "tables" (a list of table mappings) or "adapters" (a module path): nothing to mirror',
     path: ['tables'],
+  })
+  .refine((c) => new Set([c.secret, ...(c.previousSecrets ?? [])]).size === (c.previousSecrets?.length ?? 0) + 1, {
+    message: 'expected secrets different from "secret" and from each other',
+    path: ['previousSecrets'],
   })
   .superRefine((c, ctx) => {
     const ditto = c.mesh.backend === 'ditto'

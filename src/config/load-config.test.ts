@@ -27,6 +27,7 @@ const dirs: string[] = []
 afterEach(() => {
   for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true })
   delete process.env.MM_TEST_SECRET
+  delete process.env.MM_TEST_OLD_SECRET
 })
 
 describe('config', () => {
@@ -70,6 +71,33 @@ describe('config', () => {
     )
     process.env.MM_TEST_SECRET = 'from the environment'
     expect(parseConfig({ ...minimal, secret: '$MM_TEST_SECRET' }, 'test.json', '/').secret).toBe('from the environment')
+  })
+
+  it('takes previous secrets while rotating (from the environment too), and insecure only as a boolean', () => {
+    process.env.MM_TEST_OLD_SECRET = 'the old secret'
+    const c = parseConfig(
+      { ...minimal, previousSecrets: ['$MM_TEST_OLD_SECRET', 'an older secret'], insecure: false },
+      'test.json',
+      '/',
+    )
+    expect(c.previousSecrets).toEqual(['the old secret', 'an older secret'])
+    expect(fails({ ...minimal, previousSecrets: ['$MM_TEST_UNSET_SECRET'] }).message).toContain(
+      'previousSecrets[0]: environment variable MM_TEST_UNSET_SECRET is not set',
+    )
+    const same = fails({ ...minimal, previousSecrets: [minimal.secret] })
+    expect(same.key).toBe('previousSecrets')
+    expect(same.message).toContain('previousSecrets: expected secrets different from "secret" and from each other')
+    expect(fails({ ...minimal, previousSecrets: ['short'] }).message).toContain(
+      'previousSecrets[0]: expected a string of at least 8 characters',
+    )
+    expect(fails({ ...minimal, previousSecrets: ['secret-1', 'secret-2', 'secret-3', 'secret-4'] }).key).toBe(
+      'previousSecrets',
+    )
+    expect(fails({ ...minimal, insecure: 'yes' }).message).toContain('insecure: expected boolean, received string')
+    // Peer URLs written before links were encrypted keep their meaning: a meshmirror link to host:port.
+    expect(parseConfig({ ...minimal, peers: ['ws://10.0.0.12:4040'] }, 'test.json', '/').peers).toEqual([
+      'ws://10.0.0.12:4040',
+    ])
   })
 
   it('loads JSON and .mjs files, and names the file when it cannot', async () => {

@@ -39,6 +39,14 @@ function describeIssue(issue: z.core.$ZodIssue): string {
 
 const isEnvReference = (value: string) => /^\$[A-Za-z_][A-Za-z0-9_]*$/.test(value)
 
+/** A secret as written, or the environment variable it names (`$NAME`). */
+function fromEnv(value: string, source: string, key: string): string {
+  if (!isEnvReference(value)) return value
+  const env = process.env[value.slice(1)]
+  if (env === undefined) throw configError(source, key, `environment variable ${value.slice(1)} is not set`)
+  return env
+}
+
 /**
  * `mesh.ditto.licenseToken` and `mesh.ditto.sharedKey` given as `$ENV_NAME`,
  * read from the environment. An unset licence token is left out (the store
@@ -66,12 +74,14 @@ function withDittoEnv(raw: unknown, source: string): unknown {
  */
 export function parseConfig(input: unknown, source: string, baseDir: string): ResolvedConfig {
   let raw = input
-  if (typeof raw === 'object' && raw !== null && typeof (raw as { secret?: unknown }).secret === 'string') {
-    const secret = (raw as { secret: string }).secret
-    if (isEnvReference(secret)) {
-      const value = process.env[secret.slice(1)]
-      if (value === undefined) throw configError(source, 'secret', `environment variable ${secret.slice(1)} is not set`)
-      raw = { ...raw, secret: value }
+  if (typeof raw === 'object' && raw !== null) {
+    const r = raw as { secret?: unknown; previousSecrets?: unknown }
+    if (typeof r.secret === 'string') raw = { ...raw, secret: fromEnv(r.secret, source, 'secret') }
+    if (Array.isArray(r.previousSecrets)) {
+      const previous = r.previousSecrets.map((s: unknown, i) =>
+        typeof s === 'string' ? fromEnv(s, source, `previousSecrets[${i}]`) : s,
+      )
+      raw = { ...(raw as object), previousSecrets: previous }
     }
   }
   raw = withDittoEnv(raw, source)

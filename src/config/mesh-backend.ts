@@ -95,6 +95,7 @@ class BuiltinBackend implements MeshBackend {
       changesSent: peer.changesSent,
       changesReceived: peer.changesReceived,
       ...(peer.lastError ? { lastError: peer.lastError } : {}),
+      ...(peer.security ? { security: peer.security } : {}),
     }))
   }
 
@@ -105,6 +106,8 @@ class BuiltinBackend implements MeshBackend {
       meshId: c.meshId,
       // The schema requires a secret with the builtin engine.
       secret: c.secret as string,
+      ...(c.previousSecrets?.length ? { previousSecrets: c.previousSecrets } : {}),
+      ...(c.insecure ? { insecure: true } : {}),
       logger: this.logger,
       // A port taken at the first connect is kept across disconnects.
       ...(c.listen ? { listen: { host: c.listen.host, port: this.listenPort ?? 0 } } : {}),

@@ -4,7 +4,7 @@ import type { MeshStore } from '../mesh/mesh-store.js'
 import type { Repository } from '../repository/repository.js'
 import type { ResolvedConfig } from './load-config.js'
 import type { ResolvedModels } from './resolve-models.js'
-import type { PeerLink, PeerPhase, PeerSnapshot } from './status-snapshot.js'
+import { type PeerLink, type PeerPhase, type PeerSnapshot, snapshotWarnings } from './status-snapshot.js'
 
 /** What a status snapshot counts in the stores. */
 export interface StoreCounts {
@@ -64,6 +64,9 @@ export interface SnapshotParts {
 /** The status snapshot of a peer, as `meshmirror status` and the `snapshot` event show it. */
 export function buildSnapshot(p: SnapshotParts): PeerSnapshot {
   const { config, metrics: m } = p
+  const peers = [...p.peers]
+  const insecure = config.insecure === true ? ({ insecure: true } as const) : {}
+  const warnings = snapshotWarnings({ ...insecure, peers })
   return {
     version: 1,
     pid: process.pid,
@@ -79,7 +82,9 @@ export function buildSnapshot(p: SnapshotParts): PeerSnapshot {
     ...(config.listen && p.listenPort !== undefined
       ? { listen: { host: config.listen.host, port: p.listenPort } }
       : {}),
-    peers: [...p.peers],
+    ...insecure,
+    peers,
+    ...(warnings.length > 0 ? { warnings } : {}),
     collections: p.counts.collections,
     tables: p.counts.tables,
     sync: {

@@ -1,5 +1,6 @@
 import { readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
+import type { LinkSecurity } from '../replication/transport.js'
 
 /** Name of the status snapshot a running peer keeps in its mesh directory. */
 export const STATUS_FILE = 'meshmirror.status.json'
@@ -17,6 +18,8 @@ export interface PeerLink {
   changesSent: number
   changesReceived: number
   lastError?: string
+  /** How the link is protected: `psk` (encrypted with the mesh secret, the default), `certificate` (`wss://`), `insecure` (plain). */
+  security?: LinkSecurity
 }
 
 /** What a running `meshmirror peer` writes to `<mesh dir>/meshmirror.status.json`, about once a second. */
@@ -33,7 +36,11 @@ export interface PeerSnapshot {
   meshId: string
   siteId: string
   listen?: { host: string; port: number }
+  /** Set when the config asks for plain links (`insecure: true`). */
+  insecure?: true
   peers: PeerLink[]
+  /** What deserves attention: unencrypted links. */
+  warnings?: string[]
   /** Documents per mirrored collection in the mesh. */
   collections: Record<string, number>
   /** Rows per mirrored table in the database. */
@@ -63,6 +70,20 @@ export interface PeerSnapshot {
   /** The latest progress of a long startup step. */
   progress?: { phase: string; model?: string; done: number; total?: number }
   lastError?: string
+}
+
+/** The warnings a snapshot calls for (from its fields, so a snapshot of an earlier version gets them too). */
+export function snapshotWarnings(s: Pick<PeerSnapshot, 'insecure' | 'peers'>): string[] {
+  const out: string[] = []
+  if (s.insecure) {
+    out.push(
+      'replication links are not encrypted (insecure: true): anyone on the network can read and alter what they carry',
+    )
+  }
+  for (const p of s.peers) {
+    if (p.security === 'insecure' && !s.insecure) out.push(`link ${p.remote} is not encrypted`)
+  }
+  return out
 }
 
 /** Writes a snapshot atomically (a reader never sees half of one). */

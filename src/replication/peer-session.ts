@@ -2,9 +2,10 @@ import type { BuiltinMesh, VersionVector } from '../engine/types.js'
 import { ErrorCode, MeshmirrorError } from '../errors.js'
 import { newNonce, proof, verifyProof } from './auth.js'
 import { InboundStream } from './inbound-stream.js'
+import { commonKey, type LinkKey } from './link-keys.js'
 import { OutboundStream } from './outbound-stream.js'
 import { decodeMessage, encodeMessage, type Message, PROTOCOL_VERSION } from './protocol.js'
-import type { Connection } from './transport.js'
+import type { Connection, LinkSecurity } from './transport.js'
 
 /**
  * Where a peer link is: `connecting` (dialing, or waiting to dial again),
@@ -30,12 +31,15 @@ export interface PeerStatus {
   duplicates: number
   connectedAt: string
   lastError: string | undefined
+  /** How the carrier protects the link, when it knows: `psk` (the default), `certificate`, `insecure`. */
+  security?: LinkSecurity
 }
 
 export interface SessionOptions {
   mesh: BuiltinMesh
   meshId: string
-  secret: string
+  /** The mesh secrets this peer holds, preferred first (several while they rotate). */
+  keys: readonly LinkKey[]
   direction: 'inbound' | 'outbound'
   /** Changes per chunk. */
   chunkSize: number
@@ -91,7 +95,8 @@ export class PeerSession {
       this.markClosed = resolve
     })
     // Hello first: attaching the listener may deliver frames that arrived already, and answering them comes after.
-    this.send({ t: 'hello', v: PROTOCOL_VERSION, mesh: o.meshId, site: o.mesh.siteId, nonce: this.nonce })
+    const keys = o.keys.map((k) => k.id)
+    this.send({ t: 'hello', v: PROTOCOL_VERSION, mesh: o.meshId, site: o.mesh.siteId, nonce: this.nonce, keys })
     // A link that never authenticates would hold a slot forever.
     this.handshakeTimer = setTimeout(() => {
       this.reject(ErrorCode.PEER_AUTH_FAILED, `no authentication within ${o.handshakeTimeoutMs} ms`)
@@ -117,6 +122,7 @@ export class PeerSession {
       duplicates: this.handshakeDuplicates + (this.inbound?.duplicates ?? 0),
       connectedAt: this.connectedAt,
       lastError: this.lastError,
+      ...(this.connection.security ? { security: this.connection.security } : {}),
     }
   }
 
@@ -254,7 +260,9 @@ export class PeerSession {
     }
     this.site = m.site
     this.hello = m
-    this.send({ t: 'auth', proof: proof(this.o.secret, this.o.meshId, m.nonce, this.o.mesh.siteId) })
+    // Answer with a secret the peer holds too; a peer that lists none gets the preferred one.
+    const key = commonKey(this.o.keys, m.keys ?? []) ?? (this.o.keys[0] as LinkKey)
+    this.send({ t: 'auth', proof: proof(key.secret, this.o.meshId, m.nonce, this.o.mesh.siteId) })
   }
 
   private onAuth(m: Of<'auth'>): void {
@@ -266,7 +274,8 @@ export class PeerSession {
       this.reject(ErrorCode.PROTOCOL_ERROR, 'auth out of order')
       return
     }
-    if (!verifyProof(m.proof, proof(this.o.secret, this.o.meshId, this.nonce, this.site))) {
+    const site = this.site
+    if (!this.o.keys.some((k) => verifyProof(m.proof, proof(k.secret, this.o.meshId, this.nonce, site)))) {
       this.reject(ErrorCode.PEER_AUTH_FAILED, 'wrong secret')
       return
     }
@@ -278,7 +287,6 @@ export class PeerSession {
     this.authenticated = true
     this.authProof = m.proof
     clearTimeout(this.handshakeTimer)
-    const site = this.site
     this.inbound = new InboundStream({
       mesh: this.o.mesh,
       from: site,

@@ -20,7 +20,8 @@ export const PROTOCOL_VERSION = 2
  * leave a gap. An `ack` acknowledges every chunk up to its `n`.
  */
 export type Message =
-  | { t: 'hello'; v: number; mesh: string; site: string; nonce: string }
+  /** `keys`: ids of the mesh secrets the sender holds (several while they rotate), so the other answers with one both hold. */
+  | { t: 'hello'; v: number; mesh: string; site: string; nonce: string; keys?: string[] }
   | { t: 'auth'; proof: string }
   | { t: 'sync'; vv: VersionVector; after: number; window: number; maxFrame: number }
   | { t: 'changes'; n: number; changes: RemoteChange[]; cursor: number; complete: boolean; vv?: VersionVector }
@@ -42,6 +43,10 @@ function isPlainObject(v: unknown): v is Record<string, unknown> {
 
 function isSeq(v: unknown): v is number {
   return Number.isSafeInteger(v) && (v as number) >= 0
+}
+
+function isKeyIds(v: unknown): v is string[] {
+  return Array.isArray(v) && v.length <= 8 && v.every((k) => typeof k === 'string' && /^[0-9a-f]{1,64}$/.test(k))
 }
 
 function isChunkNo(v: unknown): v is number {
@@ -73,6 +78,7 @@ export function decodeMessage(frame: string): Message | string {
       if (!isMeshId(m.mesh)) return 'hello: bad mesh id'
       if (typeof m.site !== 'string' || !SITE_RE.test(m.site)) return 'hello: bad site id'
       if (typeof m.nonce !== 'string' || !/^[0-9a-f]{32,128}$/.test(m.nonce)) return 'hello: bad nonce'
+      if (m.keys !== undefined && !isKeyIds(m.keys)) return 'hello: bad key ids'
       return m as Message
     case 'auth':
       return typeof m.proof === 'string' && /^[0-9a-f]{64}$/.test(m.proof) ? (m as Message) : 'auth: bad proof'

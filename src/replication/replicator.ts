@@ -1,31 +1,48 @@
 import type { BuiltinMesh } from '../engine/types.js'
-import { ErrorCode, type MeshmirrorError, ValidationError } from '../errors.js'
+import { ErrorCode, MeshmirrorError, ValidationError } from '../errors.js'
 import { type Logger, silentLogger } from '../logger.js'
 import { backoffMs } from '../util/backoff.js'
 import { delay } from '../util/delay.js'
 import { Emitter } from '../util/emitter.js'
 import { type Discovery, startDiscovery } from './discovery.js'
 import { MAX_CHANGES_PER_CHUNK } from './inbound-stream.js'
+import { type LinkKey, linkKeys, MAX_SECRETS } from './link-keys.js'
 import { PeerSession, type PeerStatus } from './peer-session.js'
 import { isMeshId } from './protocol.js'
-import type { Connection, Listener, Transport } from './transport.js'
+import type { Connection, LinkSecurity, Listener, Transport } from './transport.js'
 import { type WsTransportOptions, wsTransport } from './ws-transport.js'
 
 /** How a builtin mesh replicates: which mesh, how peers prove membership, where to listen and whom to dial. */
 export interface ReplicationOptions {
   /** Which mesh this is: peers of another mesh are refused. */
   meshId: string
-  /** Shared secret proving membership (never sent; used for HMAC challenge-response). */
+  /**
+   * Shared secret of the mesh. It keys the TLS of every link (through keys
+   * derived from it and the mesh id) and proves membership by
+   * challenge-response; it never crosses the wire.
+   */
   secret: string
+  /**
+   * Secrets still accepted while the mesh moves to a new `secret` (at most
+   * 3): a peer links with any peer holding one of its secrets. See the
+   * rotation procedure in the replication documentation.
+   */
+  previousSecrets?: readonly string[]
+  /**
+   * Plain `ws://` links, readable and alterable by anyone on the network
+   * path (membership is still proven). Default false: links are encrypted.
+   * Every peer of a mesh must agree.
+   */
+  insecure?: boolean
   /** Accept peers on this address. Port 0 picks a free port (see `replicator.port`). */
   listen?: { host: string; port: number }
-  /** Peers to dial and keep dialing (`ws://host:port`, `wss://…`). */
+  /** Peers to dial and keep dialing: `ws://host:port` (encrypted unless `insecure`), `wss://…` (certificates, see `ws.tls`). */
   peers?: readonly string[]
   /** Advertise and find peers of the same mesh on the LAN (mDNS/DNS-SD). Default false. */
   discovery?: boolean
   /** Carrier. Default: WebSocket with `ws` options. */
   transport?: Transport
-  /** WebSocket carrier options: frame limit, keep-alive, TLS for `wss`. */
+  /** WebSocket carrier options: frame limit, keep-alive, certificates for `wss`. */
   ws?: WsTransportOptions
   /** Changes per chunk. Default 500. */
   chunkSize?: number
@@ -48,7 +65,7 @@ export interface ReplicationStats {
   changesReceived: number
   bytesSent: number
   bytesReceived: number
-  /** Connections refused or dropped for bad input, protocol violations or failed authentication. */
+  /** Connections refused or dropped for bad input, protocol violations or failed authentication (TLS handshakes included). */
   rejectedConnections: number
   /** Chunks a peer delivered twice (skipped). */
   duplicates: number
@@ -115,6 +132,15 @@ function checkOptions(o: ReplicationOptions): void {
   const bad = (m: string) => new ValidationError(ErrorCode.INVALID_OPTIONS, `replication: ${m}.`)
   if (!isMeshId(o.meshId)) throw bad('meshId must be 1-128 characters from [A-Za-z0-9_.:-]')
   if (typeof o.secret !== 'string' || o.secret.length < 8) throw bad('secret must be a string of at least 8 characters')
+  const previous = o.previousSecrets ?? []
+  if (!Array.isArray(previous) || previous.length > MAX_SECRETS - 1)
+    throw bad(`previousSecrets must be a list of at most ${MAX_SECRETS - 1} secrets`)
+  for (const s of previous) {
+    if (typeof s !== 'string' || s.length < 8) throw bad('previousSecrets must hold strings of at least 8 characters')
+  }
+  if (new Set([o.secret, ...previous]).size !== previous.length + 1)
+    throw bad('previousSecrets must differ from secret and from each other')
+  if (o.insecure !== undefined && typeof o.insecure !== 'boolean') throw bad('insecure must be true or false')
   // With a custom transport, its own URL scheme is fine.
   const url = o.transport ? /^[a-z][a-z0-9+.-]*:\/\/\S+$/ : /^wss?:\/\/\S+$/
   for (const peer of o.peers ?? []) {
@@ -134,8 +160,11 @@ function checkOptions(o: ReplicationOptions): void {
   if (!int(o.ws?.maxFrameBytes, 1024, 2 ** 31)) throw bad('ws.maxFrameBytes must be an integer of at least 1024')
 }
 
+const REFUSALS = new Set<string>([ErrorCode.PEER_AUTH_FAILED, ErrorCode.PROTOCOL_ERROR])
+
 class ReplicatorImpl implements Replicator {
   private readonly transport: Transport
+  private readonly keys: LinkKey[]
   private readonly sessions = new Set<PeerSession>()
   private readonly dialing = new Map<string, AbortController>()
   private listener: Listener | undefined
@@ -162,12 +191,36 @@ class ReplicatorImpl implements Replicator {
   ) {
     this.logger = o.logger ?? silentLogger
     this.events = new Emitter(this.logger)
+    const secrets = [o.secret, ...(o.previousSecrets ?? [])]
+    this.keys = linkKeys(o.meshId, secrets)
     this.transport =
       o.transport ??
       wsTransport({
         onServerError: (error) => this.logger.error('replication listener failed', { error: error.message }),
+        onRefused: (error, remote) => this.refused(remote, 'inbound', error),
+        ...(o.insecure ? {} : { psk: { meshId: o.meshId, secrets } }),
         ...o.ws,
       })
+    if (o.insecure && !o.transport) {
+      this.logger.warn('replication links are not encrypted (insecure: true): anyone on the network can read them')
+    }
+  }
+
+  /** A connection refused before it became a session (a TLS handshake failed, or the two ends disagree on TLS). */
+  private refused(remote: string, direction: 'inbound' | 'outbound', error: MeshmirrorError): void {
+    this.totals.rejectedConnections++
+    this.logger.warn('replication peer error', { remote, error: error.message })
+    this.emit('error', {
+      peer: { ...this.connectingStatus(remote), direction, state: 'closed', lastError: error.message },
+      error,
+    })
+  }
+
+  /** How a dialed URL's link is protected by the WebSocket carrier; undefined for another carrier. */
+  private security(url: string): LinkSecurity | undefined {
+    if (this.o.transport) return undefined
+    if (url.startsWith('wss://')) return 'certificate'
+    return this.o.insecure ? 'insecure' : 'psk'
   }
 
   get port(): number | undefined {
@@ -200,7 +253,7 @@ class ReplicatorImpl implements Replicator {
     const session = new PeerSession(connection, {
       mesh: this.mesh,
       meshId: this.o.meshId,
-      secret: this.o.secret,
+      keys: this.keys,
       direction,
       chunkSize: this.o.chunkSize ?? 500,
       window: this.o.window ?? 4,
@@ -264,7 +317,9 @@ class ReplicatorImpl implements Replicator {
       } catch (error) {
         if (signal.aborted) return
         this.waiting.set(url, (error as Error).message)
-        this.logger.debug('replication dial failed', { url, error: (error as Error).message })
+        // A refused TLS handshake is an authentication failure (or a configuration mismatch): worth a warning.
+        if (error instanceof MeshmirrorError && REFUSALS.has(error.code)) this.refused(url, 'outbound', error)
+        else this.logger.debug('replication dial failed', { url, error: (error as Error).message })
       }
       if (signal.aborted) return
       this.emit('peer', this.connectingStatus(url))
@@ -288,6 +343,7 @@ class ReplicatorImpl implements Replicator {
       duplicates: 0,
       connectedAt: '',
       lastError: this.waiting.get(url),
+      ...(this.security(url) ? { security: this.security(url) } : {}),
     }
   }
 

@@ -6,6 +6,8 @@
 export interface Connection {
   /** Where the other end is, for logs (`ws://10.0.0.12:4040`, `inbound 10.0.0.12:53122`). */
   readonly remote: string
+  /** How the carrier protects the link, when it knows (`status` and `doctor` warn about `insecure` links). */
+  readonly security?: LinkSecurity
   send(frame: string): void
   /** Bytes queued and not yet handed to the network. */
   readonly buffered: number
@@ -19,6 +21,13 @@ export interface Connection {
   /** Closes with a reason the other end can log. Idempotent. */
   close(reason: string): void
 }
+
+/**
+ * How a link is protected: `psk` (TLS keyed by the mesh secret, the
+ * default), `certificate` (`wss://` with certificates), `insecure` (plain:
+ * anyone on the network path reads and can alter it).
+ */
+export type LinkSecurity = 'psk' | 'certificate' | 'insecure'
 
 /** A listening endpoint of a transport. */
 export interface Listener {

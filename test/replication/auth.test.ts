@@ -9,6 +9,8 @@ import { removeTempDirs, tempDir } from './helpers.js'
 import { rawPeer } from './raw-peer.js'
 
 const open: { close(): Promise<void> }[] = []
+/** The carrier a peer holding the mesh's secret dials with. */
+const shopLink = wsTransport({ psk: { meshId: 'shop', secrets: ['the-right-secret'] } })
 afterEach(async () => {
   for (const c of open.splice(0).reverse()) await c.close()
   removeTempDirs()
@@ -28,7 +30,14 @@ function capturingLogger(): Logger & { warnings: string[] } {
 
 async function node(
   siteId: string,
-  options: { meshId?: string; secret?: string; peers?: string[]; logger?: Logger; handshakeTimeoutMs?: number } = {},
+  options: {
+    meshId?: string
+    secret?: string
+    peers?: string[]
+    logger?: Logger
+    handshakeTimeoutMs?: number
+    insecure?: boolean
+  } = {},
 ): Promise<{ mesh: BuiltinMesh; repl: Replicator; url: string }> {
   const mesh = await openBuiltinStore({ dir: tempDir(), siteId })
   open.push(mesh)
@@ -40,6 +49,7 @@ async function node(
     reconnect: { minMs: 50, maxMs: 500 },
     ...(options.logger ? { logger: options.logger } : {}),
     ...(options.handshakeTimeoutMs ? { handshakeTimeoutMs: options.handshakeTimeoutMs } : {}),
+    ...(options.insecure ? { insecure: true } : {}),
   })
   open.push(repl)
   return { mesh, repl, url: `ws://127.0.0.1:${repl.port}` }
@@ -73,23 +83,29 @@ describe('handshake and authentication', () => {
     expect(await b.mesh.collections()).toEqual([])
   })
 
-  it('refuses a peer of another mesh, and exchanges nothing', async () => {
-    const a = await node('a')
-    await a.mesh.upsert('orders', [{ _id: 'o1', total: 10 }])
-    const refused = nextError(a.repl)
-    const b = await node('b', { meshId: 'another-shop', peers: [a.url] })
-    const { error } = await refused
-    expect(error.code).toBe(ErrorCode.PEER_AUTH_FAILED)
-    expect(error.message).toMatch(/mesh another-shop is not mesh shop/)
-    expect(await b.mesh.collections()).toEqual([])
-    expect(b.repl.stats().changesReceived).toBe(0)
-  })
+  // Link keys derive from the mesh id: another mesh fails the TLS handshake; over plain links, the hello says why.
+  for (const [insecure, why] of [
+    [false, /wrong secret, or another mesh id/],
+    [true, /mesh another-shop is not mesh shop/],
+  ] as const) {
+    it(`refuses a peer of another mesh, and exchanges nothing${insecure ? ' (plain links)' : ''}`, async () => {
+      const a = await node('a', { insecure })
+      await a.mesh.upsert('orders', [{ _id: 'o1', total: 10 }])
+      const refused = nextError(a.repl)
+      const b = await node('b', { meshId: 'another-shop', peers: [a.url], insecure })
+      const { error } = await refused
+      expect(error.code).toBe(ErrorCode.PEER_AUTH_FAILED)
+      expect(error.message).toMatch(why)
+      expect(await b.mesh.collections()).toEqual([])
+      expect(b.repl.stats().changesReceived).toBe(0)
+    })
+  }
 
   it('refuses an old protocol version with the reason', async () => {
     const logger = capturingLogger()
     const a = await node('a', { logger })
     const refused = nextError(a.repl)
-    const raw = await rawPeer(wsTransport(), a.url, {
+    const raw = await rawPeer(shopLink, a.url, {
       site: 'old',
       meshId: 'shop',
       secret: 'the-right-secret',
@@ -107,7 +123,7 @@ describe('handshake and authentication', () => {
     const a = await node('a', { logger })
     await a.mesh.upsert('orders', [{ _id: 'o1', total: 10 }])
     // A peer claiming A's own site id.
-    const own = await rawPeer(wsTransport(), a.url, { site: 'a', meshId: 'shop', secret: 'the-right-secret' })
+    const own = await rawPeer(shopLink, a.url, { site: 'a', meshId: 'shop', secret: 'the-right-secret' })
     expect(await own.next((m) => m.t === 'error')).toMatchObject({
       message: expect.stringMatching(/duplicate site id/),
     })
@@ -130,7 +146,7 @@ describe('handshake and authentication', () => {
   it('drops a link that never answers the challenge', async () => {
     const a = await node('a', { handshakeTimeoutMs: 100 })
     const refused = nextError(a.repl)
-    const silent = await rawPeer(wsTransport(), a.url, {
+    const silent = await rawPeer(shopLink, a.url, {
       site: 'silent',
       meshId: 'shop',
       secret: 'the-right-secret',

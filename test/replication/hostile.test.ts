@@ -25,11 +25,15 @@ function chunk(n: number, changes: RemoteChange[]): Message {
 }
 
 async function attacker(site: string): Promise<RawPeer> {
-  const raw = await rawPeer(wsTransport({ maxFrameBytes: 4 * MAX_FRAME }), a.url, {
-    site,
-    meshId: 'hostile',
-    secret: SECRET,
-  })
+  const raw = await rawPeer(
+    wsTransport({ maxFrameBytes: 4 * MAX_FRAME, psk: { meshId: 'hostile', secrets: [SECRET] } }),
+    a.url,
+    {
+      site,
+      meshId: 'hostile',
+      secret: SECRET,
+    },
+  )
   await syncEmpty(raw)
   return raw
 }
