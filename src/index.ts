@@ -126,6 +126,7 @@ export type { Logger } from './logger.js'
 export { silentLogger } from './logger.js'
 // The mesh port
 export type { ConflictKind, ConflictQuery, ConflictRecord, ConflictVersion } from './mesh/conflict.js'
+export type { FieldHistory, FieldWrite } from './mesh/field-history.js'
 export type { DocIdInput, Document, DocumentInput, JsonObject, JsonValue } from './mesh/document.js'
 export {
   type CompareOp,

@@ -3,6 +3,7 @@ import { statSync } from 'node:fs'
 import { join } from 'node:path'
 import { ClosedError, ErrorCode, ValidationError } from '../errors.js'
 import type { ConflictQuery, ConflictRecord } from '../mesh/conflict.js'
+import type { FieldHistory } from '../mesh/field-history.js'
 import type { DocIdInput, Document, DocumentInput } from '../mesh/document.js'
 import { compileQuery } from '../mesh/filter.js'
 import type {
@@ -22,6 +23,7 @@ import { Emitter } from '../util/emitter.js'
 import { Mutex } from '../util/mutex.js'
 import { countConflicts, listConflicts } from './conflict-log.js'
 import { STORE_FILE } from './database.js'
+import { readFieldHistory } from './field-history.js'
 import { fieldExpr } from './query-sql.js'
 import { changesFor, changesSince, countScope, encodeCursor, runQuery } from './reads.js'
 import { parseDoc, type StoreCore } from './store-core.js'
@@ -209,6 +211,12 @@ export class BuiltinMeshStore implements BuiltinMesh {
   async conflictCount(query?: Pick<ConflictQuery, 'collection'>): Promise<number> {
     this.assertOpen()
     return countConflicts(this.core.reader, query)
+  }
+
+  async fieldHistory(collection: string, id: DocIdInput): Promise<FieldHistory | undefined> {
+    this.assertOpen()
+    assertCollection(collection)
+    return readFieldHistory(this.core, collection, normaliseId(id))
   }
 
   onCommit(listener: (sequence: number) => void): () => void {

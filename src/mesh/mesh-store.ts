@@ -1,5 +1,6 @@
 import type { ConflictQuery, ConflictRecord } from './conflict.js'
 import type { DocIdInput, Document, DocumentInput } from './document.js'
+import type { FieldHistory } from './field-history.js'
 import type { Query, Scope } from './query.js'
 
 /** How `upsert` treats fields the new document does not mention. */
@@ -212,6 +213,21 @@ export interface MeshStore extends MeshWriter, AsyncDisposable {
 
   /** How many conflicts {@link MeshStore.conflicts} would list without a limit. */
   conflictCount?(query?: Pick<ConflictQuery, 'collection'>): Promise<number>
+
+  /**
+   * For each field of a document, which device wrote the value it holds and
+   * when (the write's clock); undefined when the store never held the
+   * document. Optional: the builtin engine keeps a clock per field and
+   * implements it; the Ditto backend does not, as Ditto keeps its merge
+   * metadata inside its SDK.
+   *
+   * @example
+   * ```ts
+   * const h = await mesh.fieldHistory?.('counters', 'c1')
+   * for (const f of h?.fields ?? []) console.log(f.field, '=', f.value, 'by', f.site, 'at', f.writtenAt)
+   * ```
+   */
+  fieldHistory?(collection: string, id: DocIdInput): Promise<FieldHistory | undefined>
 
   /** Subscribes to an event; returns the unsubscribe function. */
   on<E extends keyof MeshStoreEvents>(event: E, listener: (payload: MeshStoreEvents[E]) => void): () => void
