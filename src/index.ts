@@ -59,9 +59,18 @@ export type { ModelProblem } from './codegen/parse.js'
 export type { MeshmirrorConfig, TableMapping } from './config/config-schema.js'
 export { loadConfig, parseConfig, type ResolvedConfig } from './config/load-config.js'
 export type { ResolvedModels } from './config/resolve-models.js'
-export { type OpenedPeer, openPeer, type PeerEvents, type RunningPeer, startPeer } from './config/start-peer.js'
+export {
+  type OpenedPeer,
+  openPeer,
+  type PeerEvents,
+  type PeerOptions,
+  type RunningPeer,
+  startPeer,
+} from './config/start-peer.js'
 export type { PeerLink, PeerPhase, PeerSnapshot } from './config/status-snapshot.js'
 export type { DatabaseSchema, TableColumn, TableSchema } from './config/table-schema.js'
+export type { DashboardOptions } from './dashboard/access.js'
+export type { RunningDashboard } from './dashboard/server.js'
 // The builtin engine
 export { builtinEngine } from './engine/builtin-engine.js'
 export {
@@ -126,8 +135,8 @@ export type { Logger } from './logger.js'
 export { silentLogger } from './logger.js'
 // The mesh port
 export type { ConflictKind, ConflictQuery, ConflictRecord, ConflictVersion } from './mesh/conflict.js'
-export type { FieldHistory, FieldWrite } from './mesh/field-history.js'
 export type { DocIdInput, Document, DocumentInput, JsonObject, JsonValue } from './mesh/document.js'
+export type { FieldHistory, FieldWrite } from './mesh/field-history.js'
 export {
   type CompareOp,
   type CompiledQuery,

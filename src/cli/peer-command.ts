@@ -1,6 +1,7 @@
 import type { Command } from 'commander'
 import { loadConfig } from '../config/load-config.js'
 import { openPeer, type RunningPeer } from '../config/start-peer.js'
+import { parseDashboardAddress } from '../dashboard/access.js'
 import type { Logger } from '../logger.js'
 import { ExitCode, makeOutput, type Output, reportError } from './output.js'
 import { attachDisplay } from './peer-display.js'
@@ -10,6 +11,8 @@ Examples:
   $ meshmirror init --database ./pos.db          # writes meshmirror.config.json
   $ meshmirror peer --config meshmirror.config.json
   $ meshmirror peer --config meshmirror.config.json --json | tee peer.log
+  $ meshmirror peer --dashboard 8080              # the dashboard on http://127.0.0.1:8080/
+  $ meshmirror peer --dashboard 0.0.0.0:8080      # on every interface: a token is required (printed)
 
 Stops cleanly on Ctrl-C or SIGTERM (sync flushed, peers disconnected, the
 directory lock released last); a second Ctrl-C stops at once.
@@ -50,12 +53,15 @@ function attachJson(peer: RunningPeer): void {
   peer.on('conflict', (c) => emitJson('conflict', c))
   peer.on('error', (e) => emitJson('error', { phase: e.phase, model: e.model, message: String(e.error) }))
   peer.on('snapshot', (s) => emitJson('status', s))
+  peer.on('dashboard', (d) => emitJson('dashboard', d))
 }
 
 /** Runs until a signal; resolves with the exit code. */
-async function run(configFile: string, output: Output): Promise<number> {
+async function run(configFile: string, output: Output, dashboardAt: string | undefined): Promise<number> {
   const config = await loadConfig(configFile)
-  const peer = await openPeer(config, { logger: stderrLogger(output.json) })
+  const dashboard =
+    dashboardAt === undefined ? undefined : { ...config.dashboard, ...parseDashboardAddress(dashboardAt) }
+  const peer = await openPeer(config, { logger: stderrLogger(output.json), ...(dashboard ? { dashboard } : {}) })
   let detach: (() => void) | undefined
   if (output.json) attachJson(peer)
   else {
@@ -63,6 +69,14 @@ async function run(configFile: string, output: Output): Promise<number> {
     output.out(`meshmirror: ${config.database} ⇄ ${mesh} ${peer.meshDir} (site ${peer.siteId})`)
     output.out(`mirroring ${peer.models.adapters.map((a) => a.collection).join(', ')}; Ctrl-C stops`)
     detach = attachDisplay(peer, process.stdout)
+    peer.on('dashboard', (d) => {
+      output.out(`${process.stdout.isTTY ? '\r\x1b[2K' : ''}dashboard: ${d.url}`)
+      if (d.tokenGenerated) {
+        output.out(
+          '  (a token was generated: the address carries it; set dashboard.token or MESHMIRROR_DASHBOARD_TOKEN to choose it)',
+        )
+      }
+    })
   }
   // Runs until stopped, even with nothing else keeping the process up (no listener, no peers).
   const keepAlive = setInterval(() => undefined, 1 << 30)
@@ -124,11 +138,15 @@ export function registerPeerCommand(program: Command): void {
     .description('mirror the database a config names into the mesh, and back, until stopped')
     .option('-c, --config <file>', 'the config file (JSON, .mjs, or .ts through tsx)', 'meshmirror.config.json')
     .option('--json', 'print one JSON event per line on stdout (phase, progress, peer, conflict, status, error)')
+    .option(
+      '--dashboard <[host:]port>',
+      'serve the dashboard web page on this address (loopback by default; any other host requires a token)',
+    )
     .addHelpText('after', HELP)
-    .action(async (opts: { config: string; json?: boolean }) => {
+    .action(async (opts: { config: string; json?: boolean; dashboard?: string }) => {
       const output = makeOutput(opts.json === true)
       try {
-        process.exitCode = await run(opts.config, output)
+        process.exitCode = await run(opts.config, output, opts.dashboard)
       } catch (error) {
         process.exitCode = reportError(output, error)
       }

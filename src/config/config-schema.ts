@@ -161,6 +161,20 @@ export const configSchema = z
      * directory (default), or by polling alone (`false`; every 25 ms).
      */
     watchDatabase: z.boolean().optional(),
+    /**
+     * Serve the dashboard, a read-only web page of this peer, on `port`
+     * (0: a free one). `host` defaults to 127.0.0.1; any other address
+     * requires a token: `token` (at least 16 characters; `$ENV_NAME` reads it
+     * from the environment), else env `MESHMIRROR_DASHBOARD_TOKEN`, else one
+     * is generated and printed.
+     */
+    dashboard: z
+      .strictObject({
+        host: z.string().min(1).optional(),
+        port: z.int().min(0).max(65535),
+        token: z.string().min(1).optional(),
+      })
+      .optional(),
     /** How often the status snapshot is written to the mesh directory. Default 1,000 ms. */
     statusIntervalMs: z.int().min(50).optional(),
   })

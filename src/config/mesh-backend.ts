@@ -94,6 +94,7 @@ class BuiltinBackend implements MeshBackend {
       state: peer.state,
       changesSent: peer.changesSent,
       changesReceived: peer.changesReceived,
+      lag: peer.lag,
       ...(peer.lastError ? { lastError: peer.lastError } : {}),
       ...(peer.security ? { security: peer.security } : {}),
     }))

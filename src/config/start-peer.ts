@@ -1,11 +1,14 @@
 import type { SyncEvents } from '../bridge/events.js'
 import { createSyncRegistry, type SyncRegistry } from '../bridge/registry.js'
+import type { DashboardOptions } from '../dashboard/access.js'
+import type { RunningDashboard } from '../dashboard/server.js'
 import { type Logger, silentLogger } from '../logger.js'
 import type { ConflictRecord } from '../mesh/conflict.js'
 import type { MeshStore } from '../mesh/mesh-store.js'
 import type { PeerStatus } from '../replication/peer-session.js'
 import { openSqliteRepository, type SqliteRepository } from '../repository/sqlite-repository.js'
 import { Emitter } from '../util/emitter.js'
+import { dashboardOptions, servePeerDashboard } from './dashboard-source.js'
 import type { ResolvedConfig } from './load-config.js'
 import { type MeshBackend, openMeshBackend } from './mesh-backend.js'
 import { buildSnapshot, countStores, emptyCounts } from './peer-snapshot.js'
@@ -25,6 +28,8 @@ export interface PeerEvents {
   conflict: ConflictRecord
   error: { phase: string; model?: string; error: unknown }
   snapshot: PeerSnapshot
+  /** The dashboard is served (its address carries the token, when one is required). */
+  dashboard: { url: string; host: string; port: number; tokenGenerated: boolean }
 }
 
 /** A database mirrored into the mesh, running: instance, repository, replication and sync. */
@@ -34,6 +39,8 @@ export interface RunningPeer extends AsyncDisposable {
   readonly meshDir: string
   readonly port: number | undefined
   readonly models: ResolvedModels
+  /** The dashboard this peer serves, once started, when one was asked for (option `dashboard` or the config's key). */
+  readonly dashboard: RunningDashboard | undefined
   snapshot(): Promise<PeerSnapshot>
   on<E extends keyof PeerEvents>(event: E, listener: (payload: PeerEvents[E]) => void): () => void
   /** Disconnects from every peer (false) or connects again (true); local sync goes on. */
@@ -53,12 +60,23 @@ export interface OpenedPeer extends RunningPeer {
  * checked without writing (config, tables, the listen address), then opens
  * the mesh directory (taking its lock). Nothing else is opened until `start()`.
  */
-export async function openPeer(config: ResolvedConfig, options: { logger?: Logger } = {}): Promise<OpenedPeer> {
+export async function openPeer(config: ResolvedConfig, options: PeerOptions = {}): Promise<OpenedPeer> {
   const logger = options.logger ?? silentLogger
+  const dashboard = dashboardOptions(config, options.dashboard)
   const models = await resolveModels(config)
   if (config.listen) await probeListen(config.listen, config.file)
   const backend = await openMeshBackend(config, { logger, recordConflicts: conflictCollections(config, models) })
-  return new Peer(config, models, backend, logger)
+  return new Peer(config, models, backend, logger, dashboard)
+}
+
+/** How to run a peer. */
+export interface PeerOptions {
+  logger?: Logger
+  /**
+   * Serve the dashboard (see the config's `dashboard` key, which this
+   * replaces); `false` turns a configured one off.
+   */
+  dashboard?: DashboardOptions | false
 }
 
 /** The collections of the table mappings with `recordConflicts: true`. */
@@ -86,7 +104,7 @@ function conflictCollections(config: ResolvedConfig, models: ResolvedModels): st
  * await peer.close()
  * ```
  */
-export async function startPeer(config: ResolvedConfig, options: { logger?: Logger } = {}): Promise<RunningPeer> {
+export async function startPeer(config: ResolvedConfig, options: PeerOptions = {}): Promise<RunningPeer> {
   const peer = await openPeer(config, options)
   await peer.start()
   return peer
@@ -106,12 +124,14 @@ class Peer implements OpenedPeer {
   private readonly pushRate: RateMeter
   private writing: Promise<unknown> = Promise.resolve()
   private storesClosed = false
+  dashboard: RunningDashboard | undefined
 
   constructor(
     private readonly config: ResolvedConfig,
     readonly models: ResolvedModels,
     private readonly backend: MeshBackend,
     private readonly logger: Logger,
+    private readonly dashboardWanted?: DashboardOptions,
   ) {
     const now = Date.now()
     this.applyRate = new RateMeter(now)
@@ -194,6 +214,12 @@ class Peer implements OpenedPeer {
     })
     this.timer = setInterval(() => this.persist(), this.config.statusIntervalMs ?? 1000)
     this.timer.unref()
+    // Served before sync starts, so a long catch-up or seeding shows as it goes.
+    if (this.dashboardWanted) {
+      const d = await this.serveDashboard(this.dashboardWanted)
+      this.dashboard = d
+      this.events.emit('dashboard', { url: d.url, host: d.host, port: d.port, tokenGenerated: d.tokenGenerated })
+    }
     await registry.start()
     await this.followColumns(registry)
     this.progress = undefined
@@ -220,6 +246,23 @@ class Peer implements OpenedPeer {
       }
       await repo.transaction(async (tx) => tx.setCheckpoint(key, now))
     }
+  }
+
+  private serveDashboard(options: DashboardOptions): Promise<RunningDashboard> {
+    return servePeerDashboard(
+      {
+        backend: this.backend.kind,
+        database: this.config.database,
+        models: this.models,
+        mesh: () => this.mesh,
+        repository: () => this.repository,
+        metrics: () => this.running()?.metrics(),
+        snapshot: () => this.snapshot(),
+        on: (event, listener) => this.on(event, listener),
+      },
+      options,
+      this.logger,
+    )
   }
 
   private async connect(): Promise<void> {
@@ -297,6 +340,7 @@ class Peer implements OpenedPeer {
           failures.push(error)
         }
       }
+      await step(() => this.dashboard?.close())
       await step(() => this.registry?.close())
       await step(() => this.backend.disconnect())
       await this.writing

@@ -17,6 +17,8 @@ export interface PeerLink {
   state: string
   changesSent: number
   changesReceived: number
+  /** How many of our changes the peer has not acknowledged yet (builtin replication). */
+  lag?: number
   lastError?: string
   /** How the link is protected: `psk` (encrypted with the mesh secret, the default), `certificate` (`wss://`), `insecure` (plain). */
   security?: LinkSecurity

@@ -1,0 +1,253 @@
+import { writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import Database from 'better-sqlite3'
+import type { Browser, Page } from 'playwright-core'
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { tempDirs, waitFor } from '../bridge/helpers/wait.js'
+import { type CliProcess, startCli } from '../cli/helpers.js'
+import { ARTIFACTS, launchChromium } from './browser.js'
+
+// The dashboard as a person sees it: two real `meshmirror peer` processes,
+// one serving its dashboard, read by a real Chromium.
+
+const dirs = tempDirs()
+const running: CliProcess[] = []
+const dbs: Database.Database[] = []
+let browser: Browser
+
+beforeAll(async () => {
+  browser = await launchChromium()
+}, 60_000)
+
+afterAll(async () => {
+  await browser?.close()
+})
+
+afterEach(async () => {
+  for (const p of running.splice(0)) {
+    if (p.child.exitCode === null) p.child.kill('SIGKILL')
+    await p.exited
+  }
+  for (const db of dbs.splice(0)) db.close()
+  dirs.cleanup()
+})
+
+function appDb(file: string, ddl: string): Database.Database {
+  const db = new Database(file)
+  db.pragma('busy_timeout = 10000')
+  db.exec(ddl)
+  dbs.push(db)
+  return db
+}
+
+function writeConfig(dir: string, name: string, config: Record<string, unknown>): string {
+  const file = join(dir, `${name}.config.json`)
+  writeFileSync(file, JSON.stringify(config, null, 2))
+  return file
+}
+
+const config = (db: string, mesh: string) => ({
+  database: db,
+  mesh: { dir: mesh },
+  meshId: 'dashboard-test',
+  secret: 'a test secret',
+  tables: [
+    { table: 'customers', keys: 'global' },
+    { table: 'products', collection: 'items', counters: ['stock'] },
+  ],
+})
+
+// The till serving the dashboard requires a note on every product; the other till does not.
+const DDL_A = `
+CREATE TABLE customers (id INTEGER PRIMARY KEY, name TEXT NOT NULL, email TEXT);
+CREATE TABLE products (sku TEXT PRIMARY KEY, name TEXT NOT NULL, stock INTEGER NOT NULL, note TEXT NOT NULL);
+`
+const DDL_B = `
+CREATE TABLE customers (id INTEGER PRIMARY KEY, name TEXT NOT NULL, email TEXT);
+CREATE TABLE products (sku TEXT PRIMARY KEY, name TEXT NOT NULL, stock INTEGER NOT NULL, note TEXT);
+`
+
+async function shot(page: Page, name: string): Promise<void> {
+  await page.screenshot({ path: join(ARTIFACTS, `${name}.png`), fullPage: true })
+}
+
+const short = (site: string) => (site.length > 14 ? `${site.slice(0, 12)}…` : site)
+
+describe('the dashboard', () => {
+  it('shows the other peer live then gone, who wrote a field, and a refused document with its reason', async () => {
+    const dir = dirs.make('dashboard')
+    const a = appDb(join(dir, 'a.db'), DDL_A)
+    a.prepare("INSERT INTO customers VALUES (1, 'Ann', 'ann@old.example')").run()
+    a.prepare("INSERT INTO products VALUES ('tea', 'Tea', 100, 'loose leaf')").run()
+    const b = appDb(join(dir, 'b.db'), DDL_B)
+
+    const pa = startCli([
+      'peer',
+      '--json',
+      '--dashboard',
+      '0',
+      '--config',
+      writeConfig(dir, 'a', { ...config('./a.db', './a-mesh'), listen: { host: '127.0.0.1', port: 0 } }),
+    ])
+    running.push(pa)
+    const served = await pa.event('dashboard')
+    expect(served.host).toBe('127.0.0.1')
+    expect(served.tokenGenerated).toBe(false)
+    const live = await pa.event('live')
+    const siteA = live.siteId as string
+
+    const page = await browser.newPage({ viewport: { width: 1280, height: 900 } })
+    await page.goto(served.url as string)
+    await expect.poll(() => page.locator('#site').textContent(), { timeout: 15_000 }).toContain(short(siteA))
+    expect(await page.locator('#mesh-devices').textContent()).toContain('No device has linked to this one yet')
+
+    // The other till joins: the mesh page shows it, live, without a reload.
+    const pb = startCli([
+      'peer',
+      '--json',
+      '--config',
+      writeConfig(dir, 'b', { ...config('./b.db', './b-mesh'), peers: [`ws://127.0.0.1:${live.port}`] }),
+    ])
+    running.push(pb)
+    const siteB = (await pb.event('live')).siteId as string
+    const deviceRow = page.locator('#mesh-devices tr', { hasText: siteB })
+    await expect.poll(() => deviceRow.locator('.badge').textContent(), { timeout: 20_000 }).toBe('live')
+    await expect.poll(() => page.locator('#mesh-graph svg text', { hasText: short(siteB) }).count()).toBe(1)
+    await shot(page, 'mesh')
+
+    // Till B changes Ann's e-mail with plain SQL; Browse names B as the writer of that field, A of the others.
+    await waitFor(() => b.prepare('SELECT count(*) FROM customers').pluck().get() === 1, {
+      timeout: 20_000,
+      message: 'Ann on till B',
+    })
+    b.prepare("UPDATE customers SET email = 'ann@new.example' WHERE id = 1").run()
+    await waitFor(() => a.prepare('SELECT email FROM customers WHERE id = 1').pluck().get() === 'ann@new.example', {
+      timeout: 20_000,
+      message: "B's change on till A",
+    })
+    await page.keyboard.press('Tab') // the skip link first: the page is reachable by keyboard
+    await page.getByRole('link', { name: 'Browse' }).focus()
+    await page.keyboard.press('Enter')
+    await expect.poll(() => page.locator('#page-browse').isVisible()).toBe(true)
+    await page.locator('#browse-form select[name=table]').selectOption('customers')
+    await page.locator('#browse-form input[name=q]').fill('ann@new')
+    await page.keyboard.press('Enter')
+    const result = page.locator('#results button', { hasText: 'ann@new.example' })
+    await result.waitFor({ timeout: 10_000 })
+    await result.focus()
+    await page.keyboard.press('Enter')
+    const email = page.locator('#row tr[data-field=email]')
+    await email.waitFor({ timeout: 10_000 })
+    expect(await email.locator('td[data-label=Row]').textContent()).toBe('ann@new.example')
+    expect(await email.locator('td[data-label=Document]').textContent()).toBe('ann@new.example')
+    expect(await email.locator('td.writer').textContent()).toBe(short(siteB))
+    expect(await page.locator('#row tr[data-field=name] td.writer').textContent()).toBe('this device')
+    // The change as the dashboard saw it arrive, in the row's history.
+    await expect
+      .poll(() => page.locator('#row .history').textContent(), { timeout: 10_000 })
+      .toContain(`received: written by ${short(siteB)} · email`)
+    await shot(page, 'browse')
+
+    // Till B adds a product without a note: till A's NOT NULL column refuses it, and Problems says why.
+    b.prepare("INSERT INTO products (sku, name, stock) VALUES ('mate', 'Mate', 5)").run()
+    await page.getByRole('link', { name: /Problems/ }).click()
+    const problem = page.locator('#problems li', { hasText: 'mate' })
+    await problem.waitFor({ timeout: 20_000 })
+    expect(await problem.locator('.badge').textContent()).toBe('refused')
+    // The NOT NULL column is checked before the write: the document lacks it, and is kept with why.
+    expect(await problem.locator('p').textContent()).toBe('invalid-document: note is missing')
+    expect(await problem.locator('code').textContent()).toBe('DOCUMENT_REJECTED')
+    // Filtering by kind keeps it; another kind hides it.
+    await page.locator('#problem-filter select[name=kind]').selectOption('conflict')
+    await expect.poll(() => page.locator('#problems').textContent()).toContain('No problem matches')
+    await page.locator('#problem-filter select[name=kind]').selectOption('refused')
+    await problem.waitFor()
+    await shot(page, 'problems')
+
+    await page.getByRole('link', { name: 'Tables' }).click()
+    const products = page.locator('#tables article', { hasText: 'products' })
+    await expect.poll(() => products.locator('.stat', { hasText: 'refused' }).locator('b').textContent()).toBe('1')
+    await shot(page, 'tables')
+
+    // A narrow phone screen in the dark.
+    const phone = await browser.newPage({ viewport: { width: 375, height: 812 }, colorScheme: 'dark' })
+    await phone.goto(`${served.url}#browse?table=customers&id=1`)
+    await phone.locator('#row tr[data-field=email]').waitFor({ timeout: 10_000 })
+    const overflow = await phone.evaluate(() => document.documentElement.scrollWidth - window.innerWidth)
+    expect(overflow).toBeLessThanOrEqual(0)
+    await shot(phone, 'browse-375-dark')
+    await phone.goto(`${served.url}#mesh`)
+    await phone.locator('#mesh-devices tr', { hasText: siteB }).waitFor({ timeout: 10_000 })
+    await shot(phone, 'mesh-375-dark')
+    await phone.close()
+
+    // Till B dies: the mesh page shows it gone, with when it was last seen.
+    await page.getByRole('link', { name: 'Mesh' }).click()
+    pb.child.kill('SIGKILL')
+    await pb.exited
+    await expect.poll(() => deviceRow.locator('.badge').textContent(), { timeout: 20_000 }).toBe('gone')
+    expect(await deviceRow.locator('td[data-label="Last seen"]').textContent()).toMatch(/ago$/)
+    await shot(page, 'mesh-gone')
+    await page.close()
+  }, 180_000)
+
+  it('off loopback, answers 401 and shows nothing without the token; with it, the read-only page', async () => {
+    const dir = dirs.make('dashboard-token')
+    const db = appDb(join(dir, 'c.db'), DDL_B)
+    db.prepare("INSERT INTO customers VALUES (7, 'Secret Customer', 'hidden@example')").run()
+    const pc = startCli([
+      'peer',
+      '--json',
+      '--dashboard',
+      '0.0.0.0:0',
+      '--config',
+      writeConfig(dir, 'c', config('./c.db', './c-mesh')),
+    ])
+    running.push(pc)
+    const served = await pc.event('dashboard')
+    expect(served.host).toBe('0.0.0.0')
+    expect(served.tokenGenerated).toBe(true)
+    const url = new URL(served.url as string)
+    const token = url.searchParams.get('token')
+    expect(token?.length).toBeGreaterThanOrEqual(16)
+    const base = `http://127.0.0.1:${served.port}`
+    await pc.event('live')
+
+    for (const path of ['/', '/api/overview', '/api/search?table=customers&q=Secret', '/api/events', '/app.js']) {
+      const res = await fetch(`${base}${path}`)
+      expect(res.status, path).toBe(401)
+      const body = await res.text()
+      expect(body).not.toContain('Secret Customer')
+      expect(body).not.toContain('customers')
+    }
+    expect(
+      (await fetch(`${base}/api/overview`, { headers: { Authorization: 'Bearer wrong-token-xxxxxxxx' } })).status,
+    ).toBe(401)
+
+    const page = await browser.newPage()
+    const denied = await page.goto(`${base}/`)
+    expect(denied?.status()).toBe(401)
+    expect(await page.locator('body').textContent()).toContain('401 Unauthorized')
+    await shot(page, 'unauthorized')
+
+    // The printed address carries the token: the page opens, and the token leaves the address bar.
+    await page.goto(`${base}/?token=${token}`)
+    expect(new URL(page.url()).search).toBe('')
+    await page.getByRole('link', { name: 'Browse' }).click()
+    await page.locator('#browse-form input[name=q]').fill('Secret')
+    await page.locator('#browse-form button').click()
+    await page.locator('#results button', { hasText: '7' }).waitFor({ timeout: 10_000 })
+
+    // Read-only: nothing but GET and HEAD, even with the token.
+    const post = await fetch(`${base}/api/row?table=customers&id=7`, {
+      method: 'POST',
+      headers: { Authorization: `Bearer ${token}` },
+    })
+    expect(post.status).toBe(405)
+    const authorised = await fetch(`${base}/api/row?table=customers&id=7`, {
+      headers: { Authorization: `Bearer ${token}` },
+    })
+    expect(((await authorised.json()) as { row: { name: string } }).row.name).toBe('Secret Customer')
+    await page.close()
+  }, 120_000)
+})
