@@ -1,4 +1,5 @@
 import Database from 'better-sqlite3'
+import type { SyncEvents } from '../bridge/events.js'
 import type { SyncMetrics } from '../bridge/metrics.js'
 import type { DashboardOptions } from '../dashboard/access.js'
 import { type RunningDashboard, startDashboard } from '../dashboard/server.js'
@@ -20,8 +21,15 @@ import type { ParkedDocument, Repository, Row } from '../repository/repository.j
 import { Emitter } from '../util/emitter.js'
 import { configError, type ResolvedConfig } from './load-config.js'
 import type { ResolvedModels } from './resolve-models.js'
-import type { PeerEvents } from './start-peer.js'
 import type { PeerSnapshot } from './status-snapshot.js'
+
+/** The events of a running peer its dashboard follows (a part of `PeerEvents`). */
+export interface PeerDashboardEvents {
+  snapshot: PeerSnapshot
+  conflict: ConflictRecord
+  parked: SyncEvents['parked']
+  rejected: SyncEvents['rejected']
+}
 
 /** What of a running peer its dashboard reads. */
 export interface PeerParts {
@@ -33,7 +41,7 @@ export interface PeerParts {
   repository(): Repository | undefined
   metrics(): SyncMetrics | undefined
   snapshot(): Promise<PeerSnapshot>
-  on: <E extends keyof PeerEvents>(event: E, listener: (payload: PeerEvents[E]) => void) => () => void
+  on: <E extends keyof PeerDashboardEvents>(event: E, listener: (payload: PeerDashboardEvents[E]) => void) => () => void
 }
 
 /** Recent local rejections (the database refusing the app's own rows): not kept anywhere else. */

@@ -3,8 +3,8 @@ import { statSync } from 'node:fs'
 import { join } from 'node:path'
 import { ClosedError, ErrorCode, ValidationError } from '../errors.js'
 import type { ConflictQuery, ConflictRecord } from '../mesh/conflict.js'
-import type { FieldHistory } from '../mesh/field-history.js'
 import type { DocIdInput, Document, DocumentInput } from '../mesh/document.js'
+import type { FieldHistory } from '../mesh/field-history.js'
 import { compileQuery } from '../mesh/filter.js'
 import type {
   ChangeSet,

@@ -173,7 +173,7 @@ describe('the dashboard', () => {
     const phone = await browser.newPage({ viewport: { width: 375, height: 812 }, colorScheme: 'dark' })
     await phone.goto(`${served.url}#browse?table=customers&id=1`)
     await phone.locator('#row tr[data-field=email]').waitFor({ timeout: 10_000 })
-    const overflow = await phone.evaluate(() => document.documentElement.scrollWidth - window.innerWidth)
+    const overflow = await phone.evaluate<number>('document.documentElement.scrollWidth - window.innerWidth')
     expect(overflow).toBeLessThanOrEqual(0)
     await shot(phone, 'browse-375-dark')
     await phone.goto(`${served.url}#mesh`)
