@@ -100,11 +100,13 @@ function stateClass(d) {
 
 function renderMesh(o) {
   const devices = o.devices
-  const w = 640
-  const hgt = devices.length > 6 ? 360 : devices.length > 2 ? 280 : 200
+  // Drawn at the size it is shown, so labels keep their size on a phone and on a desktop.
+  const w = Math.max(300, Math.min($('#mesh-graph').clientWidth || 640, 1000))
+  const hgt = devices.length > 6 ? 340 : 260
   const cx = w / 2
-  const cy = hgt / 2
-  const r = Math.min(cx, cy) - 50
+  const cy = hgt / 2 - 10
+  const rx = w / 2 - 70
+  const ry = hgt / 2 - 60
   const svg = h('svg:svg', {
     viewBox: `0 0 ${w} ${hgt}`,
     role: 'img',
@@ -112,9 +114,9 @@ function renderMesh(o) {
   })
   const nodes = []
   devices.forEach((d, i) => {
-    const a = (2 * Math.PI * i) / Math.max(devices.length, 1) - Math.PI / 2
-    const x = devices.length === 1 ? cx + r * 1.4 : cx + r * 1.4 * Math.cos(a)
-    const y = devices.length === 1 ? cy : cy + r * Math.sin(a)
+    const a = (2 * Math.PI * i) / devices.length
+    const x = cx + rx * Math.cos(a)
+    const y = cy + ry * Math.sin(a)
     const cls = stateClass(d)
     svg.append(h('svg:line', { x1: cx, y1: cy, x2: x, y2: y, class: cls }))
     nodes.push(
