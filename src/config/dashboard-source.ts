@@ -1,7 +1,7 @@
 import Database from 'better-sqlite3'
 import type { SyncEvents } from '../bridge/events.js'
 import type { SyncMetrics } from '../bridge/metrics.js'
-import type { DashboardOptions } from '../dashboard/access.js'
+import { checkDashboardOptions, type DashboardOptions } from '../dashboard/access.js'
 import { type RunningDashboard, startDashboard } from '../dashboard/server.js'
 import type {
   DashboardSnapshot,
@@ -336,7 +336,12 @@ export function dashboardOptions(
     token = value
   }
   token ??= process.env[DASHBOARD_TOKEN_ENV] || undefined
-  return { ...chosen, ...(token === undefined ? {} : { token }) }
+  if (option === undefined && token !== undefined && token.length < 16) {
+    throw configError(config.file ?? 'config', 'dashboard.token', 'expected at least 16 characters')
+  }
+  const out = { ...chosen, ...(token === undefined ? {} : { token }) }
+  checkDashboardOptions(out)
+  return out
 }
 
 /** Serves the dashboard of a peer; closing it stops following the peer too. */

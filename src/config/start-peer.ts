@@ -65,6 +65,9 @@ export async function openPeer(config: ResolvedConfig, options: PeerOptions = {}
   const dashboard = dashboardOptions(config, options.dashboard)
   const models = await resolveModels(config)
   if (config.listen) await probeListen(config.listen, config.file)
+  if (dashboard && dashboard.port !== 0) {
+    await probeListen({ host: dashboard.host ?? '127.0.0.1', port: dashboard.port }, config.file, 'dashboard')
+  }
   const backend = await openMeshBackend(config, { logger, recordConflicts: conflictCollections(config, models) })
   return new Peer(config, models, backend, logger, dashboard)
 }

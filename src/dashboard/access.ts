@@ -37,14 +37,8 @@ export function parseDashboardAddress(text: string): { host?: string; port: numb
   return m[1] ? { host: m[1].replace(/^\[|\]$/g, ''), port } : { port }
 }
 
-/** The host and token a dashboard runs with, checked: off loopback a token is always set. */
-export function resolveAccess(options: DashboardOptions): {
-  host: string
-  port: number
-  token?: string
-  generated: boolean
-} {
-  const host = options.host ?? '127.0.0.1'
+/** Checks a dashboard's options (`INVALID_OPTIONS`), without listening. */
+export function checkDashboardOptions(options: DashboardOptions): void {
   if (!Number.isInteger(options.port) || options.port < 0 || options.port > 65535) {
     throw new ValidationError(ErrorCode.INVALID_OPTIONS, `dashboard port ${options.port}: expected 0-65535`, {
       details: { port: options.port },
@@ -56,6 +50,17 @@ export function resolveAccess(options: DashboardOptions): {
       'dashboard token: expected at least 16 characters (or leave it out to have one generated)',
     )
   }
+}
+
+/** The host and token a dashboard runs with, checked: off loopback a token is always set. */
+export function resolveAccess(options: DashboardOptions): {
+  host: string
+  port: number
+  token?: string
+  generated: boolean
+} {
+  checkDashboardOptions(options)
+  const host = options.host ?? '127.0.0.1'
   if (options.token !== undefined) return { host, port: options.port, token: options.token, generated: false }
   if (isLoopback(host)) return { host, port: options.port, generated: false }
   return { host, port: options.port, token: randomBytes(18).toString('base64url'), generated: true }

@@ -1,10 +1,12 @@
-import { writeFileSync } from 'node:fs'
+import { existsSync, writeFileSync } from 'node:fs'
+import type { AddressInfo } from 'node:net'
+import { createServer } from 'node:net'
 import { join } from 'node:path'
 import Database from 'better-sqlite3'
 import type { Browser, Page } from 'playwright-core'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { tempDirs, waitFor } from '../bridge/helpers/wait.js'
-import { type CliProcess, startCli } from '../cli/helpers.js'
+import { type CliProcess, runCli, startCli } from '../cli/helpers.js'
 import { ARTIFACTS, launchChromium } from './browser.js'
 
 // The dashboard as a person sees it: two real `meshmirror peer` processes,
@@ -250,4 +252,31 @@ describe('the dashboard', () => {
     expect(((await authorised.json()) as { row: { name: string } }).row.name).toBe('Secret Customer')
     await page.close()
   }, 120_000)
+})
+
+describe('the dashboard, refused before anything is opened', () => {
+  it('names a bad --dashboard address, a short token and a port in use, and leaves no mesh directory', async () => {
+    const dir = dirs.make('dashboard-bad')
+    appDb(join(dir, 'd.db'), DDL_B)
+    const file = writeConfig(dir, 'd', config('./d.db', './d-mesh'))
+    const bad = await runCli(['peer', '--json', '--dashboard', 'nowhere', '--config', file])
+    expect(bad.code).toBe(1)
+    expect(bad.stdout + bad.stderr).toMatch(/INVALID_OPTIONS[\s\S]*expected \[host:\]port/)
+
+    const short = writeConfig(dir, 'short', { ...config('./d.db', './d-mesh'), dashboard: { port: 0, token: 'short' } })
+    const refused = await runCli(['peer', '--json', '--config', short])
+    expect(refused.code).toBe(1)
+    expect(refused.stdout + refused.stderr).toMatch(
+      /INVALID_CONFIG[\s\S]*dashboard\.token: expected at least 16 characters/,
+    )
+
+    const taken = createServer()
+    await new Promise<void>((r) => taken.listen(0, '127.0.0.1', r))
+    const port = (taken.address() as AddressInfo).port
+    const inUse = await runCli(['peer', '--json', '--dashboard', String(port), '--config', file])
+    taken.close()
+    expect(inUse.code).toBe(1)
+    expect(inUse.stdout + inUse.stderr).toMatch(/ADDRESS_IN_USE[\s\S]*dashboard: 127\.0\.0\.1:\d+ is in use/)
+    expect(existsSync(join(dir, 'd-mesh'))).toBe(false)
+  }, 60_000)
 })
