@@ -193,6 +193,33 @@ describe('the dashboard', () => {
     await page.close()
   }, 180_000)
 
+  it('shows startup progress as a bar while a table is seeded, and drops it once live', async () => {
+    const dir = dirs.make('dashboard-seed')
+    const db = appDb(join(dir, 's.db'), DDL_B)
+    const insert = db.prepare('INSERT INTO customers VALUES (?, ?, ?)')
+    db.transaction(() => {
+      for (let i = 1; i <= 300; i++) insert.run(i, `Customer ${i}`, null)
+    })()
+    // Small, slowed batches: seeding takes a few seconds, long enough to be seen.
+    const slow = { ...config('./s.db', './s-mesh'), settings: { seedBatchSize: 10, delayBetweenBatches: 250 } }
+    const ps = startCli(['peer', '--json', '--dashboard', '0', '--config', writeConfig(dir, 's', slow)])
+    running.push(ps)
+    const served = await ps.event('dashboard')
+    const page = await browser.newPage({ viewport: { width: 900, height: 700 } })
+    await page.goto(`${served.url}#tables`)
+    const card = page.locator('#tables article', { hasText: 'customers' })
+    const bar = card.locator('progress')
+    await bar.waitFor({ timeout: 15_000 })
+    expect(await bar.getAttribute('max')).toBe('300')
+    await expect.poll(async () => Number(await bar.getAttribute('value')), { timeout: 15_000 }).toBeGreaterThan(0)
+    expect(await card.locator('label').textContent()).toMatch(/^seed \d+ \/ 300/)
+    await shot(page, 'tables-seeding')
+    await ps.event('live')
+    await expect.poll(() => bar.count(), { timeout: 10_000 }).toBe(0)
+    expect(await card.locator('.stat', { hasText: 'documents' }).locator('b').textContent()).toBe('300')
+    await page.close()
+  }, 90_000)
+
   it('off loopback, answers 401 and shows nothing without the token; with it, the read-only page', async () => {
     const dir = dirs.make('dashboard-token')
     const db = appDb(join(dir, 'c.db'), DDL_B)
