@@ -194,6 +194,19 @@ describe('the packed package', () => {
     40_000,
   )
 
+  it('ships the dashboard page, and it loads nothing from elsewhere', () => {
+    const assets = join(project, 'node_modules/meshmirror/dist/dashboard/assets')
+    expect(readdirSync(assets).sort()).toEqual(['app.css', 'app.js', 'icon.svg', 'index.html'])
+    for (const file of readdirSync(assets)) {
+      // No CDN, no web font: every URL the page names is its own (the SVG namespace is a name, not a load).
+      const urls = readFileSync(join(assets, file), 'utf8').match(/https?:\/\/[^\s'"`)]+/g) ?? []
+      expect(
+        urls.filter((u) => u !== 'http://www.w3.org/2000/svg'),
+        file,
+      ).toEqual([])
+    }
+  })
+
   it('runs the repository conformance kit from meshmirror/testing against the packed SQLite repository', async () => {
     const test = join(project, 'repository.test.ts')
     writeFileSync(
