@@ -546,7 +546,11 @@ function renderRow(v) {
                 ' ',
                 e.kind === 'mesh-write'
                   ? [
-                      e.local ? 'sent from this device' : ['received: written by ', writer(e.site)],
+                      e.site === undefined
+                        ? 'changed in the mesh (its writer is not known here)'
+                        : e.local
+                          ? 'sent from this device'
+                          : ['received: written by ', writer(e.site)],
                       e.fields?.length ? ` · ${e.fields.join(', ')}` : '',
                     ]
                   : e.kind === 'removed'
