@@ -17,6 +17,7 @@ export class DashboardState {
   private readonly problemListeners: ((p: Problem) => void)[] = []
   private lastSnapshot: DashboardSnapshot | undefined
   private lastPush = 0
+  private lastPoll = 0
   private pending: NodeJS.Timeout | undefined
   private counts: { at: number; byTable: Record<string, Record<Problem['kind'], number>> } | undefined
   private closed = false
@@ -59,7 +60,11 @@ export class DashboardState {
       this.source.tables().map((t) => t.model),
       s,
     )
-    void this.activity.poll().catch((error) => this.logger.warn('dashboard activity', { error: String(error) }))
+    // The change feed is read once a second at most, however short the status interval.
+    if (now - this.lastPoll >= 1000) {
+      this.lastPoll = now
+      void this.activity.poll().catch((error) => this.logger.warn('dashboard activity', { error: String(error) }))
+    }
     // At most one overview a second goes out, however often snapshots come.
     if (this.pending) return
     const wait = Math.max(0, this.lastPush + PUSH_EVERY_MS - now)
