@@ -23,6 +23,8 @@ export interface DashboardLink {
   /** How many of our changes the device has not acknowledged yet. */
   lag?: number
   lastError?: string
+  /** How the link is protected (`psk`, `certificate`, `insecure`), when the mesh says. */
+  security?: string
 }
 
 /** What the dashboard reads of the peer's status snapshot (`meshmirror status --json`). */

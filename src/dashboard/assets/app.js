@@ -154,7 +154,11 @@ function renderMesh(o) {
       {},
       h('td', { 'data-label': 'Device' }, h('span', { class: 'mono' }, d.site ?? '?')),
       h('td', { 'data-label': 'State' }, h('span', { class: `badge ${stateClass(d)}` }, d.present ? d.state : 'gone')),
-      h('td', { 'data-label': 'Transport' }, `${d.transport} ${d.direction === 'ditto' ? '' : d.direction}`),
+      h(
+        'td',
+        { 'data-label': 'Transport' },
+        [d.transport, d.security ? ` (${d.security})` : '', d.direction === 'ditto' ? '' : ` ${d.direction}`].join(''),
+      ),
       h('td', { 'data-label': 'Address' }, h('span', { class: 'mono' }, d.remote)),
       h('td', { 'data-label': 'Lag' }, d.lag === undefined ? '–' : `${d.lag} changes`),
       h('td', { 'data-label': 'Sent / received' }, `${d.changesSent} / ${d.changesReceived}`),
