@@ -102,10 +102,10 @@ function renderMesh(o) {
   const devices = o.devices
   // Drawn at the size it is shown, so labels keep their size on a phone and on a desktop.
   const w = Math.max(300, Math.min($('#mesh-graph').clientWidth || 640, 1000))
-  const hgt = devices.length > 6 ? 340 : 260
+  const hgt = devices.length > 6 ? 340 : devices.length > 2 ? 260 : 180
   const cx = w / 2
   const cy = hgt / 2 - 10
-  const rx = w / 2 - 70
+  const rx = Math.min(w / 2 - 70, 300)
   const ry = hgt / 2 - 60
   const svg = h('svg:svg', {
     viewBox: `0 0 ${w} ${hgt}`,
