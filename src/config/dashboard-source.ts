@@ -44,6 +44,9 @@ export interface PeerParts {
   on: <E extends keyof PeerDashboardEvents>(event: E, listener: (payload: PeerDashboardEvents[E]) => void) => () => void
 }
 
+/** Rows a search of a `local`-keyed table looks at, at most. */
+const SCAN_ROWS = 20_000
+
 /** Recent local rejections (the database refusing the app's own rows): not kept anywhere else. */
 const REJECTED_KEPT = 200
 
@@ -210,9 +213,12 @@ export class PeerDashboardSource implements DashboardSource {
     const t = this.byTable.get(table)
     const repo = this.peer.repository()
     if (!t || !repo) return []
+    const needle = text.trim()
+    const def = this.peer.models.models.find((d) => d.name === t.model)
+    // A `local`-keyed table names its rows by mesh ids the database does not hold: read them through the repository.
+    if (def?.keys === 'local') return this.scanFor(t, needle, limit)
     const q = (name: string) => `"${name.replaceAll('"', '""')}"`
     const keys = t.keyColumns.length > 0 ? t.keyColumns : ['rowid']
-    const needle = text.trim()
     let sql = `SELECT ${keys.map(q).join(', ')} FROM ${q(t.table)}`
     const params: unknown[] = []
     if (needle !== '') {
@@ -233,6 +239,33 @@ export class PeerDashboardSource implements DashboardSource {
       const row = rows.get(rowId)
       return row ? [{ rowId, row: row as Record<string, JsonValue> }] : []
     })
+  }
+
+  /** Rows whose id or any value contains `needle`, read in key order (at most `SCAN_ROWS` rows looked at). */
+  private async scanFor(
+    t: DashboardTable,
+    needle: string,
+    limit: number,
+  ): Promise<{ rowId: string; row: Record<string, JsonValue> }[]> {
+    const repo = this.peer.repository()!
+    const text = needle.toLowerCase()
+    const out: { rowId: string; row: Record<string, JsonValue> }[] = []
+    let after: string | null = null
+    for (let seen = 0; seen < SCAN_ROWS && out.length < limit; ) {
+      const page = await repo.scan(t.model, { after, limit: 500 })
+      if (page.length === 0) break
+      seen += page.length
+      for (const row of page) {
+        const rowId = repo.rowId(t.model, row)
+        after = rowId
+        const values = Object.values(row).map((v) => (typeof v === 'string' ? v : JSON.stringify(v)))
+        if (text === '' || rowId.toLowerCase() === text || values.some((v) => v.toLowerCase().includes(text))) {
+          out.push({ rowId, row: row as Record<string, JsonValue> })
+          if (out.length >= limit) break
+        }
+      }
+    }
+    return out
   }
 
   async row(table: string, rowId: string): Promise<RowView | undefined> {

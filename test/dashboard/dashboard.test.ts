@@ -220,6 +220,31 @@ describe('the dashboard', () => {
     await page.close()
   }, 90_000)
 
+  it('finds a row of a local-keyed table by value, and shows it under its mesh id', async () => {
+    const dir = dirs.make('dashboard-local')
+    const db = appDb(join(dir, 'l.db'), 'CREATE TABLE orders (id INTEGER PRIMARY KEY, item TEXT NOT NULL, qty INTEGER)')
+    db.prepare("INSERT INTO orders VALUES (1, 'tea', 2), (2, 'cake', 1)").run()
+    const local = { ...config('./l.db', './l-mesh'), tables: [{ table: 'orders', keys: 'local' }] }
+    const pl = startCli(['peer', '--json', '--dashboard', '0', '--config', writeConfig(dir, 'l', local)])
+    running.push(pl)
+    const served = await pl.event('dashboard')
+    await pl.event('live')
+    const api = (path: string) => fetch(new URL(path, served.url as string)).then((r) => r.json())
+    const found = (await api('/api/search?table=orders&q=cake')) as { rowId: string; row: { item: string } }[]
+    expect(found).toHaveLength(1)
+    expect(found[0]!.row.item).toBe('cake')
+    // The mesh names a local-keyed row by its creating device and its key.
+    expect(found[0]!.rowId).toMatch(/^[a-z0-9]+:2$/)
+    const view = (await api(`/api/row?table=orders&id=${encodeURIComponent(found[0]!.rowId)}`)) as {
+      docId: string
+      doc: { item: string }
+      fields: { fields: { field: string; site: string }[] }
+    }
+    expect(view.docId).toBe(found[0]!.rowId)
+    expect(view.doc.item).toBe('cake')
+    expect(view.fields.fields.map((f) => f.field)).toEqual(['item', 'qty'])
+  }, 60_000)
+
   it('off loopback, answers 401 and shows nothing without the token; with it, the read-only page', async () => {
     const dir = dirs.make('dashboard-token')
     const db = appDb(join(dir, 'c.db'), DDL_B)
