@@ -55,6 +55,9 @@ async function main(): Promise<void> {
   }
   const till2 = new Database(join(dir, 'till2.db'))
   till2.exec(DDL(false))
+  // Both tills signed up customer 9 before they first met: a collision, kept as a conflict.
+  till1.prepare("INSERT INTO customers VALUES (9, 'Ida', 'ida@example.com', 0)").run()
+  till2.prepare("INSERT INTO customers VALUES (9, 'Ivo', 'ivo@example.com', 0)").run()
   const till3 = new Database(join(dir, 'till3.db'))
   till3.exec(DDL(false))
 

@@ -82,6 +82,9 @@ describe('the dashboard', () => {
     a.prepare("INSERT INTO customers VALUES (1, 'Ann', 'ann@old.example')").run()
     a.prepare("INSERT INTO products VALUES ('tea', 'Tea', 100, 'loose leaf')").run()
     const b = appDb(join(dir, 'b.db'), DDL_B)
+    // Both tills created customer 9 before they ever met: a create/create collision, kept as a conflict.
+    a.prepare("INSERT INTO customers VALUES (9, 'Zed on A', NULL)").run()
+    b.prepare("INSERT INTO customers VALUES (9, 'Zed on B', NULL)").run()
 
     const pa = startCli([
       'peer',
@@ -118,7 +121,7 @@ describe('the dashboard', () => {
     await shot(page, 'mesh')
 
     // Till B changes Ann's e-mail with plain SQL; Browse names B as the writer of that field, A of the others.
-    await waitFor(() => b.prepare('SELECT count(*) FROM customers').pluck().get() === 1, {
+    await waitFor(() => b.prepare('SELECT count(*) FROM customers WHERE id = 1').pluck().get() === 1, {
       timeout: 20_000,
       message: 'Ann on till B',
     })
@@ -161,9 +164,20 @@ describe('the dashboard', () => {
     expect(await problem.locator('code').textContent()).toBe('DOCUMENT_REJECTED')
     // Filtering by kind keeps it; another kind hides it.
     await page.locator('#problem-filter select[name=kind]').selectOption('conflict')
+    const conflict = page.locator('#problems li', { hasText: 'created on two devices' })
+    await conflict.waitFor({ timeout: 10_000 })
+    // Filtered to conflicts: the refused product leaves the list.
+    await expect.poll(() => page.locator('#problems li').count()).toBe(1)
+    expect(await conflict.locator('a').textContent()).toBe('9')
+    expect(await conflict.locator('.badge').textContent()).toBe('conflict')
+    await page.locator('#problem-filter input[name=q]').fill('no such text')
     await expect.poll(() => page.locator('#problems').textContent()).toContain('No problem matches')
+    await page.locator('#problem-filter input[name=q]').fill('')
     await page.locator('#problem-filter select[name=kind]').selectOption('refused')
+    await expect.poll(() => page.locator('#problems li').count()).toBe(1)
     await problem.waitFor()
+    await page.locator('#problem-filter select[name=kind]').selectOption('')
+    await expect.poll(() => page.locator('#problems li').count()).toBe(2)
     await shot(page, 'problems')
 
     await page.getByRole('link', { name: 'Tables' }).click()
