@@ -6,6 +6,19 @@ import { ROOT } from '../cli/helpers.js'
 /** Debian's Chromium (`apt-get install chromium`; `.ci/run` installs it when missing). */
 export const CHROMIUM = '/usr/bin/chromium'
 
+/**
+ * Why the browser tests cannot run here, when they cannot: Chromium is
+ * missing on a developer's machine. Under CI (`CI` set) a missing Chromium
+ * is a failure, never a skip: `.ci/run` installs it.
+ */
+export const NO_BROWSER: string | undefined =
+  existsSync(CHROMIUM) || process.env.CI
+    ? undefined
+    : `${CHROMIUM} is missing (apt-get install -y chromium; .ci/run installs it)`
+
+/** A describe title that says why its tests are skipped, when they are. */
+export const browserTitle = (title: string) => (NO_BROWSER ? `${title} (skipped: ${NO_BROWSER})` : title)
+
 /** Where the dashboard tests leave their screenshots (ignored by git). */
 export const ARTIFACTS = join(ROOT, 'test-artifacts', 'dashboard')
 

@@ -5,7 +5,7 @@ import type { Browser } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { type CliProcess, startCli } from '../cli/helpers.js'
 import { removeTempDirs, tempDir } from '../ditto/helpers.js'
-import { ARTIFACTS, launchChromium } from './browser.js'
+import { ARTIFACTS, browserTitle, launchChromium, NO_BROWSER } from './browser.js'
 
 // The dashboard of a peer whose mesh is the Ditto SDK (local store; no licence
 // token needed): the row and its document are shown, the per-field writers
@@ -15,7 +15,7 @@ let browser: Browser
 let peer: CliProcess | undefined
 
 beforeAll(async () => {
-  browser = await launchChromium()
+  if (!NO_BROWSER) browser = await launchChromium()
 }, 60_000)
 
 afterAll(async () => {
@@ -27,7 +27,7 @@ afterAll(async () => {
   removeTempDirs()
 })
 
-describe('the dashboard on a Ditto mesh', () => {
+describe.skipIf(NO_BROWSER !== undefined)(browserTitle('the dashboard on a Ditto mesh'), () => {
   it('shows the row and its document, and says which device wrote a field is not available', async () => {
     const dir = tempDir()
     const db = new Database(join(dir, 'pos.db'))

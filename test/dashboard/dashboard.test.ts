@@ -7,7 +7,7 @@ import type { Browser, Page } from 'playwright-core'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { tempDirs, waitFor } from '../bridge/helpers/wait.js'
 import { type CliProcess, runCli, startCli } from '../cli/helpers.js'
-import { ARTIFACTS, launchChromium } from './browser.js'
+import { ARTIFACTS, browserTitle, launchChromium, NO_BROWSER } from './browser.js'
 
 // The dashboard as a person sees it: two real `meshmirror peer` processes,
 // one serving its dashboard, read by a real Chromium.
@@ -18,7 +18,7 @@ const dbs: Database.Database[] = []
 let browser: Browser
 
 beforeAll(async () => {
-  browser = await launchChromium()
+  if (!NO_BROWSER) browser = await launchChromium()
 }, 60_000)
 
 afterAll(async () => {
@@ -75,7 +75,7 @@ async function shot(page: Page, name: string): Promise<void> {
 
 const short = (site: string) => (site.length > 14 ? `${site.slice(0, 12)}…` : site)
 
-describe('the dashboard', () => {
+describe.skipIf(NO_BROWSER !== undefined)(browserTitle('the dashboard'), () => {
   it('shows the other peer live then gone, who wrote a field, and a refused document with its reason', async () => {
     const dir = dirs.make('dashboard')
     const a = appDb(join(dir, 'a.db'), DDL_A)
