@@ -44,6 +44,12 @@ export const ErrorCode = {
   PEER_AUTH_FAILED: 'PEER_AUTH_FAILED',
   /** A peer sent something that violates the protocol. */
   PROTOCOL_ERROR: 'PROTOCOL_ERROR',
+  /**
+   * A peer sent more than this peer accepts from one peer (a document too
+   * large or with too many fields, too many new collections), or reconnected
+   * too soon after being dropped for it; the link was dropped.
+   */
+  PEER_LIMIT_EXCEEDED: 'PEER_LIMIT_EXCEEDED',
   /** The operation was aborted through its `AbortSignal`. */
   ABORTED: 'ABORTED',
   /** A model definition does not fit its table (no declared primary key, unknown column, bad name…). */

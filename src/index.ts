@@ -174,6 +174,7 @@ export {
   openReplicatedMesh,
   type ReplicatedMesh,
 } from './replication/open-replicated-mesh.js'
+export { DEFAULT_PEER_LIMITS, type PeerLimits } from './replication/peer-limits.js'
 export type { PeerState, PeerStatus } from './replication/peer-session.js'
 export { PROTOCOL_VERSION } from './replication/protocol.js'
 export {

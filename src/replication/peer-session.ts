@@ -4,6 +4,7 @@ import { newNonce, proof, verifyProof } from './auth.js'
 import { InboundStream } from './inbound-stream.js'
 import { commonKey, type LinkKey } from './link-keys.js'
 import { OutboundStream } from './outbound-stream.js'
+import type { CollectionBudget, PeerLimits } from './peer-limits.js'
 import { decodeMessage, encodeMessage, type Message, PROTOCOL_VERSION } from './protocol.js'
 import type { Connection, LinkSecurity } from './transport.js'
 
@@ -29,6 +30,8 @@ export interface PeerStatus {
   lag: number
   /** Chunks the peer delivered twice (skipped: applying them again would change nothing). */
   duplicates: number
+  /** Chunks held back because the peer sent faster than `limits.maxChangesPerSecond`. */
+  throttled: number
   connectedAt: string
   lastError: string | undefined
   /** How the carrier protects the link, when it knows: `psk` (the default), `certificate`, `insecure`. */
@@ -51,12 +54,22 @@ export interface SessionOptions {
   maxFrameBytes: number
   /** Drops a link still unauthenticated after this many ms. */
   handshakeTimeoutMs: number
+  /** What the peer may make us do. */
+  limits: Required<PeerLimits>
+  /** The store's collections, shared by every link. */
+  collections: CollectionBudget
   /** Our latest change sequence. */
   localSeq(): number
-  /** Refuses a second live connection to the same site. Returns a reason, or undefined to accept. */
-  admit(session: PeerSession, site: string): string | undefined
+  /**
+   * Refuses a second live connection to the same site, or a site still
+   * cooling down after being dropped for a limit. Returns the code and
+   * reason, or undefined to accept.
+   */
+  admit(session: PeerSession, site: string): { code: ErrorCode; reason: string } | undefined
   onState(session: PeerSession): void
   onError(session: PeerSession, error: MeshmirrorError): void
+  /** The peer sends faster than the change rate: its next chunk waits `ms`. */
+  onThrottle(session: PeerSession, ms: number): void
   /** The peer's chunk completed a catch-up: other peers may want to hear the new version vector. */
   onLearned(session: PeerSession): void
 }
@@ -68,6 +81,8 @@ export class PeerSession {
   state: PeerState = 'handshaking'
   site: string | undefined
   lastError: string | undefined
+  /** The code we dropped the link with, when we did (a failed handshake, a violation, a limit). */
+  refusedWith: ErrorCode | undefined
   readonly connectedAt = new Date().toISOString()
   readonly closed: Promise<string>
   private markClosed!: (reason: string) => void
@@ -109,6 +124,11 @@ export class PeerSession {
     connection.onMessage((frame) => this.receive(frame))
   }
 
+  /** True once the peer proved the secret (its site id is then its own). */
+  get authenticatedOnce(): boolean {
+    return this.authenticated
+  }
+
   status(): PeerStatus {
     return {
       site: this.site,
@@ -120,6 +140,7 @@ export class PeerSession {
       ...this.bytes,
       lag: Math.max(0, this.o.localSeq() - (this.outbound?.acked ?? 0)),
       duplicates: this.handshakeDuplicates + (this.inbound?.duplicates ?? 0),
+      throttled: this.inbound?.throttled ?? 0,
       connectedAt: this.connectedAt,
       lastError: this.lastError,
       ...(this.connection.security ? { security: this.connection.security } : {}),
@@ -151,14 +172,13 @@ export class PeerSession {
   }
 
   /** Refuses or drops the link for a reason, counted and reported; tells the peer when it still can. */
-  private reject(code: string, message: string, tell = true): void {
+  private reject(code: ErrorCode, message: string, tell = true): void {
     if (this.state === 'closed') return
-    const error = new MeshmirrorError(
-      code === ErrorCode.PEER_AUTH_FAILED ? ErrorCode.PEER_AUTH_FAILED : ErrorCode.PROTOCOL_ERROR,
-      `Peer ${this.site ?? this.connection.remote}: ${message}`,
-      { details: { peer: this.site, remote: this.connection.remote, reason: message } },
-    )
+    const error = new MeshmirrorError(code, `Peer ${this.site ?? this.connection.remote}: ${message}`, {
+      details: { peer: this.site, remote: this.connection.remote, reason: message },
+    })
     this.lastError = message
+    this.refusedWith = code
     this.o.onError(this, error)
     if (tell) this.send({ t: 'error', code, message })
     this.close(`${code}: ${message}`)
@@ -226,7 +246,9 @@ export class PeerSession {
     this.o.onError(
       this,
       new MeshmirrorError(
-        m.code === ErrorCode.PEER_AUTH_FAILED ? ErrorCode.PEER_AUTH_FAILED : ErrorCode.PROTOCOL_ERROR,
+        m.code === ErrorCode.PEER_AUTH_FAILED || m.code === ErrorCode.PEER_LIMIT_EXCEEDED
+          ? m.code
+          : ErrorCode.PROTOCOL_ERROR,
         `Peer ${this.site ?? this.connection.remote} refused the connection: ${m.message}`,
         { details: { peer: this.site, remote: this.connection.remote, reason: m.message, code: m.code } },
       ),
@@ -281,7 +303,7 @@ export class PeerSession {
     }
     const refused = this.o.admit(this, this.site)
     if (refused) {
-      this.reject(ErrorCode.PROTOCOL_ERROR, refused)
+      this.reject(refused.code, refused.reason)
       return
     }
     this.authenticated = true
@@ -291,9 +313,12 @@ export class PeerSession {
       mesh: this.o.mesh,
       from: site,
       window: this.o.window,
+      limits: this.o.limits,
+      collections: this.o.collections,
       sendAck: (n, cursor) => this.send({ t: 'ack', n, cursor }),
       onComplete: (vv) => this.caughtUp(vv),
-      onReject: (reason) => this.reject(ErrorCode.PROTOCOL_ERROR, reason),
+      onReject: (reason, code) => this.reject(code, reason),
+      onThrottle: (ms) => this.o.onThrottle(this, ms),
       isClosed: () => this.state === 'closed',
     })
     this.setState('syncing')

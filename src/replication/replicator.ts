@@ -7,6 +7,7 @@ import { Emitter } from '../util/emitter.js'
 import { type Discovery, startDiscovery } from './discovery.js'
 import { MAX_CHANGES_PER_CHUNK } from './inbound-stream.js'
 import { type LinkKey, linkKeys, MAX_SECRETS } from './link-keys.js'
+import { CollectionBudget, type PeerLimits, resolvePeerLimits } from './peer-limits.js'
 import { PeerSession, type PeerStatus } from './peer-session.js'
 import { isMeshId } from './protocol.js'
 import type { Connection, LinkSecurity, Listener, Transport } from './transport.js'
@@ -54,6 +55,8 @@ export interface ReplicationOptions {
   reconnect?: { minMs?: number; maxMs?: number }
   /** A link that has not authenticated within this many ms is dropped. Default 10,000. */
   handshakeTimeoutMs?: number
+  /** What one peer may make this one do: document size, fields, new collections, change rate. */
+  limits?: PeerLimits
   logger?: Logger
 }
 
@@ -69,6 +72,8 @@ export interface ReplicationStats {
   rejectedConnections: number
   /** Chunks a peer delivered twice (skipped). */
   duplicates: number
+  /** Chunks held back because their peer sent faster than `limits.maxChangesPerSecond`. */
+  throttled: number
   /** The largest lag over the connected peers (our changes not yet acknowledged). */
   maxLag: number
 }
@@ -158,9 +163,13 @@ function checkOptions(o: ReplicationOptions): void {
   if (!int(o.coalesceMs, 0, 60_000)) throw bad('coalesceMs must be an integer 0-60000')
   if (!int(o.handshakeTimeoutMs, 1, 600_000)) throw bad('handshakeTimeoutMs must be an integer 1-600000')
   if (!int(o.ws?.maxFrameBytes, 1024, 2 ** 31)) throw bad('ws.maxFrameBytes must be an integer of at least 1024')
+  resolvePeerLimits(o.limits)
 }
 
 const REFUSALS = new Set<string>([ErrorCode.PEER_AUTH_FAILED, ErrorCode.PROTOCOL_ERROR])
+
+/** How long a site dropped for breaking the rules `strikes` times in a row is refused: 1 s, doubling, at most 60 s. */
+const COOLDOWN = { initialMs: 1000, maxMs: 60_000 }
 
 class ReplicatorImpl implements Replicator {
   private readonly transport: Transport
@@ -176,6 +185,12 @@ class ReplicatorImpl implements Replicator {
   private closing: Promise<void> | undefined
   private readonly logger: Logger
   private readonly events: Emitter<ReplicationEvents>
+  private readonly limits: ReturnType<typeof resolvePeerLimits>
+  private readonly collections: CollectionBudget
+  /** Sites dropped for breaking the rules after authenticating: how often in a row, and until when they are refused. */
+  private readonly cooldown = new Map<string, { strikes: number; until: number }>()
+  /** When each link's throttling was last logged. */
+  private readonly throttleLogged = new WeakMap<PeerSession, number>()
   private readonly totals = {
     changesSent: 0,
     changesReceived: 0,
@@ -183,6 +198,7 @@ class ReplicatorImpl implements Replicator {
     bytesReceived: 0,
     rejectedConnections: 0,
     duplicates: 0,
+    throttled: 0,
   }
 
   constructor(
@@ -193,6 +209,8 @@ class ReplicatorImpl implements Replicator {
     this.events = new Emitter(this.logger)
     const secrets = [o.secret, ...(o.previousSecrets ?? [])]
     this.keys = linkKeys(o.meshId, secrets)
+    this.limits = resolvePeerLimits(o.limits)
+    this.collections = new CollectionBudget(() => mesh.collections(), this.limits.maxCollections)
     this.transport =
       o.transport ??
       wsTransport({
@@ -260,18 +278,41 @@ class ReplicatorImpl implements Replicator {
       coalesceMs: this.o.coalesceMs ?? 2,
       maxFrameBytes: this.o.ws?.maxFrameBytes ?? 16 * 1024 * 1024,
       handshakeTimeoutMs: this.o.handshakeTimeoutMs ?? 10_000,
+      limits: this.limits,
+      collections: this.collections,
       localSeq: () => this.localSeq,
       // A version vector learned from one peer may be news to the others.
       onLearned: (from) => {
         for (const s of this.sessions) if (s !== from) s.notify()
       },
       admit: (s, site) => {
+        const cool = this.cooldown.get(site)
+        const left = cool ? Math.ceil(cool.until - performance.now()) : 0
+        if (left > 0) {
+          const reason = `dropped ${cool!.strikes}× for breaking the rules; refused for another ${left} ms`
+          return { code: ErrorCode.PEER_LIMIT_EXCEEDED, reason }
+        }
         for (const other of this.sessions) {
           if (other !== s && other.site === site && other.state !== 'closed' && other.state !== 'handshaking') {
-            return `duplicate site id ${site}: already connected (${other.connection.remote})`
+            const reason = `duplicate site id ${site}: already connected (${other.connection.remote})`
+            return { code: ErrorCode.PROTOCOL_ERROR, reason }
           }
         }
         return undefined
+      },
+      onThrottle: (s, ms) => {
+        const now = performance.now()
+        const last = this.throttleLogged.get(s)
+        if (last !== undefined && now - last < 60_000) return
+        this.throttleLogged.set(s, now)
+        const { throttled } = s.status()
+        this.logger.warn('replication peer throttled', {
+          peer: s.site,
+          remote: s.connection.remote,
+          reason: `over ${this.limits.maxChangesPerSecond} changes/s`,
+          waitMs: ms,
+          throttled,
+        })
       },
       onState: (s) => this.emit('peer', s.status()),
       onError: (s, error) => {
@@ -288,9 +329,29 @@ class ReplicatorImpl implements Replicator {
       this.totals.bytesSent += st.bytesSent
       this.totals.bytesReceived += st.bytesReceived
       this.totals.duplicates += st.duplicates
+      this.totals.throttled += st.throttled
       this.sessions.delete(session)
+      this.noteEnd(session)
     })
     return session
+  }
+
+  /**
+   * A site we dropped for breaking the rules once it had authenticated is
+   * refused for a while, growing with each drop in a row, so a peer that
+   * misbehaves and reconnects at once cannot keep this one busy. A link
+   * that got to live and ended otherwise clears it.
+   */
+  private noteEnd(session: PeerSession): void {
+    const site = session.site
+    if (!site || !session.authenticatedOnce) return
+    const code = session.refusedWith
+    if (code === ErrorCode.PROTOCOL_ERROR || code === ErrorCode.PEER_LIMIT_EXCEEDED) {
+      const strikes = (this.cooldown.get(site)?.strikes ?? 0) + 1
+      const ms = backoffMs(strikes - 1, COOLDOWN)
+      this.cooldown.set(site, { strikes, until: performance.now() + ms })
+      this.logger.warn('replication peer cooling down', { peer: site, remote: session.connection.remote, ms })
+    } else if (code === undefined) this.cooldown.delete(site)
   }
 
   addPeer(url: string): void {
@@ -312,8 +373,9 @@ class ReplicatorImpl implements Replicator {
         const session = this.attach(connection, 'outbound')
         const reached = await session.closed.then(() => session.status())
         this.waiting.set(url, reached.lastError)
-        // A link that got to sync resets the backoff; a refused one keeps growing it.
-        if (reached.lastError === undefined || reached.changesReceived > 0) attempt = 0
+        // A link that got to sync resets the backoff; a refused one, or one we dropped for misbehaving, keeps growing it.
+        if (session.refusedWith === undefined && (reached.lastError === undefined || reached.changesReceived > 0))
+          attempt = 0
       } catch (error) {
         if (signal.aborted) return
         this.waiting.set(url, (error as Error).message)
@@ -341,6 +403,7 @@ class ReplicatorImpl implements Replicator {
       bytesReceived: 0,
       lag: 0,
       duplicates: 0,
+      throttled: 0,
       connectedAt: '',
       lastError: this.waiting.get(url),
       ...(this.security(url) ? { security: this.security(url) } : {}),
@@ -356,7 +419,7 @@ class ReplicatorImpl implements Replicator {
 
   stats(): ReplicationStats {
     const live = [...this.sessions].map((s) => s.status())
-    const sum = (k: 'changesSent' | 'changesReceived' | 'bytesSent' | 'bytesReceived' | 'duplicates') =>
+    const sum = (k: 'changesSent' | 'changesReceived' | 'bytesSent' | 'bytesReceived' | 'duplicates' | 'throttled') =>
       this.totals[k] + live.reduce((n, p) => n + p[k], 0)
     return {
       peers: live.length,
@@ -367,6 +430,7 @@ class ReplicatorImpl implements Replicator {
       bytesReceived: sum('bytesReceived'),
       rejectedConnections: this.totals.rejectedConnections,
       duplicates: sum('duplicates'),
+      throttled: sum('throttled'),
       maxLag: live.reduce((n, p) => Math.max(n, p.lag), 0),
     }
   }
