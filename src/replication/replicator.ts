@@ -170,6 +170,8 @@ const REFUSALS = new Set<string>([ErrorCode.PEER_AUTH_FAILED, ErrorCode.PROTOCOL
 
 /** How long a site dropped for breaking the rules `strikes` times in a row is refused: 1 s, doubling, at most 60 s. */
 const COOLDOWN = { initialMs: 1000, maxMs: 60_000 }
+/** Most sites remembered as cooling down. */
+const MAX_COOLDOWNS = 10_000
 
 class ReplicatorImpl implements Replicator {
   private readonly transport: Transport
@@ -347,9 +349,16 @@ class ReplicatorImpl implements Replicator {
     if (!site || !session.authenticatedOnce) return
     const code = session.refusedWith
     if (code === ErrorCode.PROTOCOL_ERROR || code === ErrorCode.PEER_LIMIT_EXCEEDED) {
+      const now = performance.now()
       const strikes = (this.cooldown.get(site)?.strikes ?? 0) + 1
       const ms = backoffMs(strikes - 1, COOLDOWN)
-      this.cooldown.set(site, { strikes, until: performance.now() + ms })
+      this.cooldown.delete(site)
+      this.cooldown.set(site, { strikes, until: now + ms })
+      // Peers that change site ids must not grow the record without end: forget the oldest.
+      for (const [old, c] of this.cooldown) {
+        if (this.cooldown.size <= MAX_COOLDOWNS && c.until > now - COOLDOWN.maxMs) break
+        this.cooldown.delete(old)
+      }
       this.logger.warn('replication peer cooling down', { peer: site, remote: session.connection.remote, ms })
     } else if (code === undefined) this.cooldown.delete(site)
   }
