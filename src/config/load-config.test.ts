@@ -112,6 +112,18 @@ describe('config', () => {
     await expect(loadConfig(join(dir, 'c.mjs'))).rejects.toThrow(/c\.mjs: the module has no default export/)
     await expect(loadConfig(join(dir, 'none.json'))).rejects.toThrow(/none\.json: no such file/)
   })
+
+  it('refuses a module default export that throws when read, as a config error', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'mm-config-'))
+    dirs.push(dir)
+    writeFileSync(join(dir, 'getter.mjs'), 'export default { get database() { throw new Error("boom") } }\n')
+    writeFileSync(join(dir, 'proxy.mjs'), 'export default new Proxy({}, { ownKeys() { throw new Error("trap") } })\n')
+    await expect(loadConfig(join(dir, 'getter.mjs'))).rejects.toMatchObject({
+      code: 'INVALID_CONFIG',
+      message: expect.stringMatching(/getter\.mjs: the config cannot be read \(boom\)/),
+    })
+    await expect(loadConfig(join(dir, 'proxy.mjs'))).rejects.toMatchObject({ code: 'INVALID_CONFIG' })
+  })
 })
 
 describe('config with the Ditto backend', () => {

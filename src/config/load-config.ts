@@ -73,6 +73,17 @@ function withDittoEnv(raw: unknown, source: string): unknown {
  * `baseDir`. Throws `INVALID_CONFIG` naming every offending key.
  */
 export function parseConfig(input: unknown, source: string, baseDir: string): ResolvedConfig {
+  try {
+    return parseChecked(input, source, baseDir)
+  } catch (error) {
+    if (error instanceof ValidationError) throw error
+    // A module's default export can be anything: a getter or a proxy that throws when read.
+    const why = error instanceof Error ? error.message : typeof error === 'string' ? error : typeof error
+    throw configError(source, undefined, `the config cannot be read (${why}).`, error)
+  }
+}
+
+function parseChecked(input: unknown, source: string, baseDir: string): ResolvedConfig {
   let raw = input
   if (typeof raw === 'object' && raw !== null) {
     const r = raw as { secret?: unknown; previousSecrets?: unknown }
