@@ -4,6 +4,11 @@ const name = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'expected a name of le
 const scalar = z.union([z.string(), z.number(), z.boolean(), z.null()])
 const nonNegative = z.number().min(0)
 const positiveInt = z.int().min(1)
+/** A file or directory path: the system refuses a NUL character in one, so the config does first. */
+const path = z
+  .string()
+  .min(1)
+  .refine((p) => !p.includes('\0'), 'a path cannot contain a NUL character')
 
 /** A table mirrored without code: its adapter is derived from the table's own schema. */
 export const tableMappingSchema = z.strictObject({
@@ -39,7 +44,7 @@ export const tableMappingSchema = z.strictObject({
 /** Generated (or hand-written) adapters in a module. */
 export const adapterModuleSchema = z.strictObject({
   /** Path of a module (`.js`, `.mjs`, or `.ts` when run through tsx) exporting the adapter list. */
-  module: z.string().min(1),
+  module: path,
   /** Export holding the adapters. Default `syncAdapters`. */
   adapters: z.string().min(1).optional(),
   /** Export holding the repository models. Default `syncModels`. */
@@ -103,10 +108,10 @@ const BUILTIN_ONLY = ['secret', 'previousSecrets', 'insecure', 'listen', 'peers'
 export const configSchema = z
   .strictObject({
     /** The application's SQLite database. It must exist: meshmirror mirrors it, never creates it. */
-    database: z.string().min(1),
+    database: path,
     mesh: z.strictObject({
       /** The mesh persistence directory (created when missing). */
-      dir: z.string().min(1),
+      dir: path,
       /** The mesh store: `builtin` (default; replicated by meshmirror) or `ditto` (the Ditto SDK, synced by Ditto). */
       backend: z.enum(['builtin', 'ditto']).optional(),
       /** Options of the Ditto mesh, with `backend: "ditto"`. */

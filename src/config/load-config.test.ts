@@ -65,6 +65,15 @@ describe('config', () => {
     )
   })
 
+  it('refuses a path with a NUL character, naming the key', () => {
+    expect(fails({ ...minimal, mesh: { dir: 'pos\0mesh' } })).toMatchObject({
+      key: 'mesh.dir',
+      message: expect.stringContaining('mesh.dir: a path cannot contain a NUL character'),
+    })
+    expect(fails({ ...minimal, database: '\0' }).key).toBe('database')
+    expect(fails({ ...minimal, adapters: { module: './a\0.js' } }).key).toBe('adapters.module')
+  })
+
   it('reads the secret from the environment when written as $NAME', () => {
     expect(fails({ ...minimal, secret: '$MM_TEST_SECRET' }).message).toContain(
       'secret: environment variable MM_TEST_SECRET is not set',
