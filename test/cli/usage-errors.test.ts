@@ -1,0 +1,32 @@
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import Database from 'better-sqlite3'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { runCli } from './helpers.js'
+
+let dir: string
+beforeAll(() => {
+  dir = mkdtempSync(join(tmpdir(), 'mm-usage-'))
+  const db = new Database(join(dir, 'app.db'))
+  db.exec('CREATE TABLE customers (id TEXT PRIMARY KEY, name TEXT)')
+  db.close()
+})
+afterAll(() => rmSync(dir, { recursive: true, force: true }))
+
+describe('the meshmirror process, for malformed flags', () => {
+  it('exits 1 with the error under a stable code on stderr (or as JSON on stdout)', async () => {
+    const cases: [string[], RegExp, 'stderr' | 'stdout'][] = [
+      [['frobnicate'], /^error \[INVALID_OPTIONS\]: unknown command 'frobnicate'/, 'stderr'],
+      [['doctor', '--dir', dir, '--nope'], /^error \[INVALID_OPTIONS\]: unknown option '--nope'/, 'stderr'],
+      [['doctor'], /^error \[INVALID_OPTIONS\]: required option '--dir <dir>' not specified/, 'stderr'],
+      [['status', '--json'], /^\{"error":\{"code":"INVALID_OPTIONS","message":"required option/, 'stdout'],
+    ]
+    const results = await Promise.all(cases.map(([args]) => runCli(args)))
+    for (const [i, [args, re, stream]] of cases.entries()) {
+      const r = results[i]!
+      expect(r.code, args.join(' ')).toBe(1)
+      expect(r[stream], args.join(' ')).toMatch(re)
+    }
+  }, 60_000)
+})
