@@ -8,6 +8,7 @@ import { ErrorCode, StorageError, ValidationError } from '../errors.js'
 import { directoryUnusable } from '../instance/fs-errors.js'
 import type { ConflictRecord, ConflictVersion } from '../mesh/conflict.js'
 import { assertCollection } from '../mesh/validate.js'
+import { integerOption } from './option-parsers.js'
 import { makeOutput, reportError } from './output.js'
 import { describeConflict } from './peer-display.js'
 
@@ -95,7 +96,7 @@ export function registerConflictsCommand(program: Command): void {
     .option('--dir <dir>', 'the mesh directory (the config\'s "mesh.dir")')
     .option('-c, --config <file>', 'read the mesh directory from this config file (default meshmirror.config.json)')
     .option('--collection <name>', 'only this collection')
-    .option('--limit <n>', 'at most this many, the latest first', (v) => Number(v), 100)
+    .option('--limit <n>', 'at most this many, the latest first', integerOption, 100)
     .option('--json', 'print one JSON document on stdout')
     .addHelpText('after', HELP)
     .action(async (opts: { dir?: string; config?: string; collection?: string; limit: number; json?: boolean }) => {

@@ -1,5 +1,6 @@
 import type { Command } from 'commander'
 import { type DemoVerdict, runDemo } from '../demo/run-demo.js'
+import { integerOption, numberOption } from './option-parsers.js'
 import { ExitCode, makeOutput, reportError } from './output.js'
 
 const HELP = `
@@ -50,8 +51,8 @@ export function registerDemoCommand(program: Command): void {
   program
     .command('demo')
     .description('run a shop of tills in separate processes, crash one, cut one off, and check they converge')
-    .option('--tills <n>', 'number of tills (processes), 2-16', (v) => Number(v), 3)
-    .option('--duration <seconds>', 'seconds of selling', (v) => Number(v), 10)
+    .option('--tills <n>', 'number of tills (processes), 2-16', integerOption, 3)
+    .option('--duration <seconds>', 'seconds of selling', numberOption, 10)
     .option('--keep', 'keep the shop directory (databases, mesh directories) for a look afterwards')
     .option('--json', 'print the verdict as one JSON document on stdout; progress goes to stderr')
     .addHelpText('after', HELP)

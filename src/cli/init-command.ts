@@ -6,6 +6,7 @@ import type { MeshmirrorConfig, TableMapping } from '../config/config-schema.js'
 import { configError } from '../config/load-config.js'
 import { NO_KEY_REASON } from '../config/table-adapter.js'
 import { readDatabaseSchema } from '../config/table-schema.js'
+import { integerOption } from './option-parsers.js'
 import { makeOutput, reportError } from './output.js'
 
 const HELP = `
@@ -116,7 +117,7 @@ export function registerInitCommand(program: Command): void {
     .requiredOption('--database <file>', 'the application’s SQLite database')
     .option('-o, --out <file>', 'where to write the config', 'meshmirror.config.json')
     .option('--backend <name>', 'the mesh store: builtin or ditto', 'builtin')
-    .option('--port <n>', 'the port to listen on (builtin; default 4040)', (v) => Number(v))
+    .option('--port <n>', 'the port to listen on (builtin; default 4040)', integerOption)
     .option('--peer <url...>', 'peers to dial (builtin; ws://host:port)')
     .option('--force', 'replace an existing config file')
     .option('--json', 'print the result as one JSON document')

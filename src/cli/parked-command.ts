@@ -5,6 +5,7 @@ import { loadConfig } from '../config/load-config.js'
 import { ErrorCode, StorageError, ValidationError } from '../errors.js'
 import { ParkedStore } from '../repository/parked-store.js'
 import type { ParkedDocument } from '../repository/repository.js'
+import { integerOption } from './option-parsers.js'
 import { makeOutput, reportError } from './output.js'
 
 const HELP = `
@@ -80,7 +81,7 @@ export function registerParkedCommand(program: Command): void {
     .description('list received documents not in the database (parked for a parent, or refused), with why')
     .option('-c, --config <file>', 'the config file', 'meshmirror.config.json')
     .option('--state <state>', 'only "parked" or only "refused"')
-    .option('--limit <n>', 'at most this many entries', (v) => Number(v), 1000)
+    .option('--limit <n>', 'at most this many entries', integerOption, 1000)
     .option('--json', 'print one JSON document on stdout')
     .addHelpText('after', HELP)
     .action(async (opts: { config: string; state?: string; limit: number; json?: boolean }) => {

@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs'
+import { existsSync, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import Database from 'better-sqlite3'
@@ -27,6 +27,18 @@ describe('the meshmirror process, for malformed flags', () => {
       const r = results[i]!
       expect(r.code, args.join(' ')).toBe(1)
       expect(r[stream], args.join(' ')).toMatch(re)
+    }
+  }, 60_000)
+
+  it('refuses a number that is not written as one, writing nothing', async () => {
+    const out = join(dir, 'port.json')
+    for (const port of ['', ' ', '0x50', '1e3', '80abc']) {
+      const r = await runCli(['init', '--database', join(dir, 'app.db'), '--out', out, '--port', port])
+      expect(r.code, port).toBe(1)
+      expect(r.stderr, port).toMatch(
+        /^error \[INVALID_OPTIONS\]: option '--port <n>' argument .* is invalid\. expected a whole number\./,
+      )
+      expect(existsSync(out), port).toBe(false)
     }
   }, 60_000)
 })
