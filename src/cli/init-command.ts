@@ -161,7 +161,12 @@ export function registerInitCommand(program: Command): void {
             ...(opts.port === undefined ? {} : { port: opts.port }),
             ...(opts.peer ? { peers: opts.peer } : {}),
           })
-          writeFileSync(out, `${JSON.stringify(config, null, 2)}\n`)
+          try {
+            writeFileSync(out, `${JSON.stringify(config, null, 2)}\n`)
+          } catch (error) {
+            const why = (error as NodeJS.ErrnoException).code ?? (error as Error).message
+            throw configError('init', '--out', `cannot write ${JSON.stringify(out)} (${why}).`, error)
+          }
           if (output.json) output.out(JSON.stringify({ file: out, config, skipped, keys }, null, 2))
           else {
             output.out(

@@ -41,4 +41,16 @@ describe('the meshmirror process, for malformed flags', () => {
       expect(existsSync(out), port).toBe(false)
     }
   }, 60_000)
+
+  it('refuses an --out it cannot write to as a config error naming --out', async () => {
+    const db = join(dir, 'app.db')
+    const cases = [dir, join(dir, 'no-such-dir', 'c.json'), join(dir, 'x'.repeat(300))]
+    const results = await Promise.all(cases.map((out) => runCli(['init', '--database', db, '--out', out, '--force'])))
+    for (const [i, r] of results.entries()) {
+      expect(r.code, cases[i]).toBe(1)
+      expect(r.stderr, cases[i]).toMatch(
+        /^error \[INVALID_CONFIG\]: init: --out: cannot write ".*" \((EISDIR|ENOENT|ENAMETOOLONG)\)/,
+      )
+    }
+  }, 60_000)
 })
