@@ -9,6 +9,8 @@ import { readDatabaseSchema } from '../config/table-schema.js'
 import { integerOption } from './option-parsers.js'
 import { makeOutput, reportError } from './output.js'
 
+const PEER_URL = /^wss?:\/\/\S+$/
+
 const HELP = `
 Examples:
   $ meshmirror init --database ./pos.db
@@ -155,6 +157,11 @@ export function registerInitCommand(program: Command): void {
           }
           if (opts.port !== undefined && (!Number.isInteger(opts.port) || opts.port < 0 || opts.port > 65535)) {
             throw configError('init', '--port', `expected a port 0-65535, got ${String(opts.port)}`)
+          }
+          // The same rule the config is read with: a peer the config would refuse is refused now.
+          for (const peer of opts.peer ?? []) {
+            if (!PEER_URL.test(peer))
+              throw configError('init', '--peer', `expected a ws:// or wss:// URL, got ${JSON.stringify(peer)}`)
           }
           const { config, skipped, keys } = starterConfig(resolve(opts.database), out, {
             backend,

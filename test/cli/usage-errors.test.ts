@@ -53,4 +53,25 @@ describe('the meshmirror process, for malformed flags', () => {
       )
     }
   }, 60_000)
+
+  it('refuses an init --peer that is not a ws:// or wss:// URL, writing nothing', async () => {
+    const out = join(dir, 'peer.json')
+    for (const peer of ['10.0.0.12:4040', 'http://10.0.0.12:4040', 'ws://']) {
+      const r = await runCli([
+        'init',
+        '--database',
+        join(dir, 'app.db'),
+        '--out',
+        out,
+        '--peer',
+        'ws://10.0.0.1:4040',
+        peer,
+      ])
+      expect(r.code, peer).toBe(1)
+      expect(r.stderr, peer).toMatch(
+        /^error \[INVALID_CONFIG\]: init: --peer: expected a ws:\/\/ or wss:\/\/ URL, got ".*"/,
+      )
+      expect(existsSync(out), peer).toBe(false)
+    }
+  }, 60_000)
 })
