@@ -88,6 +88,14 @@ export async function generate(options: GenerateOptions): Promise<GenerateResult
   }
   if (problems.length > 0) throw new ModelSourceError(problems)
   const runtime = options.runtime ?? 'meshmirror'
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: refusing them is the point
+  if (!/^[^\s\u0000-\u001f]+$/.test(runtime)) {
+    throw new MeshmirrorError(
+      ErrorCode.INVALID_OPTIONS,
+      `--runtime ${JSON.stringify(runtime)} is not a module name: no spaces or control characters.`,
+      { details: { runtime } },
+    )
+  }
   const first = options.paths[0] ?? '.'
   const registry = resolve(
     options.registry ??
@@ -95,8 +103,9 @@ export async function generate(options: GenerateOptions): Promise<GenerateResult
   )
   const outputs = new Map<string, string>()
   const entries = models.map((m) => ({ spec: m.spec, adapterFile: adapterFileFor(m.file), file: m.file }))
-  for (const e of entries) outputs.set(e.adapterFile, emitAdapter(e.spec, e.file, { runtime }))
+  // The registry first: its path is the one given, the likeliest not to be writable.
   outputs.set(registry, emitRegistry(registry, entries, { runtime }))
+  for (const e of entries) outputs.set(e.adapterFile, emitAdapter(e.spec, e.file, { runtime }))
 
   const result: GenerateResult = {
     models: entries.map((e) => ({ name: e.spec.name, collection: e.spec.collection, file: e.file })),
@@ -105,7 +114,7 @@ export async function generate(options: GenerateOptions): Promise<GenerateResult
     unchanged: [],
   }
   for (const [file, text] of outputs) {
-    const current = existsSync(file) ? readFileSync(file, 'utf8') : undefined
+    const current = readExisting(file)
     if (current === text) {
       result.unchanged.push(file)
       continue
@@ -119,11 +128,34 @@ export async function generate(options: GenerateOptions): Promise<GenerateResult
     }
     if (options.check) result.stale.push(file)
     else {
-      writeFileSync(file, text)
+      try {
+        writeFileSync(file, text)
+      } catch (error) {
+        throw cannotUse(file, 'write', error)
+      }
       result.written.push(file)
     }
   }
   return result
+}
+
+function cannotUse(file: string, what: 'read' | 'write', cause: unknown): MeshmirrorError {
+  const why = (cause as NodeJS.ErrnoException).code ?? (cause as Error).message
+  return new MeshmirrorError(
+    ErrorCode.INVALID_OPTIONS,
+    `Cannot ${what} ${file} (${why}); choose another --registry, or make it writable.`,
+    { cause, details: { file } },
+  )
+}
+
+/** The file's text, or undefined when there is none. */
+function readExisting(file: string): string | undefined {
+  try {
+    return readFileSync(file, 'utf8')
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined
+    throw cannotUse(file, 'read', error)
+  }
 }
 
 async function loadTypeScript(): Promise<typeof TS> {

@@ -357,6 +357,18 @@ describe('bad models', () => {
     return (error as Error).message
   }
 
+  it('refuses a registry it cannot write, or a runtime that is not a module name, before writing anything', async () => {
+    const dir = posModels()
+    for (const registry of [join(dir, 'x'.repeat(300)), dir, join(dir, 'missing', 'r.g.ts')]) {
+      await expect(generate({ paths: [dir], registry, runtime: RUNTIME })).rejects.toMatchObject({
+        code: 'INVALID_OPTIONS',
+        message: expect.stringMatching(/^Cannot (read|write) .* \((ENAMETOOLONG|EISDIR|ENOENT)\)/),
+      })
+    }
+    await expect(generate({ paths: [dir], runtime: 'mesh mirror' })).rejects.toMatchObject({ code: 'INVALID_OPTIONS' })
+    expect(generatedFiles(dir)).toEqual({})
+  })
+
   it('report the file, line and field, and write nothing', async () => {
     const dir = modelsDir({
       'good.ts': `import { Id, SyncModel } from RUNTIME\n@SyncModel('good')\nexport class Good {\n  @Id() id!: string\n}\n`,
