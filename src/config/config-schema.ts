@@ -103,7 +103,16 @@ export const dittoMeshSchema = z.strictObject({
 })
 
 /** Keys that configure the builtin engine's replication, which a Ditto mesh does not use. */
-const BUILTIN_ONLY = ['secret', 'previousSecrets', 'insecure', 'listen', 'peers', 'discovery', 'reconnect'] as const
+const BUILTIN_ONLY = [
+  'secret',
+  'previousSecrets',
+  'insecure',
+  'listen',
+  'peers',
+  'discovery',
+  'reconnect',
+  'limits',
+] as const
 
 export const configSchema = z
   .strictObject({
@@ -154,6 +163,16 @@ export const configSchema = z
       )
       .optional(),
     discovery: z.boolean().optional(),
+    /** What one peer may make this one do (see the replication documentation, "Hostile input"). */
+    limits: z
+      .strictObject({
+        maxDocumentBytes: positiveInt.optional(),
+        maxFieldsPerDocument: positiveInt.optional(),
+        maxCollections: positiveInt.optional(),
+        maxChangesPerSecond: positiveInt.optional(),
+        burstChanges: positiveInt.optional(),
+      })
+      .optional(),
     /** Reconnect backoff bounds towards peers. Default 100 ms to 10 s. */
     reconnect: z.strictObject({ minMs: nonNegative.optional(), maxMs: nonNegative.optional() }).optional(),
     tables: z.array(tableMappingSchema).optional(),

@@ -65,6 +65,14 @@ describe('config', () => {
     )
   })
 
+  it('reads the limits on what a peer may make this one do', () => {
+    expect(parseConfig({ ...minimal, limits: { maxCollections: 50 } }, 'test.json', '/').limits).toEqual({
+      maxCollections: 50,
+    })
+    expect(fails({ ...minimal, limits: { maxCollections: 0 } }).key).toBe('limits.maxCollections')
+    expect(fails({ ...minimal, limits: { maxColections: 5 } }).message).toContain('limits: unknown key "maxColections"')
+  })
+
   it('refuses a path with a NUL character, naming the key', () => {
     expect(fails({ ...minimal, mesh: { dir: 'pos\0mesh' } })).toMatchObject({
       key: 'mesh.dir',

@@ -115,6 +115,7 @@ class BuiltinBackend implements MeshBackend {
       ...(c.peers ? { peers: c.peers } : {}),
       ...(c.discovery ? { discovery: true } : {}),
       ...(c.reconnect ? { reconnect: c.reconnect } : {}),
+      ...(c.limits ? { limits: c.limits } : {}),
     }
     // A listen address taken since the probe fails here with ADDRESS_IN_USE too.
     const replication = await startReplication(this.instance.store, options)
