@@ -9,7 +9,8 @@ import { MemoryNetwork } from '../../src/replication/memory-transport.js'
 import { DEFAULT_PEER_LIMITS } from '../../src/replication/peer-limits.js'
 import { decodeMessage, encodeMessage, type Message, PROTOCOL_VERSION } from '../../src/replication/protocol.js'
 import { type Replicator, startReplication } from '../../src/replication/replicator.js'
-import type { Connection } from '../../src/replication/transport.js'
+import type { Connection, Transport } from '../../src/replication/transport.js'
+import { wsTransport } from '../../src/replication/ws-transport.js'
 import { mutateFrame, mutations } from './fuzz-frames.js'
 import { eventually, removeTempDirs, tempDir } from './helpers.js'
 
@@ -26,7 +27,11 @@ const SECRET = 'fuzz-session-secret'
 const STABLE = new Set<string>([ErrorCode.PROTOCOL_ERROR, ErrorCode.PEER_AUTH_FAILED, ErrorCode.PEER_LIMIT_EXCEEDED])
 const LIMITS = { ...DEFAULT_PEER_LIMITS, maxCollections: 20, maxFieldsPerDocument: 50, maxDocumentBytes: 32 * 1024 }
 
+/** The carrier: in-memory by default, `FUZZ_TRANSPORT=ws` for WebSockets on 127.0.0.1. */
+const WS = process.env.FUZZ_TRANSPORT === 'ws'
 const net = new MemoryNetwork()
+const carrier = (): Transport => (WS ? wsTransport() : net.transport())
+let url = 'mem://target:1'
 let target: { mesh: BuiltinMesh; repl: Replicator }
 let honest: { mesh: BuiltinMesh; repl: Replicator; since: string; writes: number; timer: NodeJS.Timeout }
 /** The codes of the replicator's error events (only the codes: thousands of errors with their stacks weigh). */
@@ -62,7 +67,7 @@ class Link {
   }
 
   static async open(site = `f${++run}`): Promise<Link> {
-    return new Link(await net.transport().dial('mem://target:1'), site)
+    return new Link(await carrier().dial(url), site)
   }
 
   private wake(): void {
@@ -158,12 +163,13 @@ beforeAll(async () => {
   const repl = await startReplication(mesh, {
     meshId: MESH,
     secret: SECRET,
-    transport: net.transport(),
-    listen: { host: 'target', port: 1 },
+    transport: carrier(),
+    listen: WS ? { host: '127.0.0.1', port: 0 } : { host: 'target', port: 1 },
     chunkSize: 20,
     window: 2,
     limits: LIMITS,
   })
+  if (WS) url = `ws://127.0.0.1:${repl.port}`
   repl.on('error', (e) => events.push(e.error.code))
   target = { mesh, repl }
 
@@ -171,8 +177,8 @@ beforeAll(async () => {
   const hRepl = await startReplication(hMesh, {
     meshId: MESH,
     secret: SECRET,
-    transport: net.transport(),
-    peers: ['mem://target:1'],
+    transport: carrier(),
+    peers: [url],
   })
   await eventually(() => repl.peers().some((p) => p.site === 'honest' && p.state === 'live'), 10_000, 'honest live')
   honest = {
@@ -225,7 +231,7 @@ afterAll(() => {
   if (process.env.FUZZ_REPORT) console.log(JSON.stringify({ runs: RUNS, stats: Object.fromEntries(stats) }))
 })
 
-describe(`${RUNS} hostile frames of each type against a live replicator`, () => {
+describe(`${RUNS} hostile frames of each type against a live replicator (${WS ? 'WebSocket' : 'in-memory'} carrier)`, () => {
   it(
     'hello: refused with a stable code, or answered with a challenge only when it is right',
     async () => {
