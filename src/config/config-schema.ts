@@ -4,11 +4,19 @@ const name = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'expected a name of le
 const scalar = z.union([z.string(), z.number(), z.boolean(), z.null()])
 const nonNegative = z.number().min(0)
 const positiveInt = z.int().min(1)
-/** A file or directory path: the system refuses a NUL character in one, so the config does first. */
+/**
+ * A file or directory path: the system refuses a NUL character in one, and
+ * would write a lone surrogate (half a UTF-16 pair) as U+FFFD, another name
+ * than the one given; the config refuses both first.
+ */
 const path = z
   .string()
   .min(1)
   .refine((p) => !p.includes('\0'), 'a path cannot contain a NUL character')
+  .refine(
+    (p) => Buffer.from(p, 'utf8').toString('utf8') === p,
+    'a path cannot contain a lone surrogate (invalid Unicode)',
+  )
 
 /** A table mirrored without code: its adapter is derived from the table's own schema. */
 export const tableMappingSchema = z.strictObject({

@@ -82,6 +82,14 @@ describe('config', () => {
     expect(fails({ ...minimal, adapters: { module: './a\0.js' } }).key).toBe('adapters.module')
   })
 
+  it('refuses a path that is not valid Unicode, which the file system would write under another name', () => {
+    expect(fails({ ...minimal, mesh: { dir: './pos-\ud800' } })).toMatchObject({
+      key: 'mesh.dir',
+      message: expect.stringContaining('mesh.dir: a path cannot contain a lone surrogate'),
+    })
+    expect(fails({ ...minimal, database: '\udc00.db' }).key).toBe('database')
+  })
+
   it('reads the secret from the environment when written as $NAME', () => {
     expect(fails({ ...minimal, secret: '$MM_TEST_SECRET' }).message).toContain(
       'secret: environment variable MM_TEST_SECRET is not set',
