@@ -73,6 +73,13 @@ describe('config', () => {
     expect(fails({ ...minimal, limits: { maxColections: 5 } }).message).toContain('limits: unknown key "maxColections"')
   })
 
+  it('lists the first 20 problems of a config with thousands, and counts them all', () => {
+    const r = fails({ ...minimal, tables: Array.from({ length: 5000 }, () => ({ table: 1 })) })
+    expect(r.key).toBe('tables[0].table')
+    expect(r.message.split('\n')).toHaveLength(22)
+    expect(r.message).toMatch(/tables\[19\]\.table: .*\n {2}… and 4980 more$/)
+  })
+
   it('refuses a path with a NUL character, naming the key', () => {
     expect(fails({ ...minimal, mesh: { dir: 'pos\0mesh' } })).toMatchObject({
       key: 'mesh.dir',

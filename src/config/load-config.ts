@@ -20,6 +20,9 @@ export function configError(source: string, key: string | undefined, message: st
   })
 }
 
+/** Most problems listed in a config error. */
+const MAX_ISSUES = 20
+
 /** `tables[0].table` from a zod path. */
 export function keyPath(path: readonly PropertyKey[]): string {
   let out = ''
@@ -99,13 +102,15 @@ function parseChecked(input: unknown, source: string, baseDir: string): Resolved
   const parsed = configSchema.safeParse(raw)
   if (!parsed.success) {
     const issues = parsed.error.issues
-    const lines = issues.map((i) => `${keyPath(i.path) || '(top level)'}: ${describeIssue(i)}`)
+    // A list of thousands of bad entries is told in its first few: the rest are alike.
+    const lines = issues.slice(0, MAX_ISSUES).map((i) => `${keyPath(i.path) || '(top level)'}: ${describeIssue(i)}`)
+    if (issues.length > MAX_ISSUES) lines.push(`… and ${issues.length - MAX_ISSUES} more`)
     const first = issues[0]
     const key = first ? keyPath(first.path) : undefined
     throw new ValidationError(
       ErrorCode.INVALID_CONFIG,
       `${source} is not a valid meshmirror config:\n  ${lines.join('\n  ')}`,
-      { details: { file: source, ...(key ? { key } : {}), issues: lines } },
+      { details: { file: source, ...(key ? { key } : {}), issues: lines, issueCount: issues.length } },
     )
   }
   const c = parsed.data
