@@ -18,7 +18,7 @@ import { mutateFrame, mutations } from '../replication/fuzz-frames.js'
  * nothing is written: no database, mesh directory or other file.
  */
 const RUNS = Number(process.env.FUZZ_RUNS ?? 1000)
-const TIMEOUT = Math.max(60_000, RUNS * 40)
+const TIMEOUT = Math.max(120_000, RUNS * 150)
 
 let dir: string
 let dbDigest: string
@@ -118,10 +118,10 @@ describe(`the config loader fed ${RUNS} malformed configs of each kind`, () => {
         fc.constantFrom('', '\ufeff{}', 'null', '[]', '"config"', '1e999', `\ufeff${JSON.stringify(valid)}`),
         fc.constantFrom(
           `${'['.repeat(100_000)}${']'.repeat(100_000)}`,
-          JSON.stringify({ ...valid, tables: Array.from({ length: 50_000 }, () => ({ table: 1 })) }),
+          JSON.stringify({ ...valid, tables: Array.from({ length: 5000 }, () => ({ table: 1 })) }),
           JSON.stringify({
             ...valid,
-            context: Object.fromEntries(Array.from({ length: 10_000 }, (_, i) => [`k${i}`, [i]])),
+            context: Object.fromEntries(Array.from({ length: 2000 }, (_, i) => [`k${i}`, [i]])),
           }),
           `{"__proto__":{"database":"./app.db"},${JSON.stringify(valid).slice(1)}`,
           JSON.stringify({ ...valid, secret: '$MESHMIRROR_FUZZ_UNSET' }),
