@@ -9,6 +9,8 @@ import { removeTempDirs, tempDir } from './helpers.js'
 import { rawPeer, syncEmpty } from './raw-peer.js'
 
 const TYPES = ['hello', 'auth', 'sync', 'changes', 'ack', 'error']
+/** `npm run fuzz` sets FUZZ_RUNS (10,000): the decoder then gets as many frames. */
+const RUNS = Number(process.env.FUZZ_RUNS ?? 0)
 let template: RemoteChange
 
 function change(id: string): RemoteChange {
@@ -49,7 +51,7 @@ describe('the message decoder', () => {
         const m = decodeMessage(frame)
         if (typeof m !== 'string') expect(TYPES).toContain(m.t)
       }),
-      { numRuns: 2000 },
+      { numRuns: Math.max(2000, RUNS) },
     )
   })
 
@@ -58,7 +60,7 @@ describe('the message decoder', () => {
       fc.property(validFrames(), fc.double({ min: 0, max: 1, maxExcluded: true, noNaN: true }), (frame, at) => {
         expect(typeof decodeMessage(frame.slice(0, Math.floor(frame.length * at)))).toBe('string')
       }),
-      { numRuns: 1000 },
+      { numRuns: Math.max(1000, RUNS) },
     )
   })
 })
