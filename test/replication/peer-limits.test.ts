@@ -129,6 +129,9 @@ describe('limits on what one peer can make another do', () => {
     expect(e.error.code).toBe(ErrorCode.PEER_LIMIT_EXCEEDED)
     expect(e.error.message).toMatch(/hostile\/big2 is \d+ bytes \(limit maxDocumentBytes 4096\)/)
     expect(raw.received.at(-1)).toMatchObject({ t: 'error', code: ErrorCode.PEER_LIMIT_EXCEEDED })
+    // Logged, naming the peer and the reason.
+    const line = logged.find((l) => l.message === 'replication peer error' && l.fields?.peer === 'big')
+    expect(line?.fields?.error).toMatch(/limit maxDocumentBytes 4096/)
     expect(await a.mesh.get('hostile', 'big1')).toBeUndefined()
     expect(await a.mesh.get('hostile', 'big2')).toBeUndefined()
   })
