@@ -50,13 +50,21 @@ beforeAll(() => {
 })
 afterAll(() => rmSync(dir, { recursive: true, force: true }))
 
-/** The error is a stable one that says which file, and which key unless the whole file is wrong. */
+/**
+ * The error is a stable one. A config error says which file, and which key
+ * unless the whole file is wrong; a config that is well-formed but cannot
+ * run here (a port taken, a directory name the file system refuses as too
+ * long) says which address or directory.
+ */
 function assertClearError(error: unknown, file: string): void {
   expect(error).toBeInstanceOf(MeshmirrorError)
   const e = error as MeshmirrorError
-  expect([ErrorCode.INVALID_CONFIG, ErrorCode.ADDRESS_IN_USE], e.message).toContain(e.code)
-  expect(e.message).toContain(file)
+  expect([ErrorCode.INVALID_CONFIG, ErrorCode.ADDRESS_IN_USE, ErrorCode.DIRECTORY_UNUSABLE], e.message).toContain(
+    e.code,
+  )
+  if (e.code === ErrorCode.DIRECTORY_UNUSABLE) expect(e.message).toMatch(/^Cannot use \/.*: ENAMETOOLONG/)
   if (e.code === ErrorCode.INVALID_CONFIG) {
+    expect(e.message).toContain(file)
     expect(e.details.file).toBe(file)
     // A key path, or the whole file (not JSON, not an object, no default export…).
     if (e.details.key === undefined)
