@@ -10,6 +10,8 @@ import { eventually, removeTempDirs, tempDir } from './helpers.js'
 import { type RawPeer, rawPeer, syncEmpty } from './raw-peer.js'
 
 const SECRET = 'limits-test-secret'
+/** The links are encrypted with a key from the mesh secret, as a peer's are. */
+const PSK = { meshId: 'limits', secrets: [SECRET] }
 const LIMITS = {
   maxDocumentBytes: 4096,
   maxFieldsPerDocument: 20,
@@ -45,7 +47,7 @@ function chunk(n: number, changes: RemoteChange[]): Message {
 }
 
 async function attacker(site: string): Promise<RawPeer> {
-  const raw = await rawPeer(wsTransport({ maxFrameBytes: 16 * 1024 * 1024 }), a.url, {
+  const raw = await rawPeer(wsTransport({ maxFrameBytes: 16 * 1024 * 1024, psk: PSK }), a.url, {
     site,
     meshId: 'limits',
     secret: SECRET,
@@ -197,7 +199,7 @@ describe('limits on what one peer can make another do', () => {
     const raw = await attacker('repeat')
     raw.send(chunk(1, [change('repeat', { pad: 'x'.repeat(5000) })]))
     expect((await dropped(raw, 'repeat')).error.code).toBe(ErrorCode.PEER_LIMIT_EXCEEDED)
-    const again = await rawPeer(wsTransport(), a.url, { site: 'repeat', meshId: 'limits', secret: SECRET })
+    const again = await rawPeer(wsTransport({ psk: PSK }), a.url, { site: 'repeat', meshId: 'limits', secret: SECRET })
     await again.closed
     const refusal = again.received.find((m) => m.t === 'error')
     expect(refusal).toMatchObject({ t: 'error', code: ErrorCode.PEER_LIMIT_EXCEEDED })

@@ -30,7 +30,7 @@ const LIMITS = { ...DEFAULT_PEER_LIMITS, maxCollections: 20, maxFieldsPerDocumen
 /** The carrier: in-memory by default, `FUZZ_TRANSPORT=ws` for WebSockets on 127.0.0.1. */
 const WS = process.env.FUZZ_TRANSPORT === 'ws'
 const net = new MemoryNetwork()
-const carrier = (): Transport => (WS ? wsTransport() : net.transport())
+const carrier = (): Transport => (WS ? wsTransport({ psk: { meshId: MESH, secrets: [SECRET] } }) : net.transport())
 let url = 'mem://target:1'
 let target: { mesh: BuiltinMesh; repl: Replicator }
 let honest: { mesh: BuiltinMesh; repl: Replicator; since: string; writes: number; timer: NodeJS.Timeout }
