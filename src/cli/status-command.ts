@@ -104,7 +104,7 @@ function describeSnapshot(s: PeerSnapshot, ageSeconds: number | undefined): stri
   for (const p of s.peers) {
     const plain = p.security === 'insecure' ? ' NOT ENCRYPTED' : ''
     lines.push(
-      `  peer       ${p.site ?? '?'} ${p.direction} ${p.remote} ${p.state}${plain}${p.lastError ? ` (${p.lastError})` : ''}`,
+      `  peer       ${p.site ?? '?'} ${p.direction} ${p.remote} ${p.state}${plain}${p.throttled ? `, throttled ${p.throttled}×` : ''}${p.lastError ? ` (${p.lastError})` : ''}`,
     )
   }
   for (const [c, n] of Object.entries(s.collections)) {

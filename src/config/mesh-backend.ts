@@ -96,6 +96,7 @@ class BuiltinBackend implements MeshBackend {
       changesReceived: peer.changesReceived,
       lag: peer.lag,
       ...(peer.lastError ? { lastError: peer.lastError } : {}),
+      ...(peer.throttled > 0 ? { throttled: peer.throttled } : {}),
       ...(peer.security ? { security: peer.security } : {}),
     }))
   }

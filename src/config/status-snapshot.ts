@@ -20,6 +20,8 @@ export interface PeerLink {
   /** How many of our changes the peer has not acknowledged yet (builtin replication). */
   lag?: number
   lastError?: string
+  /** Chunks held back because the peer sent faster than `limits.maxChangesPerSecond` (when any were). */
+  throttled?: number
   /** How the link is protected: `psk` (encrypted with the mesh secret, the default), `certificate` (`wss://`), `insecure` (plain). */
   security?: LinkSecurity
 }
