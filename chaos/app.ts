@@ -222,14 +222,18 @@ async function step(): Promise<void> {
   }
 }
 
-/** Keeps the slowest writes (waiting for the write lock, mostly), with when they ended. */
+/** The monotonic clock, in ms: the same in every process, and never faked. */
+const mono = () => Number(process.hrtime.bigint() / 1_000_000n)
+
+/** Keeps the slowest writes (waiting for the write lock, or for the CPU), with when they ran. */
 function slow(ms: number): void {
   if (ms < 1000) return
-  const line = `${new Date().toISOString()} ${doing} took ${Math.round(ms)} ms`
-  process.stderr.write(`slow write: ${line}\n`)
-  report.slowWrites.push(line)
-  report.slowWrites.sort((a, b) => Number(/took (\d+)/.exec(b)![1]) - Number(/took (\d+)/.exec(a)![1]))
-  report.slowWrites.length = Math.min(report.slowWrites.length, 10)
+  const end = mono()
+  const w = { at: new Date().toISOString(), what: doing, ms: Math.round(ms), mono: [end - Math.round(ms), end] }
+  process.stderr.write(`slow write: ${JSON.stringify(w)}\n`)
+  report.slowWrites.push(w)
+  report.slowWrites.sort((a, b) => b.ms - a.ms)
+  report.slowWrites.length = Math.min(report.slowWrites.length, 20)
   report.counts.slowWrites++
 }
 
@@ -242,7 +246,7 @@ function failed(error: unknown, afterMs: number): void {
   const code = (error as { code?: unknown }).code
   if (code === 'SQLITE_BUSY' || code === 'SQLITE_BUSY_SNAPSHOT') report.counts.busy++
   else report.counts.errors++
-  const sample = `${new Date().toISOString()} ${doing}, after ${Math.round(afterMs)} ms: ${String(code)}: ${String(error)}`
+  const sample = `${new Date().toISOString()} (monotonic ${mono()} ms) ${doing}, after ${Math.round(afterMs)} ms: ${String(code)}: ${String(error)}`
   process.stderr.write(`${sample}\n`)
   if (report.errorSamples.length < 5) report.errorSamples.push(sample)
 }

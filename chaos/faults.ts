@@ -189,6 +189,7 @@ export class FaultInjector {
           this.say(`skipped: ${describeFault(f)} (full already)`)
           return
         }
+        till.diskFull = true
         const free = fill(filler)
         this.fillers.add(filler)
         this.say(`${describeFault(f)} (${Math.round(free / 2 ** 20)} MB free before)`)
@@ -197,6 +198,8 @@ export class FaultInjector {
           rmSync(filler, { force: true })
           rmSync(`${filler}-top`, { force: true })
           this.fillers.delete(filler)
+          till.diskFull = false
+          till.diskFreedAt = performance.now()
           this.say(`free the mesh directory of ${till.name}`)
         })
         return
@@ -231,6 +234,11 @@ export class FaultInjector {
     for (const filler of this.fillers) {
       rmSync(filler, { force: true })
       rmSync(`${filler}-top`, { force: true })
+    }
+    for (const till of this.tills) {
+      if (!till.diskFull) continue
+      till.diskFull = false
+      till.diskFreedAt = performance.now()
     }
     this.fillers.clear()
     for (const till of this.tills) {

@@ -90,6 +90,13 @@ export function peerConfig(
   }
 }
 
+export interface SlowWrite {
+  at: string
+  what: string
+  ms: number
+  mono: number[]
+}
+
 /** What an app reports when it stops: everything it committed. */
 export interface AppReport {
   till: string
@@ -120,8 +127,8 @@ export interface AppReport {
     /** Any other failed write. */
     errors: number
   }
-  /** The slowest writes over a second, with when they ended. */
-  slowWrites: string[]
+  /** The slowest writes over a second: when (the app's clock), what, how long, and the monotonic clock's ms at start and end. */
+  slowWrites: SlowWrite[]
   /** The first few error messages. */
   errorSamples: string[]
 }

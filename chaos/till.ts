@@ -49,8 +49,12 @@ export class Till {
     maxRssKb: 0,
     /** Peer errors that name a full disk. */
     diskFullErrors: 0,
-    reconfigured: 0,
+    /** Starts that stopped with an error (exit code 1) because the disk was full: reported, and retried. */
+    refusedOnFullDisk: 0,
   }
+  /** Whether the till's disk is full, and when it was last freed (performance.now()). */
+  diskFull = false
+  diskFreedAt = Number.NEGATIVE_INFINITY
   readonly memory: MemorySample[] = []
   clockOffsetMs = 0
   readonly samples: { errors: string[]; rejected: string[] } = { errors: [], rejected: [] }
@@ -141,8 +145,10 @@ export class Till {
       this.state = 'down'
       this.log.write(`--- exit ${code ?? signal}\n`)
       if (this.expectExit) return
-      // As a supervisor would: note it, and start it again.
-      this.stats.unexpectedExits.push(String(code ?? signal))
+      // A start on a full disk fails with a clear error (exit code 1), and the next one, once
+      // there is room again, goes on: as a supervisor would, start it again.
+      if (code === 1 && (this.diskFull || performance.now() - this.diskFreedAt < 3000)) this.stats.refusedOnFullDisk++
+      else this.stats.unexpectedExits.push(String(code ?? signal))
       if (this.supervised) setTimeout(() => this.supervised && !this.frozen && this.startPeer(), 500)
     })
   }
@@ -197,13 +203,19 @@ export class Till {
     return how.signal === 'SIGKILL' ? 'killed' : (how.code ?? how.signal ?? 'unknown')
   }
 
+  /** When the till was frozen, in ms of the monotonic clock (the end undefined while frozen). */
+  readonly freezes: { from: number; to?: number }[] = []
+
   freeze(): void {
+    this.freezes.push({ from: Number(process.hrtime.bigint() / 1_000_000n) })
     this.frozen = true
     this.peer?.kill('SIGSTOP')
     this.app?.kill('SIGSTOP')
   }
 
   thaw(): void {
+    const last = this.freezes.at(-1)
+    if (last && last.to === undefined) last.to = Number(process.hrtime.bigint() / 1_000_000n)
     this.frozen = false
     this.peer?.kill('SIGCONT')
     this.app?.kill('SIGCONT')
