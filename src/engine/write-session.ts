@@ -129,11 +129,16 @@ export class WriteSession {
     assertApplyOptions(options)
     return this.atomically(() => {
       const result: ApplyRemoteResult = { applied: 0, unchanged: 0 }
+      // Once per call, not per document: a device whose clock runs ahead sends nothing else.
+      let drifted: RemoteChange | undefined
+      let driftedCount = 0
       for (const c of changes) {
-        let drifted = false
-        for (const clock of c.meta.t) if (!this.core.clock.observe(clock)) drifted = true
-        if (drifted)
-          this.core.logger.warn('remote clock beyond the drift bound', { collection: c.collection, id: c.id })
+        let beyond = false
+        for (const clock of c.meta.t) if (!this.core.clock.observe(clock)) beyond = true
+        if (beyond) {
+          drifted ??= c
+          driftedCount++
+        }
         const incoming = decodeState(c.doc, c.meta)
         const row = this.core.w.getRow.get(c.collection, c.id)
         const prev = row ? decodeRow(row) : undefined
@@ -152,6 +157,12 @@ export class WriteSession {
         this.write(c.collection, c.id, row, merged, ++this.core.seq, false)
         result.applied++
       }
+      if (drifted)
+        this.core.logger.warn('remote clocks beyond the drift bound', {
+          changes: driftedCount,
+          collection: drifted.collection,
+          id: drifted.id,
+        })
       if (options.from !== undefined && options.cursor !== undefined)
         this.core.w.putPeer.run(options.from, options.cursor)
       for (const [site, seq] of Object.entries(options.versionVector ?? {})) {
