@@ -42,7 +42,22 @@ const report: AppReport = {
   orders: {},
   voided: [],
   restocked: {},
-  counts: { sales: 0, updates: 0, voids: 0, restocks: 0, notes: 0, longTransactions: 0, busy: 0, errors: 0 },
+  shifts: [],
+  notes: {},
+  slowWrites: [],
+  counts: {
+    sales: 0,
+    updates: 0,
+    voids: 0,
+    restocks: 0,
+    notes: 0,
+    longTransactions: 0,
+    veryLongTransactions: 0,
+    shifts: 0,
+    slowWrites: 0,
+    busy: 0,
+    errors: 0,
+  },
   errorSamples: [],
 }
 /** Orders of this till still there, to update or void. */
@@ -65,6 +80,8 @@ const q = {
   orderRow: db.prepare('SELECT customer_id, points FROM orders WHERE id = ?'),
   deleteItems: db.prepare('DELETE FROM order_items WHERE order_id = ?'),
   deleteOrder: db.prepare('DELETE FROM orders WHERE id = ?'),
+  openShift: db.prepare('INSERT INTO shifts (id, till, opened_at, sales) VALUES (?, ?, ?, ?)'),
+  shiftSales: db.prepare('UPDATE shifts SET sales = ? WHERE id = ?'),
 }
 
 /**
@@ -139,40 +156,85 @@ function restock(): void {
 }
 
 function note(): void {
-  q.note.run(`${till} note ${next}`, customerId(pick(CUSTOMERS)))
+  const customer = customerId(pick(CUSTOMERS))
+  const text = `${till} note ${next}`
+  q.note.run(text, customer)
+  const written = report.notes[customer] ?? []
+  written.push(text)
+  report.notes[customer] = written
   report.counts.notes++
 }
 
-/** A sale in a write transaction held open for a while, as a slow app would. */
+let shift: string | undefined
+let shiftNo = 0
+
+/** Opens a shift now and then; otherwise records the till's sale count on the current one. */
+function shiftWrite(): void {
+  if (shift === undefined || random() < 0.2) {
+    shift = `${till}-shift-${++shiftNo}`
+    q.openShift.run(shift, till, new Date().toISOString(), report.counts.sales)
+    report.shifts.push(shift)
+  } else q.shiftSales.run(report.counts.sales, shift)
+  report.counts.shifts++
+}
+
+/**
+ * A sale in a write transaction held open for a while, as a slow app would:
+ * 0.1 to 0.5 s, and one in twenty 2 to 6 s (a receipt printer timing out).
+ */
 async function longSale(): Promise<void> {
+  const veryLong = random() < 0.05
   db.exec('BEGIN IMMEDIATE')
   try {
     sale()
-    await new Promise((r) => setTimeout(r, 100 + pick(400)))
+    const hold = veryLong ? 2000 + pick(4000) : 100 + pick(400)
+    held += hold
+    await new Promise((r) => setTimeout(r, hold))
     db.exec('COMMIT')
   } catch (error) {
     if (db.inTransaction) db.exec('ROLLBACK')
     throw error
   }
   report.counts.longTransactions++
+  if (veryLong) report.counts.veryLongTransactions++
 }
 
 /** What the app is doing, for the error samples. */
 let doing = ''
+/** How long the current write held its transaction open on purpose (ms). */
+let held = 0
 
 async function step(): Promise<void> {
   const r = random()
   const started = performance.now()
+  held = 0
   try {
     if (r < 0.6) await act('sale', sale)
     else if (r < 0.78) await act('update', update)
     else if (r < 0.86) await act('void', voidOrder)
     else if (r < 0.9) await act('restock', restock)
-    else if (r < 0.97) await act('note', note)
+    else if (r < 0.95) await act('note', note)
+    else if (r < 0.97) await act('shift', shiftWrite)
     else await act('long sale', longSale)
+    slow(performance.now() - started - held)
   } catch (error) {
     failed(error, performance.now() - started)
   }
+}
+
+/** The monotonic clock, in ms: the same in every process, and never faked. */
+const mono = () => Number(process.hrtime.bigint() / 1_000_000n)
+
+/** Keeps the slowest writes (waiting for the write lock, or for the CPU), with when they ran. */
+function slow(ms: number): void {
+  if (ms < 1000) return
+  const end = mono()
+  const w = { at: new Date().toISOString(), what: doing, ms: Math.round(ms), mono: [end - Math.round(ms), end] }
+  process.stderr.write(`slow write: ${JSON.stringify(w)}\n`)
+  report.slowWrites.push(w)
+  report.slowWrites.sort((a, b) => b.ms - a.ms)
+  report.slowWrites.length = Math.min(report.slowWrites.length, 20)
+  report.counts.slowWrites++
 }
 
 async function act(what: string, fn: () => void | Promise<void>): Promise<void> {
@@ -184,7 +246,7 @@ function failed(error: unknown, afterMs: number): void {
   const code = (error as { code?: unknown }).code
   if (code === 'SQLITE_BUSY' || code === 'SQLITE_BUSY_SNAPSHOT') report.counts.busy++
   else report.counts.errors++
-  const sample = `${new Date().toISOString()} ${doing}, after ${Math.round(afterMs)} ms: ${String(code)}: ${String(error)}`
+  const sample = `${new Date().toISOString()} (monotonic ${mono()} ms) ${doing}, after ${Math.round(afterMs)} ms: ${String(code)}: ${String(error)}`
   process.stderr.write(`${sample}\n`)
   if (report.errorSamples.length < 5) report.errorSamples.push(sample)
 }

@@ -17,6 +17,8 @@ export interface TillSnapshot {
   items: Map<string, { order: string; product: string; qty: number }>
   stock: Map<string, number>
   points: Map<string, number>
+  notes: Map<string, string | null>
+  shifts: Set<string>
   /** Rows `PRAGMA foreign_key_check` reports. */
   foreignKeyViolations: number
 }
@@ -70,6 +72,8 @@ export function snapshot(name: string, file: string): TillSnapshot {
         items,
         stock: pairs('SELECT id, stock FROM products'),
         points: pairs('SELECT id, points FROM customers'),
+        notes: new Map(db.prepare('SELECT id, note FROM customers').raw().all() as [string, string | null][]),
+        shifts: new Set(db.prepare('SELECT id FROM shifts').pluck().all() as string[]),
         foreignKeyViolations: (db.pragma('foreign_key_check') as unknown[]).length,
       }
     })()
@@ -86,7 +90,12 @@ export function agreed(tills: readonly TillSnapshot[]): boolean {
 }
 
 /** The invariants of the end state: each failed one is a line saying what, where, and a few examples. */
-export function violations(tills: readonly TillSnapshot[], reports: readonly AppReport[]): string[] {
+export function violations(
+  tills: readonly TillSnapshot[],
+  reports: readonly AppReport[],
+  /** Notes written besides the apps', by customer. */
+  otherNotes: Record<string, string[]> = {},
+): string[] {
   const out: string[] = []
   const fail = (what: string, examples: string[]) => {
     if (examples.length > 0) out.push(`${what} (${examples.length}): ${examples.slice(0, 5).join('; ')}`)
@@ -97,7 +106,15 @@ export function violations(tills: readonly TillSnapshot[], reports: readonly App
   const expectedOrders = new Map<string, string[]>()
   const voided = new Set<string>()
   const restocked = new Map<string, number>()
-  for (const r of reports) {
+  const shifts = new Set<string>()
+  const notes = new Map<string, Set<string>>()
+  for (const r of [...reports, { orders: {}, voided: [], restocked: {}, shifts: [], notes: otherNotes }]) {
+    for (const id of r.shifts) shifts.add(id)
+    for (const [c, written] of Object.entries(r.notes)) {
+      const set = notes.get(c) ?? new Set<string>()
+      for (const n of written) set.add(n)
+      notes.set(c, set)
+    }
     for (const [id, items] of Object.entries(r.orders)) expectedOrders.set(id, items)
     for (const id of r.voided) voided.add(id)
     for (const [p, n] of Object.entries(r.restocked)) restocked.set(p, (restocked.get(p) ?? 0) + n)
@@ -138,6 +155,23 @@ export function violations(tills: readonly TillSnapshot[], reports: readonly App
       [...t.points].flatMap(([c, points]) => {
         const expected = earned.get(c) ?? 0
         return points === expected ? [] : [`${c} holds ${points}, expected ${expected} (off by ${points - expected})`]
+      }),
+    )
+    fail(
+      `${t.name}: shifts committed by an app and missing`,
+      [...shifts].filter((id) => !t.shifts.has(id)),
+    )
+    fail(
+      `${t.name}: shifts no app opened`,
+      [...t.shifts].filter((id) => !shifts.has(id)),
+    )
+    // A note is one an app wrote for that customer; none only while no app wrote one.
+    fail(
+      `${t.name}: customer notes no app wrote for that customer`,
+      [...t.notes].flatMap(([c, note]) => {
+        const written = notes.get(c)
+        if (note === null) return written ? [`${c} has none, ${written.size} were written`] : []
+        return written?.has(note) ? [] : [`${c} holds "${note}"`]
       }),
     )
     if (t.foreignKeyViolations > 0) out.push(`${t.name}: ${t.foreignKeyViolations} rows break a foreign key`)

@@ -1,6 +1,40 @@
+import { execFileSync } from 'node:child_process'
+import { closeSync, openSync, rmSync, statfsSync, writeSync } from 'node:fs'
+import { join } from 'node:path'
 import type { Network } from './network.js'
 import { describeFault, type Fault } from './schedule.js'
 import type { Till } from './till.js'
+
+/**
+ * Fills the file system of `file` to the last byte: the free space at once,
+ * then what the till wrote meanwhile is left over, in small pieces until
+ * none fits. Returns the bytes that were free.
+ */
+function fill(file: string): number {
+  const dir = join(file, '..')
+  const { bavail, bsize } = statfsSync(dir)
+  const free = bavail * bsize
+  let size = free
+  // The till writes meanwhile: ask for a little less until it fits.
+  while (size > 0) {
+    try {
+      execFileSync('fallocate', ['-l', String(size), file], { stdio: 'ignore' })
+      break
+    } catch {
+      size -= Math.max(bsize, Math.floor(size / 100))
+    }
+  }
+  const fd = openSync(`${file}-top`, 'w')
+  const chunk = Buffer.alloc(bsize)
+  try {
+    for (;;) writeSync(fd, chunk)
+  } catch {
+    // ENOSPC: full.
+  } finally {
+    closeSync(fd)
+  }
+  return free
+}
 
 /** Faults applied so far, by kind (a kill by what the peer was doing when it came). */
 export type FaultCounts = Record<string, number>
@@ -17,6 +51,8 @@ export class FaultInjector {
   /** Tills whose peer is down, waiting to be restarted. */
   private readonly restarting = new Set<number>()
   private healed = false
+  /** Filler files taking a till's disk, to delete at the heal. */
+  private readonly fillers = new Set<string>()
 
   constructor(
     private readonly tills: readonly Till[],
@@ -134,6 +170,58 @@ export class FaultInjector {
         this.count('dropped connections')
         return
       }
+      case 'clock': {
+        const till = this.tills[f.till]!
+        const back = f.offsetMs < till.clockOffsetMs
+        this.say(
+          `${describeFault(f)} (a jump ${back ? 'back' : 'forward'} of ${Math.abs(f.offsetMs - till.clockOffsetMs) / 1000} s)`,
+        )
+        this.count(back ? 'clock jump back' : 'clock jump forward')
+        till.setClock(f.offsetMs)
+        return
+      }
+      case 'disk-full': {
+        const till = this.tills[f.till]!
+        if (!till.disk) return
+        const filler = join(till.disk, 'filler')
+        if (this.fillers.has(filler)) {
+          this.count('skipped')
+          this.say(`skipped: ${describeFault(f)} (full already)`)
+          return
+        }
+        till.diskFull = true
+        const free = fill(filler)
+        this.fillers.add(filler)
+        this.say(`${describeFault(f)} (${Math.round(free / 2 ** 20)} MB free before)`)
+        this.count('disk full')
+        this.later(f.forMs, () => {
+          rmSync(filler, { force: true })
+          rmSync(`${filler}-top`, { force: true })
+          this.fillers.delete(filler)
+          till.diskFull = false
+          till.diskFreedAt = performance.now()
+          this.say(`free the mesh directory of ${till.name}`)
+        })
+        return
+      }
+      case 'config': {
+        const till = this.tills[f.till]!
+        const shape = { ...till.shape }
+        if (f.change === 'add table') shape.shifts = true
+        else shape.excludeNote = f.change === 'exclude note'
+        till.reshape(shape)
+        if (till.frozen || !till.peer || this.restarting.has(f.till)) {
+          this.count('config change at the next start')
+          this.say(`${describeFault(f)} (${till.frozen ? 'frozen' : 'down'}: at its next start)`)
+          return
+        }
+        this.say(describeFault(f))
+        this.count(`config: ${f.change}`)
+        const how = await till.terminate(15_000)
+        if (how !== 0) this.say(`${till.name} stopped with ${how}`)
+        this.restart(till, 0)
+        return
+      }
     }
   }
 
@@ -143,6 +231,16 @@ export class FaultInjector {
     for (const timer of this.timers) clearTimeout(timer)
     this.timers.clear()
     await this.network.heal()
+    for (const filler of this.fillers) {
+      rmSync(filler, { force: true })
+      rmSync(`${filler}-top`, { force: true })
+    }
+    for (const till of this.tills) {
+      if (!till.diskFull) continue
+      till.diskFull = false
+      till.diskFreedAt = performance.now()
+    }
+    this.fillers.clear()
     for (const till of this.tills) {
       if (till.frozen) till.thaw()
       if (restart && !till.peer) till.startPeer()

@@ -13,6 +13,13 @@ import { mulberry32 } from './random.js'
  * - `one-way`: `to` stops hearing `from`; `from` still hears `to`.
  * - `slow`: the link between `a` and `b` gets latency and a bandwidth limit.
  * - `drop`: the connections between `a` and `b` are closed (they reconnect).
+ * - `clock`: the till's clock (peer and app, through libfaketime) set to
+ *   `offsetMs` from the real time: a jump back, or a correction.
+ * - `disk-full`: the till's mesh directory (on a small tmpfs of its own)
+ *   filled to the last byte, freed `forMs` later.
+ * - `config`: the till's peer stopped (SIGTERM) and started with a changed
+ *   config: `add table` mirrors the `shifts` table from then on, `exclude
+ *   note` keeps `customers.note` local, `include note` mirrors it again.
  */
 export type Fault =
   | {
@@ -28,6 +35,11 @@ export type Fault =
   | { at: number; kind: 'one-way'; from: number; to: number; forMs: number }
   | { at: number; kind: 'slow'; a: number; b: number; latencyMs: number; bytesPerSecond: number; forMs: number }
   | { at: number; kind: 'drop'; a: number; b: number }
+  | { at: number; kind: 'clock'; till: number; offsetMs: number }
+  | { at: number; kind: 'disk-full'; till: number; forMs: number }
+  | { at: number; kind: 'config'; till: number; change: ConfigChange }
+
+export type ConfigChange = 'add table' | 'exclude note' | 'include note'
 
 export interface ScheduleOptions {
   seed: number
@@ -41,6 +53,21 @@ export interface ScheduleOptions {
   linkEveryMs: number
   /** Longest freeze. */
   maxFreezeMs: number
+  /** Clock offsets the tills start with (ms from the real time), and the mean time between clock jumps (0: none). */
+  clockOffsetsMs: readonly number[]
+  clockEveryMs: number
+  /** The till whose mesh directory can fill up (none when undefined), and the mean time between fills. */
+  diskTill: number | undefined
+  diskEveryMs: number
+  /** Whether tills are restarted with changed configs. */
+  configChanges: boolean
+  /** A till whose peer is never killed or restarted, to watch its memory over the whole run. */
+  steadyTill: number | undefined
+}
+
+/** The clock offsets tills start with: the second one minutes ahead, the third minutes behind (beyond the engine's 60 s drift bound). */
+export function initialClockOffsets(tills: number): number[] {
+  return Array.from({ length: tills }, (_, i) => (i === 1 ? 7 * 60_000 : i === 2 ? -9 * 60_000 : 0))
 }
 
 /** The fault schedule of a seed: the same options give the same faults, in the same order, at the same times. */
@@ -58,13 +85,16 @@ export function makeSchedule(o: ScheduleOptions): Fault[] {
     return out
   }
   const faults: Fault[] = []
+  // Tills a kill or a restart may hit: all but the steady one.
+  const restartable = Array.from({ length: o.tills }, (_, i) => i).filter((i) => i !== o.steadyTill)
+  const restartableTill = () => restartable[Math.floor(random() * restartable.length)]!
   for (const at of times(o.killEveryMs)) {
     const r = random()
     const when = r < 0.25 ? 'startup' : r < 0.4 ? 'shutdown' : 'anytime'
     faults.push({
       at,
       kind: 'kill',
-      till: till(),
+      till: restartableTill(),
       downMs: between(0, 1500),
       when,
       againMs: when === 'startup' ? between(50, 1500) : when === 'shutdown' ? between(0, 400) : 0,
@@ -98,6 +128,32 @@ export function makeSchedule(o: ScheduleOptions): Fault[] {
   for (const at of times(o.freezeEveryMs)) {
     faults.push({ at, kind: 'freeze', till: till(), forMs: between(1000, o.maxFreezeMs) })
   }
+  // Drawn after the faults above, so that a seed gives the same kills, partitions and freezes whichever of these run.
+  if (o.clockEveryMs > 0) {
+    const offsets = [...o.clockOffsetsMs]
+    for (const at of times(o.clockEveryMs)) {
+      const t = till()
+      // Mostly a jump back of 20 s to 4 min; now and then a correction to the right time.
+      offsets[t] = random() < 0.3 ? 0 : offsets[t]! - between(20_000, 240_000)
+      faults.push({ at, kind: 'clock', till: t, offsetMs: offsets[t]! })
+    }
+  }
+  if (o.diskTill !== undefined) {
+    for (const at of times(o.diskEveryMs)) {
+      faults.push({ at, kind: 'disk-full', till: o.diskTill, forMs: between(2000, 15_000) })
+    }
+  }
+  if (o.configChanges && restartable.length > 0) {
+    const share = (lo: number, hi: number) => Math.round((lo + random() * (hi - lo)) * o.durationMs)
+    // Every till mirrors `shifts` from some moment in the first half of the run; one till keeps
+    // `customers.note` local for a while, from the first third to the second.
+    for (const t of restartable) {
+      faults.push({ at: share(0.05, 0.5), kind: 'config', till: t, change: 'add table' })
+    }
+    const t = restartableTill()
+    faults.push({ at: share(0.1, 0.33), kind: 'config', till: t, change: 'exclude note' })
+    faults.push({ at: share(0.45, 0.66), kind: 'config', till: t, change: 'include note' })
+  }
   return faults.sort((x, y) => x.at - y.at)
 }
 
@@ -123,5 +179,11 @@ export function describeFault(f: Fault): string {
       return `slow link ${name(f.a)}–${name(f.b)}: +${f.latencyMs} ms, ${Math.round(f.bytesPerSecond / 1000)} kB/s for ${f.forMs} ms`
     case 'drop':
       return `drop the connections ${name(f.a)}–${name(f.b)}`
+    case 'clock':
+      return `set the clock of ${name(f.till)} to ${f.offsetMs >= 0 ? '+' : '−'}${Math.abs(f.offsetMs / 1000)} s`
+    case 'disk-full':
+      return `fill the mesh directory of ${name(f.till)} for ${f.forMs} ms`
+    case 'config':
+      return `restart ${name(f.till)} with its config changed: ${f.change}`
   }
 }

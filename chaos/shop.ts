@@ -5,6 +5,8 @@ import { join } from 'node:path'
  * would: customers and products (entered once, on the first till), orders of
  * a customer, order items of an order and a product. Foreign keys are
  * declared and enforced by the app; stock and loyalty points are counters.
+ * Shifts (a till's shift and its sale count) are mirrored only once a till's
+ * config gains the table, which the suite does during the run.
  */
 export const SHOP_DDL = `
 CREATE TABLE IF NOT EXISTS customers (
@@ -35,10 +37,16 @@ CREATE TABLE IF NOT EXISTS order_items (
   qty INTEGER NOT NULL,
   price INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS shifts (
+  id TEXT PRIMARY KEY,
+  till TEXT NOT NULL,
+  opened_at TEXT NOT NULL,
+  sales INTEGER NOT NULL
+);
 `
 
 /** The tables compared between tills, parents first. */
-export const SHOP_TABLES = ['customers', 'products', 'orders', 'order_items'] as const
+export const SHOP_TABLES = ['customers', 'products', 'orders', 'order_items', 'shifts'] as const
 
 export const PRODUCTS = 12
 export const CUSTOMERS = 20
@@ -47,24 +55,46 @@ export const INITIAL_STOCK = 1_000_000
 export const productId = (i: number) => `p${String(i).padStart(2, '0')}`
 export const customerId = (i: number) => `c${String(i).padStart(2, '0')}`
 
+/** What a till's config mirrors beyond the tables every till mirrors from the start. */
+export interface ConfigShape {
+  /** The `shifts` table is mirrored. */
+  shifts: boolean
+  /** `customers.note` stays local. */
+  excludeNote: boolean
+}
+
 /** The `meshmirror peer` config of one till. */
-export function peerConfig(dir: string, port: number, peers: readonly string[]): Record<string, unknown> {
+export function peerConfig(
+  dir: string,
+  meshDir: string,
+  port: number,
+  peers: readonly string[],
+  shape: ConfigShape,
+): Record<string, unknown> {
   return {
     database: join(dir, 'till.db'),
-    mesh: { dir: join(dir, 'mesh'), strategy: 'shared', onLocked: 'wait', lockTimeoutMs: 30_000 },
+    mesh: { dir: meshDir, strategy: 'shared', onLocked: 'wait', lockTimeoutMs: 30_000 },
     meshId: 'chaos-shop',
     secret: 'chaos-shop-secret',
     listen: { host: '127.0.0.1', port },
     peers: [...peers],
     reconnect: { minMs: 50, maxMs: 1000 },
     tables: [
-      { table: 'customers', counters: ['points'] },
+      { table: 'customers', counters: ['points'], ...(shape.excludeNote ? { exclude: ['note'] } : {}) },
       { table: 'products', counters: ['stock'] },
       { table: 'orders' },
       { table: 'order_items' },
+      ...(shape.shifts ? [{ table: 'shifts' }] : []),
     ],
     statusIntervalMs: 1000,
   }
+}
+
+export interface SlowWrite {
+  at: string
+  what: string
+  ms: number
+  mono: number[]
 }
 
 /** What an app reports when it stops: everything it committed. */
@@ -76,6 +106,10 @@ export interface AppReport {
   voided: string[]
   /** Units added to stock, by product. */
   restocked: Record<string, number>
+  /** Shifts opened. */
+  shifts: string[]
+  /** Every note written, by customer. */
+  notes: Record<string, string[]>
   counts: {
     sales: number
     updates: number
@@ -83,11 +117,18 @@ export interface AppReport {
     restocks: number
     notes: number
     longTransactions: number
+    /** Write transactions held open for seconds. */
+    veryLongTransactions: number
+    shifts: number
+    /** Writes that took more than a second (waiting for the write lock, or for the CPU). */
+    slowWrites: number
     /** Writes refused with SQLITE_BUSY despite the busy timeout. */
     busy: number
     /** Any other failed write. */
     errors: number
   }
+  /** The slowest writes over a second: when (the app's clock), what, how long, and the monotonic clock's ms at start and end. */
+  slowWrites: SlowWrite[]
   /** The first few error messages. */
   errorSamples: string[]
 }

@@ -1,8 +1,8 @@
 import { type ChildProcess, spawn } from 'node:child_process'
-import { createWriteStream, readFileSync, type WriteStream } from 'node:fs'
+import { createWriteStream, readFileSync, type WriteStream, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
-import type { AppReport } from './shop.js'
+import type { AppReport, ConfigShape } from './shop.js'
 
 /** How to run a command of the package: `node dist/cli/main.js` or `node --import tsx src/cli/main.ts`. */
 export interface Runtime {
@@ -12,6 +12,19 @@ export interface Runtime {
 }
 
 type PeerState = 'down' | 'starting' | 'live' | 'stopping'
+
+/** One sample of a peer's resident memory: ms since the shop opened, the process, kB. */
+export interface MemorySample {
+  atMs: number
+  pid: number
+  rssKb: number
+}
+
+/** libfaketime preloaded with a per-till file holding the clock's offset, read at most once a second. */
+export interface FakeClock {
+  library: string
+  file: string
+}
 
 /**
  * One till: its `meshmirror peer` process (restarted after every kill) and
@@ -34,7 +47,16 @@ export class Till {
     syncErrors: 0,
     rejected: 0,
     maxRssKb: 0,
+    /** Peer errors that name a full disk. */
+    diskFullErrors: 0,
+    /** Starts that stopped with an error (exit code 1) because the disk was full: reported, and retried. */
+    refusedOnFullDisk: 0,
   }
+  /** Whether the till's disk is full, and when it was last freed (performance.now()). */
+  diskFull = false
+  diskFreedAt = Number.NEGATIVE_INFINITY
+  readonly memory: MemorySample[] = []
+  clockOffsetMs = 0
   readonly samples: { errors: string[]; rejected: string[] } = { errors: [], rejected: [] }
   /** Start the peer again when it exits on its own. */
   supervised = true
@@ -47,8 +69,47 @@ export class Till {
     readonly dir: string,
     readonly configFile: string,
     private readonly runtime: Runtime,
+    /** The config for a shape. */
+    private readonly configOf: (shape: ConfigShape) => Record<string, unknown>,
+    public shape: ConfigShape,
+    private readonly clock: FakeClock | undefined,
+    /** The directory a disk-full fault fills (a tmpfs of its own), if any. */
+    readonly disk: string | undefined,
   ) {
     this.log = createWriteStream(join(dir, 'peer.log'), { flags: 'a' })
+    this.writeConfig()
+    if (clock) this.setClock(0)
+  }
+
+  private writeConfig(): void {
+    writeFileSync(this.configFile, JSON.stringify(this.configOf(this.shape), null, 2))
+  }
+
+  /** Changes the config the peer starts with next. */
+  reshape(shape: ConfigShape): void {
+    this.shape = shape
+    this.writeConfig()
+  }
+
+  /** Sets the till's clock (peer and app, read within a second) to `offsetMs` from the real time. */
+  setClock(offsetMs: number): void {
+    if (!this.clock) return
+    this.clockOffsetMs = offsetMs
+    const s = Math.round(offsetMs / 1000)
+    writeFileSync(this.clock.file, `${s >= 0 ? '+' : '-'}${Math.abs(s)}\n`)
+  }
+
+  /** The environment of the till's processes: the fake clock, when there is one. */
+  private env(): NodeJS.ProcessEnv {
+    if (!this.clock) return process.env
+    return {
+      ...process.env,
+      LD_PRELOAD: this.clock.library,
+      FAKETIME_TIMESTAMP_FILE: this.clock.file,
+      FAKETIME_CACHE_DURATION: '1',
+      // Timers run on the monotonic clock: only the wall clock moves.
+      FAKETIME_DONT_FAKE_MONOTONIC: '1',
+    }
   }
 
   get name(): string {
@@ -65,6 +126,7 @@ export class Till {
     const child = spawn(process.execPath, [...this.runtime.cli, 'peer', '--json', '--config', this.configFile], {
       cwd: this.runtime.root,
       stdio: ['ignore', 'pipe', 'pipe'],
+      env: this.env(),
     })
     this.peer = child
     this.state = 'starting'
@@ -72,7 +134,10 @@ export class Till {
     this.startedAt = performance.now()
     this.stats.starts++
     this.log.write(`--- start ${this.stats.starts} pid ${child.pid} at ${new Date().toISOString()}\n`)
-    child.stderr!.on('data', (d) => this.log.write(d))
+    child.stderr!.on('data', (d) => {
+      this.log.write(d)
+      if (DISK_FULL.test(String(d))) this.stats.diskFullErrors++
+    })
     createInterface({ input: child.stdout! }).on('line', (line) => this.onPeerLine(child, line))
     child.once('exit', (code, signal) => {
       if (this.peer !== child) return
@@ -80,8 +145,10 @@ export class Till {
       this.state = 'down'
       this.log.write(`--- exit ${code ?? signal}\n`)
       if (this.expectExit) return
-      // As a supervisor would: note it, and start it again.
-      this.stats.unexpectedExits.push(String(code ?? signal))
+      // A start on a full disk fails with a clear error (exit code 1), and the next one, once
+      // there is room again, goes on: as a supervisor would, start it again.
+      if (code === 1 && (this.diskFull || performance.now() - this.diskFreedAt < 3000)) this.stats.refusedOnFullDisk++
+      else this.stats.unexpectedExits.push(String(code ?? signal))
       if (this.supervised) setTimeout(() => this.supervised && !this.frozen && this.startPeer(), 500)
     })
   }
@@ -100,7 +167,9 @@ export class Till {
       this.state = 'live'
       this.stats.lives++
       this.stats.slowestStartMs = Math.max(this.stats.slowestStartMs, performance.now() - this.startedAt)
-    } else if (e.event === 'error') {
+    } else if (e.event === 'error' || e.event === 'warn') {
+      if (DISK_FULL.test(line)) this.stats.diskFullErrors++
+      if (e.event === 'warn') return
       this.stats.syncErrors++
       if (this.samples.errors.length < 5) this.samples.errors.push(String(e.message))
     } else if (e.event === 'rejected') {
@@ -134,13 +203,19 @@ export class Till {
     return how.signal === 'SIGKILL' ? 'killed' : (how.code ?? how.signal ?? 'unknown')
   }
 
+  /** When the till was frozen, in ms of the monotonic clock (the end undefined while frozen). */
+  readonly freezes: { from: number; to?: number }[] = []
+
   freeze(): void {
+    this.freezes.push({ from: Number(process.hrtime.bigint() / 1_000_000n) })
     this.frozen = true
     this.peer?.kill('SIGSTOP')
     this.app?.kill('SIGSTOP')
   }
 
   thaw(): void {
+    const last = this.freezes.at(-1)
+    if (last && last.to === undefined) last.to = Number(process.hrtime.bigint() / 1_000_000n)
     this.frozen = false
     this.peer?.kill('SIGCONT')
     this.app?.kill('SIGCONT')
@@ -149,7 +224,11 @@ export class Till {
   startApp(seed: number, rate: number, catalogue: boolean): void {
     const args = [...this.runtime.app, this.dbFile, this.name, String(seed), String(rate)]
     if (catalogue) args.push('catalogue')
-    const app = spawn(process.execPath, args, { cwd: this.runtime.root, stdio: ['ignore', 'pipe', 'pipe'] })
+    const app = spawn(process.execPath, args, {
+      cwd: this.runtime.root,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: this.env(),
+    })
     this.app = app
     const log = createWriteStream(join(this.dir, 'app.log'), { flags: 'a' })
     app.stderr!.pipe(log)
@@ -172,13 +251,16 @@ export class Till {
     return this.report
   }
 
-  /** Samples the peer's resident memory. */
-  sampleMemory(): void {
+  /** Samples the peer's resident memory; `atMs` is when, from the shop's opening. */
+  sampleMemory(atMs: number): void {
     const pid = this.peer?.pid
-    if (pid === undefined) return
+    if (pid === undefined || this.frozen) return
     try {
       const m = /VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))
-      if (m) this.stats.maxRssKb = Math.max(this.stats.maxRssKb, Number(m[1]))
+      if (!m) return
+      const rssKb = Number(m[1])
+      this.stats.maxRssKb = Math.max(this.stats.maxRssKb, rssKb)
+      this.memory.push({ atMs: Math.round(atMs), pid, rssKb })
     } catch {
       // Gone between the check and the read.
     }
@@ -188,6 +270,9 @@ export class Till {
     this.log.end()
   }
 }
+
+/** How a full disk shows in a peer's errors. */
+const DISK_FULL = /SQLITE_FULL|ENOSPC|disk is full|database or disk is full|no space left/i
 
 function exitOf(child: ChildProcess): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
   if (child.exitCode !== null || child.signalCode !== null) {

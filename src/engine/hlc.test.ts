@@ -270,7 +270,7 @@ describe('a peer whose clock runs far ahead', () => {
     expect(clockWall(meta.t[0]!)).toBe(realNow + 1_000)
   })
 
-  it('leaves replicas agreeing when we write a field the far-ahead peer wrote', async () => {
+  it('lets a write made after the far-ahead peer writes win over it, and leaves replicas agreeing', async () => {
     const realNow = 1_700_000_000_000
     const ahead = await mesh('ahead', () => realNow + 3_600_000)
     const local = await mesh('local', () => realNow)
@@ -281,7 +281,7 @@ describe('a peer whose clock runs far ahead', () => {
     await ahead.increment('items', 'a', 'qty', 5)
     await ahead.remove('items', ['b'])
     await pull(ahead, local)
-    // Our clock stays within the bound, behind the peer's: the peer's writes stay the later ones.
+    // Written after what they change was seen: they win whatever the clocks say.
     await local.upsert('items', [
       { _id: 'a', price: 2, note: 'ours' },
       { _id: 'b', v: 2 },
@@ -295,10 +295,31 @@ describe('a peer whose clock runs far ahead', () => {
     const docs = await local.find({ collection: 'items' })
     expect(await ahead.find({ collection: 'items' })).toEqual(docs)
     expect(await ahead.versionVector()).toEqual(await local.versionVector())
-    // The far-ahead writes win (price, the removal of b); ours count where they do not compete.
     expect(docs).toEqual([
-      { _id: 'a', price: 1, name: 'tea', note: 'ours', qty: 4 },
+      { _id: 'a', price: 2, name: 'tea', note: 'ours', qty: 4 },
+      { _id: 'b', v: 2 },
       { _id: 'c', v: 3 },
     ])
+    // Only writing over the far-ahead document moved our clock; a received clock alone does not.
+    const meta = (await local.changesFor({}, 0, 10)).changes.find((c) => c.id === 'c')!.meta
+    expect(clockWall(meta.t[0]!)).toBeGreaterThanOrEqual(realNow + 3_600_000)
+  })
+
+  it('lets a peer whose clock runs far behind overwrite and remove what it has seen', async () => {
+    const realNow = 1_700_000_000_000
+    const normal = await mesh('normal', () => realNow)
+    const behind = await mesh('behind', () => realNow - 600_000)
+    await normal.upsert('customers', [
+      { _id: 'c1', note: 'from the shop floor' },
+      { _id: 'c2', note: 'to void' },
+    ])
+    await pull(normal, behind)
+    await behind.upsert('customers', [{ _id: 'c1', note: 'corrected at the till' }])
+    await behind.remove('customers', ['c2'])
+    await pull(behind, normal)
+    await pull(normal, behind)
+    for (const m of [normal, behind]) {
+      expect(await m.find({ collection: 'customers' })).toEqual([{ _id: 'c1', note: 'corrected at the till' }])
+    }
   })
 })

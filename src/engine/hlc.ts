@@ -118,6 +118,21 @@ export class HybridClock {
     return ok
   }
 
+  /**
+   * Moves the clock past the latest clock of a document a local write is
+   * about to change, whatever the drift bound: the write comes after what
+   * it replaces, so it must win over it, and a clock behind another
+   * device's (or that device's ahead) must not make it lose.
+   */
+  follow(clock: string): void {
+    const wall = clockWall(clock)
+    const counter = Number.parseInt(clock.slice(WALL_DIGITS, PREFIX), 36)
+    if (wall > this.wall || (wall === this.wall && counter > this.counter)) {
+      this.wall = wall
+      this.counter = counter
+    }
+  }
+
   /** The latest timestamp issued or observed (for persisting). */
   last(): string {
     return encode(this.wall, this.counter, this.site)

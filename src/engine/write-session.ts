@@ -23,6 +23,7 @@ import {
   statesEqual,
   type WriteStamp,
 } from './doc-state.js'
+import { maxClock } from './hlc.js'
 import type { CommitEntry } from './observers.js'
 import { assertRemoteChange } from './remote-change.js'
 import { type DocRow, parseDoc, type StoreCore } from './store-core.js'
@@ -65,7 +66,7 @@ export class WriteSession {
           continue
         }
         const prev = decodeRow(row)
-        const stamp = this.stamp()
+        const stamp = this.stampAfter(prev)
         const track = this.core.recordConflicts.has(collection)
         const next = applyUpsert(prev, fields, mode === 'replace', stamp, rewriteEqual, track)
         if (next) {
@@ -88,8 +89,9 @@ export class WriteSession {
       const result: WriteResult = { changed: [], unchanged: [] }
       for (const id of normalised) {
         const row = this.core.w.getRow.get(collection, id)
-        const stamp = this.stamp()
-        const next = applyRemove(row ? decodeRow(row) : undefined, stamp)
+        const prev = row ? decodeRow(row) : undefined
+        const stamp = this.stampAfter(prev)
+        const next = applyRemove(prev, stamp)
         if (next) {
           this.write(collection, id, row, next, stamp.seq, true)
           result.changed.push(id)
@@ -112,8 +114,9 @@ export class WriteSession {
     }
     return this.atomically(() => {
       const row = this.core.w.getRow.get(collection, id)
-      const stamp = this.stamp()
-      const { state, value } = applyIncrement(row ? decodeRow(row) : undefined, field, by, stamp, { collection, id })
+      const prev = row ? decodeRow(row) : undefined
+      const stamp = this.stampAfter(prev)
+      const { state, value } = applyIncrement(prev, field, by, stamp, { collection, id })
       this.write(collection, id, row, state, stamp.seq, true)
       return value
     })
@@ -126,11 +129,16 @@ export class WriteSession {
     assertApplyOptions(options)
     return this.atomically(() => {
       const result: ApplyRemoteResult = { applied: 0, unchanged: 0 }
+      // Once per call, not per document: a device whose clock runs ahead sends nothing else.
+      let drifted: RemoteChange | undefined
+      let driftedCount = 0
       for (const c of changes) {
-        let drifted = false
-        for (const clock of c.meta.t) if (!this.core.clock.observe(clock)) drifted = true
-        if (drifted)
-          this.core.logger.warn('remote clock beyond the drift bound', { collection: c.collection, id: c.id })
+        let beyond = false
+        for (const clock of c.meta.t) if (!this.core.clock.observe(clock)) beyond = true
+        if (beyond) {
+          drifted ??= c
+          driftedCount++
+        }
         const incoming = decodeState(c.doc, c.meta)
         const row = this.core.w.getRow.get(c.collection, c.id)
         const prev = row ? decodeRow(row) : undefined
@@ -149,6 +157,12 @@ export class WriteSession {
         this.write(c.collection, c.id, row, merged, ++this.core.seq, false)
         result.applied++
       }
+      if (drifted)
+        this.core.logger.warn('remote clocks beyond the drift bound', {
+          changes: driftedCount,
+          collection: drifted.collection,
+          id: drifted.id,
+        })
       if (options.from !== undefined && options.cursor !== undefined)
         this.core.w.putPeer.run(options.from, options.cursor)
       for (const [site, seq] of Object.entries(options.versionVector ?? {})) {
@@ -223,6 +237,16 @@ export class WriteSession {
 
   private stamp(): WriteStamp {
     return { site: this.core.site, clock: this.core.clock.tick(), seq: this.core.seq + 1 }
+  }
+
+  /**
+   * A stamp later than every write the document holds: a local write is made
+   * after what it changes, so it wins over it even when that came from a
+   * device whose clock runs ahead of ours (beyond the drift bound).
+   */
+  private stampAfter(prev: DocState | undefined): WriteStamp {
+    if (prev) this.core.clock.follow(maxClock(prev.written, prev.removed) as string)
+    return this.stamp()
   }
 
   private write(

@@ -269,8 +269,14 @@ function finish(
     result.groups.push({ changed: p.changed, outcomes: p.outcomes })
   }
   if (!anyParked) return
-  // A parked removal waits for rows still referencing it to go: try it again after deletes.
-  if (groups.some((p) => p.rows.deletes.size > 0)) {
+  // A parked removal waits for rows still referencing it to go: try it again once a delete
+  // went through. Not after deletes that failed: a batch of parked removals tried again and
+  // parked again would make every one of them be tried again, and again, for as long as
+  // their children stay, each time reading the child tables while holding the write lock.
+  const deleted = groups.some((p) =>
+    p.writes.some((w, i) => w.row === null && (p.outcomes[i] === Outcome.written || p.outcomes[i] === Outcome.changed)),
+  )
+  if (deleted) {
     for (const w of parked.parkedRemovals()) {
       const list = result.unblocked.get(w.model)
       if (list) list.push(w.id)

@@ -184,6 +184,19 @@ function relationPlan(writer: Database.Database, models: Map<string, ModelInfo>,
   }
 }
 
+/**
+ * SQLite does not queue writers: an app waiting on its busy timeout polls
+ * for the write lock (every 100 ms at most with SQLite's default handler,
+ * later still on a loaded machine), and transactions run back to back (a
+ * catch-up's batches) leave it no moment free, however short each one is.
+ * After holding the lock for LOCK_RUN_MS in transactions closer together
+ * than LOCK_PAUSE_MS, the repository leaves it free for LOCK_PAUSE_MS, so a
+ * waiting app gets in within about a second, not after its busy timeout ran
+ * out with SQLITE_BUSY.
+ */
+const LOCK_RUN_MS = 1000
+const LOCK_PAUSE_MS = 250
+
 class SqliteRepositoryImpl implements SqliteRepository {
   readonly capturesChanges = true
   private readonly mutex = new Mutex()
@@ -200,6 +213,9 @@ class SqliteRepositoryImpl implements SqliteRepository {
   private readonly poller: ChangePoller
   private checkpointTimer: NodeJS.Timeout | undefined
   private closing: Promise<void> | undefined
+  /** Since when this connection has held the write lock with no pause of LOCK_PAUSE_MS, and when it last let it go. */
+  private lockRunFrom = 0
+  private lockFreeSince = Number.NEGATIVE_INFINITY
 
   constructor(
     readonly file: string,
@@ -386,6 +402,7 @@ class SqliteRepositoryImpl implements SqliteRepository {
     if (this.closing) return Promise.reject(new ClosedError(`The repository ${this.file}`))
     const remote = options.origin === 'remote'
     return this.mutex.run(async () => {
+      await this.shareLock(options.signal)
       for (let attempt = 0; ; attempt++) {
         try {
           this.writer.exec('BEGIN IMMEDIATE')
@@ -410,9 +427,23 @@ class SqliteRepositoryImpl implements SqliteRepository {
           if (this.writer.inTransaction) this.writer.exec('ROLLBACK')
           if (!isBusy(e)) throw e
           await this.waitBusy(attempt, e, options.signal)
+        } finally {
+          this.lockFreeSince = performance.now()
         }
       }
     })
+  }
+
+  /** Leaves the write lock free for a moment when this connection has held it too long (see LOCK_RUN_MS). */
+  private async shareLock(signal: AbortSignal | undefined): Promise<void> {
+    const now = performance.now()
+    if (now - this.lockFreeSince >= LOCK_PAUSE_MS) {
+      this.lockRunFrom = now
+      return
+    }
+    if (now - this.lockRunFrom < LOCK_RUN_MS) return
+    await delay(LOCK_PAUSE_MS - (now - this.lockFreeSince), signal, this.closeController.signal)
+    this.lockRunFrom = performance.now()
   }
 
   /**
@@ -451,6 +482,7 @@ class SqliteRepositoryImpl implements SqliteRepository {
     return this.mutex.run(async () => {
       let isolate = false
       for (let attempt = 0; ; attempt++) {
+        await this.shareLock(options.signal)
         try {
           const result = executeRemoteBatch(this.writer, this.w, this.parkedW, this.relations, batch, isolate)
           this.counters.transactions++
@@ -461,6 +493,8 @@ class SqliteRepositoryImpl implements SqliteRepository {
           // One record failed the batch: write record by record and refuse only the failing ones.
           else if (!isolate) isolate = true
           else throw error
+        } finally {
+          this.lockFreeSince = performance.now()
         }
       }
     })
