@@ -1,5 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process'
-import { resolve } from 'node:path'
+import { writeFileSync } from 'node:fs'
+import { join, resolve } from 'node:path'
 import { createInterface } from 'node:readline'
 
 export const ROOT = resolve(import.meta.dirname, '../..')
@@ -103,4 +104,11 @@ export async function runCli(
   const code = await p.exited
   await new Promise((r) => setImmediate(r))
   return { code, stdout: p.stdout(), stderr: p.stderr() }
+}
+
+/** Writes a config file `<name>.config.json` in `dir`; returns its path. */
+export function writeConfig(dir: string, name: string, config: Record<string, unknown>): string {
+  const file = join(dir, `${name}.config.json`)
+  writeFileSync(file, JSON.stringify(config, null, 2))
+  return file
 }

@@ -1,10 +1,9 @@
-import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { isDeepStrictEqual } from 'node:util'
 import Database from 'better-sqlite3'
 import { afterEach, describe, expect, it } from 'vitest'
 import { tempDirs, waitFor } from '../bridge/helpers/wait.js'
-import { type CliProcess, runCli, startCli } from './helpers.js'
+import { type CliProcess, runCli, startCli, writeConfig } from './helpers.js'
 
 const dirs = tempDirs()
 const running: CliProcess[] = []
@@ -32,12 +31,6 @@ function appDb(file: string, ddl = APP_DDL): Database.Database {
   if (ddl) db.exec(ddl)
   dbs.push(db)
   return db
-}
-
-function writeConfig(dir: string, name: string, config: Record<string, unknown>): string {
-  const file = join(dir, `${name}.config.json`)
-  writeFileSync(file, JSON.stringify(config, null, 2))
-  return file
 }
 
 const base = (db: string, mesh: string) => ({

@@ -1,4 +1,4 @@
-import { existsSync, writeFileSync } from 'node:fs'
+import { existsSync } from 'node:fs'
 import type { AddressInfo } from 'node:net'
 import { createServer } from 'node:net'
 import { join } from 'node:path'
@@ -6,7 +6,7 @@ import Database from 'better-sqlite3'
 import type { Browser, Page } from 'playwright-core'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { tempDirs, waitFor } from '../bridge/helpers/wait.js'
-import { type CliProcess, runCli, startCli } from '../cli/helpers.js'
+import { type CliProcess, runCli, startCli, writeConfig } from '../cli/helpers.js'
 import { ARTIFACTS, browserTitle, launchChromium, NO_BROWSER } from './browser.js'
 
 // The dashboard as a person sees it: two real `meshmirror peer` processes,
@@ -40,12 +40,6 @@ function appDb(file: string, ddl: string): Database.Database {
   db.exec(ddl)
   dbs.push(db)
   return db
-}
-
-function writeConfig(dir: string, name: string, config: Record<string, unknown>): string {
-  const file = join(dir, `${name}.config.json`)
-  writeFileSync(file, JSON.stringify(config, null, 2))
-  return file
 }
 
 const config = (db: string, mesh: string) => ({
