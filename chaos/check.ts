@@ -1,5 +1,5 @@
-import { createHash } from 'node:crypto'
 import Database from 'better-sqlite3'
+import { digestTables } from '../src/demo/verify.js'
 import { type AppReport, INITIAL_STOCK, SHOP_TABLES } from './shop.js'
 
 /** One till's database, read at one moment. */
@@ -29,13 +29,7 @@ export function snapshot(name: string, file: string): TillSnapshot {
   try {
     db.pragma('busy_timeout = 5000')
     return db.transaction(() => {
-      const hash = createHash('sha256')
-      const rows: Record<string, number> = {}
-      for (const table of SHOP_TABLES) {
-        const all = db.prepare(`SELECT * FROM ${table} ORDER BY id`).all()
-        rows[table] = all.length
-        hash.update(`${table}:${JSON.stringify(all)}\n`)
-      }
+      const { rows, fingerprint } = digestTables(db, SHOP_TABLES)
       const count = (sql: string) => {
         try {
           return db.prepare(sql).pluck().get() as number
@@ -64,7 +58,7 @@ export function snapshot(name: string, file: string): TillSnapshot {
       return {
         name,
         rows,
-        fingerprint: hash.digest('hex').slice(0, 16),
+        fingerprint,
         outbox: count('SELECT count(*) FROM _meshmirror_outbox'),
         parked: count("SELECT count(*) FROM _meshmirror_parked WHERE state = 'parked'"),
         refused: count("SELECT count(*) FROM _meshmirror_parked WHERE state = 'refused'"),

@@ -17,18 +17,31 @@ export interface TillData {
   orphanItems: number
 }
 
+/**
+ * Rows per table and a digest of every row of `tables`, in key order: two
+ * databases with the same digest hold the same rows. Run it inside a read
+ * transaction for one moment's view.
+ */
+export function digestTables(
+  db: Database.Database,
+  tables: readonly string[],
+): { rows: Record<string, number>; fingerprint: string } {
+  const hash = createHash('sha256')
+  const rows: Record<string, number> = {}
+  for (const table of tables) {
+    const all = db.prepare(`SELECT * FROM ${table} ORDER BY id`).all()
+    rows[table] = all.length
+    hash.update(`${table}:${JSON.stringify(all)}\n`)
+  }
+  return { rows, fingerprint: hash.digest('hex').slice(0, 16) }
+}
+
 export function readTill(name: string, file: string): TillData {
   const db = new Database(file, { readonly: true, fileMustExist: true })
   try {
     db.pragma('busy_timeout = 5000')
     return db.transaction(() => {
-      const hash = createHash('sha256')
-      const rows: Record<string, number> = {}
-      for (const table of SHOP_TABLES) {
-        const all = db.prepare(`SELECT * FROM ${table} ORDER BY id`).all()
-        rows[table] = all.length
-        hash.update(`${table}:${JSON.stringify(all)}\n`)
-      }
+      const { rows, fingerprint } = digestTables(db, SHOP_TABLES)
       const orderIds = new Set(db.prepare('SELECT id FROM orders').pluck().all() as string[])
       const stock = new Map(
         (db.prepare('SELECT id, stock FROM products').all() as { id: string; stock: number }[]).map((r) => [
@@ -48,7 +61,7 @@ export function readTill(name: string, file: string): TillData {
         .prepare('SELECT count(*) FROM order_items WHERE order_id NOT IN (SELECT id FROM orders)')
         .pluck()
         .get() as number
-      return { name, rows, fingerprint: hash.digest('hex').slice(0, 16), orderIds, stock, sold, orphanItems }
+      return { name, rows, fingerprint, orderIds, stock, sold, orphanItems }
     })()
   } finally {
     db.close()
