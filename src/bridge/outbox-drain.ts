@@ -154,8 +154,15 @@ export class OutboxDrain {
     let oldestAt = Number.POSITIVE_INFINITY
     // Per model, per row: the row before the first captured change (the base of what the app changed).
     const byModel = new Map<string, Map<string, Row | null>>()
+    // Per model, the rows the app deleted, as they were: removals parked on them may go now.
+    const removed = new Map<string, Row[]>()
     for (const e of entries) {
       if (e.at < oldestAt) oldestAt = e.at
+      if (e.op === 'delete' && e.old) {
+        const list = removed.get(e.model)
+        if (list) list.push(e.old)
+        else removed.set(e.model, [e.old])
+      }
       let ids = byModel.get(e.model)
       if (!ids) {
         ids = new Map()
@@ -201,11 +208,13 @@ export class OutboxDrain {
       models: [...byModel.keys()],
     })
     for (const [model, ids] of result.reconcile) await this.reconcile(model, ids)
-    // Rows the app wrote may be the parents parked documents wait for.
+    // Rows the app wrote may be the parents parked documents wait for, and rows it
+    // deleted the children parked removals wait for.
     if (repo.unblockedBy) {
       for (const g of groups) {
         const rows = g.docs.flatMap((d) => (d.row ? [d.row] : []))
-        for (const [model, ids] of await repo.unblockedBy(g.binding.model, rows)) rt.retry(model, ids)
+        const gone = removed.get(g.binding.model) ?? []
+        for (const [model, ids] of await repo.unblockedBy(g.binding.model, rows, gone)) rt.retry(model, ids)
       }
     }
     return entries.length

@@ -53,6 +53,15 @@ export function parentRef(fk: Pick<ForeignKey, 'table' | 'to'>): string {
 }
 
 /**
+ * What a parked removal waits for: the rows referencing its key through
+ * `ref` (a `parentRef`) to go. Kept apart from `ref` itself, which names
+ * what a parked child waits for (its parent to come).
+ */
+export function referencingRef(ref: string): string {
+  return `rows referencing ${ref}`
+}
+
+/**
  * A key's values in a form that compares as SQLite compares them through
  * column affinity: `5` and `'5'` are the same parent key.
  */

@@ -89,10 +89,23 @@ export class ParkedStore {
     }[]
   }
 
-  /** Parked removals: rows other rows still referenced when their removal arrived. */
-  parkedRemovals(): { model: string; id: string }[] {
+  /** True when a removal is parked (rows still referenced it when it arrived). */
+  anyRemoval(): boolean {
+    return (
+      this.stmt("SELECT EXISTS (SELECT 1 FROM _meshmirror_parked WHERE state = 'parked' AND op = 'delete')")
+        .pluck()
+        .get() === 1
+    )
+  }
+
+  /**
+   * Parked removals that name nothing they wait for: kept by an older
+   * version, or of a row several keys of which are referenced. They are tried
+   * again after any delete.
+   */
+  unnamedRemovals(): { model: string; id: string }[] {
     return this.stmt(
-      "SELECT model, id FROM _meshmirror_parked WHERE state = 'parked' AND op = 'delete' LIMIT 1000",
+      "SELECT model, id FROM _meshmirror_parked WHERE state = 'parked' AND op = 'delete' AND waits_for IS NULL LIMIT 1000",
     ).all() as {
       model: string
       id: string

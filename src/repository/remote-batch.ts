@@ -1,7 +1,7 @@
 import type Database from 'better-sqlite3'
 import { ErrorCode, ValidationError } from '../errors.js'
 import { isBusy } from './busy-retry.js'
-import { parentKey } from './foreign-keys.js'
+import { parentKey, parentRef, referencingRef } from './foreign-keys.js'
 import type { KeyMap } from './key-map.js'
 import type { ModelInfo } from './model-definition.js'
 import type { BatchRows, Orphan, ParentCheck } from './parent-check.js'
@@ -28,6 +28,8 @@ export interface RelationPlan {
   translated: boolean
   /** Per table, the parent keys other tables reference in it: `table(cols)` and the columns. */
   referencedBy: ReadonlyMap<string, { ref: string; columns: string[] }[]>
+  /** Tables that tables not mirrored reference: a removal parked there cannot name what it waits for. */
+  referencedUnmirrored: ReadonlySet<string>
   parents: ParentCheck
   /** The writer connection's key translation (shared by the parent check and the writes). */
   keys: KeyMap
@@ -44,6 +46,8 @@ interface GroupPlan {
   changed: number
   park: ParkEntry[]
   written: string[]
+  /** Per id it deletes, the parent keys the row referenced (read before the delete; see `freedKeys`). */
+  freed: Map<string, { ref: string; key: string }[]>
 }
 
 /**
@@ -121,7 +125,10 @@ function runBatch(
           const orphan = plan.parents.orphans([rows]).get(group.model.name)?.get(i)
           if (orphan) return park(group, i, orphan, result)
         }
-        refuse(group, i, (error as Error).message, typeof code === 'string' ? code : undefined, result)
+        // A removal of a row still referenced: name the key the referencing rows hold, so that
+        // their going (and only that) applies it.
+        const waits = code === FK_FAILED && w.row === null ? removalWaits(st, plan, group.model, w.id) : undefined
+        refuse(group, i, (error as Error).message, typeof code === 'string' ? code : undefined, result, waits)
       }
     }
     // Upserts, parents first.
@@ -140,8 +147,10 @@ function runBatch(
       if (bulk.length > 0) group.changed += st.upsert(group.model, bulk)
     }
     // Deletes, children first.
+    const removalsWait = parked.anyRemoval()
     for (const group of [...ordered].reverse()) {
       if (group.rows.deletes.size === 0) continue
+      if (removalsWait) freedKeys(st, group)
       if (exact) {
         group.writes.forEach((w, i) => {
           if (w.row === null && group.outcomes[i] === Outcome.written) write(group, i, false)
@@ -216,6 +225,7 @@ function planGroup(
     changed: 0,
     park: [],
     written: [],
+    freed: new Map(),
   }
   group.writes.forEach((w, i) => {
     if (held.has(w.id)) p.outcomes[i] = Outcome.held
@@ -232,7 +242,14 @@ function park(p: GroupPlan, i: number, orphan: Orphan, result: RemoteBatchResult
   result.errors.push({ group: p.index, write: i, message: orphan.reason, code: FK_FAILED })
 }
 
-function refuse(p: GroupPlan, i: number, message: string, code: string | undefined, result: RemoteBatchResult): void {
+function refuse(
+  p: GroupPlan,
+  i: number,
+  message: string,
+  code: string | undefined,
+  result: RemoteBatchResult,
+  waits?: { waitsFor: string; waitsKey: string },
+): void {
   const w = p.writes[i]!
   p.outcomes[i] = Outcome.refused
   const parkedFk = code === FK_FAILED
@@ -242,6 +259,7 @@ function refuse(p: GroupPlan, i: number, message: string, code: string | undefin
     op: w.row === null ? 'delete' : 'upsert',
     reason: message,
     code: code ?? null,
+    ...waits,
   })
   if (parkedFk) p.outcomes[i] = Outcome.parked
   result.errors.push({ group: p.index, write: i, message, ...(code === undefined ? {} : { code }) })
@@ -269,20 +287,22 @@ function finish(
     result.groups.push({ changed: p.changed, outcomes: p.outcomes })
   }
   if (!anyParked) return
-  // A parked removal waits for rows still referencing it to go: try it again once a delete
-  // went through. Not after deletes that failed: a batch of parked removals tried again and
-  // parked again would make every one of them be tried again, and again, for as long as
-  // their children stay, each time reading the child tables while holding the write lock.
-  const deleted = groups.some((p) =>
-    p.writes.some((w, i) => w.row === null && (p.outcomes[i] === Outcome.written || p.outcomes[i] === Outcome.changed)),
-  )
-  if (deleted) {
-    for (const w of parked.parkedRemovals()) {
-      const list = result.unblocked.get(w.model)
-      if (list) list.push(w.id)
-      else result.unblocked.set(w.model, [w.id])
-    }
+  // A parked removal waits for the rows referencing it to go: it is tried again when a delete
+  // of one of them went through, found by the key that row held. Not after any delete: with
+  // many removals parked, each delete would try every one of them again, each reading the
+  // (often unindexed) child table while holding the write lock.
+  let deleted = false
+  for (const p of groups) {
+    p.writes.forEach((w, i) => {
+      if (w.row !== null || (p.outcomes[i] !== Outcome.written && p.outcomes[i] !== Outcome.changed)) return
+      deleted = true
+      for (const f of p.freed.get(w.id) ?? []) {
+        for (const waiting of parked.waitingFor(f.ref, f.key)) addTo(result.unblocked, waiting.model, waiting.id)
+      }
+    })
   }
+  // Removals that could not name what they wait for are tried after any delete.
+  if (deleted) for (const w of parked.unnamedRemovals()) addTo(result.unblocked, w.model, w.id)
   for (const p of groups) {
     const rows: Row[] = []
     for (const [i, row] of p.rows.upserts) {
@@ -293,10 +313,56 @@ function finish(
   }
 }
 
+function addTo(into: Map<string, string[]>, model: string, id: string): void {
+  const list = into.get(model)
+  if (list) list.push(id)
+  else into.set(model, [id])
+}
+
+/** The parent keys each row `group` deletes references, for the removals parked on them. */
+function freedKeys(st: ModelStatements, group: GroupPlan): void {
+  if (group.model.foreignKeys.length === 0) return
+  for (const [id, row] of st.getMany(group.model, [...group.rows.deletes]))
+    group.freed.set(id, referencedKeys(group.model, row))
+}
+
+/** The parent keys `row` (of `model`) references, as the removals parked on them name them. */
+function referencedKeys(model: ModelInfo, row: Row): { ref: string; key: string }[] {
+  const out: { ref: string; key: string }[] = []
+  for (const fk of model.foreignKeys) {
+    const values = fk.from.map((c) => row[c])
+    // A null in a foreign key references nothing.
+    if (values.some((v) => v === null || v === undefined)) continue
+    out.push({ ref: referencingRef(parentRef(fk)), key: parentKey(values) })
+  }
+  return out
+}
+
+/**
+ * What the parked removal of `id` (of `model`) waits for: the rows holding
+ * its key. Named only when one key of the table is referenced, and only by
+ * mirrored tables (whose deletes are seen); otherwise undefined, and the
+ * removal is tried after any delete.
+ */
+function removalWaits(
+  st: ModelStatements,
+  plan: RelationPlan,
+  model: ModelInfo,
+  id: string,
+): { waitsFor: string; waitsKey: string } | undefined {
+  const refs = plan.referencedBy.get(model.table)
+  if (refs?.length !== 1 || plan.referencedUnmirrored.has(model.table)) return undefined
+  const row = st.get(model, id)
+  if (!row) return undefined
+  const { ref, columns } = refs[0]!
+  return { waitsFor: referencingRef(ref), waitsKey: parentKey(columns.map((c) => row[c])) }
+}
+
 /**
  * Adds to `into` the parked documents waiting for a parent among `rows` (of
- * `model`, just written): one probe of the parked list's index per row and
- * referenced key.
+ * `model`, just written), and the parked removals waiting for `removed`
+ * (rows of `model` just deleted, as they were) to go: one probe of the parked
+ * list's index per row and key.
  */
 export function unblockedBy(
   parked: ParkedStore,
@@ -304,16 +370,19 @@ export function unblockedBy(
   model: ModelInfo,
   rows: readonly Row[],
   into: Map<string, string[]>,
+  removed: readonly Row[] = [],
 ): void {
-  const refs = plan.referencedBy.get(model.table)
-  if (!refs || rows.length === 0 || !parked.any('parked')) return
+  if (rows.length + removed.length === 0 || !parked.any('parked')) return
   for (const row of rows) {
-    for (const { ref, columns } of refs) {
+    for (const { ref, columns } of plan.referencedBy.get(model.table) ?? []) {
       for (const waiting of parked.waitingFor(ref, parentKey(columns.map((c) => row[c])))) {
-        const list = into.get(waiting.model)
-        if (list) list.push(waiting.id)
-        else into.set(waiting.model, [waiting.id])
+        addTo(into, waiting.model, waiting.id)
       }
+    }
+  }
+  for (const row of removed) {
+    for (const f of referencedKeys(model, row)) {
+      for (const waiting of parked.waitingFor(f.ref, f.key)) addTo(into, waiting.model, waiting.id)
     }
   }
 }

@@ -289,9 +289,11 @@ export interface Repository extends AsyncDisposable {
   parkedCounts(): Promise<{ parked: number; refused: number }>
   /**
    * Optional: the parked documents waiting for a parent among `rows` (rows
-   * of `model` the app just wrote), by model. The bridge applies them again.
+   * of `model` the app just wrote), and the parked removals waiting for
+   * `removed` (rows of `model` the app just deleted, as they were before) to
+   * go, by model. The bridge applies them again.
    */
-  unblockedBy?(model: string, rows: readonly Row[]): Promise<Map<string, string[]>>
+  unblockedBy?(model: string, rows: readonly Row[], removed?: readonly Row[]): Promise<Map<string, string[]>>
 
   stats(): RepositoryStats
   on<E extends keyof RepositoryEvents>(event: E, listener: (payload: RepositoryEvents[E]) => void): () => void

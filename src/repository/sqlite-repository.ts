@@ -6,7 +6,7 @@ import { Mutex } from '../util/mutex.js'
 import { busyBackoffMs, isBusy } from './busy-retry.js'
 import { installSyncTables, isCapturing, setCapture, setKeyTriggers } from './change-capture.js'
 import { ChangePoller } from './change-poller.js'
-import { parentRef, parentsFirst } from './foreign-keys.js'
+import { parentRef, parentsFirst, readForeignKeys } from './foreign-keys.js'
 import { deviceIdOf, KeyMap } from './key-map.js'
 import { linkLocalRefs, type ModelDefinition, type ModelInfo, resolveModel } from './model-definition.js'
 import { ParentCheck } from './parent-check.js'
@@ -173,9 +173,21 @@ function relationPlan(writer: Database.Database, models: Map<string, ModelInfo>,
       referencedBy.set(fk.table, list)
     }
   }
+  // Tables referenced from tables not mirrored: their rows' going is never seen here.
+  const mirrored = new Set(ordered.map((m) => m.table))
+  const referencedUnmirrored = new Set<string>()
+  const tables = writer
+    .prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")
+    .pluck()
+    .all() as string[]
+  for (const table of tables) {
+    if (mirrored.has(table)) continue
+    for (const fk of readForeignKeys(writer, table)) referencedUnmirrored.add(fk.table)
+  }
   return {
     models: new Map(ordered.map((m) => [m.name, m])),
     order: ordered.map((m) => m.name),
+    referencedUnmirrored,
     enforced: writer.pragma('foreign_keys', { simple: true }) === 1,
     translated: ordered.some((m) => m.localRefs.size > 0),
     referencedBy,
@@ -336,10 +348,10 @@ class SqliteRepositoryImpl implements SqliteRepository {
     return this.parkedR.list({ ...options, limit: checkLimit(options.limit) })
   }
 
-  async unblockedBy(model: string, rows: readonly Row[]): Promise<Map<string, string[]>> {
+  async unblockedBy(model: string, rows: readonly Row[], removed?: readonly Row[]): Promise<Map<string, string[]>> {
     this.assertOpen()
     const out = new Map<string, string[]>()
-    unblockedBy(this.parkedR, this.relations, this.model(model), rows, out)
+    unblockedBy(this.parkedR, this.relations, this.model(model), rows, out, removed)
     return out
   }
 

@@ -148,6 +148,23 @@ describe.each(BACKENDS)('foreign keys on the %s mesh', (backend) => {
     expect(b.sync.metrics().errors).toBe(0)
   })
 
+  it('applies a parked removal once the app itself deletes the rows referencing it', async () => {
+    const { b, site } = await device()
+    await site.upsert('artist', [{ _id: 'ar1', name: 'Someone' }])
+    await site.upsert('album', [{ _id: 'al1', title: 'First', artist_id: 'ar1' }])
+    await waitFor(() => counts(b).album === 1, { message: 'album' })
+    await site.remove('artist', ['ar1'])
+    await waitFor(async () => (await b.repo.parkedCounts()).parked === 1, { message: 'removal parked' })
+    expect((await b.repo.parked({ limit: 5 }))[0]).toMatchObject({ waitsFor: 'rows referencing artist(id)' })
+    // The till's app deletes the album: its going, seen in the outbox, applies the removal.
+    b.db.prepare("DELETE FROM album WHERE id = 'al1'").run()
+    await waitFor(() => counts(b).artist === 0, { message: 'artist removed' })
+    expect(await b.repo.parkedCounts()).toEqual({ parked: 0, refused: 0 })
+    await waitFor(async () => (await b.mesh.find({ collection: 'album' })).length === 0, {
+      message: 'album left the mesh',
+    })
+  })
+
   it('keeps parked rows across a restart and applies them when the parent comes', async () => {
     const open = reopenable()
     let b = await open()
