@@ -265,6 +265,11 @@ async function main(): Promise<number> {
       if (flat && !flat.flat) problems.push(`${tills[steadyTill]!.name}: peer memory grew: ${flat.summary}`)
     }
     for (const t of tills) {
+      if (t.stats.drifted > 0) {
+        problems.push(
+          `${t.name}: verification found ${t.stats.drifted} documents out of step with the mesh (${t.samples.drifted.join(', ')}); they were applied again`,
+        )
+      }
       if (t.stats.unexpectedExits.length > 0) {
         problems.push(
           `${t.name}: the peer exited on its own ${t.stats.unexpectedExits.length} times (${t.stats.unexpectedExits.join(', ')})`,
@@ -309,6 +314,7 @@ async function main(): Promise<number> {
       refusedOnFullDisk: t.stats.refusedOnFullDisk,
       syncErrors: t.stats.syncErrors,
       rejected: t.stats.rejected,
+      drifted: t.stats.drifted,
       errorSamples: t.samples.errors,
     })),
     violations: problems,

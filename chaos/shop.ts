@@ -87,6 +87,8 @@ export function peerConfig(
       ...(shape.shifts ? [{ table: 'shifts' }] : []),
     ],
     statusIntervalMs: 1000,
+    // Every received document compared with the mesh each minute: a change read and not written is found.
+    settings: { verifyIntervalMs: 60_000 },
   }
 }
 

@@ -46,6 +46,8 @@ export class Till {
     unexpectedExits: [] as string[],
     syncErrors: 0,
     rejected: 0,
+    /** Documents a verification found out of step with the mesh (a change read and not written). */
+    drifted: 0,
     maxRssKb: 0,
     /** Peer errors that name a full disk. */
     diskFullErrors: 0,
@@ -57,7 +59,11 @@ export class Till {
   diskFreedAt = Number.NEGATIVE_INFINITY
   readonly memory: MemorySample[] = []
   clockOffsetMs = 0
-  readonly samples: { errors: string[]; rejected: string[] } = { errors: [], rejected: [] }
+  readonly samples: { errors: string[]; rejected: string[]; drifted: string[] } = {
+    errors: [],
+    rejected: [],
+    drifted: [],
+  }
   /** Start the peer again when it exits on its own. */
   supervised = true
   private expectExit = false
@@ -154,7 +160,15 @@ export class Till {
   }
 
   private onPeerLine(child: ChildProcess, line: string): void {
-    let e: { event?: string; message?: string; id?: string; reason?: string; model?: string }
+    let e: {
+      event?: string
+      message?: string
+      id?: string
+      reason?: string
+      model?: string
+      count?: number
+      documents?: { model: string; id: string; kind: string; cacheDisagreed: boolean }[]
+    }
     try {
       e = JSON.parse(line)
     } catch {
@@ -172,6 +186,14 @@ export class Till {
       if (e.event === 'warn') return
       this.stats.syncErrors++
       if (this.samples.errors.length < 5) this.samples.errors.push(String(e.message))
+    } else if (e.event === 'drift') {
+      this.stats.drifted += e.count ?? 0
+      for (const d of e.documents ?? []) {
+        if (this.samples.drifted.length < 5)
+          this.samples.drifted.push(
+            `${d.model}/${d.id} ${d.kind}${d.cacheDisagreed ? ' (in-memory state disagreed)' : ''}`,
+          )
+      }
     } else if (e.event === 'rejected') {
       this.stats.rejected++
       if (this.samples.rejected.length < 5) this.samples.rejected.push(`${e.model}/${e.id}: ${e.reason}`)

@@ -17,6 +17,7 @@ export {
 export type { RestoreCounts, RestoreOptions, RestoreReport } from './bridge/backup-restore.js'
 export type { CatchUpReport } from './bridge/catch-up.js'
 export { createSyncCoordinator, type SyncCoordinator, type SyncCoordinatorOptions } from './bridge/coordinator.js'
+export type { DriftedDocument, DriftKind, VerifyOptions, VerifyReport } from './bridge/drift-check.js'
 export type { CoordinatorState, SyncEventListener, SyncEvents, SyncPhase } from './bridge/events.js'
 export type { NotifyResult } from './bridge/local-notify.js'
 export type { ModelMetrics, SyncMetrics } from './bridge/metrics.js'

@@ -11,6 +11,7 @@ import { applyBatch, isShutdownError } from './apply-batch.js'
 import { ApplyQueue } from './apply-queue.js'
 import { type RestoreOptions, type RestoreReport, restoreFromMesh } from './backup-restore.js'
 import { type CatchUpReport, pull } from './catch-up.js'
+import { type VerifyOptions, type VerifyReport, verifyAgainstMesh } from './drift-check.js'
 import type { CoordinatorState, SyncEventListener, SyncEvents, SyncPhase } from './events.js'
 import { type NotifyResult, notifyDelete, notifyUpsert } from './local-notify.js'
 import { MetricsRecorder, type SyncMetrics } from './metrics.js'
@@ -71,6 +72,11 @@ export interface SyncCoordinator extends AsyncDisposable {
   seed(model?: string): Promise<Record<string, SeedReport>>
   /** Sends every captured local change and writes every queued remote change. */
   flush(): Promise<void>
+  /**
+   * Compares what the device exchanged with what the mesh holds, and applies
+   * again from the mesh what is out of step (see the bridge documentation).
+   */
+  verify(options?: VerifyOptions): Promise<VerifyReport>
   metrics(): SyncMetrics
   on<E extends keyof SyncEvents>(event: E, listener: SyncEventListener<E>): () => void
   /** Stops observing, writes what is queued, records where it stopped. Idempotent. */
@@ -102,6 +108,8 @@ class Coordinator implements SyncCoordinator {
   private ctx: SyncContext
   private current: CoordinatorState = 'idle'
   private starting: Promise<StartupReport> | undefined
+  private verifier: NodeJS.Timeout | undefined
+  private verifying: Promise<VerifyReport> | undefined
   private closing: Promise<void> | undefined
 
   constructor(options: SyncCoordinatorOptions) {
@@ -223,6 +231,15 @@ class Coordinator implements SyncCoordinator {
     if (repo.capturesChanges) this.unsubscribe.push(repo.onChanges(() => this.drain.request()))
     this.drain.request()
     this.follower.startPolling()
+    const every = this.rt.settings.verifyIntervalMs
+    if (every > 0) {
+      this.verifier = setInterval(() => {
+        this.verify().catch((error) => {
+          if (!this.closing) this.fail('verify', error)
+        })
+      }, every)
+      this.verifier.unref()
+    }
   }
 
   // ---- context ---------------------------------------------------------------------
@@ -294,6 +311,38 @@ class Coordinator implements SyncCoordinator {
     return out
   }
 
+  /**
+   * Compares every received document's exchanged state with the mesh and,
+   * unless `repair: false`, applies again from the mesh any found out of
+   * step twice, a moment apart (documents being sent, written, parked or
+   * refused are left out). Emits `drift` when it finds any. Runs on its own
+   * every `verifyIntervalMs` while live; a call while one runs joins it.
+   */
+  verify(options: VerifyOptions = {}): Promise<VerifyReport> {
+    this.assertOpen()
+    this.verifying ??= (async () => {
+      try {
+        const report = await verifyAgainstMesh(this.rt, options)
+        const m = this.metricsRecorder.verify
+        m.runs++
+        m.lastAt = Date.now()
+        m.drifted += report.drifted.length
+        if (report.drifted.length > 0) {
+          this.rt.logger.warn('documents out of step with the mesh', {
+            count: report.drifted.length,
+            repaired: report.repaired,
+            first: report.drifted.slice(0, 5).map((d) => `${d.model}/${d.id} ${d.kind}`),
+          })
+          this.events.emit('drift', { documents: report.drifted, repaired: report.repaired })
+        }
+        return report
+      } finally {
+        this.verifying = undefined
+      }
+    })()
+    return this.verifying
+  }
+
   async flush(): Promise<void> {
     this.assertOpen()
     await this.drain.drainAll()
@@ -356,6 +405,7 @@ class Coordinator implements SyncCoordinator {
   /** Stops every source of new work: polling, change signals, the drain loop, a startup in progress. */
   private async stopWork(): Promise<void> {
     this.follower.stop()
+    if (this.verifier) clearInterval(this.verifier)
     for (const u of this.unsubscribe.splice(0)) u()
     await this.drain.stop()
     await this.starting?.catch(() => undefined)

@@ -1,7 +1,8 @@
 import type { SyncContext } from './adapter.js'
+import type { DriftedDocument } from './drift-check.js'
 
 /** Where a failure happened. */
-export type SyncPhase = 'catch-up' | 'observe' | 'apply' | 'drain' | 'seed' | 'restore' | 'notify' | 'close'
+export type SyncPhase = 'catch-up' | 'observe' | 'apply' | 'drain' | 'seed' | 'restore' | 'notify' | 'verify' | 'close'
 
 /** Lifecycle states of a coordinator. */
 export type CoordinatorState = 'idle' | 'starting' | 'live' | 'closing' | 'closed'
@@ -42,6 +43,12 @@ export interface SyncEvents {
   busy: { attempt: number; waitMs: number }
   /** Something failed; it is counted and will be retried where that makes sense. */
   error: { phase: SyncPhase; model?: string; error: unknown }
+  /**
+   * A verification found documents out of step with the mesh (see
+   * `SyncCoordinator.verify`): a change that was read and not written. They
+   * are applied again from the mesh when `repaired`.
+   */
+  drift: { documents: DriftedDocument[]; repaired: boolean }
   /** Progress of a long step. `total` is known for seeding and drains. */
   progress: { phase: 'catch-up' | 'drain' | 'seed' | 'restore'; model?: string; done: number; total?: number }
   /** A stored mesh cursor was refused (a re-created mesh): catching up from the start. */

@@ -39,6 +39,8 @@ export interface SyncMetrics extends ModelMetrics {
   localLagMs: number
   /** Failures counted (each also emitted as an `error` event). */
   errors: number
+  /** Verifications against the mesh: how many ran, when the last ended (epoch ms), documents found out of step. */
+  verify: { runs: number; lastAt: number | null; drifted: number }
   byModel: Record<string, ModelMetrics>
 }
 
@@ -75,6 +77,7 @@ export class MetricsRecorder {
   private localLag = 0
   busyRetries = 0
   errors = 0
+  readonly verify = { runs: 0, lastAt: null as number | null, drifted: 0 }
 
   count(model: string, counter: ModelCounter, n = 1): void {
     if (n === 0) return
@@ -128,6 +131,7 @@ export class MetricsRecorder {
       lagMs: this.lag,
       localLagMs: this.localLag,
       errors: this.errors,
+      verify: { ...this.verify },
       byModel,
     }
   }

@@ -48,6 +48,12 @@ export interface SyncSettings {
    * deliveries reports no difference). Default 50 ms.
    */
   pollIntervalMs?: number
+  /**
+   * How often, while live, every received document's exchanged state is
+   * compared with the mesh, and any found out of step applied again (see
+   * `SyncCoordinator.verify`). Default 900,000 ms (15 minutes); 0 turns it off.
+   */
+  verifyIntervalMs?: number
 }
 
 /** Settings with every default filled in. */
@@ -72,6 +78,7 @@ const NON_NEGATIVE = [
   'startupDelayMs',
   'closeTimeoutMs',
   'pollIntervalMs',
+  'verifyIntervalMs',
 ] as const
 
 /** Checks settings and fills in defaults. Throws `INVALID_OPTIONS`. */
@@ -104,5 +111,6 @@ export function resolveSettings(settings: SyncSettings = {}): ResolvedSettings {
     startupDelayMs: settings.startupDelayMs ?? 0,
     closeTimeoutMs: settings.closeTimeoutMs ?? 10_000,
     pollIntervalMs: settings.pollIntervalMs ?? 50,
+    verifyIntervalMs: settings.verifyIntervalMs ?? 900_000,
   }
 }

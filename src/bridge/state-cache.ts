@@ -48,6 +48,17 @@ export class StateCache {
     if (cached.size > LIMIT) this.models.set(model, null)
   }
 
+  /** Sets the states of `ids` to `stored` (read from the database); an id it lacks has none. */
+  reload(model: string, stored: ReadonlyMap<string, DocSyncState>, ids: readonly string[]): void {
+    const cached = this.models.get(model)
+    if (!cached) return
+    for (const id of ids) {
+      const s = stored.get(id)
+      if (s) cached.set(id, { hash: s.hash, origin: s.origin, doc: null })
+      else cached.delete(id)
+    }
+  }
+
   /** Forgets everything (the sync state was cleared). */
   reset(): void {
     this.models.clear()

@@ -50,6 +50,9 @@ function attachJson(peer: RunningPeer): void {
   peer.on('peer', (p) => emitJson('peer', p))
   peer.on('rejected', (r) => emitJson('rejected', { ...r, error: undefined }))
   peer.on('parked', (p) => emitJson('parked', p))
+  peer.on('drift', (d) =>
+    emitJson('drift', { count: d.documents.length, repaired: d.repaired, documents: d.documents.slice(0, 20) }),
+  )
   peer.on('conflict', (c) => emitJson('conflict', c))
   peer.on('error', (e) => emitJson('error', { phase: e.phase, model: e.model, message: String(e.error) }))
   peer.on('snapshot', (s) => emitJson('status', s))

@@ -115,6 +115,10 @@ function describeSnapshot(s: PeerSnapshot, ageSeconds: number | undefined): stri
   lines.push(
     `  sync       applied ${y.applied}, sent ${y.pushed}, rejected ${y.rejected}, parked ${y.parked ?? 0}, refused ${y.refused ?? 0}, errors ${y.errors}, busy retries ${y.busyRetries}, queue ${y.queueDepth}, local lag ${y.localLagMs} ms`,
   )
+  if (y.verify && y.verify.runs > 0 && y.verify.lastAt !== null)
+    lines.push(
+      `  verified   ${y.verify.runs}× against the mesh, last ${new Date(y.verify.lastAt).toISOString()}, ${y.verify.drifted} documents found out of step`,
+    )
   if (s.progress)
     lines.push(
       `  progress   ${s.progress.phase} ${s.progress.model ?? ''} ${s.progress.done}/${s.progress.total ?? '?'}`,

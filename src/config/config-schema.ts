@@ -73,6 +73,7 @@ export const settingsSchema = z.strictObject({
   startupDelayMs: nonNegative.optional(),
   closeTimeoutMs: nonNegative.optional(),
   pollIntervalMs: nonNegative.optional(),
+  verifyIntervalMs: nonNegative.optional(),
 })
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i

@@ -101,6 +101,7 @@ export function buildSnapshot(p: SnapshotParts): PeerSnapshot {
       pushRate: Math.round(p.rates.push * 10) / 10,
       lagMs: m?.lagMs ?? 0,
       localLagMs: m?.localLagMs ?? 0,
+      ...(m ? { verify: m.verify } : {}),
     },
     ...(p.progress ? { progress: p.progress } : {}),
     ...(p.lastError ? { lastError: p.lastError } : {}),

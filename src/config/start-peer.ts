@@ -24,6 +24,8 @@ export interface PeerEvents {
   peer: PeerStatus
   rejected: SyncEvents['rejected']
   parked: SyncEvents['parked']
+  /** A verification found documents out of step with the mesh. */
+  drift: SyncEvents['drift']
   /** A version that lost a merge was kept, for the first time on this device. */
   conflict: ConflictRecord
   error: { phase: string; model?: string; error: unknown }
@@ -211,6 +213,7 @@ class Peer implements OpenedPeer {
     })
     registry.on('rejected', (r) => this.events.emit('rejected', r))
     registry.on('parked', (p) => this.events.emit('parked', p))
+    registry.on('drift', (d) => this.events.emit('drift', d))
     registry.on('error', (e) => {
       this.lastError = `${e.phase}${e.model ? ` ${e.model}` : ''}: ${String((e.error as Error)?.message ?? e.error)}`
       this.events.emit('error', e)

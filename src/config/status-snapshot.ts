@@ -70,6 +70,8 @@ export interface PeerSnapshot {
     lagMs: number
     /** Age of the oldest local change at the last drain, ms. */
     localLagMs: number
+    /** Comparisons with the mesh (`verifyIntervalMs`): runs, the last one's end (epoch ms), documents found out of step. */
+    verify?: { runs: number; lastAt: number | null; drifted: number }
   }
   /** The latest progress of a long startup step. */
   progress?: { phase: string; model?: string; done: number; total?: number }
@@ -77,8 +79,14 @@ export interface PeerSnapshot {
 }
 
 /** The warnings a snapshot calls for (from its fields, so a snapshot of an earlier version gets them too). */
-export function snapshotWarnings(s: Pick<PeerSnapshot, 'insecure' | 'peers'>): string[] {
+export function snapshotWarnings(
+  s: Pick<PeerSnapshot, 'insecure' | 'peers'> & { sync?: Pick<PeerSnapshot['sync'], 'verify'> },
+): string[] {
   const out: string[] = []
+  const drifted = s.sync?.verify?.drifted ?? 0
+  if (drifted > 0) {
+    out.push(`${drifted} documents were found out of step with the mesh and applied again from it (see the peer's log)`)
+  }
   if (s.insecure) {
     out.push(
       'replication links are not encrypted (insecure: true): anyone on the network can read and alter what they carry',
