@@ -28,7 +28,7 @@ import { Network } from './network.js'
 import { prepareRuntime } from './runtime.js'
 import { initialClockOffsets, makeSchedule } from './schedule.js'
 import { type AppReport, type ConfigShape, peerConfig, SHOP_DDL, SHOP_TABLES } from './shop.js'
-import { type FakeClock, type MemorySample, Till } from './till.js'
+import { type FakeClock, killAll, type MemorySample, Till } from './till.js'
 
 interface Options {
   tills: number
@@ -568,6 +568,15 @@ function printSummary(s: Record<string, unknown> & { violations: string[] }, say
   for (const p of s.peers as Record<string, unknown>[]) say(`peer ${JSON.stringify(p)}`)
   if (s.violations.length === 0) say('ok: every invariant holds on every till')
   else for (const v of s.violations) say(`VIOLATED: ${v}`)
+}
+
+// Peers and apps run in process groups of their own: they go with the harness.
+process.on('exit', killAll)
+for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+  process.on(signal, () => {
+    killAll()
+    process.exit(130)
+  })
 }
 
 main().then(

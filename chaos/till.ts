@@ -4,6 +4,32 @@ import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import type { AppReport, ConfigShape } from './shop.js'
 
+/**
+ * The peers and apps running. Each has a process group of its own, so that
+ * a frozen (SIGSTOP) one never finds itself in an orphaned process group
+ * (the kernel hangs those up: a harness started in the background whose
+ * shell exited would see its frozen tills die of SIGHUP). They are killed
+ * when the harness exits, however it exits.
+ */
+const running = new Set<ChildProcess>()
+
+function track(child: ChildProcess): void {
+  running.add(child)
+  child.once('exit', () => running.delete(child))
+}
+
+/** Kills every peer and app still running (at the harness's exit). */
+export function killAll(): void {
+  for (const child of running) {
+    try {
+      child.kill('SIGKILL')
+    } catch {
+      // Gone already.
+    }
+  }
+  running.clear()
+}
+
 /** How to run a command of the package: `node dist/cli/main.js` or `node --import tsx src/cli/main.ts`. */
 export interface Runtime {
   root: string
@@ -133,7 +159,10 @@ export class Till {
       cwd: this.runtime.root,
       stdio: ['ignore', 'pipe', 'pipe'],
       env: this.env(),
+      // A process group of its own: see `track`.
+      detached: true,
     })
+    track(child)
     this.peer = child
     this.state = 'starting'
     this.expectExit = false
@@ -241,6 +270,8 @@ export class Till {
     this.frozen = false
     this.peer?.kill('SIGCONT')
     this.app?.kill('SIGCONT')
+    // A peer that exited while frozen was not restarted then.
+    if (this.supervised && !this.peer) this.startPeer()
   }
 
   startApp(seed: number, rate: number, catalogue: boolean): void {
@@ -250,7 +281,9 @@ export class Till {
       cwd: this.runtime.root,
       stdio: ['ignore', 'pipe', 'pipe'],
       env: this.env(),
+      detached: true,
     })
+    track(app)
     this.app = app
     const log = createWriteStream(join(this.dir, 'app.log'), { flags: 'a' })
     app.stderr!.pipe(log)
