@@ -257,7 +257,10 @@ async function main(): Promise<number> {
     }
     finalSnapshots = tills.map((t) => snapshot(t.name, t.dbFile))
     problems = [...problems, ...violations(finalSnapshots, reports, { [LAST_WORD_CUSTOMER]: lastNotes })]
-    if ((injector.counts['disk full'] ?? 0) > 0 && tills.every((t) => t.stats.diskFullErrors === 0)) {
+    if (
+      (injector.counts['disk full'] ?? 0) > 0 &&
+      tills.every((t) => t.stats.diskFullErrors + t.stats.refusedOnFullDisk === 0)
+    ) {
       problems.push('the disk filled up and no peer reported it')
     }
     if (steadyTill !== undefined) {

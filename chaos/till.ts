@@ -206,6 +206,8 @@ export class Till {
     }
     if (e.event === 'status') return
     this.log.write(`${line}\n`)
+    // The error a failed start or stop ends with ({ error: { code, message } }).
+    if (e.event === undefined && DISK_FULL.test(line)) this.stats.diskFullErrors++
     if (e.event === 'live' && this.peer === child) {
       this.state = 'live'
       this.stats.lives++

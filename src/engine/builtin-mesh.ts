@@ -37,6 +37,7 @@ import type {
   SiteId,
   VersionVector,
 } from './types.js'
+import { storeWriteError } from './write-errors.js'
 import { WriteSession } from './write-session.js'
 
 /** The builtin engine's store. Created by `openMesh`. */
@@ -126,7 +127,7 @@ export class BuiltinMeshStore implements BuiltinMesh {
       } catch (e) {
         if (core.writer.inTransaction) core.writer.exec('ROLLBACK')
         core.seq = startSeq
-        throw e
+        throw storeWriteError(this.dir, e)
       }
       const changed = core.seq !== core.committedSeq
       session.committed()
