@@ -15,6 +15,7 @@ import { type BenchResult, type BenchSuite, machine, makeContext } from './harne
 import { instanceSuite } from './instance.bench.js'
 import { relationalSuite } from './relational.bench.js'
 import { replicationEncryptionSuite, replicationSuite } from './replication.bench.js'
+import { verifySuite } from './verify.bench.js'
 
 const suites: BenchSuite[] = [
   engineSuite,
@@ -30,6 +31,7 @@ const suites: BenchSuite[] = [
   compareMemorySuite,
   compareReplicationSuite,
   dbLatencySuite,
+  verifySuite,
 ]
 
 const args = process.argv.slice(2)
