@@ -80,7 +80,8 @@ describe.each(BACKENDS)('metrics on the %s mesh', (backend) => {
     const total = backend === 'ditto' ? 500 : 2000
     const b = await node({ settings })
     const src = await otherSite(b)
-    const holder = runFixture('hold-lock', [b.dbFile, '1500'])
+    // The lock is held until the queue has filled up to its mark, however long that takes here.
+    const holder = runFixture('hold-lock', [b.dbFile, 'stdin'])
     await holder.line((l) => l === 'locked')
     let deepest = 0
     const sampler = setInterval(() => {
@@ -88,9 +89,14 @@ describe.each(BACKENDS)('metrics on the %s mesh', (backend) => {
     }, 1)
     try {
       await src.upsert('counters', docs(total))
+      await waitFor(() => deepest >= settings.highWaterMark, { timeout: 20_000, message: 'the queue at its mark' })
+      // A while longer at the mark: reading stays held back meanwhile.
+      await new Promise((r) => setTimeout(r, 300))
+      holder.child.stdin!.end('release\n')
       await waitFor(() => b.sync.metrics().applied === total, { timeout: 30_000, message: 'all rows applied' })
     } finally {
       clearInterval(sampler)
+      holder.child.stdin!.end()
     }
     expect(await holder.exited).toBe(0)
     // The queue filled up while the database was held, but never beyond one page over the mark.
