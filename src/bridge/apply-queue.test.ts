@@ -180,4 +180,44 @@ describe('apply queue', () => {
     await q.close()
     expect(written.at(-1)?.marks).toEqual([{ key: 'k', value: '3' }])
   })
+
+  it('makes batches smaller after slow transactions, and larger again after quick ones', async () => {
+    let slow = true
+    const sizes: number[] = []
+    const { q } = queue({
+      batchSize: 400,
+      targetBatchMs: 60,
+      write: async (items) => {
+        sizes.push(items.length)
+        // A transaction slower than the target (foreign keys scanning a table, a loaded machine).
+        if (slow) await new Promise((r) => setTimeout(r, 150))
+      },
+    })
+    for (let i = 0; i < 1000; i++) q.put(item(`s${i}`))
+    await q.idle()
+    expect(sizes.slice(0, 4)).toEqual([400, 200, 100, 50])
+    expect(q.batchCap).toBe(16)
+    slow = false
+    sizes.length = 0
+    for (let i = 0; i < 2000; i++) q.put(item(`q${i}`))
+    await q.idle()
+    // Quick transactions: each full batch doubles the next, back up to batchSize.
+    expect(sizes.slice(0, 5)).toEqual([16, 32, 64, 128, 256])
+    expect(Math.max(...sizes)).toBe(400)
+  })
+
+  it('keeps batches at batchSize when the adaptation is off', async () => {
+    const sizes: number[] = []
+    const { q } = queue({
+      batchSize: 100,
+      targetBatchMs: 0,
+      write: async (items) => {
+        sizes.push(items.length)
+        await new Promise((r) => setTimeout(r, 20))
+      },
+    })
+    for (let i = 0; i < 300; i++) q.put(item(`k${i}`))
+    await q.idle()
+    expect(sizes).toEqual([100, 100, 100])
+  })
 })

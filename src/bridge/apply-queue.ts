@@ -51,6 +51,12 @@ export interface ApplyQueueOptions {
   delayBetweenBatches: number
   transactionPerRow: boolean
   highWaterMark: number
+  /**
+   * How long a batch's transaction may take before later batches are made
+   * smaller (halved, down to MIN_BATCH; doubled again, up to `batchSize`,
+   * after quick ones). 0: batches are always up to `batchSize`.
+   */
+  targetBatchMs?: number
   /** Writes one batch in one transaction, with the marks it makes safe. */
   write(items: ApplyItem[], marks: CheckpointMark[]): Promise<void>
   /** A batch failed; it is retried after `retryInMs`. */
@@ -69,6 +75,8 @@ const key = (model: string, id: string) => `${model}\u0000${id}`
 
 /** Longest a checkpoint waits for changes to be written with. */
 const MARK_DELAY_MS = 1000
+/** Smallest batch the size adaptation goes down to. */
+const MIN_BATCH = 16
 
 /**
  * The single writer of received changes. Coalesces by document (the latest
@@ -78,19 +86,33 @@ const MARK_DELAY_MS = 1000
  * Checkpoints ride along: a mark is written in the transaction that writes
  * the last change queued before it, so a stored cursor never runs ahead of
  * the data it covers.
+ *
+ * Batches shrink when their transactions take long (rows whose foreign keys
+ * make SQLite scan a table, a loaded machine): the application waits for the
+ * write lock no longer than one transaction, and its busy timeout is not
+ * spent on one batch.
  */
 export class ApplyQueue {
   private pending = new Map<string, Entry>()
   private inflight = new Map<string, ApplyItem>()
   private marks: { mark: CheckpointMark; ticket: number; at: number }[] = []
   private ticket = 0
+  /** The current most changes per batch (see `targetBatchMs`). */
+  private cap: number
   private running = false
   private closed = false
   private wake: (() => void) | undefined
   private readonly idleWaiters: (() => void)[] = []
   private readonly roomWaiters: (() => void)[] = []
 
-  constructor(private readonly opts: ApplyQueueOptions) {}
+  constructor(private readonly opts: ApplyQueueOptions) {
+    this.cap = opts.batchSize
+  }
+
+  /** The most changes the next batch takes (at most `batchSize`). */
+  get batchCap(): number {
+    return this.cap
+  }
 
   /** Changes queued or being written. */
   get depth(): number {
@@ -111,7 +133,7 @@ export class ApplyQueue {
     if (queued) queued.item = item
     else this.pending.set(k, { item, ticket: ++this.ticket, queuedAt: performance.now() })
     // A change ends a wait of checkpoints alone; a full batch ends any wait.
-    if (this.pending.size === 1 || this.pending.size >= this.opts.batchSize) this.wake?.()
+    if (this.pending.size === 1 || this.pending.size >= this.cap) this.wake?.()
     this.pump()
   }
 
@@ -170,7 +192,9 @@ export class ApplyQueue {
               this.inflight.delete(key(items[i]!.model, items[i]!.id))
             }
           } else {
+            const t0 = performance.now()
             await this.opts.write(items, marks)
+            this.adapt(items.length, performance.now() - t0)
           }
           failures = 0
           this.lastWriteAt = performance.now()
@@ -212,7 +236,7 @@ export class ApplyQueue {
    */
   private async waitForBatch(): Promise<void> {
     for (;;) {
-      if (this.closed || this.pending.size >= this.opts.batchSize) return
+      if (this.closed || this.pending.size >= this.cap) return
       let wait: number
       if (this.pending.size === 0) {
         if (this.marks.length === 0) return
@@ -240,7 +264,7 @@ export class ApplyQueue {
   private take(): { items: ApplyItem[]; marks: CheckpointMark[] } {
     const items: ApplyItem[] = []
     for (const [k, e] of this.pending) {
-      if (items.length >= this.opts.batchSize) break
+      if (items.length >= this.cap) break
       items.push(e.item)
       this.inflight.set(k, e.item)
       this.pending.delete(k)
@@ -256,6 +280,14 @@ export class ApplyQueue {
       marks.set(mark.key, mark)
     }
     return { items, marks: [...marks.values()] }
+  }
+
+  /** Halves the batch cap after a slow transaction, doubles it after a quick full one. */
+  private adapt(size: number, ms: number): void {
+    const target = this.opts.targetBatchMs ?? 0
+    if (target <= 0) return
+    if (ms > target && size > MIN_BATCH) this.cap = Math.max(MIN_BATCH, Math.floor(size / 2))
+    else if (ms < target / 4 && size >= this.cap) this.cap = Math.min(this.opts.batchSize, this.cap * 2)
   }
 
   /** Puts a failed batch back in front, unless newer changes of the same documents arrived. */

@@ -9,6 +9,14 @@ export interface SyncSettings {
   /** Most rows written to the repository in one transaction. Default 1,000 (seed: 5). */
   batchSize?: number
   /**
+   * How long one apply transaction may take before the next batches are
+   * made smaller (halved after a slower one, down to 16 rows; doubled after
+   * quick ones, up to `batchSize`), so that the application never waits for
+   * the write lock longer than about this. Default 250 ms; 0 keeps batches
+   * at `batchSize`.
+   */
+  targetBatchMs?: number
+  /**
    * Longest a received change waits for its batch to fill before it is
    * written, while changes stream in. After this long without a batch
    * written, a change is written at once. Default 10 ms.
@@ -79,6 +87,7 @@ const NON_NEGATIVE = [
   'closeTimeoutMs',
   'pollIntervalMs',
   'verifyIntervalMs',
+  'targetBatchMs',
 ] as const
 
 /** Checks settings and fills in defaults. Throws `INVALID_OPTIONS`. */
@@ -100,6 +109,7 @@ export function resolveSettings(settings: SyncSettings = {}): ResolvedSettings {
   const batchSize = settings.batchSize ?? 1000
   return {
     batchSize,
+    targetBatchMs: settings.targetBatchMs ?? 250,
     maxBatchDelayMs: settings.maxBatchDelayMs ?? 10,
     delayBetweenBatches: settings.delayBetweenBatches ?? 0,
     transactionPerRow: settings.transactionPerRow ?? false,

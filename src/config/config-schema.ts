@@ -74,6 +74,7 @@ export const settingsSchema = z.strictObject({
   closeTimeoutMs: nonNegative.optional(),
   pollIntervalMs: nonNegative.optional(),
   verifyIntervalMs: nonNegative.optional(),
+  targetBatchMs: nonNegative.optional(),
 })
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
