@@ -1,5 +1,5 @@
 import pg from 'pg'
-import { ClosedError, ErrorCode, MeshmirrorError, StorageError, ValidationError } from '../errors.js'
+import { ClosedError, ErrorCode, hasCode, MeshmirrorError, StorageError, ValidationError } from '../errors.js'
 import { parentRef, parentsFirst } from '../repository/foreign-keys.js'
 import { checkDefinition, type ModelDefinition } from '../repository/model-definition.js'
 import type {
@@ -85,6 +85,7 @@ const NAME_RE = /^[A-Za-z_][A-Za-z0-9_]{0,47}$/
 
 /** The connection string with its password left out, for messages. */
 export function redactUrl(url: string): string {
+  if (!isPostgresUrl(url)) return url
   try {
     const u = new URL(url)
     if (u.password) u.password = '***'
@@ -278,7 +279,7 @@ function isConnectionFailure(error: unknown): boolean {
 
 function pgErrorCode(error: unknown): string | undefined {
   const code = (error as { code?: unknown } | null)?.code
-  return typeof code === 'string' ? code : undefined
+  return typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) ? code : undefined
 }
 
 /** Creates the sync schema when missing, resolves the models, refreshes the capture functions. */
@@ -609,7 +610,8 @@ class PostgresRepositoryImpl implements PostgresRepository {
           })
         } catch (error) {
           // One record failed the batch: write record by record and refuse only the failing ones.
-          if (isolate || error instanceof MeshmirrorError || !pgErrorCode(error)) throw error
+          const dataError = pgErrorCode(error) !== undefined || hasCode(error, ErrorCode.DOCUMENT_REJECTED)
+          if (isolate || !dataError) throw error
           isolate = true
         }
       }
@@ -765,4 +767,37 @@ function checkLimit(limit: number): number {
     throw new ValidationError(ErrorCode.INVALID_OPTIONS, `limit must be a positive integer, got ${String(limit)}.`)
   }
   return limit
+}
+
+/**
+ * The parked and refused documents kept in a Postgres database's sync
+ * schema, read without opening the repository (nothing is written).
+ */
+export async function readPostgresParked(
+  connectionString: string,
+  options: { syncSchema?: string; state?: ParkedDocument['state']; limit: number },
+): Promise<{ parked: number; refused: number; entries: ParkedDocument[] }> {
+  const syncSchema = options.syncSchema ?? 'meshmirror'
+  const pool = new pg.Pool({ ...pgConfig(connectionString), max: 1 })
+  pool.on('error', () => undefined)
+  try {
+    const { rows } = await pool.query<{ t: string | null }>('SELECT to_regclass($1) AS t', [`${q(syncSchema)}.parked`])
+    if (rows[0]?.t === null) return { parked: 0, refused: 0, entries: [] }
+    const st = new PgStore(syncSchema)
+    const counts = await st.parkedCounts(pool)
+    const entries = await st.parkedList(pool, {
+      ...(options.state ? { state: options.state } : {}),
+      limit: checkLimit(options.limit),
+    })
+    return { ...counts, entries }
+  } catch (cause) {
+    if (cause instanceof MeshmirrorError) throw cause
+    throw new StorageError(
+      ErrorCode.DATABASE_UNUSABLE,
+      `Cannot read ${redactUrl(connectionString)}: ${(cause as Error).message}`,
+      { cause },
+    )
+  } finally {
+    await pool.end().catch(() => undefined)
+  }
 }
