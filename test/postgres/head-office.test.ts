@@ -43,6 +43,12 @@ INSERT INTO products VALUES ('sku-1', 'Coffee', 3.50, true), ('sku-2', 'Tea', 1.
 INSERT INTO counters VALUES ('c1', 0);
 `
 
+/** The parts of a status event these tests read. */
+interface Status {
+  sync?: { busyRetries?: number }
+  repository?: { kind: string; listening: boolean; pool: { size: number }; outbox: { depth: number } }
+}
+
 const problem = await requireServer()
 
 describe.skipIf(problem !== undefined)(
@@ -88,7 +94,7 @@ describe.skipIf(problem !== undefined)(
     const lastStatus = (proc: CliProcess | undefined) => {
       const lines = proc?.lines ?? []
       for (let i = lines.length - 1; i >= 0; i--) {
-        if (lines[i]!.includes('"event":"status"')) return JSON.parse(lines[i]!) as Record<string, any>
+        if (lines[i]!.includes('"event":"status"')) return JSON.parse(lines[i]!) as Status
       }
       return undefined
     }
