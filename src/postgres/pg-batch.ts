@@ -40,6 +40,15 @@ export function isRetryable(error: unknown): boolean {
   return code === '40001' || code === '40P01' || code === '55P03'
 }
 
+/** A local write committed to a row the batch wrote, while it ran: the batch is rolled back and run again. */
+export class LocalWriteRaced extends Error {
+  /** Retried like a serialization failure. */
+  readonly code = '40001'
+  constructor(model: string, rows: number) {
+    super(`${rows} row(s) of ${model} were changed by the app while a remote batch wrote them; the batch is run again`)
+  }
+}
+
 interface Orphan {
   waitsFor: string
   waitsKey: string
@@ -143,6 +152,14 @@ export async function runPgBatch(
     progress = retry.length < round.length
   }
   for (const r of retry.splice(0)) await write(r.group, r.write, true)
+  // An app transaction that changed one of these rows while the batch ran committed before the
+  // batch could write the row (it waited for the row's lock): its captured change is visible now.
+  // The batch is run again from the start, and holds that row back.
+  for (const group of groups) {
+    if (group.written.length === 0) continue
+    const late = await st.pendingIds(db, group.model.name, group.written)
+    if (late.size > 0) throw new LocalWriteRaced(group.model.name, late.size)
+  }
   await finish(db, st, plan, groups, result)
   for (const c of batch.checkpoints) await st.setCheckpoint(db, c.key, c.value)
   return result
@@ -167,16 +184,6 @@ async function planGroup(
     )
   }
   const ids = group.writes.map((w) => w.id)
-  // Rows an app transaction is changing are waited for: its captured change is then seen below.
-  const lockable = ids.filter((id) => {
-    try {
-      keysIn(model, [id], [])
-      return true
-    } catch {
-      return false
-    }
-  })
-  await st.lock(db, model, lockable)
   const held = await st.pendingIds(db, group.model, ids)
   for (const id of group.hold) held.add(id)
   const p: GroupPlan = {

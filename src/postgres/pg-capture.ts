@@ -72,7 +72,7 @@ CREATE TABLE IF NOT EXISTS ${S}.sync_state (
   doc text,
   updated_at bigint NOT NULL,
   PRIMARY KEY (model, id)
-);
+) WITH (fillfactor = 70);
 CREATE TABLE IF NOT EXISTS ${S}.checkpoints (key text PRIMARY KEY, value text NOT NULL, updated_at bigint NOT NULL);
 CREATE TABLE IF NOT EXISTS ${S}.parked (
   model text NOT NULL,
@@ -175,8 +175,11 @@ BEGIN
 END $f$`
 }
 
-/** The trigger calling a model's capture function. */
+/**
+ * The trigger calling a model's capture function. Its WHEN condition skips
+ * the call altogether for a remote apply's rows (the function checks again).
+ */
 export function captureTriggerSql(model: CaptureModel, syncSchema: string): string {
   const { fn, trigger } = captureNames(model)
-  return `CREATE TRIGGER ${q(trigger)} AFTER INSERT OR UPDATE OR DELETE ON ${q(model.schema)}.${q(model.table)} FOR EACH ROW EXECUTE FUNCTION ${q(syncSchema)}.${q(fn)}()`
+  return `CREATE TRIGGER ${q(trigger)} AFTER INSERT OR UPDATE OR DELETE ON ${q(model.schema)}.${q(model.table)} FOR EACH ROW WHEN (current_setting(${lit(APPLYING_SETTING)}, true) IS DISTINCT FROM 'on') EXECUTE FUNCTION ${q(syncSchema)}.${q(fn)}()`
 }

@@ -119,14 +119,6 @@ export class PgStore {
     return n
   }
 
-  /** Locks the rows of `ids` that exist (a writer holding one is waited for). */
-  async lock(db: Queryable, m: PgModel, ids: readonly string[]): Promise<void> {
-    if (ids.length === 0) return
-    const params: unknown[] = []
-    const where = keysIn(m, ids, params)
-    await db.query(`SELECT 1 FROM ${m.qualified} WHERE ${where} ORDER BY ${keyList(m)} FOR UPDATE`, params)
-  }
-
   // ---- outbox --------------------------------------------------------------------
 
   /**

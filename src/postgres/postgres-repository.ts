@@ -618,12 +618,12 @@ class PostgresRepositoryImpl implements PostgresRepository {
     })
   }
 
+  /** Begins a transaction with its lock timeout and, for a remote apply, the setting the capture triggers skip. */
   private async begin(client: pg.PoolClient, remote: boolean): Promise<void> {
-    await client.query('BEGIN')
-    await client.query(`SELECT set_config('lock_timeout', $1, true), set_config(${lit(APPLYING_SETTING)}, $2, true)`, [
-      this.lockTimeout,
-      remote ? 'on' : 'off',
-    ])
+    // One round trip: the simple protocol runs both statements.
+    await client.query(
+      `BEGIN; SELECT set_config('lock_timeout', ${lit(this.lockTimeout)}, true), set_config(${lit(APPLYING_SETTING)}, '${remote ? 'on' : 'off'}', true)`,
+    )
   }
 
   /**
