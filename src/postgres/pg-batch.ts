@@ -65,6 +65,8 @@ interface GroupPlan {
   changed: number
   park: ParkEntry[]
   written: string[]
+  /** Write indexes whose sync state the bulk write recorded already. */
+  recorded: Set<number>
 }
 
 /**
@@ -121,16 +123,20 @@ export async function runPgBatch(
   for (const group of ordered) {
     const orphaned = orphans.get(group.model.name)
     const bulk: Row[] = []
+    const states: { id: string; hash: string; doc: string | null }[] = []
     for (const [i, row] of group.upserts) {
       const orphan = orphaned?.get(i)
       if (orphan) park(group, i, orphan, result)
       else if (exact) await write(group, i, false)
       else {
+        const w = group.writes[i]!
         bulk.push(row)
-        group.written.push(group.writes[i]!.id)
+        states.push({ id: w.id, hash: w.hash, doc: w.doc })
+        group.recorded.add(i)
+        group.written.push(w.id)
       }
     }
-    if (bulk.length > 0) group.changed += await st.upsert(db, group.model, bulk)
+    if (bulk.length > 0) group.changed += await st.upsertWithStates(db, group.model, bulk, states)
   }
   // Deletes, children first.
   for (const group of [...ordered].reverse()) {
@@ -196,6 +202,7 @@ async function planGroup(
     changed: 0,
     park: [],
     written: [],
+    recorded: new Set(),
   }
   group.writes.forEach((w, i) => {
     if (held.has(w.id)) p.outcomes[i] = Outcome.held

@@ -80,6 +80,52 @@ export class PgStore {
     return Number((await rows(db, sql, unmirrored ? [m.name] : []))[0]!.n)
   }
 
+  /**
+   * Writes received rows and their sync state in one statement (a remote
+   * batch's bulk write: one round trip, one plan). Rows holding different
+   * columns, or more than one chunk, go the ordinary way.
+   */
+  async upsertWithStates(
+    db: Queryable,
+    m: PgModel,
+    input: readonly Row[],
+    states: readonly { id: string; hash: string; doc: string | null }[],
+  ): Promise<number> {
+    const columns = input.length > 0 ? rowColumns(m, input[0]!) : []
+    const same = input.every((r) => {
+      const keys = Object.keys(r)
+      return keys.length === columns.length && columns.every((c, i) => keys[i] === c.name)
+    })
+    const ids = new Set<string>()
+    for (const st of states) ids.add(st.id)
+    if (!same || input.length > CHUNK || input.length === 0 || ids.size !== states.length) {
+      const n = await this.upsert(db, m, input)
+      await this.putSyncStates(
+        db,
+        m.name,
+        states.map((e) => ({ ...e, origin: 'remote' as const })),
+      )
+      return n
+    }
+    const arrays = columns.map(() => [] as (string | null)[])
+    for (const row of input) pushRow(m, columns, row, arrays)
+    const k = arrays.length
+    const sql = `WITH w AS (${upsertSql(m, columns)} RETURNING 1),
+      s AS (INSERT INTO ${this.S}.sync_state (model, id, hash, origin, doc, updated_at)
+        SELECT $${k + 1}, u.id, u.hash, 'remote', u.doc, $${k + 5} FROM unnest($${k + 2}::text[], $${k + 3}::text[], $${k + 4}::text[]) AS u(id, hash, doc)
+        ON CONFLICT (model, id) DO UPDATE SET hash = EXCLUDED.hash, origin = EXCLUDED.origin, doc = EXCLUDED.doc, updated_at = EXCLUDED.updated_at)
+      SELECT count(*) AS n FROM w`
+    const params = [
+      ...arrays,
+      m.name,
+      states.map((e) => e.id),
+      states.map((e) => e.hash),
+      states.map((e) => e.doc),
+      Date.now(),
+    ]
+    return Number((await rows(db, sql, params))[0]!.n)
+  }
+
   /** Writes rows (grouped by the columns they hold; the last of one id wins). Returns how many changed. */
   async upsert(db: Queryable, m: PgModel, input: readonly Row[]): Promise<number> {
     const groups = new Map<string, { columns: ReturnType<typeof rowColumns>; rows: Map<string, Row> }>()
@@ -280,16 +326,27 @@ export class PgStore {
 
   // ---- parked --------------------------------------------------------------------
 
+  /**
+   * False once a look found nothing kept, until something is parked: every
+   * write of the parked table goes through this store (one mirror per sync
+   * schema), so most batches need no query to know there is nothing to unblock.
+   */
+  private maybeParked = true
+
   async anyParked(db: Queryable, state?: 'parked'): Promise<boolean> {
+    if (!this.maybeParked) return false
     const sql =
       state === undefined
         ? `SELECT EXISTS (SELECT 1 FROM ${this.S}.parked) AS e`
         : `SELECT EXISTS (SELECT 1 FROM ${this.S}.parked WHERE state = 'parked') AS e`
-    return (await rows(db, sql))[0]!.e === 't'
+    const any = (await rows(db, sql))[0]!.e === 't'
+    if (state === undefined && !any) this.maybeParked = false
+    return any
   }
 
   async park(db: Queryable, model: string, entries: readonly ParkEntry[]): Promise<void> {
     if (entries.length === 0) return
+    this.maybeParked = true
     const byId = new Map(entries.map((e) => [e.id, e]))
     const list = [...byId.values()]
     const now = Date.now()
