@@ -5,7 +5,7 @@
 import { execFileSync } from 'node:child_process'
 import { randomUUID } from 'node:crypto'
 import { readFileSync, writeFileSync } from 'node:fs'
-import { join } from 'node:path'
+import { dirname, join, resolve } from 'node:path'
 import Database from 'better-sqlite3'
 import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -269,6 +269,11 @@ describe.skipIf(problem !== undefined)(
       expect(status.listening).toBe(true)
       expect(status.pool.size).toBeGreaterThan(0)
       expect(typeof status.outbox.depth).toBe('number')
+      // `meshmirror status` shows it from outside, without the password-free URL changing.
+      const meshDir = resolve(dirname(hoConfig), JSON.parse(readFileSync(hoConfig, 'utf8')).mesh.dir)
+      const text = await runCli(['status', '--dir', meshDir])
+      expect(text.stdout).toMatch(/repository postgres: pool \d+\/\d+ connections .*outbox \d+.*listening/)
+      expect(text.stdout).toContain(`database   ${db.url}`)
     })
 
     it('under a competing long transaction, the app commits without an error and the mirror waits its turn', async () => {
