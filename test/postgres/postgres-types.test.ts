@@ -12,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { openPostgresRepository, type PostgresRepository } from '../../src/postgres/postgres-repository.js'
 import { Outcome, type Row } from '../../src/repository/repository.js'
 import { openSqliteRepository } from '../../src/repository/sqlite-repository.js'
+import { waitFor } from '../bridge/helpers/wait.js'
 import { createDatabase, requireServer, type TestDatabase } from './server.js'
 
 const PG_DDL = `
@@ -237,6 +238,26 @@ describe.skipIf(problem !== undefined)(
         expect((await repo.pendingChanges({ models: ['parents'], limit: 10 })).map((c) => c.id)).toEqual(['slow'])
       } finally {
         await slow.end()
+      }
+    })
+
+    it('opens its LISTEN connection again when the server drops it, and wakes the listeners', async () => {
+      let wakes = 0
+      const off = repo.onChanges(() => {
+        wakes++
+      })
+      try {
+        const { rows } = await db.admin.query(
+          "SELECT pg_terminate_backend(pid) AS done FROM pg_stat_activity WHERE datname = current_database() AND query LIKE 'LISTEN%'",
+        )
+        expect(rows.length).toBe(1)
+        await waitFor(async () => (await repo.state()).listenReconnects > 0, { message: 'the LISTEN connection back' })
+        const before = wakes
+        await db.admin.query("INSERT INTO parents VALUES ('after-drop', 'seen')")
+        await waitFor(() => wakes > before, { message: 'a wake-up after the reconnection' })
+        expect((await repo.state()).listening).toBe(true)
+      } finally {
+        off()
       }
     })
 
