@@ -241,6 +241,52 @@ describe.skipIf(problem !== undefined)(
       }
     })
 
+    it('never overwrites an app write that commits while a remote batch waits for its row', async () => {
+      await db.admin.query("INSERT INTO parents VALUES ('contested', 'before')")
+      // Sent and acknowledged: nothing of the row waits to be sent.
+      await repo.pendingChanges({ models: repo.models(), limit: 1000 })
+      await repo.transaction((tx) => tx.acknowledge(Number.MAX_SAFE_INTEGER, repo.models()))
+      const app = new pg.Client({ connectionString: db.url })
+      await app.connect()
+      try {
+        await app.query('BEGIN')
+        await app.query("UPDATE parents SET name = 'the app' WHERE id = 'contested'")
+        const retries = repo.stats().busyRetries
+        const applying = repo.applyRemoteBatch!({
+          groups: [
+            {
+              model: 'parents',
+              writes: [
+                { id: 'contested', row: { id: 'contested', name: 'the mesh' }, hash: 'm', doc: null },
+                { id: 'other', row: { id: 'other', name: 'the mesh' }, hash: 'o', doc: null },
+              ],
+              hold: [],
+            },
+          ],
+          checkpoints: [],
+        })
+        // The batch saw no captured change (the app has not committed) and waits for the row.
+        await waitFor(
+          async () =>
+            (
+              await db.admin.query(
+                "SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'",
+              )
+            ).rowCount,
+          { message: 'the batch waiting for the app’s row' },
+        )
+        await app.query('COMMIT')
+        const result = await applying
+        expect(result.groups[0]!.outcomes).toEqual([Outcome.held, Outcome.written])
+        expect(repo.stats().busyRetries).toBeGreaterThan(retries)
+      } finally {
+        await app.end()
+      }
+      expect(await repo.get('parents', 'contested')).toEqual({ id: 'contested', name: 'the app' })
+      expect(await repo.get('parents', 'other')).toEqual({ id: 'other', name: 'the mesh' })
+      expect((await repo.pendingChanges({ models: ['parents'], limit: 10 })).map((c) => c.id)).toEqual(['contested'])
+    })
+
     it('opens its LISTEN connection again when the server drops it, and wakes the listeners', async () => {
       let wakes = 0
       const off = repo.onChanges(() => {
