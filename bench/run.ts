@@ -13,6 +13,7 @@ import { dittoSuite } from './ditto.bench.js'
 import { engineSuite } from './engine.bench.js'
 import { type BenchResult, type BenchSuite, machine, makeContext } from './harness.js'
 import { instanceSuite } from './instance.bench.js'
+import { postgresSuite } from './postgres.bench.js'
 import { relationalSuite } from './relational.bench.js'
 import { replicationEncryptionSuite, replicationSuite } from './replication.bench.js'
 import { verifySuite } from './verify.bench.js'
@@ -32,6 +33,7 @@ const suites: BenchSuite[] = [
   compareReplicationSuite,
   dbLatencySuite,
   verifySuite,
+  postgresSuite,
 ]
 
 const args = process.argv.slice(2)

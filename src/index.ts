@@ -168,6 +168,12 @@ export type {
 } from './mesh/mesh-store.js'
 export type { FieldOperators, Filter, FilterScalar, OrderBy, Query, Scope, SortDirection } from './mesh/query.js'
 export { DEFAULT_MAX_DOC_BYTES } from './mesh/validate.js'
+export {
+  openPostgresRepository,
+  type PostgresRepository,
+  type PostgresRepositoryOptions,
+  type PostgresRepositoryState,
+} from './postgres/postgres-repository.js'
 // Replication of the builtin engine (openMesh opens a local store, or a replicated one with meshId and secret)
 export {
   type OpenReplicatedMeshOptions,

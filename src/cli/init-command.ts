@@ -4,8 +4,10 @@ import { basename, dirname, extname, relative, resolve } from 'node:path'
 import type { Command } from 'commander'
 import type { MeshmirrorConfig, TableMapping } from '../config/config-schema.js'
 import { configError } from '../config/load-config.js'
+import { readPostgresSchema } from '../config/postgres-schema.js'
 import { NO_KEY_REASON } from '../config/table-adapter.js'
-import { readDatabaseSchema } from '../config/table-schema.js'
+import { type DatabaseSchema, readDatabaseSchema } from '../config/table-schema.js'
+import { isPostgresUrl } from '../postgres/postgres-repository.js'
 import { integerOption } from './option-parsers.js'
 import { makeOutput, reportError } from './output.js'
 
@@ -17,6 +19,7 @@ Examples:
   $ meshmirror init --database ./pos.db --out ./till-2.config.json --port 4041 --peer ws://10.0.0.12:4040
   $ meshmirror init --database ./pos.db --force          # replace an existing config
   $ meshmirror init --database ./pos.db --backend ditto  # mirror into a Ditto mesh instead
+  $ meshmirror init --database postgres://mirror@db.example:5432/shop --out head-office.config.json
 
 Every table with a declared primary key (one column or several) is listed;
 tables without one, and virtual tables, are reported with the reason and
@@ -53,13 +56,23 @@ function integerKeyChoice(rows: number): { keys: 'local'; reason: string } {
   }
 }
 
+/** The key mode `init` writes for a Postgres table with a single integer key, and why. */
+const POSTGRES_INTEGER_KEY = {
+  keys: 'global' as const,
+  reason:
+    'the database allocates these keys itself (a sequence), so a key names the same row on every device. Rows tills create with their own integer keys arrive with text ids ("<device>:<key>"): mirror such a table into one with a text key.',
+}
+
 /** A starter config for a database: every mirrorable table, a fresh mesh id and secret. */
 export function starterConfig(
   databaseFile: string,
   configFile: string,
   options: { port?: number; peers?: string[]; backend?: 'builtin' | 'ditto' } = {},
+  /** The schema, read already (a Postgres database's, from its catalog). */
+  read?: DatabaseSchema,
 ): StarterConfig {
-  const schema = readDatabaseSchema(databaseFile, 'init', '--database')
+  const postgres = isPostgresUrl(databaseFile)
+  const schema = read ?? readDatabaseSchema(databaseFile, 'init', '--database')
   const tables: TableMapping[] = []
   const skipped: StarterConfig['skipped'] = []
   const keyModes: StarterConfig['keys'] = []
@@ -73,7 +86,7 @@ export function starterConfig(
       })
     } else if (keys.length === 0) skipped.push({ table: t.name, reason: NO_KEY_REASON })
     else if (keyColumns.length === 1 && keyColumns[0]!.type === 'integer') {
-      const choice = integerKeyChoice(t.rows)
+      const choice = postgres ? POSTGRES_INTEGER_KEY : integerKeyChoice(t.rows)
       tables.push({ table: t.name, id: keys[0]!, keys: choice.keys })
       keyModes.push({ table: t.name, ...choice })
     } else tables.push({ table: t.name, id: keys.length === 1 ? keys[0]! : keys })
@@ -83,13 +96,17 @@ export function starterConfig(
     const r = relative(base, p)
     return r.startsWith('.') || r.startsWith('/') ? r : `./${r}`
   }
-  const name = basename(databaseFile, extname(databaseFile))
-  const meshDir = (suffix: string) => rel(resolve(dirname(resolve(databaseFile)), `${name}-${suffix}`))
+  const name = postgres
+    ? decodeURIComponent(new URL(databaseFile).pathname.slice(1)) || 'postgres'
+    : basename(databaseFile, extname(databaseFile))
+  const meshDir = (suffix: string) =>
+    rel(resolve(postgres ? base : dirname(resolve(databaseFile)), `${name}-${suffix}`))
+  const database = postgres ? databaseFile : rel(resolve(databaseFile))
   const meshId = `${name.replace(/[^A-Za-z0-9_.:-]/g, '-')}-${randomBytes(3).toString('hex')}`
   const config: MeshmirrorConfig =
     options.backend === 'ditto'
       ? {
-          database: rel(resolve(databaseFile)),
+          database,
           mesh: {
             dir: meshDir('ditto'),
             strategy: 'shared',
@@ -100,7 +117,7 @@ export function starterConfig(
           tables,
         }
       : {
-          database: rel(resolve(databaseFile)),
+          database,
           mesh: { dir: meshDir('mesh'), strategy: 'shared' },
           meshId,
           secret: randomBytes(18).toString('base64url'),
@@ -115,8 +132,8 @@ export function starterConfig(
 export function registerInitCommand(program: Command): void {
   program
     .command('init')
-    .description('write a starter config for an existing SQLite database, listing its tables')
-    .requiredOption('--database <file>', 'the application’s SQLite database')
+    .description('write a starter config for an existing database (SQLite or Postgres), listing its tables')
+    .requiredOption('--database <file|url>', 'the application’s SQLite database, or a postgres:// URL')
     .option('-o, --out <file>', 'where to write the config', 'meshmirror.config.json')
     .option('--backend <name>', 'the mesh store: builtin or ditto', 'builtin')
     .option('--port <n>', 'the port to listen on (builtin; default 4040)', integerOption)
@@ -125,7 +142,7 @@ export function registerInitCommand(program: Command): void {
     .option('--json', 'print the result as one JSON document')
     .addHelpText('after', HELP)
     .action(
-      (opts: {
+      async (opts: {
         database: string
         out: string
         backend: string
@@ -163,11 +180,18 @@ export function registerInitCommand(program: Command): void {
             if (!PEER_URL.test(peer))
               throw configError('init', '--peer', `expected a ws:// or wss:// URL, got ${JSON.stringify(peer)}`)
           }
-          const { config, skipped, keys } = starterConfig(resolve(opts.database), out, {
-            backend,
-            ...(opts.port === undefined ? {} : { port: opts.port }),
-            ...(opts.peer ? { peers: opts.peer } : {}),
-          })
+          const postgres = isPostgresUrl(opts.database)
+          const schema = postgres ? await readPostgresSchema(opts.database, 'init', '--database') : undefined
+          const { config, skipped, keys } = starterConfig(
+            postgres ? opts.database : resolve(opts.database),
+            out,
+            {
+              backend,
+              ...(opts.port === undefined ? {} : { port: opts.port }),
+              ...(opts.peer ? { peers: opts.peer } : {}),
+            },
+            schema,
+          )
           try {
             writeFileSync(out, `${JSON.stringify(config, null, 2)}\n`)
           } catch (error) {

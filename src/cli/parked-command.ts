@@ -3,6 +3,7 @@ import Database from 'better-sqlite3'
 import type { Command } from 'commander'
 import { loadConfig } from '../config/load-config.js'
 import { ErrorCode, StorageError, ValidationError } from '../errors.js'
+import { isPostgresUrl, readPostgresParked, redactUrl } from '../postgres/postgres-repository.js'
 import { ParkedStore } from '../repository/parked-store.js'
 import type { ParkedDocument } from '../repository/repository.js'
 import { integerOption } from './option-parsers.js'
@@ -74,6 +75,30 @@ export function readParked(file: string, options: { state?: ParkedDocument['stat
   }
 }
 
+async function readParkedPostgres(
+  url: string,
+  syncSchema: string | undefined,
+  options: { state?: ParkedDocument['state']; limit: number },
+): Promise<ParkedReport> {
+  const r = await readPostgresParked(url, { ...options, ...(syncSchema ? { syncSchema } : {}) })
+  return {
+    database: redactUrl(url),
+    parked: r.parked,
+    refused: r.refused,
+    entries: r.entries.map((e) => ({
+      collection: e.model,
+      id: e.id,
+      state: e.state,
+      op: e.op,
+      reason: e.reason,
+      code: e.code,
+      waitsFor: e.waitsFor,
+      since: new Date(e.since).toISOString(),
+      attempts: e.attempts,
+    })),
+  }
+}
+
 /** `meshmirror parked -c CONFIG [--state S] [--limit N] [--json]`. */
 export function registerParkedCommand(program: Command): void {
   program
@@ -97,10 +122,13 @@ export function registerParkedCommand(program: Command): void {
           throw new ValidationError(ErrorCode.INVALID_OPTIONS, '--limit must be a positive integer.')
         }
         const config = await loadConfig(opts.config)
-        const report = readParked(config.database, {
+        const options = {
           ...(opts.state ? { state: opts.state as ParkedDocument['state'] } : {}),
           limit: opts.limit,
-        })
+        }
+        const report = isPostgresUrl(config.database)
+          ? await readParkedPostgres(config.database, config.postgres?.syncSchema, options)
+          : readParked(config.database, options)
         if (output.json) {
           output.out(JSON.stringify(report, null, 2))
           return

@@ -3,6 +3,7 @@ import { loadConfig } from '../config/load-config.js'
 import { openPeer, type RunningPeer } from '../config/start-peer.js'
 import { parseDashboardAddress } from '../dashboard/access.js'
 import type { Logger } from '../logger.js'
+import { redactUrl } from '../postgres/postgres-repository.js'
 import { ExitCode, makeOutput, type Output, reportError } from './output.js'
 import { attachDisplay } from './peer-display.js'
 
@@ -69,7 +70,7 @@ async function run(configFile: string, output: Output, dashboardAt: string | und
   if (output.json) attachJson(peer)
   else {
     const mesh = config.mesh.backend === 'ditto' ? 'Ditto mesh' : 'mesh'
-    output.out(`meshmirror: ${config.database} ⇄ ${mesh} ${peer.meshDir} (site ${peer.siteId})`)
+    output.out(`meshmirror: ${redactUrl(config.database)} ⇄ ${mesh} ${peer.meshDir} (site ${peer.siteId})`)
     output.out(`mirroring ${peer.models.adapters.map((a) => a.collection).join(', ')}; Ctrl-C stops`)
     detach = attachDisplay(peer, process.stdout)
     peer.on('dashboard', (d) => {
@@ -125,7 +126,7 @@ async function run(configFile: string, output: Output, dashboardAt: string | und
     emitJson('live', {
       siteId: peer.siteId,
       port: peer.port ?? null,
-      database: config.database,
+      database: redactUrl(config.database),
       meshDir: peer.meshDir,
     })
   } else if (config.listen) {

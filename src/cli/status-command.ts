@@ -98,6 +98,14 @@ function describeSnapshot(s: PeerSnapshot, ageSeconds: number | undefined): stri
   const lines: string[] = []
   lines.push(`  status     ${statusLine(s)} (${ageSeconds} s ago)`)
   lines.push(`  database   ${s.database}`)
+  if (s.repository) {
+    const r = s.repository
+    const oldest =
+      r.outbox.oldestAt === null ? '' : `, oldest ${Math.max(0, Date.parse(s.updatedAt) - r.outbox.oldestAt)} ms`
+    lines.push(
+      `  repository postgres: pool ${r.pool.total}/${r.pool.size} connections (${r.pool.idle} idle, ${r.pool.waiting} waiting), outbox ${r.outbox.depth}${oldest}, ${r.listening ? 'listening' : 'NOT LISTENING (reconnecting)'}`,
+    )
+  }
   lines.push(
     `  mesh       ${s.meshId}, site ${s.siteId}${s.listen ? `, listening on ${s.listen.host}:${s.listen.port}` : ''}`,
   )

@@ -126,8 +126,32 @@ const BUILTIN_ONLY = [
 
 export const configSchema = z
   .strictObject({
-    /** The application's SQLite database. It must exist: meshmirror mirrors it, never creates it. */
+    /**
+     * The application's database: a SQLite file, or a PostgreSQL database as
+     * a `postgres://user@host:5432/db` URL (`$ENV_NAME` reads either from the
+     * environment, keeping a password out of the file). It must exist:
+     * meshmirror mirrors it, never creates it.
+     */
     database: path,
+    /** Settings of a Postgres `database` (see docs/postgres.md). */
+    postgres: z
+      .strictObject({
+        /** The schema holding the app's tables. Default `public`. */
+        schema: z
+          .string()
+          .regex(/^[A-Za-z_][A-Za-z0-9_]{0,47}$/)
+          .optional(),
+        /** The schema meshmirror keeps its tables and trigger functions in. Default `meshmirror`. */
+        syncSchema: z
+          .string()
+          .regex(/^[A-Za-z_][A-Za-z0-9_]{0,47}$/)
+          .optional(),
+        /** Connections in the pool. Default 4. */
+        poolSize: z.int().min(2).optional(),
+        /** How long a write waits for a lock an app transaction holds before it steps back and retries. Default 500 ms. */
+        lockTimeoutMs: positiveInt.optional(),
+      })
+      .optional(),
     mesh: z.strictObject({
       /** The mesh persistence directory (created when missing). */
       dir: path,
@@ -221,6 +245,9 @@ export const configSchema = z
     path: ['previousSecrets'],
   })
   .superRefine((c, ctx) => {
+    if (c.postgres !== undefined && !/^postgres(ql)?:\/\//i.test(c.database)) {
+      ctx.addIssue({ code: 'custom', path: ['postgres'], message: 'applies only to a postgres:// database' })
+    }
     const ditto = c.mesh.backend === 'ditto'
     if (!ditto && c.secret === undefined) {
       ctx.addIssue({ code: 'custom', path: ['secret'], message: 'missing: expected string' })

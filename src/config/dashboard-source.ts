@@ -17,6 +17,7 @@ import { type Logger, silentLogger } from '../logger.js'
 import type { ConflictRecord } from '../mesh/conflict.js'
 import type { JsonValue } from '../mesh/document.js'
 import type { MeshStore } from '../mesh/mesh-store.js'
+import { isPostgresUrl } from '../postgres/postgres-repository.js'
 import type { ParkedDocument, Repository, Row } from '../repository/repository.js'
 import { Emitter } from '../util/emitter.js'
 import { configError, type ResolvedConfig } from './load-config.js'
@@ -216,7 +217,7 @@ export class PeerDashboardSource implements DashboardSource {
     const needle = text.trim()
     const def = this.peer.models.models.find((d) => d.name === t.model)
     // A `local`-keyed table names its rows by mesh ids the database does not hold: read them through the repository.
-    if (def?.keys === 'local') return this.scanFor(t, needle, limit)
+    if (def?.keys === 'local' || isPostgresUrl(this.peer.database)) return this.scanFor(t, needle, limit)
     const q = (name: string) => `"${name.replaceAll('"', '""')}"`
     const keys = t.keyColumns.length > 0 ? t.keyColumns : ['rowid']
     let sql = `SELECT ${keys.map(q).join(', ')} FROM ${q(t.table)}`

@@ -31,6 +31,21 @@ afterEach(() => {
 })
 
 describe('config', () => {
+  it('keeps a postgres:// database as written, reads one from the environment, and its options only with one', () => {
+    const url = 'postgres://mirror@db.example:5432/shop'
+    const c = parseConfig({ ...minimal, database: url, postgres: { schema: 'shop' } }, 'test.json', '/base/dir')
+    expect(c.database).toBe(url)
+    expect(c.postgres).toEqual({ schema: 'shop' })
+    process.env.MM_TEST_PG_URL = url
+    try {
+      expect(parseConfig({ ...minimal, database: '$MM_TEST_PG_URL' }, 'test.json', '/base').database).toBe(url)
+    } finally {
+      delete process.env.MM_TEST_PG_URL
+    }
+    expect(fails({ ...minimal, database: '$MM_TEST_PG_URL' }).key).toBe('database')
+    expect(fails({ ...minimal, postgres: { schema: 'shop' } }).key).toBe('postgres')
+  })
+
   it('resolves paths against the config file directory', () => {
     const c = parseConfig(minimal, 'test.json', '/base/dir')
     expect(c.database).toBe('/base/dir/pos.db')

@@ -91,6 +91,10 @@ function parseChecked(input: unknown, source: string, baseDir: string): Resolved
   if (typeof raw === 'object' && raw !== null) {
     const r = raw as { secret?: unknown; previousSecrets?: unknown }
     if (typeof r.secret === 'string') raw = { ...raw, secret: fromEnv(r.secret, source, 'secret') }
+    const database = (raw as { database?: unknown }).database
+    if (typeof database === 'string' && isEnvReference(database)) {
+      raw = { ...(raw as object), database: fromEnv(database, source, 'database') }
+    }
     if (Array.isArray(r.previousSecrets)) {
       const previous = r.previousSecrets.map((s: unknown, i) =>
         typeof s === 'string' ? fromEnv(s, source, `previousSecrets[${i}]`) : s,
@@ -116,7 +120,8 @@ function parseChecked(input: unknown, source: string, baseDir: string): Resolved
   const c = parsed.data
   const out: ResolvedConfig = {
     ...c,
-    database: resolve(baseDir, c.database),
+    // A Postgres URL is an address, not a path.
+    database: /^postgres(ql)?:\/\//i.test(c.database) ? c.database : resolve(baseDir, c.database),
     mesh: { ...c.mesh, dir: resolve(baseDir, c.mesh.dir) },
   }
   if (c.adapters) {

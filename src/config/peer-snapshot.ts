@@ -1,6 +1,7 @@
 import { hostname } from 'node:os'
 import type { SyncMetrics } from '../bridge/metrics.js'
 import type { MeshStore } from '../mesh/mesh-store.js'
+import { redactUrl } from '../postgres/postgres-repository.js'
 import type { Repository } from '../repository/repository.js'
 import type { ResolvedConfig } from './load-config.js'
 import type { ResolvedModels } from './resolve-models.js'
@@ -59,6 +60,8 @@ export interface SnapshotParts {
   rates: { apply: number; push: number }
   progress: PeerSnapshot['progress']
   lastError: string | undefined
+  /** The repository's own state, when it reports one (a Postgres pool and outbox). */
+  repository?: PeerSnapshot['repository']
 }
 
 /** The status snapshot of a peer, as `meshmirror status` and the `snapshot` event show it. */
@@ -75,7 +78,7 @@ export function buildSnapshot(p: SnapshotParts): PeerSnapshot {
     updatedAt: new Date(p.now).toISOString(),
     phase: p.phase,
     ...(config.file ? { config: config.file } : {}),
-    database: config.database,
+    database: redactUrl(config.database),
     meshDir: p.meshDir,
     meshId: config.meshId,
     siteId: p.siteId,
@@ -105,5 +108,6 @@ export function buildSnapshot(p: SnapshotParts): PeerSnapshot {
     },
     ...(p.progress ? { progress: p.progress } : {}),
     ...(p.lastError ? { lastError: p.lastError } : {}),
+    ...(p.repository ? { repository: p.repository } : {}),
   }
 }

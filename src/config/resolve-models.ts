@@ -1,7 +1,9 @@
 import { pathToFileURL } from 'node:url'
 import type { SyncAdapter, SyncContext } from '../bridge/adapter.js'
+import { isPostgresUrl } from '../postgres/postgres-repository.js'
 import type { ModelDefinition } from '../repository/model-definition.js'
 import { configError, type ResolvedConfig } from './load-config.js'
+import { readPostgresSchema } from './postgres-schema.js'
 import { mapTable } from './table-adapter.js'
 import { type DatabaseSchema, readDatabaseSchema } from './table-schema.js'
 
@@ -52,7 +54,9 @@ async function importAdapters(config: ResolvedConfig, source: string): Promise<[
  */
 export async function resolveModels(config: ResolvedConfig): Promise<ResolvedModels> {
   const source = config.file ?? 'config'
-  const schema = readDatabaseSchema(config.database, source)
+  const schema = isPostgresUrl(config.database)
+    ? await readPostgresSchema(config.database, source, 'database', config.postgres?.schema)
+    : readDatabaseSchema(config.database, source)
   const models: ModelDefinition[] = []
   const adapters: SyncAdapter[] = []
   const tables = new Set<string>()
@@ -80,7 +84,7 @@ export async function resolveModels(config: ResolvedConfig): Promise<ResolvedMod
       const table = m.table ?? m.name
       if (tables.has(table)) throw configError(source, 'adapters', `table ${table} is also in "tables"; map it once.`)
       if (!schema.tables.has(table)) {
-        throw configError(source, 'adapters', `model ${m.name}: no table ${table} in ${config.database}.`)
+        throw configError(source, 'adapters', `model ${m.name}: no table ${table} in ${schema.file}.`)
       }
     }
     models.push(...more)

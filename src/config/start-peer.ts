@@ -5,8 +5,15 @@ import type { RunningDashboard } from '../dashboard/server.js'
 import { type Logger, silentLogger } from '../logger.js'
 import type { ConflictRecord } from '../mesh/conflict.js'
 import type { MeshStore } from '../mesh/mesh-store.js'
+import {
+  isPostgresUrl,
+  openPostgresRepository,
+  type PostgresRepository,
+  redactUrl,
+} from '../postgres/postgres-repository.js'
 import type { PeerStatus } from '../replication/peer-session.js'
-import { openSqliteRepository, type SqliteRepository } from '../repository/sqlite-repository.js'
+import type { Repository } from '../repository/repository.js'
+import { openSqliteRepository } from '../repository/sqlite-repository.js'
 import { Emitter } from '../util/emitter.js'
 import { dashboardOptions, servePeerDashboard } from './dashboard-source.js'
 import type { ResolvedConfig } from './load-config.js'
@@ -117,7 +124,9 @@ export async function startPeer(config: ResolvedConfig, options: PeerOptions = {
 
 class Peer implements OpenedPeer {
   private readonly events = new Emitter<PeerEvents>(silentLogger)
-  private repository: SqliteRepository | undefined
+  private repository: Repository | undefined
+  /** The Postgres repository, when the database is one (its pool and outbox go into the snapshot). */
+  private postgres: PostgresRepository | undefined
   private registry: SyncRegistry | undefined
   private phase: PeerPhase = 'starting'
   private progress: PeerSnapshot['progress']
@@ -190,11 +199,21 @@ class Peer implements OpenedPeer {
 
   private async boot(): Promise<void> {
     this.persist()
-    this.repository = await openSqliteRepository({
-      file: this.config.database,
-      models: this.models.models,
-      ...(this.config.watchDatabase === false ? { watchFile: false } : {}),
-    })
+    if (isPostgresUrl(this.config.database)) {
+      const pgOptions = this.config.postgres ?? {}
+      this.postgres = await openPostgresRepository({
+        connectionString: this.config.database,
+        models: this.models.models,
+        ...pgOptions,
+      })
+      this.repository = this.postgres
+    } else {
+      this.repository = await openSqliteRepository({
+        file: this.config.database,
+        models: this.models.models,
+        ...(this.config.watchDatabase === false ? { watchFile: false } : {}),
+      })
+    }
     await this.connect()
     const registry = createSyncRegistry({
       mesh: this.mesh,
@@ -258,7 +277,7 @@ class Peer implements OpenedPeer {
     return servePeerDashboard(
       {
         backend: this.backend.kind,
-        database: this.config.database,
+        database: redactUrl(this.config.database),
         models: this.models,
         mesh: () => this.mesh,
         repository: () => this.repository,
@@ -294,6 +313,7 @@ class Peer implements OpenedPeer {
       push: this.pushRate.read(metrics?.pushed ?? 0, now),
     }
     const counts = this.storesClosed ? emptyCounts() : await countStores(this.mesh, this.repository, this.models)
+    const repositoryState = this.storesClosed || !this.postgres ? undefined : await this.postgres.state()
     return buildSnapshot({
       config: this.config,
       meshDir: this.instance.dir,
@@ -308,6 +328,7 @@ class Peer implements OpenedPeer {
       rates,
       progress: this.progress,
       lastError: this.lastError,
+      ...(repositoryState ? { repository: repositoryState } : {}),
     })
   }
 

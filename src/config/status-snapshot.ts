@@ -76,6 +76,16 @@ export interface PeerSnapshot {
   /** The latest progress of a long startup step. */
   progress?: { phase: string; model?: string; done: number; total?: number }
   lastError?: string
+  /** A Postgres repository's pool and outbox (absent for SQLite). */
+  repository?: {
+    kind: 'postgres'
+    pool: { size: number; total: number; idle: number; waiting: number }
+    /** Captured changes not yet sent, and the capture time of the oldest (ms since the epoch). */
+    outbox: { depth: number; oldestAt: number | null }
+    /** Whether the LISTEN connection that wakes the mirror is up. */
+    listening: boolean
+    listenReconnects: number
+  }
 }
 
 /** The warnings a snapshot calls for (from its fields, so a snapshot of an earlier version gets them too). */
