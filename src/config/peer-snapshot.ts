@@ -1,5 +1,6 @@
 import { hostname } from 'node:os'
 import type { SyncMetrics } from '../bridge/metrics.js'
+import type { HubStatus } from '../hub/hub-link.js'
 import type { MeshStore } from '../mesh/mesh-store.js'
 import type { Repository } from '../repository/repository.js'
 import type { ResolvedConfig } from './load-config.js'
@@ -52,6 +53,8 @@ export interface SnapshotParts {
   /** The port replication listens on, while it does. */
   listenPort: number | undefined
   peers: readonly PeerLink[]
+  /** The hub link, when there is one. */
+  hub?: HubStatus | undefined
   counts: StoreCounts
   /** The sync coordinator's metrics, once it runs. */
   metrics: SyncMetrics | undefined
@@ -84,6 +87,7 @@ export function buildSnapshot(p: SnapshotParts): PeerSnapshot {
       : {}),
     ...insecure,
     peers,
+    ...(p.hub ? { hub: hubSnapshot(p.hub) } : {}),
     ...(warnings.length > 0 ? { warnings } : {}),
     collections: p.counts.collections,
     tables: p.counts.tables,
@@ -104,5 +108,21 @@ export function buildSnapshot(p: SnapshotParts): PeerSnapshot {
     },
     ...(p.progress ? { progress: p.progress } : {}),
     ...(p.lastError ? { lastError: p.lastError } : {}),
+  }
+}
+
+function hubSnapshot(h: HubStatus): NonNullable<PeerSnapshot['hub']> {
+  return {
+    server: h.server,
+    state: h.state,
+    bucket: h.bucket,
+    prefix: h.prefix,
+    position: h.position,
+    lag: h.lag,
+    unpushed: h.unpushed,
+    pushed: h.pushed,
+    received: h.received,
+    caughtUp: h.caughtUp,
+    lastError: h.lastError,
   }
 }
