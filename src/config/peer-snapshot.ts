@@ -122,6 +122,8 @@ function hubSnapshot(h: HubStatus): NonNullable<PeerSnapshot['hub']> {
     unpushed: h.unpushed,
     pushed: h.pushed,
     received: h.received,
+    bytesSent: h.bytesSent,
+    bytesReceived: h.bytesReceived,
     caughtUp: h.caughtUp,
     lastError: h.lastError,
   }

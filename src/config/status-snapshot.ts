@@ -28,9 +28,7 @@ export interface PeerLink {
 }
 
 /** The hub link as the snapshot records it. */
-export type HubLinkSnapshot = Omit<HubStatus, 'caughtUp' | 'bytesSent' | 'bytesReceived' | 'retries'> & {
-  caughtUp: boolean
-}
+export type HubLinkSnapshot = Omit<HubStatus, 'retries'>
 
 /** What a running `meshmirror peer` writes to `<mesh dir>/meshmirror.status.json`, about once a second. */
 export interface PeerSnapshot {
