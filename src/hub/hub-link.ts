@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto'
 import { readFileSync } from 'node:fs'
-import { type ConsumerInfo, JetStreamApiError, jetstreamManager } from '@nats-io/jetstream'
+import { type ConsumerInfo, JetStreamApiError, jetstream, jetstreamManager } from '@nats-io/jetstream'
 import { type KV, type KvEntry, Kvm, type KvWatchEntry } from '@nats-io/kv'
 import {
   AuthorizationError,
@@ -85,6 +85,7 @@ interface Watch {
 
 const APPLY_BATCH = 500
 const PUSH_CHUNK = 256
+const WATCHDOG_MS = 3000
 
 /** Does `a` hold every write `b` holds? */
 function covers(a: VersionVector, b: VersionVector): boolean {
@@ -201,6 +202,7 @@ class Link implements HubLink {
   private pushing = false
   private pushAgain = false
   private pushTimer: NodeJS.Timeout | undefined
+  private watchdog: NodeJS.Timeout | undefined
   private pushFailures = 0
   private offCommit: (() => void) | undefined
   private counters = { pushed: 0, received: 0, retries: 0 }
@@ -323,6 +325,7 @@ class Link implements HubLink {
       this.schedulePush(0)
     })
     for (const w of this.watches) this.running.push(this.watchLoop(w))
+    this.startWatchdog()
   }
 
   private watchStatus(nc: NatsConnection): void {
@@ -331,6 +334,8 @@ class Link implements HubLink {
         if (s.type === 'disconnect' || s.type === 'reconnecting') this.setState('reconnecting')
         else if (s.type === 'reconnect') {
           this.setState('connected')
+          // A watch's consumer may have lived on the server that went: start each again from its position.
+          this.restartWatches()
           this.schedulePush(0)
         } else if (s.type === 'error') this.fail(hubError(s.error, this.servers, 'a request'))
       }
@@ -339,7 +344,8 @@ class Link implements HubLink {
 
   /** Opens the bucket; creates it (one revision per key) when it is missing and these credentials may. */
   private async bind(nc: NatsConnection): Promise<KV> {
-    const kvm = new Kvm(nc)
+    // Requests give up after 2 s: during a cluster's failover a retry on a fresh route beats a long wait.
+    const kvm = new Kvm(jetstream(nc, { timeout: 2000 }))
     const stream = `KV_${this.bucketName}`
     let exists = true
     try {
@@ -396,6 +402,29 @@ class Link implements HubLink {
       if (this.closed || gen !== this.generation) return
       await this.pause(attempt)
     }
+  }
+
+  /** Stops each watch's iterator; its loop starts it again from the position applied. */
+  private restartWatches(): void {
+    for (const w of this.watches) w.iter?.stop()
+  }
+
+  /**
+   * Checks every few seconds that each watch's consumer still exists on the
+   * hub: one lost with a server of a cluster while this till stays connected
+   * to another is otherwise noticed only late.
+   */
+  private startWatchdog(): void {
+    this.watchdog = setInterval(() => {
+      for (const w of this.watches) {
+        const consumer = (w.iter as unknown as { _data?: { info(cached: boolean): Promise<ConsumerInfo> } })?._data
+        if (!consumer || this.state !== 'connected') continue
+        consumer.info(false).catch(() => {
+          if (!this.closed) w.iter?.stop()
+        })
+      }
+    }, WATCHDOG_MS)
+    this.watchdog.unref()
   }
 
   private caughtUp(w: Watch): void {
@@ -590,6 +619,7 @@ class Link implements HubLink {
     this.abort.abort()
     this.offCommit?.()
     clearTimeout(this.pushTimer)
+    clearInterval(this.watchdog)
     for (const w of this.watches) w.iter?.stop()
     this.state = 'closed'
     this.events.emit('state', { state: 'closed' })

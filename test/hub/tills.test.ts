@@ -84,10 +84,13 @@ describe.skipIf(missing)('tills through the hub (real SQLite, real nats-server)'
     const [a, b, c] = tills as [(typeof tills)[0], (typeof tills)[0], (typeof tills)[0]]
     a.db.prepare("INSERT INTO products VALUES ('tea', 'Tea', 2), ('coffee', 'Coffee', 3), ('cake', 'Cake', 4)").run()
     a.db.prepare("INSERT INTO stock VALUES ('tea', 100)").run()
-    await waitFor(() => rows(c.db, 'products').length === 3 && rows(b.db, 'stock').length === 1, {
-      message: "a's rows on b and c",
-      timeout: 20_000,
-    })
+    // The rows the other tills change next must be there first: an UPDATE of a row not yet received changes nothing.
+    for (const t of [b, c]) {
+      await waitFor(() => rows(t.db, 'products').length === 3 && rows(t.db, 'stock').length === 1, {
+        message: "a's rows on b and c",
+        timeout: 30_000,
+      })
+    }
     b.db.prepare("UPDATE products SET price = 2.5 WHERE sku = 'tea'").run()
     c.db.prepare("DELETE FROM products WHERE sku = 'cake'").run()
     // Three tills sell tea at once: every sale counts.
