@@ -12,6 +12,7 @@ import { dbLatencySuite } from './db-latency.js'
 import { dittoSuite } from './ditto.bench.js'
 import { engineSuite } from './engine.bench.js'
 import { type BenchResult, type BenchSuite, machine, makeContext } from './harness.js'
+import { hubSuite } from './hub.bench.js'
 import { instanceSuite } from './instance.bench.js'
 import { relationalSuite } from './relational.bench.js'
 import { replicationEncryptionSuite, replicationSuite } from './replication.bench.js'
@@ -30,6 +31,7 @@ const suites: BenchSuite[] = [
   compareMemorySuite,
   compareReplicationSuite,
   dbLatencySuite,
+  hubSuite,
 ]
 
 const args = process.argv.slice(2)

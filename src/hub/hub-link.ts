@@ -86,6 +86,7 @@ interface Watch {
 const APPLY_BATCH = 500
 const PUSH_CHUNK = 256
 const WATCHDOG_MS = 3000
+const SAVE_PUSHED_MS = 1000
 
 /** Does `a` hold every write `b` holds? */
 function covers(a: VersionVector, b: VersionVector): boolean {
@@ -202,6 +203,8 @@ class Link implements HubLink {
   private pushing = false
   private pushAgain = false
   private pushTimer: NodeJS.Timeout | undefined
+  private saveTimer: NodeJS.Timeout | undefined
+  private savedPushedSeq = 0
   private watchdog: NodeJS.Timeout | undefined
   private pushFailures = 0
   private offCommit: (() => void) | undefined
@@ -296,6 +299,7 @@ class Link implements HubLink {
   private async run(): Promise<void> {
     for (const w of this.watches) w.position = await this.mesh.peerCursor(w.cursorName)
     this.pushedSeq = await this.mesh.peerCursor(this.pushCursorName)
+    this.savedPushedSeq = this.pushedSeq
     this.localSeq = (await this.mesh.stats()).sequence
     for (let attempt = 0; !this.closed; attempt++) {
       try {
@@ -521,7 +525,7 @@ class Link implements HubLink {
           if (this.closed) return
           if (chunk.cursor > this.pushedSeq) {
             this.pushedSeq = chunk.cursor
-            await this.mesh.applyRemote([], { from: this.pushCursorName, cursor: chunk.cursor })
+            this.savePushedSoon()
           }
           if (chunk.complete) break
         }
@@ -535,6 +539,30 @@ class Link implements HubLink {
       return
     } finally {
       this.pushing = false
+    }
+  }
+
+  /**
+   * Records how far this till has pushed, at most once a second: pushing
+   * again after a crash is harmless (the hub's state covers it and nothing
+   * is written), a write transaction per push is not free.
+   */
+  private savePushedSoon(): void {
+    if (this.saveTimer || this.closed) return
+    this.saveTimer = setTimeout(() => {
+      this.saveTimer = undefined
+      void this.savePushed()
+    }, SAVE_PUSHED_MS)
+  }
+
+  private async savePushed(): Promise<void> {
+    const seq = this.pushedSeq
+    if (seq <= this.savedPushedSeq) return
+    try {
+      await this.mesh.applyRemote([], { from: this.pushCursorName, cursor: seq })
+      this.savedPushedSeq = Math.max(this.savedPushedSeq, seq)
+    } catch {
+      // The store is closing: the next run pushes from the last position saved.
     }
   }
 
@@ -577,7 +605,8 @@ class Link implements HubLink {
       if (this.closed) return
       let known = this.known.get(key)
       let entry: KvEntry | null = null
-      if (attempt > 0 || !known) {
+      // A document the hub has not shown this till is most often new: try creating it before reading it.
+      if (attempt > 0) {
         entry = await kv.get(key)
         if (entry && entry.operation === 'PUT') {
           const hub = this.decode(entry)
@@ -628,6 +657,8 @@ class Link implements HubLink {
       await Promise.allSettled(this.running)
       // A push in flight finishes its current write; the connection closes under it otherwise.
       for (let i = 0; this.pushing && i < 100; i++) await delay(20)
+      clearTimeout(this.saveTimer)
+      await this.savePushed()
       await nc?.close().catch(() => undefined)
       this.events.clear()
     })()

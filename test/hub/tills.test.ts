@@ -111,6 +111,8 @@ describe.skipIf(missing)('tills through the hub (real SQLite, real nats-server)'
         { message: 'every till converged', timeout: 60_000 },
       )
     }
+    // Received changes count as commits to look through for sending, until the link has looked.
+    await waitFor(async () => (await a.peer.snapshot()).hub?.unpushed === 0, { message: 'nothing left to send' })
     const snap = await a.peer.snapshot()
     expect(snap.peers).toEqual([])
     expect(snap.hub).toMatchObject({ state: 'connected', prefix: 'hub-only', lag: 0, unpushed: 0 })
