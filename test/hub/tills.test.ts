@@ -5,6 +5,7 @@ import Database from 'better-sqlite3'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { parseConfig, type RunningPeer, startPeer } from '../../src/index.js'
 import { tempDirs, waitFor } from '../bridge/helpers/wait.js'
+import { runCli } from '../cli/helpers.js'
 import { type NatsServer, natsMissing, startNatsServer } from './nats-server.js'
 
 // Tills as they run in a shop: an app's SQLite database, meshmirror's peer
@@ -116,6 +117,18 @@ describe.skipIf(missing)('tills through the hub (real SQLite, real nats-server)'
     const snap = await a.peer.snapshot()
     expect(snap.peers).toEqual([])
     expect(snap.hub).toMatchObject({ state: 'connected', prefix: 'hub-only', lag: 0, unpushed: 0 })
+    // meshmirror status shows the link, read from the snapshot the peer keeps in its directory.
+    await waitFor(
+      async () => {
+        const r = await runCli(['status', '--dir', join(dir, 'a-mesh')])
+        return /hub +127\.0\.0\.1:\d+ connected, hub-only in bucket meshmirror, position \d+, lag 0, unsent 0/.test(
+          r.stdout,
+        )
+      },
+      { message: 'the hub line of meshmirror status', timeout: 20_000 },
+    )
+    const json = JSON.parse((await runCli(['status', '--dir', join(dir, 'a-mesh'), '--json'])).stdout)
+    expect(json.snapshot.hub).toMatchObject({ state: 'connected', prefix: 'hub-only' })
   }, 90_000)
 
   it('with the hub and the LAN at once, applies each change once and loops nowhere', async () => {
