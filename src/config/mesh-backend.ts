@@ -4,7 +4,7 @@ import { type DittoMeshInstance, dittoEngine, openDittoMesh } from '../ditto/eng
 import { builtinEngine } from '../engine/builtin-engine.js'
 import { diagnose, openMeshInstance } from '../engine/default-instance.js'
 import type { BuiltinMesh } from '../engine/types.js'
-import { type HubLink, type HubStatus, startHubLink } from '../hub/hub-link.js'
+import type { HubLink, HubStatus } from '../hub/hub-link.js'
 import type { HubCollection } from '../hub/hub-options.js'
 import { type Diagnosis, diagnoseDir } from '../instance/doctor.js'
 import type { LockOptions } from '../instance/lock.js'
@@ -139,6 +139,8 @@ class BuiltinBackend implements MeshBackend {
       for (const l of this.errorListeners) l(`replication: ${error.message}`)
     })
     if (c.hub) {
+      // The NATS client is loaded only by a peer that has a hub.
+      const { startHubLink } = await import('../hub/hub-link.js')
       const link = startHubLink(this.instance.store, {
         ...c.hub,
         ...(this.hubCollections ? { collections: this.hubCollections } : {}),
