@@ -338,6 +338,7 @@ class Link implements HubLink {
         if (s.type === 'disconnect' || s.type === 'reconnecting') this.setState('reconnecting')
         else if (s.type === 'reconnect') {
           this.setState('connected')
+          this.lastError = undefined
           // A watch's consumer may have lived on the server that went: start each again from its position.
           this.restartWatches()
           this.schedulePush(0)
@@ -464,9 +465,10 @@ class Link implements HubLink {
       if (e.operation !== 'PUT') continue
       this.counters.received++
       // Our own write coming back: the store holds it already.
-      if (this.mine.get(e.key) === e.revision) {
+      const mine = this.mine.get(e.key)
+      if (mine !== undefined && mine <= e.revision) {
         this.mine.delete(e.key)
-        continue
+        if (mine === e.revision) continue
       }
       const c = this.decode(e)
       if (!c || typeof c.meta?.v !== 'object' || c.meta.v === null) {
