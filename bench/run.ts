@@ -12,6 +12,7 @@ import { dbLatencySuite } from './db-latency.js'
 import { dittoSuite } from './ditto.bench.js'
 import { engineSuite } from './engine.bench.js'
 import { type BenchResult, type BenchSuite, machine, makeContext } from './harness.js'
+import { hubSuite } from './hub.bench.js'
 import { instanceSuite } from './instance.bench.js'
 import { postgresSuite } from './postgres.bench.js'
 import { relationalSuite } from './relational.bench.js'
@@ -34,6 +35,7 @@ const suites: BenchSuite[] = [
   dbLatencySuite,
   verifySuite,
   postgresSuite,
+  hubSuite,
 ]
 
 const args = process.argv.slice(2)

@@ -70,6 +70,10 @@ export const ErrorCode = {
   INVALID_CONFIG: 'INVALID_CONFIG',
   /** The address to listen on is taken by another process. */
   ADDRESS_IN_USE: 'ADDRESS_IN_USE',
+  /** The NATS hub cannot be reached, refused the credentials, or has no JetStream; `details.servers` names it. */
+  HUB_UNAVAILABLE: 'HUB_UNAVAILABLE',
+  /** The NATS hub refused a subject to these credentials (its permissions); `details.subject` names it. */
+  HUB_PERMISSION_DENIED: 'HUB_PERMISSION_DENIED',
 } as const
 
 /** Union of every stable error code. */

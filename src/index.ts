@@ -17,7 +17,7 @@ export {
 export type { RestoreCounts, RestoreOptions, RestoreReport } from './bridge/backup-restore.js'
 export type { CatchUpReport } from './bridge/catch-up.js'
 export { createSyncCoordinator, type SyncCoordinator, type SyncCoordinatorOptions } from './bridge/coordinator.js'
-export type { DriftedDocument, DriftKind, VerifyOptions, VerifyReport } from './bridge/drift-check.js'
+export type { DriftedDocument, DriftKind, VerifyOptions, VerifyReport } from './bridge/drift-report.js'
 export type { CoordinatorState, SyncEventListener, SyncEvents, SyncPhase } from './bridge/events.js'
 export type { NotifyResult } from './bridge/local-notify.js'
 export type { ModelMetrics, SyncMetrics } from './bridge/metrics.js'
@@ -57,7 +57,7 @@ export { type GenerateOptions, type GenerateResult, generate, ModelSourceError }
 export type { FieldSpec, FieldType, ModelSpec } from './codegen/model-spec.js'
 export type { ModelProblem } from './codegen/parse.js'
 // Config files and running a peer from one (`meshmirror peer`)
-export type { MeshmirrorConfig, TableMapping } from './config/config-schema.js'
+export type { HubConfig, MeshmirrorConfig, TableMapping } from './config/config-schema.js'
 export { loadConfig, parseConfig, type ResolvedConfig } from './config/load-config.js'
 export type { ResolvedModels } from './config/resolve-models.js'
 export {
@@ -68,7 +68,7 @@ export {
   type RunningPeer,
   startPeer,
 } from './config/start-peer.js'
-export type { PeerLink, PeerPhase, PeerSnapshot } from './config/status-snapshot.js'
+export type { HubLinkSnapshot, PeerLink, PeerPhase, PeerSnapshot } from './config/status-snapshot.js'
 export type { DatabaseSchema, TableColumn, TableSchema } from './config/table-schema.js'
 export type { DashboardOptions } from './dashboard/access.js'
 export type { RunningDashboard } from './dashboard/server.js'
@@ -109,6 +109,15 @@ export {
   StorageError,
   ValidationError,
 } from './errors.js'
+// The hub tier: a builtin mesh linked to a NATS JetStream hub (docs/hub.md)
+export {
+  type HubLink,
+  type HubLinkEvents,
+  type HubState,
+  type HubStatus,
+  startHubLink,
+} from './hub/hub-link.js'
+export type { HubCollection, HubOptions, HubTls } from './hub/hub-options.js'
 export type {
   AnyEngine,
   CleanupOptions,

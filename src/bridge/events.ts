@@ -1,5 +1,5 @@
 import type { SyncContext } from './adapter.js'
-import type { DriftedDocument } from './drift-check.js'
+import type { DriftedDocument } from './drift-report.js'
 
 /** Where a failure happened. */
 export type SyncPhase = 'catch-up' | 'observe' | 'apply' | 'drain' | 'seed' | 'restore' | 'notify' | 'verify' | 'close'

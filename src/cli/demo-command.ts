@@ -12,8 +12,15 @@ sells while disconnected and catches up. Then every database is checked:
 identical data, stock equal to initial stock minus everything sold on every
 till, and every order each till reported creating present everywhere.
 
+With --hub, a chain: two shops of N tills, each shop on its own LAN, the
+two bridged only by a NATS JetStream hub (a nats-server the demo starts on
+loopback; it must be installed). Shop B's line to the hub is cut for a
+while instead of one till going offline: its tills sell on and sync on their
+LAN, then catch up through the hub.
+
 Examples:
   $ npm run demo
+  $ meshmirror demo --hub --tills 3 --duration 20
   $ meshmirror demo --tills 5 --duration 30
   $ meshmirror demo --json | jq .checks        # progress goes to stderr
 
@@ -32,6 +39,11 @@ function print(v: DemoVerdict): string {
       (t) =>
         `  ${t.name}  created ${String(t.ordersCreated).padStart(4)} orders${t.restarts ? `, restarted ${t.restarts}×` : ''}  holds ${t.rows.orders} orders  data ${t.fingerprint}`,
     ),
+    ...(v.hub
+      ? [
+          `  hub ${v.hub.url}: shops ${v.hub.shops.join(', ')}; shop ${v.hub.cutOff} cut off from it for a while, ${v.hub.ordersWhileCutOff} orders made meanwhile`,
+        ]
+      : []),
     `  ${mark(v.checks.identical)} every database holds identical data`,
     `  ${mark(v.checks.stockConsistent)} stock = initial stock − units sold on every till, on every till`,
     `  ${mark(v.checks.nothingLost)} every order each till reported creating exists on every till`,
@@ -51,18 +63,23 @@ export function registerDemoCommand(program: Command): void {
   program
     .command('demo')
     .description('run a shop of tills in separate processes, crash one, cut one off, and check they converge')
-    .option('--tills <n>', 'number of tills (processes), 2-16', integerOption, 3)
+    .option('--tills <n>', 'number of tills (processes), 2-16 (per shop with --hub)', integerOption, 3)
+    .option(
+      '--hub',
+      'two shops, each on its LAN, bridged by a NATS JetStream hub; one shop cut off from it for a while',
+    )
     .option('--duration <seconds>', 'seconds of selling', numberOption, 10)
     .option('--keep', 'keep the shop directory (databases, mesh directories) for a look afterwards')
     .option('--json', 'print the verdict as one JSON document on stdout; progress goes to stderr')
     .addHelpText('after', HELP)
-    .action(async (opts: { tills: number; duration: number; keep?: boolean; json?: boolean }) => {
+    .action(async (opts: { tills: number; duration: number; keep?: boolean; json?: boolean; hub?: boolean }) => {
       const output = makeOutput(opts.json === true)
       try {
         const verdict = await runDemo({
           tills: opts.tills,
           durationSeconds: opts.duration,
           keep: opts.keep === true,
+          hub: opts.hub === true,
           onProgress: (line) => (output.json ? output.err(line) : output.out(line)),
         })
         output.out(output.json ? JSON.stringify(verdict, null, 2) : print(verdict))

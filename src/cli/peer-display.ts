@@ -16,6 +16,7 @@ export function statusLine(s: PeerSnapshot): string {
   return [
     s.phase,
     `${live} peer${live === 1 ? '' : 's'}`,
+    ...(s.hub ? [`hub ${s.hub.state}${s.hub.lag > 0 ? ` lag ${s.hub.lag}` : ''}`] : []),
     docs || 'no collections',
     `in ${s.sync.applyRate}/s`,
     `out ${s.sync.pushRate}/s`,

@@ -115,6 +115,13 @@ function describeSnapshot(s: PeerSnapshot, ageSeconds: number | undefined): stri
       `  peer       ${p.site ?? '?'} ${p.direction} ${p.remote} ${p.state}${plain}${p.throttled ? `, throttled ${p.throttled}×` : ''}${p.lastError ? ` (${p.lastError})` : ''}`,
     )
   }
+  if (s.hub) {
+    const h = s.hub
+    const position = Object.values(h.position)
+    lines.push(
+      `  hub        ${h.server ?? '?'} ${h.state}, ${h.prefix} in bucket ${h.bucket}, position ${position.length ? Math.max(...position) : 0}, lag ${h.lag}, unsent ${h.unpushed}, sent ${h.pushed}, received ${h.received}${h.caughtUp ? '' : ', catching up'}${h.lastError ? ` (${h.lastError})` : ''}`,
+    )
+  }
   for (const [c, n] of Object.entries(s.collections)) {
     const table = s.tables[c]
     lines.push(`  ${c.padEnd(10)} ${n} documents${table === undefined ? '' : `, ${table} rows`}`)

@@ -112,6 +112,78 @@ export const dittoMeshSchema = z.strictObject({
   diskLogs: z.boolean().optional(),
 })
 
+const credential = z.string().min(1)
+
+/**
+ * The hub tier (see docs/hub.md): a NATS JetStream server or cluster every
+ * shop's tills sync through, besides (or instead of) their LAN peers.
+ */
+export const hubSchema = z
+  .strictObject({
+    /** `nats://host:port` (or `tls://`, or `host:port`); several for a cluster. */
+    servers: z.union([
+      z.string().regex(/^((nats|tls):\/\/)?[^\s/]+(:\d{1,5})?$/, 'expected nats://host:port'),
+      z
+        .array(z.string().regex(/^((nats|tls):\/\/)?[^\s/]+(:\d{1,5})?$/, 'expected nats://host:port'))
+        .min(1, 'expected at least one server'),
+    ]),
+    /** User name (with `password`). */
+    user: credential.optional(),
+    /** `$ENV_NAME` reads it from the environment. */
+    password: credential.optional(),
+    /** A token; `$ENV_NAME` reads it from the environment. */
+    token: credential.optional(),
+    /** An nkey seed (`SU…`); `$ENV_NAME` reads it from the environment. */
+    nkeySeed: credential.optional(),
+    /** A `.creds` file (operator mode: a user JWT and its seed). */
+    credsFile: path.optional(),
+    /** `true` for TLS with the system's authorities, or PEM files. */
+    tls: z
+      .union([
+        z.boolean(),
+        z.strictObject({ caFile: path.optional(), certFile: path.optional(), keyFile: path.optional() }),
+      ])
+      .optional(),
+    /** The key-value bucket. Default `meshmirror`. */
+    bucket: z
+      .string()
+      .regex(/^[A-Za-z0-9_-]{1,64}$/, 'expected 1-64 characters from [A-Za-z0-9_-]')
+      .optional(),
+    /** This mesh's subjects on the hub (`chain.shop-a`): what the hub's permissions confine its credentials to. */
+    prefix: z
+      .string()
+      .max(128)
+      .regex(
+        /^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/,
+        'expected subject tokens of [A-Za-z0-9_-] separated by dots (e.g. "chain.shop-a")',
+      ),
+    /** Copies of the bucket in a JetStream cluster when this device creates it. Default 1. */
+    replicas: z.int().min(1).max(5).optional(),
+  })
+  .superRefine((h, ctx) => {
+    const kinds = (['token', 'user', 'nkeySeed', 'credsFile'] as const).filter((k) => h[k] !== undefined)
+    if (kinds.length > 1) {
+      ctx.addIssue({
+        code: 'custom',
+        path: [kinds[1]!],
+        message: `give one kind of credentials, not ${kinds.map((k) => JSON.stringify(k)).join(' and ')}`,
+      })
+    }
+    if (h.password !== undefined && h.user === undefined) {
+      ctx.addIssue({ code: 'custom', path: ['password'], message: 'needs "user"' })
+    }
+    if (h.nkeySeed !== undefined && !/^S[A-Z2-7]{57}$/.test(h.nkeySeed)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['nkeySeed'],
+        message: 'expected an nkey seed (58 characters starting with S)',
+      })
+    }
+    if (typeof h.tls === 'object' && (h.tls.certFile === undefined) !== (h.tls.keyFile === undefined)) {
+      ctx.addIssue({ code: 'custom', path: ['tls'], message: 'certFile and keyFile go together' })
+    }
+  })
+
 /** Keys that configure the builtin engine's replication, which a Ditto mesh does not use. */
 const BUILTIN_ONLY = [
   'secret',
@@ -122,6 +194,7 @@ const BUILTIN_ONLY = [
   'discovery',
   'reconnect',
   'limits',
+  'hub',
 ] as const
 
 export const configSchema = z
@@ -207,6 +280,12 @@ export const configSchema = z
         burstChanges: positiveInt.optional(),
       })
       .optional(),
+    /**
+     * Sync through a NATS JetStream hub too (or only: without `listen`,
+     * `peers` and `discovery`). Tables with a `scope` receive only their
+     * scope from the hub. See docs/hub.md.
+     */
+    hub: hubSchema.optional(),
     /** Reconnect backoff bounds towards peers. Default 100 ms to 10 s. */
     reconnect: z.strictObject({ minMs: nonNegative.optional(), maxMs: nonNegative.optional() }).optional(),
     tables: z.array(tableMappingSchema).optional(),
@@ -278,3 +357,4 @@ export const configSchema = z
 /** A meshmirror config file, as written. */
 export type MeshmirrorConfig = z.infer<typeof configSchema>
 export type TableMapping = z.infer<typeof tableMappingSchema>
+export type HubConfig = z.infer<typeof hubSchema>

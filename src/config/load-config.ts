@@ -71,6 +71,18 @@ function withDittoEnv(raw: unknown, source: string): unknown {
   return { ...(raw as object), mesh: { ...(mesh as object), ditto: out } }
 }
 
+/** `hub.password`, `hub.token` and `hub.nkeySeed` given as `$ENV_NAME`, read from the environment. */
+function withHubEnv(raw: unknown, source: string): unknown {
+  const hub = (raw as { hub?: unknown } | null)?.hub
+  if (typeof hub !== 'object' || hub === null || Array.isArray(hub)) return raw
+  const out: Record<string, unknown> = { ...(hub as Record<string, unknown>) }
+  for (const key of ['password', 'token', 'nkeySeed']) {
+    const value = out[key]
+    if (typeof value === 'string') out[key] = fromEnv(value, source, `hub.${key}`)
+  }
+  return { ...(raw as object), hub: out }
+}
+
 /**
  * Checks a config object against the schema and resolves its paths against
  * `baseDir`. Throws `INVALID_CONFIG` naming every offending key.
@@ -103,6 +115,7 @@ function parseChecked(input: unknown, source: string, baseDir: string): Resolved
     }
   }
   raw = withDittoEnv(raw, source)
+  raw = withHubEnv(raw, source)
   const parsed = configSchema.safeParse(raw)
   if (!parsed.success) {
     const issues = parsed.error.issues
@@ -123,6 +136,20 @@ function parseChecked(input: unknown, source: string, baseDir: string): Resolved
     // A Postgres URL is an address, not a path.
     database: /^postgres(ql)?:\/\//i.test(c.database) ? c.database : resolve(baseDir, c.database),
     mesh: { ...c.mesh, dir: resolve(baseDir, c.mesh.dir) },
+  }
+  if (c.hub) {
+    const h = c.hub
+    out.hub = {
+      ...h,
+      ...(h.credsFile ? { credsFile: resolve(baseDir, h.credsFile) } : {}),
+      ...(typeof h.tls === 'object'
+        ? {
+            tls: Object.fromEntries(
+              Object.entries(h.tls).map(([k, v]) => [k, typeof v === 'string' ? resolve(baseDir, v) : v]),
+            ),
+          }
+        : {}),
+    }
   }
   if (c.adapters) {
     const module = c.adapters.module

@@ -4,6 +4,8 @@ import { type DittoMeshInstance, dittoEngine, openDittoMesh } from '../ditto/eng
 import { builtinEngine } from '../engine/builtin-engine.js'
 import { diagnose, openMeshInstance } from '../engine/default-instance.js'
 import type { BuiltinMesh } from '../engine/types.js'
+import type { HubLink, HubStatus } from '../hub/hub-link.js'
+import type { HubCollection } from '../hub/hub-options.js'
 import { type Diagnosis, diagnoseDir } from '../instance/doctor.js'
 import type { LockOptions } from '../instance/lock.js'
 import type { EngineInstance } from '../instance/types.js'
@@ -27,6 +29,8 @@ export interface MeshBackend {
   readonly connected: boolean
   /** The links to other devices, as the status snapshot shows them. */
   peers(): PeerLink[]
+  /** The link to the hub, when the config has one and it is connected or connecting. */
+  hub(): HubStatus | undefined
   connect(): Promise<void>
   disconnect(): Promise<void>
   /** A link changed state (builtin replication only). */
@@ -38,7 +42,7 @@ export interface MeshBackend {
 /** Opens (locks) the config's mesh directory with its backend; nothing is linked until `connect()`. */
 export async function openMeshBackend(
   config: ResolvedConfig,
-  options: { logger: Logger; recordConflicts: string[] },
+  options: { logger: Logger; recordConflicts: string[]; hubCollections?: HubCollection[] },
 ): Promise<MeshBackend> {
   const mesh = config.mesh
   const common = {
@@ -60,12 +64,13 @@ export async function openMeshBackend(
     ...common,
     engine: builtinEngine(recordConflicts.length > 0 ? { recordConflicts } : {}),
   })
-  return new BuiltinBackend(config, instance, options.logger)
+  return new BuiltinBackend(config, instance, options.logger, options.hubCollections)
 }
 
 class BuiltinBackend implements MeshBackend {
   readonly kind = 'builtin'
   private replication: Replicator | undefined
+  private hubLink: HubLink | undefined
   private listenPort: number | undefined
   private readonly peerListeners: ((peer: PeerStatus) => void)[] = []
   private readonly errorListeners: ((message: string) => void)[] = []
@@ -74,8 +79,13 @@ class BuiltinBackend implements MeshBackend {
     private readonly config: ResolvedConfig,
     readonly instance: EngineInstance<BuiltinMesh>,
     private readonly logger: Logger,
+    private readonly hubCollections: HubCollection[] | undefined,
   ) {
     this.listenPort = config.listen?.port
+  }
+
+  hub(): HubStatus | undefined {
+    return this.hubLink?.status()
   }
 
   get port(): number | undefined {
@@ -128,12 +138,27 @@ class BuiltinBackend implements MeshBackend {
     replication.on('error', ({ error }) => {
       for (const l of this.errorListeners) l(`replication: ${error.message}`)
     })
+    if (c.hub) {
+      // The NATS client is loaded only by a peer that has a hub.
+      const { startHubLink } = await import('../hub/hub-link.js')
+      const link = startHubLink(this.instance.store, {
+        ...c.hub,
+        ...(this.hubCollections ? { collections: this.hubCollections } : {}),
+        logger: this.logger,
+      })
+      this.hubLink = link
+      link.on('error', ({ error }) => {
+        for (const l of this.errorListeners) l(`hub: ${error.code}: ${error.message}`)
+      })
+    }
   }
 
   async disconnect(): Promise<void> {
     const r = this.replication
+    const h = this.hubLink
     this.replication = undefined
-    await r?.close()
+    this.hubLink = undefined
+    await Promise.all([r?.close(), h?.close()])
   }
 
   onPeer(listener: (peer: PeerStatus) => void): void {
@@ -159,6 +184,10 @@ class DittoBackend implements MeshBackend {
 
   get connected(): boolean {
     return this.syncing
+  }
+
+  hub(): undefined {
+    return undefined
   }
 
   peers(): PeerLink[] {

@@ -1,5 +1,6 @@
 import { hostname } from 'node:os'
 import type { SyncMetrics } from '../bridge/metrics.js'
+import type { HubStatus } from '../hub/hub-link.js'
 import type { MeshStore } from '../mesh/mesh-store.js'
 import { redactUrl } from '../postgres/postgres-repository.js'
 import type { Repository } from '../repository/repository.js'
@@ -53,6 +54,8 @@ export interface SnapshotParts {
   /** The port replication listens on, while it does. */
   listenPort: number | undefined
   peers: readonly PeerLink[]
+  /** The hub link, when there is one. */
+  hub?: HubStatus | undefined
   counts: StoreCounts
   /** The sync coordinator's metrics, once it runs. */
   metrics: SyncMetrics | undefined
@@ -87,6 +90,7 @@ export function buildSnapshot(p: SnapshotParts): PeerSnapshot {
       : {}),
     ...insecure,
     peers,
+    ...(p.hub ? { hub: hubSnapshot(p.hub) } : {}),
     ...(warnings.length > 0 ? { warnings } : {}),
     collections: p.counts.collections,
     tables: p.counts.tables,
@@ -109,5 +113,23 @@ export function buildSnapshot(p: SnapshotParts): PeerSnapshot {
     ...(p.progress ? { progress: p.progress } : {}),
     ...(p.lastError ? { lastError: p.lastError } : {}),
     ...(p.repository ? { repository: p.repository } : {}),
+  }
+}
+
+function hubSnapshot(h: HubStatus): NonNullable<PeerSnapshot['hub']> {
+  return {
+    server: h.server,
+    state: h.state,
+    bucket: h.bucket,
+    prefix: h.prefix,
+    position: h.position,
+    lag: h.lag,
+    unpushed: h.unpushed,
+    pushed: h.pushed,
+    received: h.received,
+    bytesSent: h.bytesSent,
+    bytesReceived: h.bytesReceived,
+    caughtUp: h.caughtUp,
+    lastError: h.lastError,
   }
 }

@@ -2,9 +2,11 @@ import type { SyncEvents } from '../bridge/events.js'
 import { createSyncRegistry, type SyncRegistry } from '../bridge/registry.js'
 import type { DashboardOptions } from '../dashboard/access.js'
 import type { RunningDashboard } from '../dashboard/server.js'
+import type { HubCollection } from '../hub/hub-options.js'
 import { type Logger, silentLogger } from '../logger.js'
 import type { ConflictRecord } from '../mesh/conflict.js'
 import type { MeshStore } from '../mesh/mesh-store.js'
+import type { FilterScalar } from '../mesh/query.js'
 import {
   isPostgresUrl,
   openPostgresRepository,
@@ -77,7 +79,11 @@ export async function openPeer(config: ResolvedConfig, options: PeerOptions = {}
   if (dashboard && dashboard.port !== 0) {
     await probeListen({ host: dashboard.host ?? '127.0.0.1', port: dashboard.port }, config.file, 'dashboard')
   }
-  const backend = await openMeshBackend(config, { logger, recordConflicts: conflictCollections(config, models) })
+  const backend = await openMeshBackend(config, {
+    logger,
+    recordConflicts: conflictCollections(config, models),
+    ...(config.hub ? { hubCollections: hubCollections(models) } : {}),
+  })
   return new Peer(config, models, backend, logger, dashboard)
 }
 
@@ -89,6 +95,24 @@ export interface PeerOptions {
    * replaces); `false` turns a configured one off.
    */
   dashboard?: DashboardOptions | false
+}
+
+/**
+ * What a peer mirrors through the hub: each adapter's collection, with its
+ * scope when the adapter's filter is plain field values (`{ branch_id: 1 }`);
+ * any other filter receives the collection whole and the bridge keeps to the scope.
+ */
+function hubCollections(models: ResolvedModels): HubCollection[] {
+  return models.adapters.map((a) => {
+    const filter = a.observerQuery?.(models.context)
+    const plain =
+      filter &&
+      Object.keys(filter).length > 0 &&
+      Object.entries(filter).every(
+        ([k, v]) => !k.startsWith('$') && (v === null || ['string', 'number', 'boolean'].includes(typeof v)),
+      )
+    return plain ? { name: a.collection, scope: filter as Record<string, FilterScalar> } : { name: a.collection }
+  })
 }
 
 /** The collections of the table mappings with `recordConflicts: true`. */
@@ -323,6 +347,7 @@ class Peer implements OpenedPeer {
       phase: this.phase,
       listenPort: this.backend.port,
       peers: this.backend.peers(),
+      hub: this.backend.hub(),
       counts,
       metrics,
       rates,

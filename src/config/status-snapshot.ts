@@ -1,5 +1,6 @@
 import { readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
+import type { HubStatus } from '../hub/hub-link.js'
 import type { LinkSecurity } from '../replication/transport.js'
 
 /** Name of the status snapshot a running peer keeps in its mesh directory. */
@@ -26,6 +27,9 @@ export interface PeerLink {
   security?: LinkSecurity
 }
 
+/** The hub link as the snapshot records it. */
+export type HubLinkSnapshot = Omit<HubStatus, 'retries'>
+
 /** What a running `meshmirror peer` writes to `<mesh dir>/meshmirror.status.json`, about once a second. */
 export interface PeerSnapshot {
   version: 1
@@ -43,6 +47,8 @@ export interface PeerSnapshot {
   /** Set when the config asks for plain links (`insecure: true`). */
   insecure?: true
   peers: PeerLink[]
+  /** The link to the hub (config key `hub`): server, state, position, lag. */
+  hub?: HubLinkSnapshot
   /** What deserves attention: unencrypted links. */
   warnings?: string[]
   /** Documents per mirrored collection in the mesh. */

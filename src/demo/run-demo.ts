@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { setTimeout as delay } from 'node:timers/promises'
 import { ErrorCode, ValidationError } from '../errors.js'
+import { type DemoHub, type ShopLine, startDemoHub, startShopLine } from './hub-server.js'
 import { type TillMessage, TillProcess } from './till-process.js'
 import { type Checks, readTill, type TillData, type Verification, verify } from './verify.js'
 
@@ -19,6 +20,12 @@ export interface DemoOptions {
   keep?: boolean
   /** Receives a line of progress now and then. */
   onProgress?: (line: string) => void
+  /**
+   * Two shops of `tills` tills each, each shop on its own LAN, bridged by a
+   * NATS JetStream hub (a `nats-server` the demo starts); shop B's line to
+   * the hub is cut for a while instead of one till going offline.
+   */
+  hub?: boolean
 }
 
 /** One till in the verdict. */
@@ -51,6 +58,8 @@ export interface DemoVerdict {
   stockMismatches: Verification['stockMismatches']
   /** Sync errors the tills reported (counted and retried; not by themselves a failure). */
   syncErrors: string[]
+  /** With `hub`: the hub, and what shop B sold while cut off from it. */
+  hub?: { url: string; shops: string[]; cutOff: string; ordersWhileCutOff: number }
   dir?: string
 }
 
@@ -71,11 +80,25 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoVerdict> {
   }
   const progress = options.onProgress ?? (() => undefined)
   const root = mkdtempSync(join(tmpdir(), 'meshmirror-demo-'))
-  const shop = new Shop(root, n, options.saleIntervalMs ?? 100, progress)
+  let hub: { server: DemoHub; lines: ShopLine[] } | undefined
   try {
-    return await shop.run(duration, options.convergeTimeoutMs ?? 30_000, options.keep === true)
+    if (options.hub) {
+      const server = await startDemoHub(join(root, 'hub'))
+      hub = { server, lines: [await startShopLine(server.port), await startShopLine(server.port)] }
+    }
+  } catch (error) {
+    await hub?.server.stop()
+    rmSync(root, { recursive: true, force: true })
+    throw error
+  }
+  const shop = new Shop(root, n, options.saleIntervalMs ?? 100, progress, hub?.lines)
+  try {
+    const verdict = await shop.run(duration, options.convergeTimeoutMs ?? 30_000, options.keep === true)
+    return hub ? { ...verdict, hub: { ...verdict.hub!, url: hub.server.url } } : verdict
   } finally {
     await shop.close()
+    for (const l of hub?.lines ?? []) await l.close()
+    await hub?.server.stop()
     if (!options.keep) rmSync(root, { recursive: true, force: true })
   }
 }
@@ -90,16 +113,28 @@ class Shop {
   private readonly timeline: DemoVerdict['timeline'] = []
   private started = 0
   private soldOffline = 0
+  /** Tills in all: `n`, or `n` per shop with two shops on a hub. */
+  private readonly total: number
 
   constructor(
     private readonly root: string,
     private readonly n: number,
     private readonly intervalMs: number,
     private readonly progress: (line: string) => void,
-  ) {}
+    /** With a hub: each shop's line to it (shop A, shop B). */
+    private readonly lines?: ShopLine[],
+  ) {
+    this.total = lines ? 2 * n : n
+  }
 
   private name(i: number): string {
-    return `till-${i + 1}`
+    if (!this.lines) return `till-${i + 1}`
+    return `${i < this.n ? 'a' : 'b'}-till-${(i % this.n) + 1}`
+  }
+
+  /** The index of the first till of till i's shop: its LAN is the tills from there to i. */
+  private shopStart(i: number): number {
+    return this.lines && i >= this.n ? this.n : 0
   }
 
   private note(event: string): void {
@@ -127,9 +162,10 @@ class Shop {
         name,
         dir,
         port: this.ports[i] ?? 0,
-        peers: this.ports.slice(0, i).map((p) => `ws://127.0.0.1:${p}`),
+        peers: this.ports.slice(this.shopStart(i), i).map((p) => `ws://127.0.0.1:${p}`),
         catalogue: i === 0,
         intervalMs: this.intervalMs,
+        ...(this.lines ? { hub: this.lines[i < this.n ? 0 : 1]!.url } : {}),
       },
       (m) => this.onMessage(name, m),
     )
@@ -145,15 +181,20 @@ class Shop {
   }
 
   async run(duration: number, convergeTimeoutMs: number, keep: boolean): Promise<DemoVerdict> {
-    this.progress(`demo shop in ${this.root}: ${this.n} tills, ${duration} s of sales`)
+    this.progress(
+      this.lines
+        ? `demo chain in ${this.root}: 2 shops of ${this.n} tills, each shop on its LAN, both on a NATS hub; ${duration} s of sales`
+        : `demo shop in ${this.root}: ${this.n} tills, ${duration} s of sales`,
+    )
     await this.open(0)
-    this.progress(`till-1 open on ws://127.0.0.1:${this.ports[0]} with the catalogue`)
-    for (let i = 1; i < this.n; i++) {
+    this.progress(`${this.name(0)} open on ws://127.0.0.1:${this.ports[0]} with the catalogue`)
+    for (let i = 1; i < this.total; i++) {
       await this.open(i)
-      this.progress(`${this.name(i)} open on ws://127.0.0.1:${this.ports[i]}, catalogue received`)
+      const via = this.lines && i === this.n ? ' (through the hub)' : ''
+      this.progress(`${this.name(i)} open on ws://127.0.0.1:${this.ports[i]}, catalogue received${via}`)
     }
     this.started = Date.now()
-    this.note(`selling on ${this.n} tills, one sale every ${this.intervalMs} ms each`)
+    this.note(`selling on ${this.total} tills, one sale every ${this.intervalMs} ms each`)
     for (const t of this.tills) t.send('sell')
 
     const victim = 1
@@ -175,18 +216,21 @@ class Shop {
       this.note(`${this.name(victim)} restarted on the same directory, selling again`)
 
       await until(at(0.45))
-      this.tills[offline]!.send('offline')
-      await this.tills[offline]!.next('offline')
-      const before = this.created.get(this.name(offline)) ?? 0
-      this.note(`${this.name(offline)} disconnected from the other tills, still selling`)
-      await until(at(0.75))
-      // A slow restart above can eat the window: stay cut off until the till has sold while apart.
-      const cap = Date.now() + duration * 1000
-      while ((this.created.get(this.name(offline)) ?? 0) === before && Date.now() < cap) await delay(20)
-      this.tills[offline]!.send('online')
-      await this.tills[offline]!.next('online')
-      this.soldOffline = (this.created.get(this.name(offline)) ?? 0) - before
-      this.note(`${this.name(offline)} reconnected with ${this.soldOffline} orders made while cut off, catching up`)
+      if (this.lines) await this.cutShop(duration, until, at(0.75))
+      else {
+        this.tills[offline]!.send('offline')
+        await this.tills[offline]!.next('offline')
+        const before = this.created.get(this.name(offline)) ?? 0
+        this.note(`${this.name(offline)} disconnected from the other tills, still selling`)
+        await until(at(0.75))
+        // A slow restart above can eat the window: stay cut off until the till has sold while apart.
+        const cap = Date.now() + duration * 1000
+        while ((this.created.get(this.name(offline)) ?? 0) === before && Date.now() < cap) await delay(20)
+        this.tills[offline]!.send('online')
+        await this.tills[offline]!.next('online')
+        this.soldOffline = (this.created.get(this.name(offline)) ?? 0) - before
+        this.note(`${this.name(offline)} reconnected with ${this.soldOffline} orders made while cut off, catching up`)
+      }
 
       await until(at(1))
     } finally {
@@ -212,7 +256,7 @@ class Shop {
     const convergedAfterMs = converged ? Date.now() - stoppedAt : null
     this.note(
       converged
-        ? `all ${this.n} databases agree (${convergedAfterMs} ms after the last sale)`
+        ? `all ${this.total} databases agree (${convergedAfterMs} ms after the last sale)`
         : 'the tills do not agree',
     )
     const first = data[0]!
@@ -236,8 +280,23 @@ class Shop {
       lost: result.lost,
       stockMismatches: result.stockMismatches,
       syncErrors: this.syncErrors,
+      ...(this.lines ? { hub: { url: '', shops: ['a', 'b'], cutOff: 'b', ordersWhileCutOff: this.soldOffline } } : {}),
       ...(keep ? { dir: this.root } : {}),
     }
+  }
+
+  /** Cuts shop B's line to the hub until `end` (and until it sold while cut off); its LAN goes on. */
+  private async cutShop(duration: number, until: (time: number) => Promise<void>, end: number): Promise<void> {
+    const shopB = () => this.tills.slice(this.n).reduce((s, t) => s + (this.created.get(t.args.name) ?? 0), 0)
+    const before = shopB()
+    this.lines![1]!.cut()
+    this.note('shop B cut off from the hub (its line is down); its tills go on selling and syncing on their LAN')
+    await until(end)
+    const cap = Date.now() + duration * 1000
+    while (shopB() === before && Date.now() < cap) await delay(20)
+    this.lines![1]!.restore()
+    this.soldOffline = shopB() - before
+    this.note(`shop B back on the hub with ${this.soldOffline} orders made while cut off, catching up`)
   }
 
   private counts(): string {

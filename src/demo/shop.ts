@@ -50,8 +50,11 @@ export const CATALOGUE: readonly { id: string; name: string; price: number }[] =
   { id: 'p-sandwich', name: 'Sandwich', price: 450 },
 ]
 
-/** The meshmirror config of one till: the shop's four tables, stock as a counter. */
-export function tillConfig(dir: string, port: number, peers: readonly string[]): MeshmirrorConfig {
+/**
+ * The meshmirror config of one till: the shop's four tables, stock as a
+ * counter; with `hub`, it also syncs through the chain's NATS hub.
+ */
+export function tillConfig(dir: string, port: number, peers: readonly string[], hub?: string): MeshmirrorConfig {
   return {
     database: join(dir, 'till.db'),
     mesh: { dir: join(dir, 'mesh'), strategy: 'shared', onLocked: 'wait', lockTimeoutMs: 10_000 },
@@ -67,5 +70,6 @@ export function tillConfig(dir: string, port: number, peers: readonly string[]):
       { table: 'counters' },
     ],
     statusIntervalMs: 500,
+    ...(hub ? { hub: { servers: hub, prefix: 'demo-chain' } } : {}),
   }
 }

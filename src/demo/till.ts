@@ -17,6 +17,8 @@ export interface TillArgs {
   catalogue: boolean
   /** One sale every this many ms. */
   intervalMs: number
+  /** The chain's NATS hub, when the shop syncs through one. */
+  hub?: string
 }
 
 const args = JSON.parse(process.argv[2]!) as TillArgs
@@ -37,7 +39,7 @@ if (args.catalogue) {
   })()
 }
 
-const config = parseConfig(tillConfig(args.dir, args.port, args.peers), `${args.name} config`, args.dir)
+const config = parseConfig(tillConfig(args.dir, args.port, args.peers, args.hub), `${args.name} config`, args.dir)
 const peer = await startPeer(config)
 peer.on('error', (e) => say({ t: 'error', phase: e.phase, message: String((e.error as Error)?.message ?? e.error) }))
 peer.on('rejected', (r) => say({ t: 'error', phase: 'rejected', message: `${r.model}/${r.id}: ${r.message}` }))

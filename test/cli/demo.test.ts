@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process'
 import { describe, expect, it } from 'vitest'
+import { natsMissing } from '../hub/nats-server.js'
 
 function run(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
@@ -40,6 +41,25 @@ describe('meshmirror demo', () => {
     expect(r.stderr).toContain('killed (SIGKILL)')
     expect(r.stderr).toContain('reconnected')
   }, 60_000)
+
+  it.skipIf(natsMissing())(
+    'with --hub, runs two shops on their LANs bridged by a NATS hub, one cut off from it for a while',
+    async () => {
+      const r = await run(['demo', '--hub', '--json', '--tills', '2', '--duration', '6'])
+      expect(r.code, r.stderr).toBe(0)
+      const v = JSON.parse(r.stdout)
+      expect(v.converged).toBe(true)
+      expect(v.tills.map((t: { name: string }) => t.name)).toEqual(['a-till-1', 'a-till-2', 'b-till-1', 'b-till-2'])
+      expect(new Set(v.tills.map((t: { fingerprint: string }) => t.fingerprint)).size).toBe(1)
+      expect(v.hub).toMatchObject({ shops: ['a', 'b'], cutOff: 'b' })
+      expect(v.hub.url).toMatch(/^nats:\/\/127\.0\.0\.1:\d+$/)
+      expect(v.hub.ordersWhileCutOff).toBeGreaterThan(0)
+      // Shop B's tills got the catalogue that shop A's first till entered: only the hub links the shops.
+      for (const t of v.tills) expect(t.rows.products).toBe(8)
+      expect(r.stderr).toContain('shop B cut off from the hub')
+    },
+    120_000,
+  )
 
   it('refuses a shop of one till', async () => {
     const r = await run(['demo', '--tills', '1', '--json'])

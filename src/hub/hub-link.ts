@@ -1,0 +1,672 @@
+import { createHash } from 'node:crypto'
+import { readFileSync } from 'node:fs'
+import { type ConsumerInfo, JetStreamApiError, jetstream, jetstreamManager } from '@nats-io/jetstream'
+import { type KV, type KvEntry, Kvm, type KvWatchEntry } from '@nats-io/kv'
+import {
+  AuthorizationError,
+  type ConnectionOptions,
+  connect,
+  credsAuthenticator,
+  type NatsConnection,
+  nkeyAuthenticator,
+  PermissionViolationError,
+  type QueuedIterator,
+} from '@nats-io/transport-node'
+import type { BuiltinMesh, RemoteChange, VersionVector } from '../engine/types.js'
+import { ErrorCode, MeshmirrorError } from '../errors.js'
+import { silentLogger } from '../logger.js'
+import type { FilterScalar } from '../mesh/query.js'
+import { backoffMs } from '../util/backoff.js'
+import { delay } from '../util/delay.js'
+import { Emitter } from '../util/emitter.js'
+import { assertHubOptions, type HubOptions } from './hub-options.js'
+import { docKey, parseKey, scopeToken, UNSCOPED } from './keys.js'
+
+/** Where the link to the hub is. */
+export type HubState = 'connecting' | 'connected' | 'reconnecting' | 'closed'
+
+/** The hub link as `status` and the status snapshot show it. */
+export interface HubStatus {
+  /** The server the link is on (or last tried). */
+  server: string | undefined
+  state: HubState
+  bucket: string
+  prefix: string
+  /** The hub's revision this till has applied up to, per subject filter. */
+  position: Record<string, number>
+  /** Documents on the hub this till has not applied yet (as of the last delivery). */
+  lag: number
+  /** Local changes not yet sent to the hub. */
+  unpushed: number
+  /** Documents written to the hub. */
+  pushed: number
+  /** Documents received from the hub (their own writes coming back included). */
+  received: number
+  /** Writes that found the document changed on the hub since it was read, and were merged again. */
+  retries: number
+  bytesSent: number
+  bytesReceived: number
+  /** True once every filter has caught up with the hub at least once in this run. */
+  caughtUp: boolean
+  lastError: string | undefined
+}
+
+export interface HubLinkEvents {
+  /** Something failed; the link retries. `error.code` is `HUB_UNAVAILABLE` or `HUB_PERMISSION_DENIED` when it is the hub's answer. */
+  error: { error: MeshmirrorError }
+  state: { state: HubState }
+  /** Every filter is caught up with the hub. */
+  'caught-up': Record<string, never>
+}
+
+/** A till's link to the hub: pushes its mesh's commits and applies everyone else's. */
+export interface HubLink extends AsyncDisposable {
+  status(): HubStatus
+  on<E extends keyof HubLinkEvents>(event: E, listener: (payload: HubLinkEvents[E]) => void): () => void
+  close(): Promise<void>
+}
+
+/** What is known of a document on the hub: the revision and the writes its state holds. */
+interface Known {
+  rev: number
+  v: VersionVector
+}
+
+interface Watch {
+  /** Key filter inside the bucket. */
+  key: string
+  /** The name the position is recorded under in the mesh store. */
+  cursorName: string
+  position: number
+  pending: number
+  caughtUp: boolean
+  iter: QueuedIterator<KvWatchEntry> | undefined
+}
+
+const APPLY_BATCH = 500
+const PUSH_CHUNK = 256
+const WATCHDOG_MS = 3000
+const SAVE_PUSHED_MS = 1000
+
+/** Does `a` hold every write `b` holds? */
+function covers(a: VersionVector, b: VersionVector): boolean {
+  for (const site of Object.keys(b)) if ((a[site] ?? 0) < b[site]!) return false
+  return true
+}
+
+function hashName(prefix: string, text: string): string {
+  return `${prefix}${createHash('sha256').update(text).digest('hex').slice(0, 40)}`
+}
+
+/** The hub's answer as a meshmirror error: a refused subject, refused credentials, or no hub. */
+export function hubError(error: unknown, servers: readonly string[], what: string): MeshmirrorError {
+  if (error instanceof MeshmirrorError) return error
+  const e = error as Error
+  const perm =
+    error instanceof PermissionViolationError ||
+    (error as { cause?: unknown })?.cause instanceof PermissionViolationError ||
+    /permissions violation/i.test(String(e?.message))
+  if (perm) {
+    const pv = (error instanceof PermissionViolationError ? error : (error as { cause?: unknown }).cause) as
+      | PermissionViolationError
+      | undefined
+    const subject = pv?.subject
+    return new MeshmirrorError(
+      ErrorCode.HUB_PERMISSION_DENIED,
+      `The hub refused ${what}${subject ? ` (subject ${subject})` : ''} to these credentials: ${e.message}. Check the hub's permissions for this till, and its "prefix".`,
+      { cause: error, details: { servers, subject } },
+    )
+  }
+  const auth = error instanceof AuthorizationError || /authoriz|authentic/i.test(String(e?.message))
+  return new MeshmirrorError(
+    ErrorCode.HUB_UNAVAILABLE,
+    auth
+      ? `The hub at ${servers.join(', ')} refused the credentials: ${e.message}`
+      : `The hub at ${servers.join(', ')} failed ${what}: ${e?.message ?? String(error)}`,
+    { cause: error, details: { servers } },
+  )
+}
+
+function connectOptions(o: HubOptions, name: string): ConnectionOptions {
+  const servers = typeof o.servers === 'string' ? [o.servers] : [...o.servers]
+  const tls =
+    o.tls === undefined || o.tls === false
+      ? {}
+      : {
+          tls:
+            o.tls === true
+              ? {}
+              : {
+                  ...(o.tls.caFile ? { caFile: o.tls.caFile } : {}),
+                  ...(o.tls.certFile ? { certFile: o.tls.certFile } : {}),
+                  ...(o.tls.keyFile ? { keyFile: o.tls.keyFile } : {}),
+                },
+        }
+  let auth: Partial<ConnectionOptions> = {}
+  if (o.token !== undefined) auth = { token: o.token }
+  else if (o.user !== undefined) auth = { user: o.user, ...(o.password !== undefined ? { pass: o.password } : {}) }
+  else if (o.nkeySeed !== undefined) auth = { authenticator: nkeyAuthenticator(new TextEncoder().encode(o.nkeySeed)) }
+  else if (o.credsFile !== undefined) {
+    const file = o.credsFile
+    // Read at each connect, so a renewed file is picked up.
+    auth = { authenticator: credsAuthenticator(() => readFileSync(file)) }
+  }
+  return {
+    servers,
+    name,
+    maxReconnectAttempts: -1,
+    reconnectTimeWait: o.reconnect?.minMs ?? 250,
+    reconnectJitter: 100,
+    pingInterval: 5_000,
+    maxPingOut: 2,
+    ...auth,
+    ...tls,
+  }
+}
+
+/**
+ * Links a builtin mesh to a NATS JetStream hub. Returns at once: the link
+ * connects (and reconnects) in the background; `status()` and the `error`
+ * event tell how it goes.
+ *
+ * Each document is one key of a key-value bucket holding only its latest
+ * revision: its full merge state, so a till merges what it reads exactly as
+ * a peer's change. A write reads the document's revision and writes only on
+ * top of it; when another till got there first, the two states are merged
+ * here and written again. The link applies what others wrote through the
+ * same merge peer links use, each batch together with its position on the
+ * hub, so a restart resumes where it stopped.
+ */
+export function startHubLink(mesh: BuiltinMesh, options: HubOptions): HubLink {
+  assertHubOptions(options)
+  return new Link(mesh, options)
+}
+
+class Link implements HubLink {
+  private readonly events: Emitter<HubLinkEvents>
+  private readonly servers: string[]
+  private readonly bucketName: string
+  private readonly prefix: string
+  private readonly logger
+  /** Collections mirrored, with their scope fields (sorted) and this till's token; undefined: all, whole. */
+  private readonly collections: Map<string, { fields: string[]; token: string }> | undefined
+  private readonly watches: Watch[]
+  private readonly pushCursorName: string
+  private nc: NatsConnection | undefined
+  private kv: KV | undefined
+  private state: HubState = 'connecting'
+  private closed = false
+  private readonly known = new Map<string, Known>()
+  /** Keys this till wrote at the revision it wrote them: their echo is not applied again. */
+  private readonly mine = new Map<string, number>()
+  private pushedSeq = 0
+  private pushing = false
+  private pushAgain = false
+  private pushTimer: NodeJS.Timeout | undefined
+  private saveTimer: NodeJS.Timeout | undefined
+  private savedPushedSeq = 0
+  private watchdog: NodeJS.Timeout | undefined
+  private pushFailures = 0
+  private offCommit: (() => void) | undefined
+  private counters = { pushed: 0, received: 0, retries: 0 }
+  private lastError: string | undefined
+  private running: Promise<void>[] = []
+  private readonly abort = new AbortController()
+  private generation = 0
+
+  constructor(
+    private readonly mesh: BuiltinMesh,
+    private readonly o: HubOptions,
+  ) {
+    this.logger = o.logger ?? silentLogger
+    this.events = new Emitter(this.logger)
+    this.servers = typeof o.servers === 'string' ? [o.servers] : [...o.servers]
+    this.bucketName = o.bucket ?? 'meshmirror'
+    this.prefix = o.prefix
+    if (o.collections) {
+      this.collections = new Map()
+      for (const c of o.collections) {
+        const fields = Object.keys(c.scope ?? {}).sort()
+        const values = fields.map((f) => c.scope![f] as FilterScalar)
+        this.collections.set(c.name, { fields, token: scopeToken(fields, values) })
+      }
+    }
+    const keys = this.collections
+      ? [...this.collections].map(([name, c]) => `${this.prefix}.${name}.${c.fields.length ? c.token : UNSCOPED}.*`)
+      : [`${this.prefix}.>`]
+    this.watches = keys.map((key) => ({
+      key,
+      cursorName: hashName('hub-', `${this.bucketName}|${key}`),
+      position: 0,
+      pending: 0,
+      caughtUp: false,
+      iter: undefined,
+    }))
+    this.pushCursorName = hashName('hubout-', `${this.bucketName}|${keys.join(',')}`)
+    this.running.push(this.run())
+  }
+
+  on<E extends keyof HubLinkEvents>(event: E, listener: (payload: HubLinkEvents[E]) => void): () => void {
+    return this.events.on(event, listener)
+  }
+
+  status(): HubStatus {
+    const stats = this.nc?.stats()
+    const position: Record<string, number> = {}
+    for (const w of this.watches) position[w.key] = w.position
+    return {
+      server: this.nc?.getServer() ?? this.servers[0],
+      state: this.state,
+      bucket: this.bucketName,
+      prefix: this.prefix,
+      position,
+      lag: this.watches.reduce((n, w) => n + w.pending, 0),
+      unpushed: Math.max(0, this.localSeq - this.pushedSeq),
+      ...this.counters,
+      bytesSent: stats?.outBytes ?? 0,
+      bytesReceived: stats?.inBytes ?? 0,
+      caughtUp: this.watches.every((w) => w.caughtUp),
+      lastError: this.lastError,
+    }
+  }
+
+  private localSeq = 0
+
+  /** Waits before retry `attempt`; cut short by close. */
+  private pause(attempt: number): Promise<void> {
+    const ms = backoffMs(attempt, {
+      initialMs: this.o.reconnect?.minMs ?? 250,
+      maxMs: this.o.reconnect?.maxMs ?? 5000,
+      jitter: true,
+    })
+    return delay(ms, this.abort.signal).catch(() => undefined)
+  }
+
+  private setState(state: HubState): void {
+    if (this.state === state || this.state === 'closed') return
+    this.state = state
+    this.events.emit('state', { state })
+  }
+
+  private fail(error: MeshmirrorError): void {
+    if (this.closed) return
+    this.lastError = `${error.code}: ${error.message}`
+    this.logger.warn('hub link', { error: this.lastError })
+    this.events.emit('error', { error })
+  }
+
+  /** Connects (again and again until it works), binds the bucket, then watches and pushes. */
+  private async run(): Promise<void> {
+    for (const w of this.watches) w.position = await this.mesh.peerCursor(w.cursorName)
+    this.pushedSeq = await this.mesh.peerCursor(this.pushCursorName)
+    this.savedPushedSeq = this.pushedSeq
+    this.localSeq = (await this.mesh.stats()).sequence
+    for (let attempt = 0; !this.closed; attempt++) {
+      try {
+        const nc = await connect(connectOptions(this.o, this.o.name ?? this.mesh.siteId))
+        if (this.closed) {
+          await nc.close()
+          return
+        }
+        this.nc = nc
+        this.watchStatus(nc)
+        this.kv = await this.bind(nc)
+        break
+      } catch (e) {
+        if (this.nc) {
+          await this.nc.close().catch(() => undefined)
+          this.nc = undefined
+        }
+        this.fail(hubError(e, this.servers, 'the connection'))
+        await this.pause(attempt)
+      }
+    }
+    if (this.closed) return
+    this.setState('connected')
+    this.lastError = undefined
+    this.offCommit = this.mesh.onCommit((seq) => {
+      this.localSeq = seq
+      this.schedulePush(0)
+    })
+    for (const w of this.watches) this.running.push(this.watchLoop(w))
+    this.startWatchdog()
+  }
+
+  private watchStatus(nc: NatsConnection): void {
+    void (async () => {
+      for await (const s of nc.status()) {
+        if (s.type === 'disconnect' || s.type === 'reconnecting') this.setState('reconnecting')
+        else if (s.type === 'reconnect') {
+          this.setState('connected')
+          this.lastError = undefined
+          // A watch's consumer may have lived on the server that went: start each again from its position.
+          this.restartWatches()
+          this.schedulePush(0)
+        } else if (s.type === 'error') this.fail(hubError(s.error, this.servers, 'a request'))
+      }
+    })().catch(() => undefined)
+  }
+
+  /** Opens the bucket; creates it (one revision per key) when it is missing and these credentials may. */
+  private async bind(nc: NatsConnection): Promise<KV> {
+    // Requests give up after 2 s: during a cluster's failover a retry on a fresh route beats a long wait.
+    const kvm = new Kvm(jetstream(nc, { timeout: 2000 }))
+    const stream = `KV_${this.bucketName}`
+    let exists = true
+    try {
+      const jsm = await jetstreamManager(nc, { checkAPI: false })
+      await jsm.streams.info(stream)
+    } catch (e) {
+      if (e instanceof JetStreamApiError && e.code === 10059) exists = false
+      else if (!(hubError(e, this.servers, '').code === ErrorCode.HUB_PERMISSION_DENIED)) throw e
+    }
+    if (!exists) {
+      await kvm.create(this.bucketName, { history: 1, replicas: this.o.replicas ?? 1 })
+    }
+    return kvm.open(this.bucketName, { allow_direct: true })
+  }
+
+  // ---- from the hub ---------------------------------------------------------
+
+  private async watchLoop(w: Watch): Promise<void> {
+    const kv = this.kv!
+    for (let attempt = 0; !this.closed; attempt++) {
+      const gen = this.generation
+      try {
+        const iter = await kv.watch({
+          key: w.key,
+          ...(w.position > 0 ? { resumeFromRevision: w.position + 1 } : {}),
+        })
+        w.iter = iter
+        if (this.closed) {
+          iter.stop()
+          return
+        }
+        const batch: KvWatchEntry[] = []
+        // The watch's consumer, as the client keeps it: nothing pending means caught up already.
+        const consumer = (iter as unknown as { _data?: { info(cached: boolean): Promise<ConsumerInfo> } })._data
+        const info = await consumer?.info(true)
+        if (info && info.num_pending === 0) {
+          w.pending = 0
+          this.caughtUp(w)
+        }
+        for await (const e of iter) {
+          attempt = 0
+          w.pending = e.delta ?? 0
+          batch.push(e)
+          if (batch.length >= APPLY_BATCH || w.pending === 0) {
+            await this.applyBatch(w, batch.splice(0))
+            if (w.pending === 0) this.caughtUp(w)
+          }
+        }
+        if (batch.length > 0) await this.applyBatch(w, batch.splice(0))
+      } catch (e) {
+        if (this.closed) return
+        this.fail(hubError(e, this.servers, `reading ${w.key}`))
+      }
+      if (this.closed || gen !== this.generation) return
+      await this.pause(attempt)
+    }
+  }
+
+  /** Stops each watch's iterator; its loop starts it again from the position applied. */
+  private restartWatches(): void {
+    for (const w of this.watches) w.iter?.stop()
+  }
+
+  /**
+   * Checks every few seconds that each watch's consumer still exists on the
+   * hub: one lost with a server of a cluster while this till stays connected
+   * to another is otherwise noticed only late.
+   */
+  private startWatchdog(): void {
+    this.watchdog = setInterval(() => {
+      for (const w of this.watches) {
+        const consumer = (w.iter as unknown as { _data?: { info(cached: boolean): Promise<ConsumerInfo> } })?._data
+        if (!consumer || this.state !== 'connected') continue
+        consumer.info(false).catch(() => {
+          if (!this.closed) w.iter?.stop()
+        })
+      }
+    }, WATCHDOG_MS)
+    this.watchdog.unref()
+  }
+
+  private caughtUp(w: Watch): void {
+    if (w.caughtUp) return
+    w.caughtUp = true
+    if (this.watches.every((x) => x.caughtUp)) {
+      this.events.emit('caught-up', {})
+      // Pushing waits for the first catch-up: what is known of the hub then spares a read per document.
+      this.schedulePush(0)
+    }
+  }
+
+  private decode(e: KvEntry): RemoteChange | undefined {
+    const k = parseKey(this.prefix, e.key)
+    if (!k) return undefined
+    try {
+      const { doc, meta } = e.json<Pick<RemoteChange, 'doc' | 'meta'>>()
+      return { collection: k.collection, id: k.id, doc, meta }
+    } catch {
+      return undefined
+    }
+  }
+
+  private learn(key: string, rev: number, v: VersionVector): void {
+    const k = this.known.get(key)
+    if (!k || k.rev < rev) this.known.set(key, { rev, v })
+  }
+
+  private async applyBatch(w: Watch, entries: KvWatchEntry[]): Promise<void> {
+    if (entries.length === 0) return
+    const changes: RemoteChange[] = []
+    for (const e of entries) {
+      if (e.operation !== 'PUT') continue
+      this.counters.received++
+      // Our own write coming back: the store holds it already.
+      const mine = this.mine.get(e.key)
+      if (mine !== undefined && mine <= e.revision) {
+        this.mine.delete(e.key)
+        if (mine === e.revision) continue
+      }
+      const c = this.decode(e)
+      if (!c || typeof c.meta?.v !== 'object' || c.meta.v === null) {
+        this.logger.warn('hub: a document that is not a meshmirror state was skipped', { key: e.key })
+        continue
+      }
+      this.learn(e.key, e.revision, c.meta.v)
+      changes.push(c)
+    }
+    const cursor = entries[entries.length - 1]!.revision
+    try {
+      await this.mesh.applyRemote(changes, { from: w.cursorName, cursor })
+    } catch (e) {
+      if ((e as MeshmirrorError).code !== ErrorCode.INVALID_CHANGE) throw e
+      // One bad document must not hold back the rest: apply them one by one, skipping the bad.
+      for (const c of changes) {
+        try {
+          await this.mesh.applyRemote([c])
+        } catch (err) {
+          this.logger.warn('hub: an invalid document was skipped', {
+            collection: c.collection,
+            id: c.id,
+            error: (err as Error).message,
+          })
+        }
+      }
+      await this.mesh.applyRemote([], { from: w.cursorName, cursor })
+    }
+    w.position = cursor
+  }
+
+  // ---- to the hub -----------------------------------------------------------
+
+  private schedulePush(ms: number): void {
+    if (this.closed || !this.kv || this.pushTimer) return
+    if (!this.watches.every((w) => w.caughtUp)) return
+    this.pushTimer = setTimeout(() => {
+      this.pushTimer = undefined
+      void this.push()
+    }, ms)
+  }
+
+  private async push(): Promise<void> {
+    if (this.pushing) {
+      this.pushAgain = true
+      return
+    }
+    this.pushing = true
+    try {
+      do {
+        this.pushAgain = false
+        for (;;) {
+          if (this.closed) return
+          const chunk = await this.mesh.changesFor({}, this.pushedSeq, PUSH_CHUNK)
+          await this.pushChanges(chunk.changes)
+          if (this.closed) return
+          if (chunk.cursor > this.pushedSeq) {
+            this.pushedSeq = chunk.cursor
+            this.savePushedSoon()
+          }
+          if (chunk.complete) break
+        }
+      } while (this.pushAgain)
+      this.pushFailures = 0
+    } catch (e) {
+      if (this.closed) return
+      this.fail(hubError(e, this.servers, 'a write'))
+      this.pushing = false
+      this.schedulePush(backoffMs(this.pushFailures++, { initialMs: 250, maxMs: 5000, jitter: true }))
+      return
+    } finally {
+      this.pushing = false
+    }
+  }
+
+  /**
+   * Records how far this till has pushed, at most once a second: pushing
+   * again after a crash is harmless (the hub's state covers it and nothing
+   * is written), a write transaction per push is not free.
+   */
+  private savePushedSoon(): void {
+    if (this.saveTimer || this.closed) return
+    this.saveTimer = setTimeout(() => {
+      this.saveTimer = undefined
+      void this.savePushed()
+    }, SAVE_PUSHED_MS)
+  }
+
+  private async savePushed(): Promise<void> {
+    const seq = this.pushedSeq
+    if (seq <= this.savedPushedSeq) return
+    try {
+      await this.mesh.applyRemote([], { from: this.pushCursorName, cursor: seq })
+      this.savedPushedSeq = Math.max(this.savedPushedSeq, seq)
+    } catch {
+      // The store is closing: the next run pushes from the last position saved.
+    }
+  }
+
+  private async pushChanges(changes: RemoteChange[]): Promise<void> {
+    const queue = [...changes]
+    const workers = Array.from({ length: Math.min(this.o.concurrency ?? 64, queue.length) }, async () => {
+      for (let c = queue.shift(); c; c = queue.shift()) await this.pushOne(c)
+    })
+    await Promise.all(workers)
+  }
+
+  /** The key a change goes to, or undefined when this till does not mirror it to the hub. */
+  private keyOf(c: RemoteChange): string | undefined {
+    if (!this.collections) return docKey(this.prefix, c.collection, UNSCOPED, c.id)
+    const spec = this.collections.get(c.collection)
+    if (!spec) return undefined
+    if (spec.fields.length === 0) return docKey(this.prefix, c.collection, UNSCOPED, c.id)
+    if (c.doc !== null) {
+      const token = scopeToken(
+        spec.fields,
+        spec.fields.map((f) => c.doc![f] as FilterScalar),
+      )
+      // Another scope's document: not this till's to send.
+      if (token !== spec.token) return undefined
+    }
+    return docKey(this.prefix, c.collection, spec.token, c.id)
+  }
+
+  /**
+   * Writes one document's state on top of the hub's revision of it. When the
+   * hub holds writes this till lacks, they are merged into the local store
+   * first; the merged state is written when its commit comes round.
+   */
+  private async pushOne(c: RemoteChange): Promise<void> {
+    const key = this.keyOf(c)
+    if (!key) return
+    const kv = this.kv!
+    const payload = JSON.stringify({ doc: c.doc, meta: c.meta })
+    for (let attempt = 0; ; attempt++) {
+      if (this.closed) return
+      let known = this.known.get(key)
+      let entry: KvEntry | null = null
+      // A document the hub has not shown this till is most often new: try creating it before reading it.
+      if (attempt > 0) {
+        entry = await kv.get(key)
+        if (entry && entry.operation === 'PUT') {
+          const hub = this.decode(entry)
+          if (hub) this.learn(key, entry.revision, hub.meta.v)
+          known = this.known.get(key)
+        } else known = undefined
+      }
+      if (known && covers(known.v, c.meta.v)) return
+      try {
+        let rev: number
+        if (!known) rev = await kv.create(key, payload)
+        else if (covers(c.meta.v, known.v)) rev = await kv.update(key, payload, known.rev)
+        else {
+          // Concurrent writes: merge the hub's state into ours.
+          entry ??= await kv.get(key)
+          const hub = entry && entry.operation === 'PUT' ? this.decode(entry) : undefined
+          if (hub) await this.mesh.applyRemote([hub])
+          return
+        }
+        this.mine.set(key, rev)
+        this.learn(key, rev, c.meta.v)
+        this.counters.pushed++
+        return
+      } catch (e) {
+        if (!(e instanceof JetStreamApiError) || (e.code !== 10071 && e.code !== 10164)) throw e
+        // Someone wrote the document since we read it: read again and merge.
+        this.counters.retries++
+        this.known.delete(key)
+      }
+    }
+  }
+
+  // ---- lifecycle --------------------------------------------------------------
+
+  close(): Promise<void> {
+    if (this.closed) return Promise.resolve()
+    this.closed = true
+    this.generation++
+    this.abort.abort()
+    this.offCommit?.()
+    clearTimeout(this.pushTimer)
+    clearInterval(this.watchdog)
+    for (const w of this.watches) w.iter?.stop()
+    this.state = 'closed'
+    this.events.emit('state', { state: 'closed' })
+    const nc = this.nc
+    return (async () => {
+      await Promise.allSettled(this.running)
+      // A push in flight finishes its current write; the connection closes under it otherwise.
+      for (let i = 0; this.pushing && i < 100; i++) await delay(20)
+      clearTimeout(this.saveTimer)
+      await this.savePushed()
+      await nc?.close().catch(() => undefined)
+      this.events.clear()
+    })()
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close()
+  }
+}

@@ -1,0 +1,151 @@
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { openBuiltinStore } from '../../src/engine/open-builtin-store.js'
+import { ErrorCode } from '../../src/errors.js'
+import { type HubLink, startHubLink } from '../../src/hub/hub-link.js'
+import type { HubOptions } from '../../src/hub/hub-options.js'
+import { dump, removeTempDirs, tempDir } from '../replication/helpers.js'
+import { type NatsServer, natsMissing, startNatsServer } from './nats-server.js'
+
+const missing = natsMissing()
+const open: { close(): Promise<void> }[] = []
+let hub: NatsServer
+
+async function eventually(check: () => Promise<void> | void, timeoutMs = 20_000): Promise<void> {
+  const until = Date.now() + timeoutMs
+  for (;;) {
+    try {
+      await check()
+      return
+    } catch (e) {
+      if (Date.now() > until) throw e
+      await new Promise((r) => setTimeout(r, 50))
+    }
+  }
+}
+
+async function till(site: string, options: Partial<HubOptions> = {}, dir = tempDir()) {
+  const mesh = await openBuiltinStore({ dir, siteId: site })
+  const link = startHubLink(mesh, {
+    servers: hub.url,
+    prefix: 'shop',
+    reconnect: { minMs: 50, maxMs: 500 },
+    ...options,
+  })
+  open.push(mesh)
+  open.push(link)
+  return { mesh, link, dir }
+}
+
+async function caughtUp(link: HubLink): Promise<void> {
+  await eventually(() => expect(link.status().caughtUp).toBe(true))
+}
+
+describe.skipIf(missing)('hub link (real nats-server)', () => {
+  beforeAll(async () => {
+    hub = await startNatsServer()
+  })
+  afterAll(async () => {
+    await hub?.stop()
+    hub?.remove()
+  })
+  afterEach(async () => {
+    for (const c of open.splice(0).reverse()) await c.close()
+    removeTempDirs()
+  })
+
+  it('carries inserts, updates, deletes and counters both ways through the hub alone', async () => {
+    const opts = { prefix: 'both-ways' }
+    const a = await till('tillA', opts)
+    const b = await till('tillB', opts)
+    await caughtUp(a.link)
+    await caughtUp(b.link)
+    await a.mesh.upsert('products', [
+      { _id: 'p1', name: 'tea', price: 3 },
+      { _id: 'p2', name: 'coffee', price: 4 },
+    ])
+    await b.mesh.upsert('orders', [{ _id: 'o1', total: 10 }])
+    await eventually(async () => {
+      expect(await b.mesh.get('products', 'p1')).toEqual({ _id: 'p1', name: 'tea', price: 3 })
+      expect(await a.mesh.get('orders', 'o1')).toEqual({ _id: 'o1', total: 10 })
+    })
+    await b.mesh.upsert('products', [{ _id: 'p1', price: 5 }])
+    await a.mesh.remove('products', ['p2'])
+    await a.mesh.upsert('stock', [{ _id: 's1', name: 'tea' }])
+    await a.mesh.increment('stock', 's1', 'qty', 10)
+    await eventually(async () => expect((await b.mesh.get('stock', 's1'))?.qty).toBe(10))
+    // Concurrent increments on both tills: a counter adds up, it does not take the last writer's value.
+    await Promise.all([
+      a.mesh.increment('stock', 's1', 'qty', -3),
+      b.mesh.increment('stock', 's1', 'qty', -2),
+      a.mesh.increment('stock', 's1', 'qty', -1),
+    ])
+    await eventually(async () => {
+      expect(await a.mesh.get('products', 'p1')).toEqual({ _id: 'p1', name: 'tea', price: 5 })
+      expect(await b.mesh.get('products', 'p2')).toBeUndefined()
+      expect((await a.mesh.get('stock', 's1'))?.qty).toBe(4)
+      expect((await b.mesh.get('stock', 's1'))?.qty).toBe(4)
+    })
+    expect(await dump(a.mesh)).toEqual(await dump(b.mesh))
+  })
+
+  it('merges concurrent writes of one document exactly as peer links do', async () => {
+    const opts = { prefix: 'concurrent' }
+    const tills = await Promise.all(['t1', 't2', 't3'].map((s) => till(s, opts)))
+    for (const t of tills) await caughtUp(t.link)
+    await tills[0]!.mesh.upsert('notes', [{ _id: 'n', a: 0, b: 0, c: 0 }])
+    await eventually(async () => {
+      for (const t of tills) expect(await t.mesh.get('notes', 'n')).toBeDefined()
+    })
+    // Each till writes its own field of the same document at once, 20 times.
+    await Promise.all(
+      tills.map(async (t, i) => {
+        for (let n = 1; n <= 20; n++) await t.mesh.upsert('notes', [{ _id: 'n', [['a', 'b', 'c'][i]!]: n }])
+      }),
+    )
+    await eventually(async () => {
+      for (const t of tills) expect(await t.mesh.get('notes', 'n')).toEqual({ _id: 'n', a: 20, b: 20, c: 20 })
+    })
+    const [d0, d1, d2] = await Promise.all(tills.map((t) => dump(t.mesh)))
+    expect(d1).toEqual(d0)
+    expect(d2).toEqual(d0)
+  })
+
+  it('a new till catches up from the hub with every other till stopped, and resumes from its position', async () => {
+    const opts = { prefix: 'catch-up' }
+    const a = await till('writer', opts)
+    await caughtUp(a.link)
+    const docs = Array.from({ length: 2000 }, (_, i) => ({ _id: `d${i}`, n: i, pad: 'x'.repeat(100) }))
+    for (let i = 0; i < docs.length; i += 500) await a.mesh.upsert('items', docs.slice(i, i + 500))
+    await eventually(() => expect(a.link.status().unpushed).toBe(0))
+    await eventually(() => expect(a.link.status().pushed).toBe(2000))
+    await a.link.close()
+    await a.mesh.close()
+
+    const b = await till('newcomer', opts)
+    await caughtUp(b.link)
+    expect(await b.mesh.count({ collection: 'items' })).toBe(2000)
+    const received = b.link.status().received
+    expect(received).toBe(2000)
+    const dir = b.dir
+    await b.link.close()
+    await b.mesh.close()
+    // Back again: nothing is downloaded twice.
+    const again = await till('newcomer', opts, dir)
+    await caughtUp(again.link)
+    expect(again.link.status().received).toBe(0)
+    expect(await again.mesh.count({ collection: 'items' })).toBe(2000)
+  })
+
+  it('refuses bad options with INVALID_OPTIONS', async () => {
+    const mesh = await openBuiltinStore({ dir: tempDir(), siteId: 'x' })
+    open.push(mesh)
+    expect(() => startHubLink(mesh, { servers: [], prefix: 'a' })).toThrow(
+      expect.objectContaining({ code: ErrorCode.INVALID_OPTIONS }),
+    )
+    expect(() => startHubLink(mesh, { servers: hub.url, prefix: 'a.>' })).toThrow(/prefix/)
+    expect(() => startHubLink(mesh, { servers: hub.url, prefix: 'a', token: 't', user: 'u' })).toThrow(
+      /one kind of credentials/,
+    )
+    expect(() => startHubLink(mesh, { servers: hub.url, prefix: 'a', password: 'p' })).toThrow(/needs "user"/)
+  })
+})
