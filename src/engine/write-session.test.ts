@@ -44,3 +44,41 @@ it('stores a new document exactly as the general merge path encodes it', async (
     expect(statesEqual(decodeState(JSON.parse(row.doc), meta), decodeState(expected.doc, expected.meta))).toBe(true)
   }
 })
+
+it('merges every change of a received chunk, several to one document included, in chunks read either way', async () => {
+  const open = async (siteId: string) => {
+    const dir = mkdtempSync(join(tmpdir(), 'mm-ws-'))
+    dirs.push(dir)
+    return openBuiltinStore({ dir, siteId })
+  }
+  const [a, b] = [await open('sitea'), await open('siteb')]
+  for (const size of [3, 40]) {
+    const r = await open(`recv${size}`)
+    const c = `c${size}`
+    const ids = Array.from({ length: size }, (_, i) => `d${i}`)
+    await a.upsert(
+      c,
+      ids.map((_id) => ({ _id, n: 0, left: 'a' })),
+    )
+    await r.applyRemote((await a.changesFor({}, 0, 1000)).changes)
+    // Concurrent updates of different fields on two sites, delivered in one chunk, one after the other.
+    await b.applyRemote((await a.changesFor({}, 0, 1000)).changes)
+    await a.upsert(
+      c,
+      ids.map((_id) => ({ _id, left: 'a2' })),
+    )
+    await b.upsert(
+      c,
+      ids.map((_id) => ({ _id, n: 1 })),
+    )
+    const fromA = (await a.changesFor(await r.versionVector(), 0, 1000)).changes.filter((x) => x.collection === c)
+    const fromB = (await b.changesFor(await r.versionVector(), 0, 1000)).changes.filter((x) => x.collection === c)
+    const chunk = [...fromA, ...fromB, fromA[0]!]
+    const result = await r.applyRemote(chunk)
+    expect(result).toEqual({ applied: 2 * size, unchanged: 1 })
+    for (const _id of ids) expect(await r.get(c, _id)).toEqual({ _id, n: 1, left: 'a2' })
+    await r.close()
+  }
+  await a.close()
+  await b.close()
+})

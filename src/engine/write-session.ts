@@ -65,13 +65,14 @@ export class WriteSession {
           result.changed.push(id)
           continue
         }
-        const prev = decodeRow(row)
+        const before = parseDoc(row.doc)
+        const prev = decodeState(before, JSON.parse(row.meta) as DocMeta)
         const stamp = this.stampAfter(prev)
         const track = this.core.recordConflicts.has(collection)
         const next = applyUpsert(prev, fields, mode === 'replace', stamp, rewriteEqual, track)
         if (next) {
           // A later document of the batch with the same id builds on this one.
-          rows.set(id, this.write(collection, id, row, next, stamp.seq, true))
+          rows.set(id, this.write(collection, id, row, next, stamp.seq, true, before))
           result.changed.push(id)
         } else {
           result.unchanged.push(id)
@@ -132,6 +133,7 @@ export class WriteSession {
       // Once per call, not per document: a device whose clock runs ahead sends nothing else.
       let drifted: RemoteChange | undefined
       let driftedCount = 0
+      const rows = this.readRemoteRows(changes)
       for (const c of changes) {
         let beyond = false
         for (const clock of c.meta.t) if (!this.core.clock.observe(clock)) beyond = true
@@ -140,8 +142,10 @@ export class WriteSession {
           driftedCount++
         }
         const incoming = decodeState(c.doc, c.meta)
-        const row = this.core.w.getRow.get(c.collection, c.id)
-        const prev = row ? decodeRow(row) : undefined
+        const stored = rows.get(c.collection)
+        const row = stored?.get(c.id)
+        const before = row ? parseDoc(row.doc) : null
+        const prev = row ? decodeState(before, JSON.parse(row.meta) as DocMeta) : undefined
         const merged = mergeStates(prev ?? incoming, incoming)
         const collision = prev && createCollision(c.id, prev, incoming)
         if (collision) merged.collisions = addCollision(merged.collisions, collision)
@@ -154,7 +158,10 @@ export class WriteSession {
         // backup): never reuse their sequence numbers.
         const known = merged.versions[this.core.site]
         if (known !== undefined && known > this.core.seq) this.core.seq = known
-        this.write(c.collection, c.id, row, merged, ++this.core.seq, false)
+        const written = this.write(c.collection, c.id, row, merged, ++this.core.seq, false, before)
+        // A later change of the chunk to the same document merges into this one.
+        if (stored) stored.set(c.id, written)
+        else rows.set(c.collection, new Map([[c.id, written]]))
         result.applied++
       }
       if (drifted)
@@ -235,6 +242,19 @@ export class WriteSession {
     return rows
   }
 
+  /** The stored rows of received changes, by collection: one query per collection instead of one per change. */
+  private readRemoteRows(changes: readonly RemoteChange[]): Map<string, Map<string, DocRow>> {
+    const ids = new Map<string, { id: string }[]>()
+    for (const c of changes) {
+      const list = ids.get(c.collection)
+      if (list) list.push(c)
+      else ids.set(c.collection, [c])
+    }
+    const out = new Map<string, Map<string, DocRow>>()
+    for (const [collection, list] of ids) out.set(collection, this.readRows(collection, list))
+    return out
+  }
+
   private stamp(): WriteStamp {
     return { site: this.core.site, clock: this.core.clock.tick(), seq: this.core.seq + 1 }
   }
@@ -256,9 +276,10 @@ export class WriteSession {
     state: DocState,
     seq: number,
     own: boolean,
+    before?: Document | null,
   ): DocRow {
     const { doc, meta } = encodeState(id, state)
-    return this.put(collection, id, row, doc, JSON.stringify(meta), seq, own)
+    return this.put(collection, id, row, doc, JSON.stringify(meta), seq, own, before)
   }
 
   /**
@@ -283,6 +304,7 @@ export class WriteSession {
     metaJson: string,
     seq: number,
     own: boolean,
+    before?: Document | null,
   ): DocRow {
     const docJson = doc === null ? null : JSON.stringify(doc)
     if (docJson !== null) assertSize(docJson, this.core.maxDocumentBytes, collection, id)
@@ -290,7 +312,12 @@ export class WriteSession {
     this.core.seq = seq
     if (own) this.ownSeq = seq
     if (this.core.observers.watches(collection)) {
-      this.entries.push({ collection, id, before: row ? parseDoc(row.doc) : null, after: doc })
+      this.entries.push({
+        collection,
+        id,
+        before: before !== undefined ? before : row ? parseDoc(row.doc) : null,
+        after: doc,
+      })
     }
     return { seq, doc: docJson, meta: metaJson }
   }
