@@ -4,9 +4,9 @@ import { join } from 'node:path'
 import Database from 'better-sqlite3'
 import { afterEach, expect, it } from 'vitest'
 import { STORE_FILE } from './database.js'
-import { applyUpsert, decodeState, encodeState, statesEqual } from './doc-state.js'
+import { applyUpsert, decodeState, encodeState, mergeStates, statesEqual } from './doc-state.js'
 import { openBuiltinStore } from './open-builtin-store.js'
-import type { DocMeta } from './types.js'
+import type { DocMeta, RemoteChange } from './types.js'
 
 const dirs: string[] = []
 afterEach(() => {
@@ -81,4 +81,62 @@ it('merges every change of a received chunk, several to one document included, i
   }
   await a.close()
   await b.close()
+})
+
+it('stores a received new document exactly as the general merge path stores it, plain creations included', async () => {
+  const open = async (siteId: string) => {
+    const dir = mkdtempSync(join(tmpdir(), 'mm-ws-'))
+    dirs.push(dir)
+    return { dir, mesh: await openBuiltinStore({ dir, siteId }) }
+  }
+  const src = await open('source')
+  await src.mesh.upsert(
+    'items',
+    Array.from({ length: 30 }, (_, i) => ({ _id: `p${i}`, name: `n${i}`, nested: { a: [i] } })),
+  )
+  await src.mesh.upsert('items', [{ _id: 'updated', a: 1, b: 1 }])
+  await src.mesh.upsert('items', [{ _id: 'updated', b: 2 }])
+  await src.mesh.increment('items', 'counted', 'n', 3)
+  await src.mesh.upsert('items', [{ _id: 'gone', a: 1 }])
+  await src.mesh.remove('items', ['gone'])
+  const changes: RemoteChange[] = [
+    ...(await src.mesh.changesFor({}, 0, 1000)).changes,
+    // The same shape, but _id not first: stored with _id first, as the merge path writes it.
+    {
+      collection: 'items',
+      id: 'late',
+      doc: { x: 1, _id: 'late' },
+      meta: { t: ['0000000000001abcdefghijklm'], i: 0, f: {}, v: { other: 1 } },
+    },
+  ]
+  const dst = await open('dest')
+  const seen: string[] = []
+  dst.mesh.observe({ collection: 'items' }, (c) => {
+    for (const d of c.inserted) seen.push(d._id)
+  })
+  expect(await dst.mesh.applyRemote(changes)).toEqual({ applied: changes.length, unchanged: 0 })
+  await new Promise((r) => setTimeout(r, 50))
+  await dst.mesh.close()
+  await src.mesh.close()
+  expect(seen.sort()).toEqual(
+    changes
+      .filter((c) => c.doc !== null)
+      .map((c) => c.id)
+      .sort(),
+  )
+
+  const db = new Database(join(dst.dir, STORE_FILE), { readonly: true })
+  const rows = new Map(
+    (db.prepare('SELECT id, doc, meta FROM docs').all() as { id: string; doc: string | null; meta: string }[]).map(
+      (r) => [r.id, r],
+    ),
+  )
+  db.close()
+  for (const c of changes) {
+    const incoming = decodeState(c.doc, c.meta)
+    const expected = encodeState(c.id, mergeStates(incoming, incoming))
+    const row = rows.get(c.id)!
+    expect(row.doc).toBe(expected.doc === null ? null : JSON.stringify(expected.doc))
+    expect(JSON.parse(row.meta)).toEqual(JSON.parse(JSON.stringify(expected.meta)))
+  }
 })
