@@ -140,3 +140,50 @@ it('stores a received new document exactly as the general merge path stores it, 
     expect(JSON.parse(row.meta)).toEqual(JSON.parse(JSON.stringify(expected.meta)))
   }
 })
+
+it('gives a peer exactly the changes it lacks, walking past what it holds a bounded stretch per call', async () => {
+  const open = async (siteId: string) => {
+    const dir = mkdtempSync(join(tmpdir(), 'mm-ws-'))
+    dirs.push(dir)
+    return openBuiltinStore({ dir, siteId })
+  }
+  const a = await open('sitea')
+  const b = await open('siteb')
+  await b.upsert(
+    'items',
+    Array.from({ length: 6000 }, (_, i) => ({ _id: `b${i}`, n: i })),
+  )
+  await a.applyRemote((await b.changesFor({}, 0, 10_000)).changes)
+  await a.upsert('items', [{ _id: 'mine', n: 1 }])
+  await a.upsert('items', [{ _id: 'b5', n: -5 }])
+  const bHolds = await b.versionVector()
+  // A peer holding b's writes lacks only a's two: found behind 6,000 rows it holds, over as many calls as it takes.
+  const got: string[] = []
+  let after = 0
+  for (let calls = 0; ; calls++) {
+    expect(calls).toBeLessThan(10)
+    const chunk = await a.changesFor(bHolds, after, 100)
+    expect(chunk.cursor).toBeGreaterThanOrEqual(after)
+    got.push(...chunk.changes.map((c) => c.id))
+    after = chunk.cursor
+    if (chunk.complete) {
+      expect(chunk.versionVector).toEqual(await a.versionVector())
+      break
+    }
+  }
+  expect(got).toEqual(['mine', 'b5'])
+  // A peer holding nothing gets everything, a chunk at a time, in sequence order.
+  const all: string[] = []
+  after = 0
+  for (;;) {
+    const chunk = await a.changesFor({}, after, 1000)
+    expect(chunk.changes.length).toBeLessThanOrEqual(1000)
+    all.push(...chunk.changes.map((c) => c.id))
+    after = chunk.cursor
+    if (chunk.complete) break
+  }
+  expect(all).toHaveLength(6001)
+  expect(all.slice(-2)).toEqual(['mine', 'b5'])
+  await a.close()
+  await b.close()
+})
