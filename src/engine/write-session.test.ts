@@ -187,3 +187,19 @@ it('gives a peer exactly the changes it lacks, walking past what it holds a boun
   await a.close()
   await b.close()
 })
+
+it('tells observers of a commit right after it, before the next turn of the event loop, one delivery per commit', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'mm-ws-'))
+  dirs.push(dir)
+  const mesh = await openBuiltinStore({ dir, siteId: 'till' })
+  const seen: string[][] = []
+  mesh.observe({ collection: 'items' }, (c) => {
+    seen.push(c.inserted.map((d) => d._id))
+  })
+  // Queued before the write: with delivery a turn later, this would run first.
+  const turn = new Promise<number>((resolve) => setImmediate(() => resolve(seen.length)))
+  await mesh.upsert('items', [{ _id: 'a' }, { _id: 'b' }])
+  expect(await turn).toBe(1)
+  expect(seen).toEqual([['a', 'b']])
+  await mesh.close()
+})
