@@ -235,14 +235,19 @@ async function applyThroughput(ctx: BenchContext): Promise<BenchResult[]> {
     description: '>= 1000x the seed policy and >= 50,000 docs/s',
     pass: (mine.ratio ?? 0) >= 1000 && mine.median >= 50_000,
   }
-  const pipeline = summarise(
-    {
-      ...common,
-      name: 'remote apply including the mesh merge',
-      workload: `${n} changed documents arriving in chunks of 1,000 (the mesh merges each, then the bridge applies)`,
-    },
-    ours.pipeline,
+  // Against the apply alone, measured in the same runs: what the merge and the read of the sender's changes cost on top.
+  const pipeline = withBaseline(
+    summarise(
+      {
+        ...common,
+        name: 'remote apply including the mesh merge',
+        workload: `${n} changed documents arriving in chunks of 1,000 (read from the sending mesh, merged by this one, then applied by the bridge)`,
+      },
+      ours.pipeline,
+    ),
+    mine,
   )
+  pipeline.target = { description: '>= 50,000 docs/s', pass: pipeline.median >= 50_000 }
   return [seedResult, seedFast, mine, pipeline]
 }
 

@@ -110,6 +110,21 @@ export const compareReplicationSuite: BenchSuite = {
         ),
       )
     }
+    // The targets of the builtin engine, against Yjs in the same run.
+    const find = (engine: string, what: string) =>
+      results.find((r) => r.name.startsWith(`${engine}:`) && r.name.includes(what))
+    const ours = ENGINES[0].name
+    const yjs = ENGINES[1].name
+    const catchUp = find(ours, 'catch-up')
+    const yCatchUp = find(yjs, 'catch-up')
+    if (catchUp && yCatchUp)
+      catchUp.target = { description: 'faster than Yjs in the same run', pass: catchUp.median < yCatchUp.median }
+    const p50 = find(ours, 'p50')
+    const yP50 = find(yjs, 'p50')
+    if (p50 && yP50)
+      p50.target = { description: "<= Yjs's p50 and < 1 ms", pass: p50.median <= yP50.median && p50.median < 1 }
+    const p99 = find(ours, 'p99')
+    if (p99) p99.target = { description: '< 5 ms', pass: p99.median < 5 }
     return sane(results)
   },
 }

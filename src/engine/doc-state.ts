@@ -144,7 +144,9 @@ function laterEntry(a: CounterEntries[string], b: CounterEntries[string]): Count
 function laterRegister(a: Register, b: Register): Register {
   if (a.clock !== b.clock) return a.clock > b.clock ? a : b
   // Same clock means the same write; a deterministic choice keeps a hostile
-  // or corrupted copy from splitting replicas.
+  // or corrupted copy from splitting replicas. The same plain value (the
+  // usual case) needs no encoding to compare.
+  if (a.value === b.value) return predKey(a) >= predKey(b) ? a : b
   const ka = a.value === UNSET ? '' : JSON.stringify(a.value)
   const kb = b.value === UNSET ? '' : JSON.stringify(b.value)
   if (ka !== kb) return ka > kb ? a : b
@@ -377,16 +379,18 @@ export function applyIncrement(
   return { state: next, value: fieldValue(next, field) as number }
 }
 
+/** The index of `c` in `t`, appended when new. Documents carry few distinct clocks: a linear search beats a map. */
+function clockIndex(t: string[], c: string): number {
+  const i = t.indexOf(c)
+  if (i >= 0) return i
+  t.push(c)
+  return t.length - 1
+}
+
 /** Encodes a state as the stored document and its metadata. */
 export function encodeState(id: string, s: DocState): { doc: Document | null; meta: DocMeta } {
-  // Documents carry few distinct clocks: a linear search beats a map.
   const t: string[] = []
-  const ix = (c: string): number => {
-    const i = t.indexOf(c)
-    if (i >= 0) return i
-    t.push(c)
-    return t.length - 1
-  }
+  const ix = (c: string): number => clockIndex(t, c)
   const meta: DocMeta = { t, i: ix(s.written), f: {}, v: s.versions }
   if (s.removed !== undefined) meta.d = ix(s.removed)
   if (s.created !== s.written) meta.c = ix(s.created)

@@ -26,6 +26,14 @@ function isIndex(v: unknown, length: number): v is number {
  * Throws `INVALID_CHANGE` naming the problem.
  */
 export function assertRemoteChange(change: unknown, maxDocumentBytes: number): asserts change is RemoteChange {
+  checkRemoteChange(change, maxDocumentBytes)
+}
+
+/**
+ * `assertRemoteChange`, returning the document's JSON text it measured (null
+ * for a removed document), so that it need not be encoded again.
+ */
+export function checkRemoteChange(change: unknown, maxDocumentBytes: number): string | null {
   if (!isPlainObject(change)) throw invalid('not an object')
   const { collection, id, doc, meta } = change
   try {
@@ -100,7 +108,7 @@ export function assertRemoteChange(change: unknown, maxDocumentBytes: number): a
         throw invalid(`${where}: kept fields too large`, e)
       }
     }
-    return
+    return null
   }
   if (h !== undefined) throw invalid(`${where}: meta.h is only for a removed document`)
   if (!live) throw invalid(`${where}: the document is removed but has content`)
@@ -111,11 +119,13 @@ export function assertRemoteChange(change: unknown, maxDocumentBytes: number): a
     assertField(field, where)
   }
   assertJson(doc, where)
+  const json = JSON.stringify(doc)
   try {
-    assertSize(JSON.stringify(doc), maxDocumentBytes, collection as string, id)
+    assertSize(json, maxDocumentBytes, collection as string, id)
   } catch (e) {
     throw invalid(`${where}: document too large`, e)
   }
+  return json
 }
 
 function assertVector(v: unknown, what: string): void {

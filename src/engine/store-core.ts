@@ -23,6 +23,11 @@ export interface Statements {
   putVersion: Database.Statement<[string, number]>
   putPeer: Database.Statement<[string, number]>
   putClock: Database.Statement<[string]>
+  /** Rows after a sequence, up to another, that hold a version newer than a JSON version vector's. */
+  changesFor: Database.Statement<
+    [{ after: number; upTo: number; vv: string }],
+    { seq: number; collection: string; id: string; doc: string | null; meta: string }
+  >
 }
 
 export function prepareStatements(db: Database.Database): Statements {
@@ -40,6 +45,13 @@ export function prepareStatements(db: Database.Database): Statements {
       'INSERT INTO peers (site, cursor) VALUES (?, ?) ON CONFLICT (site) DO UPDATE SET cursor = excluded.cursor',
     ),
     putClock: db.prepare("INSERT OR REPLACE INTO store_meta (key, value) VALUES ('clock', ?)"),
+    // Site ids are [A-Za-z0-9_-]: safe inside a quoted JSON path.
+    changesFor: db.prepare(
+      `SELECT seq, collection, id, doc, meta FROM docs WHERE seq > @after AND seq <= @upTo
+       AND EXISTS (SELECT 1 FROM json_each(meta, '$.v') AS e
+                   WHERE e.value > coalesce(json_extract(@vv, '$."' || e.key || '"'), 0))
+       ORDER BY seq`,
+    ),
   }
 }
 

@@ -4,9 +4,9 @@ import { join } from 'node:path'
 import Database from 'better-sqlite3'
 import { afterEach, expect, it } from 'vitest'
 import { STORE_FILE } from './database.js'
-import { applyUpsert, decodeState, encodeState, statesEqual } from './doc-state.js'
+import { applyUpsert, decodeState, encodeState, mergeStates, statesEqual } from './doc-state.js'
 import { openBuiltinStore } from './open-builtin-store.js'
-import type { DocMeta } from './types.js'
+import type { DocMeta, RemoteChange } from './types.js'
 
 const dirs: string[] = []
 afterEach(() => {
@@ -43,4 +43,163 @@ it('stores a new document exactly as the general merge path encodes it', async (
     expect(meta).toEqual(expected.meta)
     expect(statesEqual(decodeState(JSON.parse(row.doc), meta), decodeState(expected.doc, expected.meta))).toBe(true)
   }
+})
+
+it('merges every change of a received chunk, several to one document included, in chunks read either way', async () => {
+  const open = async (siteId: string) => {
+    const dir = mkdtempSync(join(tmpdir(), 'mm-ws-'))
+    dirs.push(dir)
+    return openBuiltinStore({ dir, siteId })
+  }
+  const [a, b] = [await open('sitea'), await open('siteb')]
+  for (const size of [3, 40]) {
+    const r = await open(`recv${size}`)
+    const c = `c${size}`
+    const ids = Array.from({ length: size }, (_, i) => `d${i}`)
+    await a.upsert(
+      c,
+      ids.map((_id) => ({ _id, n: 0, left: 'a' })),
+    )
+    await r.applyRemote((await a.changesFor({}, 0, 1000)).changes)
+    // Concurrent updates of different fields on two sites, delivered in one chunk, one after the other.
+    await b.applyRemote((await a.changesFor({}, 0, 1000)).changes)
+    await a.upsert(
+      c,
+      ids.map((_id) => ({ _id, left: 'a2' })),
+    )
+    await b.upsert(
+      c,
+      ids.map((_id) => ({ _id, n: 1 })),
+    )
+    const fromA = (await a.changesFor(await r.versionVector(), 0, 1000)).changes.filter((x) => x.collection === c)
+    const fromB = (await b.changesFor(await r.versionVector(), 0, 1000)).changes.filter((x) => x.collection === c)
+    const chunk = [...fromA, ...fromB, fromA[0]!]
+    const result = await r.applyRemote(chunk)
+    expect(result).toEqual({ applied: 2 * size, unchanged: 1 })
+    for (const _id of ids) expect(await r.get(c, _id)).toEqual({ _id, n: 1, left: 'a2' })
+    await r.close()
+  }
+  await a.close()
+  await b.close()
+})
+
+it('stores a received new document exactly as the general merge path stores it, plain creations included', async () => {
+  const open = async (siteId: string) => {
+    const dir = mkdtempSync(join(tmpdir(), 'mm-ws-'))
+    dirs.push(dir)
+    return { dir, mesh: await openBuiltinStore({ dir, siteId }) }
+  }
+  const src = await open('source')
+  await src.mesh.upsert(
+    'items',
+    Array.from({ length: 30 }, (_, i) => ({ _id: `p${i}`, name: `n${i}`, nested: { a: [i] } })),
+  )
+  await src.mesh.upsert('items', [{ _id: 'updated', a: 1, b: 1 }])
+  await src.mesh.upsert('items', [{ _id: 'updated', b: 2 }])
+  await src.mesh.increment('items', 'counted', 'n', 3)
+  await src.mesh.upsert('items', [{ _id: 'gone', a: 1 }])
+  await src.mesh.remove('items', ['gone'])
+  const changes: RemoteChange[] = [
+    ...(await src.mesh.changesFor({}, 0, 1000)).changes,
+    // The same shape, but _id not first: stored with _id first, as the merge path writes it.
+    {
+      collection: 'items',
+      id: 'late',
+      doc: { x: 1, _id: 'late' },
+      meta: { t: ['0000000000001abcdefghijklm'], i: 0, f: {}, v: { other: 1 } },
+    },
+  ]
+  const dst = await open('dest')
+  const seen: string[] = []
+  dst.mesh.observe({ collection: 'items' }, (c) => {
+    for (const d of c.inserted) seen.push(d._id)
+  })
+  expect(await dst.mesh.applyRemote(changes)).toEqual({ applied: changes.length, unchanged: 0 })
+  await new Promise((r) => setTimeout(r, 50))
+  await dst.mesh.close()
+  await src.mesh.close()
+  expect(seen.sort()).toEqual(
+    changes
+      .filter((c) => c.doc !== null)
+      .map((c) => c.id)
+      .sort(),
+  )
+
+  const db = new Database(join(dst.dir, STORE_FILE), { readonly: true })
+  const rows = new Map(
+    (db.prepare('SELECT id, doc, meta FROM docs').all() as { id: string; doc: string | null; meta: string }[]).map(
+      (r) => [r.id, r],
+    ),
+  )
+  db.close()
+  for (const c of changes) {
+    const incoming = decodeState(c.doc, c.meta)
+    const expected = encodeState(c.id, mergeStates(incoming, incoming))
+    const row = rows.get(c.id)!
+    expect(row.doc).toBe(expected.doc === null ? null : JSON.stringify(expected.doc))
+    expect(JSON.parse(row.meta)).toEqual(JSON.parse(JSON.stringify(expected.meta)))
+  }
+})
+
+it('gives a peer exactly the changes it lacks, walking past what it holds a bounded stretch per call', async () => {
+  const open = async (siteId: string) => {
+    const dir = mkdtempSync(join(tmpdir(), 'mm-ws-'))
+    dirs.push(dir)
+    return openBuiltinStore({ dir, siteId })
+  }
+  const a = await open('sitea')
+  const b = await open('siteb')
+  await b.upsert(
+    'items',
+    Array.from({ length: 6000 }, (_, i) => ({ _id: `b${i}`, n: i })),
+  )
+  await a.applyRemote((await b.changesFor({}, 0, 10_000)).changes)
+  await a.upsert('items', [{ _id: 'mine', n: 1 }])
+  await a.upsert('items', [{ _id: 'b5', n: -5 }])
+  const bHolds = await b.versionVector()
+  // A peer holding b's writes lacks only a's two: found behind 6,000 rows it holds, over as many calls as it takes.
+  const got: string[] = []
+  let after = 0
+  for (let calls = 0; ; calls++) {
+    expect(calls).toBeLessThan(10)
+    const chunk = await a.changesFor(bHolds, after, 100)
+    expect(chunk.cursor).toBeGreaterThanOrEqual(after)
+    got.push(...chunk.changes.map((c) => c.id))
+    after = chunk.cursor
+    if (chunk.complete) {
+      expect(chunk.versionVector).toEqual(await a.versionVector())
+      break
+    }
+  }
+  expect(got).toEqual(['mine', 'b5'])
+  // A peer holding nothing gets everything, a chunk at a time, in sequence order.
+  const all: string[] = []
+  after = 0
+  for (;;) {
+    const chunk = await a.changesFor({}, after, 1000)
+    expect(chunk.changes.length).toBeLessThanOrEqual(1000)
+    all.push(...chunk.changes.map((c) => c.id))
+    after = chunk.cursor
+    if (chunk.complete) break
+  }
+  expect(all).toHaveLength(6001)
+  expect(all.slice(-2)).toEqual(['mine', 'b5'])
+  await a.close()
+  await b.close()
+})
+
+it('tells observers of a commit right after it, before the next turn of the event loop, one delivery per commit', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'mm-ws-'))
+  dirs.push(dir)
+  const mesh = await openBuiltinStore({ dir, siteId: 'till' })
+  const seen: string[][] = []
+  mesh.observe({ collection: 'items' }, (c) => {
+    seen.push(c.inserted.map((d) => d._id))
+  })
+  // Queued before the write: with delivery a turn later, this would run first.
+  const turn = new Promise<number>((resolve) => setImmediate(() => resolve(seen.length)))
+  await mesh.upsert('items', [{ _id: 'a' }, { _id: 'b' }])
+  expect(await turn).toBe(1)
+  expect(seen).toEqual([['a', 'b']])
+  await mesh.close()
 })

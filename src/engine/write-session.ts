@@ -25,7 +25,7 @@ import {
 } from './doc-state.js'
 import { maxClock } from './hlc.js'
 import type { CommitEntry } from './observers.js'
-import { assertRemoteChange } from './remote-change.js'
+import { checkRemoteChange } from './remote-change.js'
 import { type DocRow, parseDoc, type StoreCore } from './store-core.js'
 import type { ApplyRemoteOptions, ApplyRemoteResult, DocMeta, RemoteChange, VersionVector } from './types.js'
 
@@ -65,13 +65,14 @@ export class WriteSession {
           result.changed.push(id)
           continue
         }
-        const prev = decodeRow(row)
+        const before = parseDoc(row.doc)
+        const prev = decodeState(before, JSON.parse(row.meta) as DocMeta)
         const stamp = this.stampAfter(prev)
         const track = this.core.recordConflicts.has(collection)
         const next = applyUpsert(prev, fields, mode === 'replace', stamp, rewriteEqual, track)
         if (next) {
           // A later document of the batch with the same id builds on this one.
-          rows.set(id, this.write(collection, id, row, next, stamp.seq, true))
+          rows.set(id, this.write(collection, id, row, next, stamp.seq, true, before))
           result.changed.push(id)
         } else {
           result.unchanged.push(id)
@@ -125,23 +126,36 @@ export class WriteSession {
   /** Merges received changes. Validates all of them before writing any. */
   applyRemote(changes: readonly RemoteChange[], options: ApplyRemoteOptions = {}): ApplyRemoteResult {
     if (!Array.isArray(changes)) throw new ValidationError(ErrorCode.INVALID_CHANGE, 'applyRemote expects an array.')
-    for (const c of changes) assertRemoteChange(c, this.core.maxDocumentBytes)
+    // The documents' JSON, as measured by the size check: a new document is stored as received.
+    const texts = changes.map((c) => checkRemoteChange(c, this.core.maxDocumentBytes))
     assertApplyOptions(options)
     return this.atomically(() => {
       const result: ApplyRemoteResult = { applied: 0, unchanged: 0 }
       // Once per call, not per document: a device whose clock runs ahead sends nothing else.
       let drifted: RemoteChange | undefined
       let driftedCount = 0
-      for (const c of changes) {
+      const rows = this.readRemoteRows(changes)
+      for (const [k, c] of changes.entries()) {
         let beyond = false
         for (const clock of c.meta.t) if (!this.core.clock.observe(clock)) beyond = true
         if (beyond) {
           drifted ??= c
           driftedCount++
         }
+        const stored = rows.get(c.collection)
+        const row = stored?.get(c.id)
+        const docJson = texts[k]
+        if (row === undefined && docJson && isPlainCreation(c)) {
+          // Most of a catch-up: a document new here, created once and never changed since.
+          const written = this.putPlainCreation(c, docJson)
+          if (stored) stored.set(c.id, written)
+          else rows.set(c.collection, new Map([[c.id, written]]))
+          result.applied++
+          continue
+        }
         const incoming = decodeState(c.doc, c.meta)
-        const row = this.core.w.getRow.get(c.collection, c.id)
-        const prev = row ? decodeRow(row) : undefined
+        const before = row ? parseDoc(row.doc) : null
+        const prev = row ? decodeState(before, JSON.parse(row.meta) as DocMeta) : undefined
         const merged = mergeStates(prev ?? incoming, incoming)
         const collision = prev && createCollision(c.id, prev, incoming)
         if (collision) merged.collisions = addCollision(merged.collisions, collision)
@@ -154,7 +168,10 @@ export class WriteSession {
         // backup): never reuse their sequence numbers.
         const known = merged.versions[this.core.site]
         if (known !== undefined && known > this.core.seq) this.core.seq = known
-        this.write(c.collection, c.id, row, merged, ++this.core.seq, false)
+        const written = this.write(c.collection, c.id, row, merged, ++this.core.seq, false, before)
+        // A later change of the chunk to the same document merges into this one.
+        if (stored) stored.set(c.id, written)
+        else rows.set(c.collection, new Map([[c.id, written]]))
         result.applied++
       }
       if (drifted)
@@ -171,6 +188,27 @@ export class WriteSession {
       this.remoteApplied += result.applied
       return result
     })
+  }
+
+  /**
+   * Stores a received document this store does not hold, whose every field
+   * was written at its one clock (see `isPlainCreation`): the merge of such
+   * a state with nothing is the state itself, and it is stored as `writeNew`
+   * stores a local creation, from the received JSON.
+   */
+  private putPlainCreation(c: RemoteChange, docJson: string): DocRow {
+    const v = c.meta.v
+    // A peer may know writes of ours we lost (a directory restored from a
+    // backup): never reuse their sequence numbers.
+    const known = v[this.core.site]
+    if (known !== undefined && known > this.core.seq) this.core.seq = known
+    const seq = ++this.core.seq
+    const meta = `{"t":[${JSON.stringify(c.meta.t[0])}],"i":0,"f":{},"v":${JSON.stringify(v)}}`
+    this.core.w.putRow.run(seq, c.collection, c.id, docJson, meta)
+    if (this.core.observers.watches(c.collection)) {
+      this.entries.push({ collection: c.collection, id: c.id, before: null, after: c.doc as Document })
+    }
+    return { seq, doc: docJson, meta }
   }
 
   /**
@@ -235,6 +273,19 @@ export class WriteSession {
     return rows
   }
 
+  /** The stored rows of received changes, by collection: one query per collection instead of one per change. */
+  private readRemoteRows(changes: readonly RemoteChange[]): Map<string, Map<string, DocRow>> {
+    const ids = new Map<string, { id: string }[]>()
+    for (const c of changes) {
+      const list = ids.get(c.collection)
+      if (list) list.push(c)
+      else ids.set(c.collection, [c])
+    }
+    const out = new Map<string, Map<string, DocRow>>()
+    for (const [collection, list] of ids) out.set(collection, this.readRows(collection, list))
+    return out
+  }
+
   private stamp(): WriteStamp {
     return { site: this.core.site, clock: this.core.clock.tick(), seq: this.core.seq + 1 }
   }
@@ -256,9 +307,10 @@ export class WriteSession {
     state: DocState,
     seq: number,
     own: boolean,
+    before?: Document | null,
   ): DocRow {
     const { doc, meta } = encodeState(id, state)
-    return this.put(collection, id, row, doc, JSON.stringify(meta), seq, own)
+    return this.put(collection, id, row, doc, JSON.stringify(meta), seq, own, before)
   }
 
   /**
@@ -283,6 +335,7 @@ export class WriteSession {
     metaJson: string,
     seq: number,
     own: boolean,
+    before?: Document | null,
   ): DocRow {
     const docJson = doc === null ? null : JSON.stringify(doc)
     if (docJson !== null) assertSize(docJson, this.core.maxDocumentBytes, collection, id)
@@ -290,7 +343,12 @@ export class WriteSession {
     this.core.seq = seq
     if (own) this.ownSeq = seq
     if (this.core.observers.watches(collection)) {
-      this.entries.push({ collection, id, before: row ? parseDoc(row.doc) : null, after: doc })
+      this.entries.push({
+        collection,
+        id,
+        before: before !== undefined ? before : row ? parseDoc(row.doc) : null,
+        after: doc,
+      })
     }
     return { seq, doc: docJson, meta: metaJson }
   }
@@ -335,6 +393,22 @@ export class WriteSession {
       this.depth--
     }
   }
+}
+
+/**
+ * True for a checked change that holds a live document whose every field was
+ * written at one clock, the document's only one, with nothing else recorded:
+ * what a document created once and never changed since looks like (the
+ * form `encodeState` gives it, `_id` first).
+ */
+function isPlainCreation(c: RemoteChange): boolean {
+  const m = c.meta
+  if (m.i !== 0 || m.t.length !== 1 || c.doc === null) return false
+  if (m.d !== undefined || m.c !== undefined || m.n !== undefined || m.p !== undefined) return false
+  if (m.cx !== undefined || m.x !== undefined || m.h !== undefined) return false
+  for (const _ in m.f) return false
+  for (const key in c.doc) return key === '_id'
+  return false
 }
 
 function decodeRow(row: DocRow): DocState {

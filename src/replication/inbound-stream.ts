@@ -31,17 +31,27 @@ export interface InboundOptions {
 }
 
 /**
+ * Most changes one transaction applies when several received chunks wait:
+ * they are applied together, and acknowledged by one (cumulative) ack.
+ */
+export const MAX_CHANGES_PER_APPLY = MAX_CHANGES_PER_CHUNK
+
+/**
  * The receiving half of a link: applies the peer's chunks strictly in order,
  * each in one transaction together with the peer's cursor, then
- * acknowledges it. A re-delivered chunk is skipped; a chunk out of order or
- * beyond the flow-control window drops the link before anything of it is
- * applied, and the next session resumes from the recorded cursor.
+ * acknowledges it. Chunks that arrive while one is being applied are
+ * applied together in the next transaction and acknowledged at once. A
+ * re-delivered chunk is skipped; a chunk out of order or beyond the
+ * flow-control window drops the link before anything of it is applied, and
+ * the next session resumes from the recorded cursor.
  */
 export class InboundStream {
   /** Number of the last chunk received in order. */
   private received = 0
   private applied = 0
-  private chain: Promise<void> = Promise.resolve()
+  /** Chunks received in order, not yet applied. */
+  private readonly waiting: Changes[] = []
+  private draining = false
   changesReceived = 0
   /** Chunks received again and skipped. */
   duplicates = 0
@@ -73,49 +83,101 @@ export class InboundStream {
       return
     }
     this.received = m.n
-    this.chain = this.chain.then(() => this.apply(m))
+    this.waiting.push(m)
+    if (!this.draining)
+      void this.drain().catch((error: unknown) =>
+        this.o.onReject(`cannot apply changes: ${(error as Error).message}`, ErrorCode.PROTOCOL_ERROR),
+      )
   }
 
-  private async apply(m: Changes): Promise<void> {
-    if (this.o.isClosed()) return
-    let refused: string | undefined
+  /** Applies waiting chunks, several at a time, until none waits. */
+  private async drain(): Promise<void> {
+    this.draining = true
     try {
-      refused = await this.checkLimits(m)
+      while (this.waiting.length > 0 && !this.o.isClosed()) {
+        const batch: Changes[] = []
+        let size = 0
+        while (this.waiting.length > 0) {
+          const next = this.waiting[0]!
+          if (batch.length > 0 && size + next.changes.length > MAX_CHANGES_PER_APPLY) break
+          // A chunk naming a collection not known yet is checked against the store's collections
+          // as they are once everything before it is applied (and a malformed one is refused alone).
+          if (batch.length > 0 && this.o.collections.reads(next.changes)) break
+          this.waiting.shift()
+          // Each chunk passes the limits on its own; what passed is applied before a refusal or a wait.
+          const refused = await this.admit(next)
+          if (refused) {
+            if (batch.length > 0 && !(await this.apply(batch))) return
+            this.o.onReject(refused.reason, refused.code)
+            return
+          }
+          // Over the change rate: hold the chunk, and its ack, so the sender's window fills and it waits.
+          const wait = this.rate.take(next.changes.length)
+          if (wait > 0) {
+            if (batch.length > 0 && !(await this.apply(batch))) return
+            batch.length = 0
+            size = 0
+            this.throttled++
+            this.throttledMs += wait
+            this.o.onThrottle(wait)
+            await delay(wait)
+            if (this.o.isClosed()) return
+          }
+          batch.push(next)
+          size += next.changes.length
+        }
+        if (!(await this.apply(batch))) return
+      }
+    } finally {
+      this.draining = false
+    }
+  }
+
+  /** Why a chunk breaks the peer's limits, or undefined. */
+  private async admit(m: Changes): Promise<{ reason: string; code: ErrorCode } | undefined> {
+    try {
+      const refused = await this.checkLimits(m)
+      return refused === undefined ? undefined : { reason: refused, code: ErrorCode.PEER_LIMIT_EXCEEDED }
     } catch (error) {
       // Content no JSON encoder can handle (nesting deep enough to exhaust the stack).
-      this.o.onReject(`malformed changes: ${(error as Error).message}`, ErrorCode.PROTOCOL_ERROR)
-      return
+      return { reason: `malformed changes: ${(error as Error).message}`, code: ErrorCode.PROTOCOL_ERROR }
     }
-    if (refused) {
-      this.o.onReject(refused, ErrorCode.PEER_LIMIT_EXCEEDED)
-      return
+  }
+
+  /**
+   * Applies chunks in one transaction with the cursor of the last, then
+   * acknowledges the last (acks are cumulative). False when the link is
+   * dropped.
+   */
+  private async apply(batch: readonly Changes[]): Promise<boolean> {
+    if (this.o.isClosed()) return false
+    const last = batch[batch.length - 1]!
+    let vv: VersionVector | undefined
+    for (const m of batch) {
+      if (m.complete && m.vv) {
+        vv ??= {}
+        for (const [site, seq] of Object.entries(m.vv)) if (seq > (vv[site] ?? 0)) vv[site] = seq
+      }
     }
-    // Over the change rate: hold the chunk, and its ack, so the sender's window fills and it waits.
-    const wait = this.rate.take(m.changes.length)
-    if (wait > 0) {
-      this.throttled++
-      this.throttledMs += wait
-      this.o.onThrottle(wait)
-      await delay(wait)
-    }
-    if (this.o.isClosed()) return
+    const changes = batch.length === 1 ? last.changes : batch.flatMap((m) => m.changes)
     try {
       // Even an empty chunk moves the recorded cursor: a later session resumes after it.
-      await this.o.mesh.applyRemote(m.changes, {
+      await this.o.mesh.applyRemote(changes, {
         from: this.o.from,
-        cursor: m.cursor,
-        ...(m.complete && m.vv ? { versionVector: m.vv } : {}),
+        cursor: last.cursor,
+        ...(vv ? { versionVector: vv } : {}),
       })
     } catch (error) {
       const e = error as MeshmirrorError
       this.o.onReject(`rejected changes (${e.code ?? 'ERROR'}): ${e.message}`, ErrorCode.PROTOCOL_ERROR, e)
-      return
+      return false
     }
-    if (this.o.isClosed()) return
-    this.applied = m.n
-    this.changesReceived += m.changes.length
-    this.o.sendAck(m.n, m.cursor)
-    if (m.complete) this.o.onComplete(m.vv)
+    if (this.o.isClosed()) return false
+    this.applied = last.n
+    this.changesReceived += changes.length
+    this.o.sendAck(last.n, last.cursor)
+    for (const m of batch) if (m.complete) this.o.onComplete(m.vv)
+    return true
   }
 
   /** Why the chunk breaks a limit, or undefined. A change of the wrong shape is left to the store's validation. */

@@ -111,6 +111,21 @@ export class CollectionBudget {
   ) {}
 
   /**
+   * True when `admit` would read the store's collections for these changes
+   * (one names a collection not known), or when one is not even shaped
+   * like a change.
+   */
+  reads(changes: readonly RemoteChange[]): boolean {
+    if (!this.known) return true
+    for (const c of changes as readonly unknown[]) {
+      if (typeof c !== 'object' || c === null) return true
+      const name = (c as { collection?: unknown }).collection
+      if (typeof name !== 'string' || !this.known.has(name)) return true
+    }
+    return false
+  }
+
+  /**
    * Reserves the chunk's new collections; returns why it cannot, or
    * undefined. Reads the store only when the chunk names a collection not
    * seen yet (a local write may have created it).

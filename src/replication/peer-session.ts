@@ -93,7 +93,8 @@ export class PeerSession {
   private syncSent = false
   private syncReceived: string | undefined
   private pushTimer: NodeJS.Timeout | undefined
-  private pushSoon: NodeJS.Immediate | undefined
+  /** A push queued right after the current commit (a microtask). */
+  private pushSoon = false
   /** When the last coalesced push started (performance.now()). */
   private lastPushAt = Number.NEGATIVE_INFINITY
   private handshakeTimer: NodeJS.Timeout | undefined
@@ -150,20 +151,23 @@ export class PeerSession {
   /**
    * Something new to tell the peer (a commit, a version learned elsewhere):
    * push it soon, coalescing bursts. After a quiet spell (no push for
-   * `coalesceMs`) it goes out in the next turn of the event loop, with
-   * whatever else committed in this one; while commits stream in, pushes
+   * `coalesceMs`) it goes out right after the commit that made it, without
+   * waiting for a turn of the event loop; while commits stream in, pushes
    * are at most one per `coalesceMs`.
    */
   notify(): void {
     if (!this.outbound || this.pushTimer || this.pushSoon || this.state === 'closed') return
     const push = () => {
       this.pushTimer = undefined
-      this.pushSoon = undefined
+      this.pushSoon = false
+      if (this.state === 'closed') return
       this.lastPushAt = performance.now()
       void this.outbound?.pump().catch((e) => this.readFailed(e))
     }
-    if (performance.now() - this.lastPushAt >= this.o.coalesceMs) this.pushSoon = setImmediate(push)
-    else this.pushTimer = setTimeout(push, this.o.coalesceMs)
+    if (performance.now() - this.lastPushAt >= this.o.coalesceMs) {
+      this.pushSoon = true
+      queueMicrotask(push)
+    } else this.pushTimer = setTimeout(push, this.o.coalesceMs)
   }
 
   close(reason: string): void {
@@ -210,7 +214,6 @@ export class PeerSession {
   private finish(reason: string): void {
     if (this.state === 'closed') return
     clearTimeout(this.pushTimer)
-    clearImmediate(this.pushSoon)
     clearTimeout(this.handshakeTimer)
     if (!this.lastError && reason && !reason.startsWith('closed')) this.lastError = reason
     this.setState('closed')
