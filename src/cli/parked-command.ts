@@ -58,20 +58,25 @@ export function readParked(file: string, options: { state?: ParkedDocument['stat
     return {
       database: file,
       ...counts,
-      entries: store.list(options).map((e) => ({
-        collection: e.model,
-        id: e.id,
-        state: e.state,
-        op: e.op,
-        reason: e.reason,
-        code: e.code,
-        waitsFor: e.waitsFor,
-        since: new Date(e.since).toISOString(),
-        attempts: e.attempts,
-      })),
+      entries: store.list(options).map(reportEntry),
     }
   } finally {
     db.close()
+  }
+}
+
+/** A kept document as `meshmirror parked` reports it. */
+function reportEntry(e: ParkedDocument): ParkedReport['entries'][number] {
+  return {
+    collection: e.model,
+    id: e.id,
+    state: e.state,
+    op: e.op,
+    reason: e.reason,
+    code: e.code,
+    waitsFor: e.waitsFor,
+    since: new Date(e.since).toISOString(),
+    attempts: e.attempts,
   }
 }
 
@@ -85,17 +90,7 @@ async function readParkedPostgres(
     database: redactUrl(url),
     parked: r.parked,
     refused: r.refused,
-    entries: r.entries.map((e) => ({
-      collection: e.model,
-      id: e.id,
-      state: e.state,
-      op: e.op,
-      reason: e.reason,
-      code: e.code,
-      waitsFor: e.waitsFor,
-      since: new Date(e.since).toISOString(),
-      attempts: e.attempts,
-    })),
+    entries: r.entries.map(reportEntry),
   }
 }
 

@@ -2,6 +2,7 @@ import pg from 'pg'
 import { ClosedError, ErrorCode, hasCode, MeshmirrorError, StorageError, ValidationError } from '../errors.js'
 import { parentRef, parentsFirst } from '../repository/foreign-keys.js'
 import { checkDefinition, type ModelDefinition } from '../repository/model-definition.js'
+import { checkLimit, unknownModel } from '../repository/port-checks.js'
 import type {
   CapturedChange,
   DocSyncState,
@@ -747,26 +748,13 @@ class PostgresRepositoryImpl implements PostgresRepository {
 
   private model(name: string): PgModel {
     const info = this.modelInfo.get(name)
-    if (!info) {
-      throw new ValidationError(
-        ErrorCode.INVALID_MODEL,
-        `Unknown model ${JSON.stringify(name)} in ${this.location}; known: ${this.models().join(', ') || '(none)'}.`,
-        { details: { model: name } },
-      )
-    }
+    if (!info) throw unknownModel(name, this.location, this.models())
     return info
   }
 
   private assertOpen(): void {
     if (this.closing) throw new ClosedError(`The repository ${this.location}`)
   }
-}
-
-function checkLimit(limit: number): number {
-  if (!Number.isSafeInteger(limit) || limit <= 0) {
-    throw new ValidationError(ErrorCode.INVALID_OPTIONS, `limit must be a positive integer, got ${String(limit)}.`)
-  }
-  return limit
 }
 
 /**

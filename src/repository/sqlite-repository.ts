@@ -11,6 +11,7 @@ import { deviceIdOf, KeyMap } from './key-map.js'
 import { linkLocalRefs, type ModelDefinition, type ModelInfo, resolveModel } from './model-definition.js'
 import { ParentCheck } from './parent-check.js'
 import { ParkedStore } from './parked-store.js'
+import { checkLimit, unknownModel } from './port-checks.js'
 import { executeRemoteBatch, type RelationPlan, unblockedBy } from './remote-batch.js'
 import type {
   CapturedChange,
@@ -549,24 +550,11 @@ class SqliteRepositoryImpl implements SqliteRepository {
 
   private model(name: string): ModelInfo {
     const info = this.modelInfo.get(name)
-    if (!info) {
-      throw new ValidationError(
-        ErrorCode.INVALID_MODEL,
-        `Unknown model ${JSON.stringify(name)} in ${this.file}; known: ${this.models().join(', ') || '(none)'}.`,
-        { details: { model: name } },
-      )
-    }
+    if (!info) throw unknownModel(name, this.file, this.models())
     return info
   }
 
   private assertOpen(): void {
     if (this.closing) throw new ClosedError(`The repository ${this.file}`)
   }
-}
-
-function checkLimit(limit: number): number {
-  if (!Number.isSafeInteger(limit) || limit <= 0) {
-    throw new ValidationError(ErrorCode.INVALID_OPTIONS, `limit must be a positive integer, got ${String(limit)}.`)
-  }
-  return limit
 }
