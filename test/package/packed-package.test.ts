@@ -183,7 +183,12 @@ describe('the packed package', () => {
       mkdirSync(dir, { recursive: true })
       const { stderr } = await run(process.execPath, [join(project, 'out', `${example.slug}.js`)], {
         cwd: dir,
-        env: { ...process.env, MESH_PORT: '0', MESH_SECRET: 'a secret for the docs' },
+        env: {
+          ...process.env,
+          MESH_PORT: '0',
+          MESH_SECRET: 'a secret for the docs',
+          HUB_PASSWORD: 'a password for the docs',
+        },
         timeout: 30_000,
       })
       expect(stderr).not.toMatch(/error/i)
