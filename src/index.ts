@@ -204,6 +204,7 @@ export type { Connection, LinkSecurity, Listener, Transport } from './replicatio
 export { type WsTransportOptions, wsTransport } from './replication/ws-transport.js'
 // The repository port and its SQLite implementation
 export type { ForeignKey } from './repository/foreign-keys.js'
+export type { LongTransaction } from './repository/lock-hold.js'
 export type { ColumnType, KeyMode, ModelDefinition } from './repository/model-definition.js'
 export {
   type CapturedChange,

@@ -157,6 +157,14 @@ class Coordinator implements SyncCoordinator {
         this.metricsRecorder.busyRetries++
         this.events.emit('busy', { attempt, waitMs })
       }),
+      options.repository.on('longTransaction', (t) => {
+        this.metricsRecorder.longTransaction(t.heldMs)
+        this.rt.logger.warn(
+          `held the database's write lock for ${t.heldMs} ms (${t.cpuMs} ms of CPU, commit ${t.commitMs} ms): the app's writes waited as long`,
+          { ...t },
+        )
+        this.events.emit('longTransaction', t)
+      }),
     )
   }
 

@@ -1,3 +1,4 @@
+import type { LongTransaction } from '../repository/lock-hold.js'
 import type { SyncContext } from './adapter.js'
 import type { DriftedDocument } from './drift-report.js'
 
@@ -41,6 +42,13 @@ export interface SyncEvents {
   parked: { model: string; id: string; reason: string }
   /** Another writer holds the database; the apply waits and retries. */
   busy: { attempt: number; waitMs: number }
+  /**
+   * A transaction of the bridge held the database's write lock for a second
+   * or more (the repository's `longTransactionMs`): the app's writes waited
+   * as long. Says whether the time went on CPU, on the commit, or on
+   * neither (the process was not running: an overloaded machine).
+   */
+  longTransaction: LongTransaction
   /** Something failed; it is counted and will be retried where that makes sense. */
   error: { phase: SyncPhase; model?: string; error: unknown }
   /**

@@ -33,6 +33,8 @@ export interface SyncMetrics extends ModelMetrics {
   queueDepth: number
   /** Times an apply waited for another writer. */
   busyRetries: number
+  /** Transactions that held the database's write lock for a second or more (the repository's `longTransactionMs`), and the longest, ms. */
+  longTransactions: { count: number; longestMs: number }
   /** For the last batch: from receipt of its oldest change to commit (ms). */
   lagMs: number
   /** For the last drain: age of the oldest local change it sent (ms). */
@@ -77,6 +79,7 @@ export class MetricsRecorder {
   private localLag = 0
   busyRetries = 0
   errors = 0
+  private readonly long = { count: 0, longestMs: 0 }
   readonly verify = { runs: 0, lastAt: null as number | null, drifted: 0 }
 
   count(model: string, counter: ModelCounter, n = 1): void {
@@ -105,6 +108,11 @@ export class MetricsRecorder {
     this.lag = lagMs
   }
 
+  longTransaction(heldMs: number): void {
+    this.long.count++
+    if (heldMs > this.long.longestMs) this.long.longestMs = heldMs
+  }
+
   localLagMs(ms: number): void {
     this.localLag = ms
   }
@@ -128,6 +136,7 @@ export class MetricsRecorder {
       },
       queueDepth,
       busyRetries: this.busyRetries,
+      longTransactions: { ...this.long },
       lagMs: this.lag,
       localLagMs: this.localLag,
       errors: this.errors,

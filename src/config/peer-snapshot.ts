@@ -103,6 +103,7 @@ export function buildSnapshot(p: SnapshotParts): PeerSnapshot {
       conflicts: p.counts.conflicts,
       errors: m?.errors ?? 0,
       busyRetries: m?.busyRetries ?? 0,
+      ...(m ? { longTransactions: m.longTransactions } : {}),
       queueDepth: m?.queueDepth ?? 0,
       applyRate: Math.round(p.rates.apply * 10) / 10,
       pushRate: Math.round(p.rates.push * 10) / 10,

@@ -67,6 +67,8 @@ export interface PeerSnapshot {
     conflicts?: number
     errors: number
     busyRetries: number
+    /** Transactions that held the database's write lock for a second or more (the app's writes waited as long), and the longest, ms. */
+    longTransactions?: { count: number; longestMs: number }
     queueDepth: number
     /** Remote rows applied per second over the last interval. */
     applyRate: number
@@ -96,9 +98,15 @@ export interface PeerSnapshot {
 
 /** The warnings a snapshot calls for (from its fields, so a snapshot of an earlier version gets them too). */
 export function snapshotWarnings(
-  s: Pick<PeerSnapshot, 'insecure' | 'peers'> & { sync?: Pick<PeerSnapshot['sync'], 'verify'> },
+  s: Pick<PeerSnapshot, 'insecure' | 'peers'> & { sync?: Pick<PeerSnapshot['sync'], 'verify' | 'longTransactions'> },
 ): string[] {
   const out: string[] = []
+  const long = s.sync?.longTransactions
+  if (long && long.count > 0) {
+    out.push(
+      `${long.count} transactions held the database's write lock for a second or more (longest ${long.longestMs} ms): the app's writes waited as long (see the peer's log for where the time went)`,
+    )
+  }
   const drifted = s.sync?.verify?.drifted ?? 0
   if (drifted > 0) {
     out.push(`${drifted} documents were found out of step with the mesh and applied again from it (see the peer's log)`)

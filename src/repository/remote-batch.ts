@@ -3,6 +3,7 @@ import { ErrorCode, ValidationError } from '../errors.js'
 import { isBusy } from './busy-retry.js'
 import { parentKey, parentRef, referencingRef } from './foreign-keys.js'
 import type { KeyMap } from './key-map.js'
+import type { LockHold } from './lock-hold.js'
 import type { ModelInfo } from './model-definition.js'
 import type { BatchRows, Orphan, ParentCheck } from './parent-check.js'
 import type { ParkedStore } from './parked-store.js'
@@ -70,8 +71,9 @@ export function executeRemoteBatch(
   plan: RelationPlan,
   batch: RemoteBatch,
   isolate: boolean,
+  hold?: LockHold,
 ): RemoteBatchResult {
-  return st.keys.batch(() => runBatch(db, st, parked, plan, batch, isolate))
+  return st.keys.batch(() => runBatch(db, st, parked, plan, batch, isolate, hold))
 }
 
 function runBatch(
@@ -81,10 +83,12 @@ function runBatch(
   plan: RelationPlan,
   batch: RemoteBatch,
   isolate: boolean,
+  hold: LockHold | undefined,
 ): RemoteBatchResult {
   const result: RemoteBatchResult = { groups: [], errors: [], unblocked: new Map() }
   const exact = batch.exact === true || isolate
   db.exec('BEGIN IMMEDIATE')
+  hold?.begun()
   try {
     st.setFlag()
     if (plan.enforced) db.pragma(`defer_foreign_keys = ${isolate ? 'OFF' : 'ON'}`)
@@ -171,6 +175,7 @@ function runBatch(
     finish(st, parked, plan, groups, result)
     for (const c of batch.checkpoints) st.setCheckpoint(c.key, c.value)
     st.clearFlag()
+    hold?.committing()
     db.exec('COMMIT')
     return result
   } catch (error) {

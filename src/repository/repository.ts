@@ -1,4 +1,5 @@
 import type { JsonValue } from '../mesh/document.js'
+import type { LongTransaction } from './lock-hold.js'
 
 /** A value of a repository row, as adapters see it. */
 export type RowValue = JsonValue
@@ -169,19 +170,27 @@ export interface RemoteBatchResult {
    */
   unblocked: Map<string, string[]>
 }
-
 /** Counters a repository keeps. */
 export interface RepositoryStats {
   /** Transactions committed. */
   transactions: number
   /** Times a write waited for another writer (SQLITE_BUSY) and was retried. */
   busyRetries: number
+  /** Transactions that held the write lock for `longTransactionMs` or more (repositories that time it: SQLite). */
+  longTransactions?: number
+  /** The longest any transaction held the write lock, ms. */
+  longestHoldMs?: number
 }
 
 /** Events a repository emits. */
 export interface RepositoryEvents {
   /** Another writer holds the database; the transaction will be retried after `waitMs`. */
   busy: { attempt: number; waitMs: number; error: unknown }
+  /**
+   * A transaction held the write lock for `longTransactionMs` or more, so
+   * the app's writes waited that long (repositories that time it: SQLite).
+   */
+  longTransaction: LongTransaction
 }
 
 /**

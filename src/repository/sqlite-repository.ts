@@ -8,6 +8,7 @@ import { installSyncTables, isCapturing, setCapture, setKeyTriggers } from './ch
 import { ChangePoller } from './change-poller.js'
 import { parentRef, parentsFirst, readForeignKeys } from './foreign-keys.js'
 import { deviceIdOf, KeyMap } from './key-map.js'
+import { LockHold } from './lock-hold.js'
 import { linkLocalRefs, type ModelDefinition, type ModelInfo, resolveModel } from './model-definition.js'
 import { ParentCheck } from './parent-check.js'
 import { ParkedStore } from './parked-store.js'
@@ -59,6 +60,12 @@ export interface SqliteRepositoryOptions {
   journalMode?: 'wal' | 'keep'
   /** `synchronous` for this connection. Default `normal` (durable across process crashes in WAL mode). */
   synchronous?: 'off' | 'normal' | 'full'
+  /**
+   * A transaction that holds the write lock this long (ms) or longer is
+   * reported (`longTransaction` event, `stats().longTransactions`): an app
+   * writing meanwhile waited as long. Default 1000.
+   */
+  longTransactionMs?: number
 }
 
 /** A {@link Repository} on a SQLite file, with trigger-based change capture. */
@@ -146,7 +153,7 @@ function checkOptions(options: SqliteRepositoryOptions): SqliteRepositoryOptions
   if (typeof options !== 'object' || options === null) throw bad('options must be an object with file and models.')
   if (typeof options.file !== 'string' || options.file.length === 0) throw bad('file must be a non-empty path.')
   if (!Array.isArray(options.models)) throw bad('models must be an array of model definitions.')
-  for (const key of ['busyTimeoutMs', 'pollIntervalMs'] as const) {
+  for (const key of ['busyTimeoutMs', 'pollIntervalMs', 'longTransactionMs'] as const) {
     const v = options[key]
     if (v !== undefined && (!Number.isFinite(v) || v < 0)) throw bad(`${key} must be a non-negative number.`)
   }
@@ -208,6 +215,8 @@ function relationPlan(writer: Database.Database, models: Map<string, ModelInfo>,
  * out with SQLITE_BUSY.
  */
 const LOCK_RUN_MS = 1000
+
+const batchRecords = (batch: RemoteBatch): number => batch.groups.reduce((n, g) => n + g.writes.length, 0)
 const LOCK_PAUSE_MS = 250
 
 class SqliteRepositoryImpl implements SqliteRepository {
@@ -219,7 +228,15 @@ class SqliteRepositoryImpl implements SqliteRepository {
   private readonly parkedR: ParkedStore
   private readonly modelInfo: ReadonlyMap<string, ModelInfo>
   private readonly busyListeners = new Set<(p: RepositoryEvents['busy']) => void>()
-  private readonly counters: RepositoryStats = { transactions: 0, busyRetries: 0 }
+  private readonly longListeners = new Set<(p: RepositoryEvents['longTransaction']) => void>()
+  private readonly counters: Required<RepositoryStats> = {
+    transactions: 0,
+    busyRetries: 0,
+    longTransactions: 0,
+    longestHoldMs: 0,
+  }
+  private readonly hold = new LockHold()
+  private readonly longTransactionMs: number
   private readonly closeController = new AbortController()
   private readonly tx: RepositoryTx
   private inTx = false
@@ -240,6 +257,7 @@ class SqliteRepositoryImpl implements SqliteRepository {
     options: SqliteRepositoryOptions,
   ) {
     this.modelInfo = relations.models
+    this.longTransactionMs = options.longTransactionMs ?? 1000
     this.w = new ModelStatements(writer, relations.keys)
     this.r = new ModelStatements(reader, new KeyMap(reader, device))
     this.parkedW = new ParkedStore(writer)
@@ -425,10 +443,12 @@ class SqliteRepositoryImpl implements SqliteRepository {
           continue
         }
         this.inTx = true
+        this.hold.begun()
         try {
           if (remote) this.w.setFlag()
           const result = await fn(this.tx)
           if (remote) this.w.clearFlag()
+          this.hold.committing()
           this.writer.exec('COMMIT')
           this.inTx = false
           this.counters.transactions++
@@ -441,10 +461,21 @@ class SqliteRepositoryImpl implements SqliteRepository {
           if (!isBusy(e)) throw e
           await this.waitBusy(attempt, e, options.signal)
         } finally {
-          this.lockFreeSince = performance.now()
+          this.heldLock(remote ? 'remote' : 'local')
         }
       }
     })
+  }
+
+  /** Counts a hold of the write lock that just ended, and reports it when long. */
+  private heldLock(origin: 'remote' | 'local', records?: number): void {
+    this.lockFreeSince = performance.now()
+    const held = this.hold.ended(this.longTransactionMs, origin, records)
+    if (!held) return
+    if (held.heldMs > this.counters.longestHoldMs) this.counters.longestHoldMs = Math.round(held.heldMs)
+    if (!held.long) return
+    this.counters.longTransactions++
+    for (const l of this.longListeners) l(held.long)
   }
 
   /** Leaves the write lock free for a moment when this connection has held it too long (see LOCK_RUN_MS). */
@@ -497,7 +528,15 @@ class SqliteRepositoryImpl implements SqliteRepository {
       for (let attempt = 0; ; attempt++) {
         await this.shareLock(options.signal)
         try {
-          const result = executeRemoteBatch(this.writer, this.w, this.parkedW, this.relations, batch, isolate)
+          const result = executeRemoteBatch(
+            this.writer,
+            this.w,
+            this.parkedW,
+            this.relations,
+            batch,
+            isolate,
+            this.hold,
+          )
           this.counters.transactions++
           this.scheduleCheckpoint()
           return result
@@ -507,7 +546,7 @@ class SqliteRepositoryImpl implements SqliteRepository {
           else if (!isolate) isolate = true
           else throw error
         } finally {
-          this.lockFreeSince = performance.now()
+          this.heldLock('remote', batchRecords(batch))
         }
       }
     })
@@ -526,9 +565,12 @@ class SqliteRepositoryImpl implements SqliteRepository {
   }
 
   on<E extends keyof RepositoryEvents>(event: E, listener: (payload: RepositoryEvents[E]) => void): () => void {
-    if (event !== 'busy') throw new ValidationError(ErrorCode.INVALID_OPTIONS, `Unknown event ${String(event)}.`)
-    this.busyListeners.add(listener)
-    return () => this.busyListeners.delete(listener)
+    const listeners = (
+      event === 'busy' ? this.busyListeners : event === 'longTransaction' ? this.longListeners : undefined
+    ) as Set<typeof listener> | undefined
+    if (!listeners) throw new ValidationError(ErrorCode.INVALID_OPTIONS, `Unknown event ${String(event)}.`)
+    listeners.add(listener)
+    return () => listeners.delete(listener)
   }
 
   close(): Promise<void> {

@@ -1,13 +1,19 @@
 import { join } from 'node:path'
 import Database from 'better-sqlite3'
 import { afterEach, expect, it } from 'vitest'
-import { openSqliteRepository, type SqliteRepository } from '../../src/index.js'
-import { runFixture, tempDirs } from './helpers/wait.js'
+import { type LongTransaction, openSqliteRepository, type SqliteRepository } from '../../src/index.js'
+import { counter, counterAdapter } from './helpers/counter-model.js'
+import { openNode } from './helpers/node.js'
+import { remoteSite } from './helpers/remote.js'
+import { runFixture, tempDirs, waitFor } from './helpers/wait.js'
 
 const dirs = tempDirs()
 let repo: SqliteRepository | undefined
 
+const closers: (() => Promise<unknown>)[] = []
+
 afterEach(async () => {
+  for (const c of closers.splice(0).reverse()) await c()
   await repo?.close()
   repo = undefined
   dirs.cleanup()
@@ -55,3 +61,61 @@ it('leaves the write lock free now and then during back-to-back transactions, so
   expect(outcome.waitedMs).toBeLessThan(2500)
   expect(n).toBeGreaterThan(5)
 }, 60_000)
+
+it('reports a transaction that held the write lock longer than longTransactionMs, with where the time went', async () => {
+  const file = join(dirs.make('long'), 'app.db')
+  const db = new Database(file)
+  db.exec('CREATE TABLE items (id TEXT PRIMARY KEY, v INTEGER NOT NULL)')
+  db.close()
+  repo = await openSqliteRepository({ file, models: [{ name: 'items' }], longTransactionMs: 50 })
+  const seen: LongTransaction[] = []
+  repo.on('longTransaction', (t) => seen.push(t))
+  // Quick transactions are not reported.
+  for (let i = 0; i < 5; i++) await repo.upsert('items', [{ id: `q${i}`, v: i }])
+  expect(seen).toEqual([])
+  // One working on the CPU, and one waiting on something else while holding the lock.
+  await repo.transaction(async (tx) => {
+    spin(80)
+    await tx.upsert('items', [{ id: 'cpu', v: 1 }])
+  })
+  await repo.transaction(async (tx) => {
+    await tx.upsert('items', [{ id: 'idle', v: 2 }])
+    await new Promise((resolve) => setTimeout(resolve, 80))
+  })
+  expect(seen).toHaveLength(2)
+  const [cpu, idle] = seen as [LongTransaction, LongTransaction]
+  for (const t of seen) {
+    expect(t).toMatchObject({ origin: 'local' })
+    expect(t.heldMs).toBeGreaterThanOrEqual(50)
+    expect(t.commitMs).toBeLessThanOrEqual(t.heldMs)
+    expect(t.monotonicMs).toBeGreaterThan(0)
+  }
+  expect(cpu.cpuMs).toBeGreaterThan(0)
+  expect(idle.cpuMs).toBeLessThan(idle.heldMs)
+  const stats = repo.stats()
+  expect(stats.longTransactions).toBe(2)
+  expect(stats.longestHoldMs).toBeGreaterThanOrEqual(Math.max(cpu.heldMs, idle.heldMs) - 1)
+})
+
+it('shows long holds of the write lock by received batches in the bridge: event, metrics and a warning', async () => {
+  const warnings: string[] = []
+  const n = await openNode(dirs.make('b'), {
+    longTransactionMs: 0,
+    logger: { debug() {}, info() {}, error() {}, warn: (m: string) => warnings.push(m) },
+  })
+  closers.push(() => n.close())
+  const seen: LongTransaction[] = []
+  n.sync.on('longTransaction', (t) => seen.push(t))
+  const site = await remoteSite('builtin', n.mesh, dirs.make('site'))
+  closers.push(() => site.close())
+  await site.upsert(
+    'counters',
+    Array.from({ length: 20 }, (_, i) => counterAdapter.toDocument(counter(i))),
+  )
+  await waitFor(() => n.sync.metrics().applied === 20, { message: '20 rows applied' })
+  const remote = seen.filter((t) => t.origin === 'remote')
+  expect(remote.length).toBeGreaterThan(0)
+  expect(remote.reduce((sum, t) => sum + (t.records ?? 0), 0)).toBeGreaterThanOrEqual(20)
+  expect(n.sync.metrics().longTransactions.count).toBeGreaterThanOrEqual(seen.length)
+  expect(warnings.some((w) => w.startsWith("held the database's write lock for"))).toBe(true)
+})

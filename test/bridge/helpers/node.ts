@@ -4,6 +4,7 @@ import { openDittoStore } from '../../../src/ditto/index.js'
 import {
   type BuiltinMesh,
   createSyncRegistry,
+  type Logger,
   type MeshStore,
   type MeshWriter,
   type ModelDefinition,
@@ -126,6 +127,10 @@ export interface NodeOptions {
   pollIntervalMs?: number
   /** Whether the repository watches the database file for such writes. Default true. */
   watchFile?: boolean
+  /** The repository's threshold for reporting a long hold of the write lock. */
+  longTransactionMs?: number
+  /** Where the bridge's diagnostics go. */
+  logger?: Logger
 }
 
 /** A node whose mesh may be either backend. */
@@ -172,6 +177,7 @@ export async function openNode(
     models: options.models ?? [counterModel],
     ...(options.pollIntervalMs ? { pollIntervalMs: options.pollIntervalMs } : {}),
     ...(options.watchFile === undefined ? {} : { watchFile: options.watchFile }),
+    ...(options.longTransactionMs === undefined ? {} : { longTransactionMs: options.longTransactionMs }),
   })
   const meshWrites: MeshWriteCount = { changed: 0, unchanged: 0 }
   const registry = createSyncRegistry({
@@ -180,6 +186,7 @@ export async function openNode(
     adapters,
     context: options.context ?? { branchId: 1 },
     ...(options.settings ? { settings: options.settings } : {}),
+    ...(options.logger ? { logger: options.logger } : {}),
   })
   const node: TestNode<MeshStore> = {
     dir,
