@@ -59,6 +59,7 @@ const report: AppReport = {
     errors: 0,
   },
   errorSamples: [],
+  busyWrites: [],
 }
 /** Orders of this till still there, to update or void. */
 const open: string[] = []
@@ -244,8 +245,11 @@ async function act(what: string, fn: () => void | Promise<void>): Promise<void> 
 
 function failed(error: unknown, afterMs: number): void {
   const code = (error as { code?: unknown }).code
-  if (code === 'SQLITE_BUSY' || code === 'SQLITE_BUSY_SNAPSHOT') report.counts.busy++
-  else report.counts.errors++
+  if (code === 'SQLITE_BUSY' || code === 'SQLITE_BUSY_SNAPSHOT') {
+    report.counts.busy++
+    const end = mono()
+    if (report.busyWrites.length < 1000) report.busyWrites.push({ what: doing, mono: [end - Math.round(afterMs), end] })
+  } else report.counts.errors++
   const sample = `${new Date().toISOString()} (monotonic ${mono()} ms) ${doing}, after ${Math.round(afterMs)} ms: ${String(code)}: ${String(error)}`
   process.stderr.write(`${sample}\n`)
   if (report.errorSamples.length < 5) report.errorSamples.push(sample)

@@ -304,6 +304,7 @@ async function main(): Promise<number> {
     skipped: skips,
     writes: sumCounts(reports),
     slowWrites: slowWrites(reports, tills),
+    busy: busyCauses(reports, tills),
     rows: finalSnapshots[0]?.rows ?? {},
     convergedAfterMs: convergedAfterMs === null ? null : Math.round(convergedAfterMs),
     peers: tills.map((t) => ({
@@ -554,6 +555,49 @@ function slowWrites(reports: readonly AppReport[], tills: readonly Till[]): stri
     .map((w) => `${w.till} ${w.what} took ${w.ms} ms, ending ${w.at} (its clock)`)
 }
 
+/**
+ * What each SQLITE_BUSY an app got overlapped: a freeze of its till, a hold
+ * of the write lock by its peer over a second (reported by the peer, with
+ * the CPU it used meanwhile and its commit's share), or neither.
+ */
+function busyCauses(reports: readonly AppReport[], tills: readonly Till[]) {
+  const out = { total: 0, duringFreeze: 0, duringPeerHold: 0, neither: 0, samples: [] as string[] }
+  for (const r of reports) {
+    const till = tills.find((t) => t.name === r.till)
+    for (const b of r.busyWrites ?? []) {
+      const [from, to] = b.mono as [number, number]
+      out.total++
+      if (till?.freezes.some((f) => from < (f.to ?? Number.POSITIVE_INFINITY) && to > f.from)) {
+        out.duringFreeze++
+        continue
+      }
+      const holds = (till?.holds ?? []).filter((h) => from < h.monotonicMs && to > h.monotonicMs - h.heldMs)
+      if (holds.length === 0) {
+        out.neither++
+        if (out.samples.length < 10) out.samples.push(`${r.till} ${b.what} at ${to}: no hold of the peer over a second`)
+        continue
+      }
+      out.duringPeerHold++
+      if (out.samples.length < 10) {
+        const h = holds.reduce((a, c) => (c.heldMs > a.heldMs ? c : a))
+        out.samples.push(
+          `${r.till} ${b.what} at ${to}: peer held the lock ${h.heldMs} ms (CPU ${h.cpuMs} ms, commit ${h.commitMs} ms, ${h.origin}${h.records === undefined ? '' : `, ${h.records} records`})`,
+        )
+      }
+    }
+  }
+  const holds = tills.flatMap((t) => t.holds)
+  const cpuShare = holds.map((h) => h.cpuMs / Math.max(1, h.heldMs)).sort((a, b) => a - b)
+  return {
+    ...out,
+    peerHolds: holds.length,
+    peerHoldsOver5s: holds.filter((h) => h.heldMs >= 5000).length,
+    longestPeerHoldMs: holds.reduce((m, h) => Math.max(m, h.heldMs), 0),
+    medianCpuShareOfHolds:
+      cpuShare.length === 0 ? null : Math.round(cpuShare[Math.floor(cpuShare.length / 2)]! * 100) / 100,
+  }
+}
+
 function sumCounts(reports: readonly AppReport[]): Record<string, number> {
   const out: Record<string, number> = {}
   for (const r of reports) for (const [k, v] of Object.entries(r.counts)) out[k] = (out[k] ?? 0) + v
@@ -566,6 +610,16 @@ function printSummary(s: Record<string, unknown> & { violations: string[] }, say
   for (const line of s.skipped as string[]) say(line)
   say(`writes: ${JSON.stringify(s.writes)}`)
   for (const w of s.slowWrites as string[]) say(`slow app write: ${w}`)
+  const busy = s.busy as ReturnType<typeof busyCauses>
+  say(
+    `peers' holds of the write lock over a second: ${busy.peerHolds} (${busy.peerHoldsOver5s} over 5 s, longest ${busy.longestPeerHoldMs} ms, median CPU share ${busy.medianCpuShareOfHolds ?? '-'})`,
+  )
+  if (busy.total > 0) {
+    say(
+      `SQLITE_BUSY in the apps: ${busy.total}: ${busy.duringFreeze} during a freeze of the till, ${busy.duringPeerHold} during a hold of its peer over a second, ${busy.neither} during neither`,
+    )
+    for (const line of busy.samples) say(`  busy: ${line}`)
+  }
   say(`rows at the end: ${JSON.stringify(s.rows)} (tables ${SHOP_TABLES.join(', ')})`)
   say(`converged after the heal: ${s.convergedAfterMs === null ? 'never' : `${s.convergedAfterMs} ms`}`)
   for (const p of s.peers as Record<string, unknown>[]) say(`peer ${JSON.stringify(p)}`)

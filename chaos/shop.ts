@@ -99,6 +99,22 @@ export interface SlowWrite {
   mono: number[]
 }
 
+/** A peer's hold of the write lock over a second, as its warning reports it (ms; `monotonicMs` when it ended). */
+export interface LockHoldReport {
+  monotonicMs: number
+  heldMs: number
+  cpuMs: number
+  commitMs: number
+  origin: string
+  records?: number
+}
+
+/** A write the app gave up on with SQLITE_BUSY: what, and when on the monotonic clock (start and end, ms). */
+export interface BusyWrite {
+  what: string
+  mono: number[]
+}
+
 /** What an app reports when it stops: everything it committed. */
 export interface AppReport {
   till: string
@@ -133,4 +149,6 @@ export interface AppReport {
   slowWrites: SlowWrite[]
   /** The first few error messages. */
   errorSamples: string[]
+  /** Every write refused with SQLITE_BUSY (the first 1,000). */
+  busyWrites: BusyWrite[]
 }

@@ -2,7 +2,7 @@ import { type ChildProcess, spawn } from 'node:child_process'
 import { createWriteStream, readFileSync, type WriteStream, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
-import type { AppReport, ConfigShape } from './shop.js'
+import type { AppReport, ConfigShape, LockHoldReport } from './shop.js'
 
 /**
  * The peers and apps running. Each has a process group of its own, so that
@@ -90,6 +90,8 @@ export class Till {
     rejected: [],
     drifted: [],
   }
+  /** The peer's holds of the write lock over a second (its `longTransaction` warnings). */
+  readonly holds: LockHoldReport[] = []
   /** Start the peer again when it exits on its own. */
   supervised = true
   private expectExit = false
@@ -173,6 +175,7 @@ export class Till {
       this.log.write(d)
       if (DISK_FULL.test(String(d))) this.stats.diskFullErrors++
     })
+    createInterface({ input: child.stderr! }).on('line', (line) => this.onPeerLog(line))
     createInterface({ input: child.stdout! }).on('line', (line) => this.onPeerLine(child, line))
     child.once('exit', (code, signal) => {
       if (this.peer !== child) return
@@ -186,6 +189,25 @@ export class Till {
       else this.stats.unexpectedExits.push(String(code ?? signal))
       if (this.supervised) setTimeout(() => this.supervised && !this.frozen && this.startPeer(), 500)
     })
+  }
+
+  /** Keeps the peer's reports of long holds of the write lock, to set against the app's SQLITE_BUSY. */
+  private onPeerLog(line: string): void {
+    if (!line.includes('"monotonicMs"')) return
+    try {
+      const e = JSON.parse(line) as Partial<LockHoldReport> & { event?: string }
+      if (e.event !== 'log' || typeof e.monotonicMs !== 'number' || typeof e.heldMs !== 'number') return
+      this.holds.push({
+        monotonicMs: e.monotonicMs,
+        heldMs: e.heldMs,
+        cpuMs: e.cpuMs ?? 0,
+        commitMs: e.commitMs ?? 0,
+        origin: e.origin ?? '?',
+        ...(e.records !== undefined ? { records: e.records } : {}),
+      })
+    } catch {
+      // Not one of the peer's JSON lines.
+    }
   }
 
   private onPeerLine(child: ChildProcess, line: string): void {
