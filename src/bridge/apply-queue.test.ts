@@ -220,4 +220,26 @@ describe('apply queue', () => {
     await q.idle()
     expect(sizes).toEqual([100, 100, 100])
   })
+
+  it('keeps checkpoints while held, and writes them released only with the changes queued until then', async () => {
+    const { q, written } = queue()
+    q.put(item('a'))
+    q.mark({ key: 'k', value: '1' })
+    q.holdMarks(true)
+    await q.idle()
+    // The change is written; its checkpoint is not.
+    expect(written.map((w) => [w.items.map((i) => i.id).join(''), w.marks.length])).toEqual([['a', 0]])
+    q.mark({ key: 'k', value: '2' })
+    q.put(item('b'))
+    await q.idle()
+    expect(written.flatMap((w) => w.marks)).toEqual([])
+    // What was read again comes while held; once released, the checkpoint goes with it, not before.
+    q.put(item('c'))
+    q.holdMarks(false)
+    await q.close()
+    const last = written.at(-1)!
+    expect(last.items.map((i) => i.id)).toContain('c')
+    expect(last.marks).toEqual([{ key: 'k', value: '2' }])
+    expect(written.flatMap((w) => w.marks)).toHaveLength(1)
+  })
 })

@@ -101,6 +101,8 @@ export class ApplyQueue {
   private cap: number
   private running = false
   private closed = false
+  /** Marks stay queued, not written (see `holdMarks`). */
+  private marksHeld = false
   private wake: (() => void) | undefined
   private readonly idleWaiters: (() => void)[] = []
   private readonly roomWaiters: (() => void)[] = []
@@ -142,6 +144,24 @@ export class ApplyQueue {
     this.pump()
   }
 
+  /**
+   * While held, checkpoints are kept and not written: something read before
+   * them is still to be taken in (a document read again after a local push).
+   * Released, they wait for every change queued until then, as if marked now.
+   */
+  holdMarks(on: boolean): void {
+    if (on === this.marksHeld) return
+    this.marksHeld = on
+    if (on) return
+    for (const m of this.marks) m.ticket = this.ticket
+    this.pump()
+  }
+
+  /** Checkpoints that may be written now. */
+  private get marksReady(): boolean {
+    return this.marks.length > 0 && !this.marksHeld
+  }
+
   /** Resolves when the queue is below its high-water mark. */
   belowHighWater(): Promise<void> {
     if (this.depth < this.opts.highWaterMark) return Promise.resolve()
@@ -181,9 +201,11 @@ export class ApplyQueue {
   private async run(): Promise<void> {
     let failures = 0
     try {
-      while (this.pending.size > 0 || this.marks.length > 0) {
+      while (this.pending.size > 0 || this.marksReady) {
         await this.waitForBatch()
         const { items, marks } = this.take()
+        // Only checkpoints were waiting, and they are held now.
+        if (items.length === 0 && marks.length === 0) continue
         this.lastWriteAt = performance.now()
         try {
           if (this.opts.transactionPerRow && items.length > 1) {
@@ -222,7 +244,7 @@ export class ApplyQueue {
       this.releaseRoom()
       this.releaseIdle()
       // A put() that raced the end of the loop.
-      if (this.pending.size > 0 || this.marks.length > 0) this.pump()
+      if (this.pending.size > 0 || this.marksReady) this.pump()
     }
   }
 
@@ -239,7 +261,7 @@ export class ApplyQueue {
       if (this.closed || this.pending.size >= this.cap) return
       let wait: number
       if (this.pending.size === 0) {
-        if (this.marks.length === 0) return
+        if (!this.marksReady) return
         this.releaseIdle()
         wait = MARK_DELAY_MS - (performance.now() - this.marks[0]!.at)
       } else {
@@ -269,6 +291,7 @@ export class ApplyQueue {
       this.inflight.set(k, e.item)
       this.pending.delete(k)
     }
+    if (this.marksHeld) return { items, marks: [] }
     // Marks whose every earlier change is in this batch (or already written).
     const next = this.pending.values().next().value as Entry | undefined
     const limit = next === undefined ? Number.POSITIVE_INFINITY : next.ticket

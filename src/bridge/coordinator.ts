@@ -135,7 +135,11 @@ class Coordinator implements SyncCoordinator {
       logger,
       bindings: this.bindings,
       pushes,
-      overlap: new PushOverlap(pushes, (model, ids) => this.rt.retry(model, ids)),
+      overlap: new PushOverlap(
+        pushes,
+        (model, ids) => this.follower.reconcile(model, ids).catch((error) => this.fail('apply', error, model)),
+        (on) => this.queue.holdMarks(on),
+      ),
       keepBaseDocs: !options.repository.capturesChanges,
       states: new StateCache(options.repository),
       stopping: this.stopController.signal,

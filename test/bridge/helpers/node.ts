@@ -37,7 +37,11 @@ export interface MeshWriteCount {
 }
 
 /** The mesh as the bridge sees it, counting the documents each write changed. */
-export function countingMesh(mesh: MeshStore, counts: MeshWriteCount): MeshStore {
+export function countingMesh(
+  mesh: MeshStore,
+  counts: MeshWriteCount,
+  beforeTransaction?: () => Promise<void>,
+): MeshStore {
   const add = (into: MeshWriteCount, r: WriteResult) => {
     into.changed += r.changed.length
     into.unchanged += r.unchanged.length
@@ -52,6 +56,7 @@ export function countingMesh(mesh: MeshStore, counts: MeshWriteCount): MeshStore
       if (prop === 'transaction') {
         return async <T>(fn: (tx: MeshWriter) => Promise<T>) => {
           const local: MeshWriteCount = { changed: 0, unchanged: 0 }
+          await beforeTransaction?.()
           const out = await target.transaction((tx) =>
             // Methods, not a spread: a backend's writer may keep them on its prototype.
             fn({
@@ -131,6 +136,8 @@ export interface NodeOptions {
   longTransactionMs?: number
   /** Where the bridge's diagnostics go. */
   logger?: Logger
+  /** Awaited before each of the bridge's mesh transactions (its pushes): holds them underway. */
+  beforeMeshTransaction?: () => Promise<void>
 }
 
 /** A node whose mesh may be either backend. */
@@ -181,7 +188,7 @@ export async function openNode(
   })
   const meshWrites: MeshWriteCount = { changed: 0, unchanged: 0 }
   const registry = createSyncRegistry({
-    mesh: countingMesh(mesh, meshWrites),
+    mesh: countingMesh(mesh, meshWrites, options.beforeMeshTransaction),
     repository: repo,
     adapters,
     context: options.context ?? { branchId: 1 },
