@@ -65,7 +65,7 @@ async function firstLook(
   binding: AdapterBinding,
 ): Promise<{ checked: number; candidates: Map<string, Candidate> }> {
   const candidates = new Map<string, Candidate>()
-  const kept = new Set((await rt.repository.parked({ model: binding.model, limit: 100_000 })).map((k) => k.id))
+  const kept = await keptIds(rt, binding.model)
   const all = await rt.repository.allSyncStates(binding.model, STATE_LIMIT)
   const seen = new Set<string>()
   let checked = 0
@@ -107,10 +107,13 @@ async function secondLook(
 ): Promise<DriftedDocument[]> {
   const out: DriftedDocument[] = []
   const ids = [...candidates.keys()]
+  // Read again after the pause (what was parked meanwhile is left out), once for all the pages.
+  let kept: ReadonlySet<string> | undefined
   for (let i = 0; i < ids.length; i += PAGE) {
     const part = ids.slice(i, i + PAGE)
     await binding.run(async () => {
-      const kept = new Set((await rt.repository.parked({ model: binding.model, limit: 100_000 })).map((k) => k.id))
+      kept ??= await keptIds(rt, binding.model)
+      const parked = kept
       const docs = new Map(
         (await rt.mesh.find({ collection: binding.collection, filter: { _id: { $in: part } } })).map((d) => [d._id, d]),
       )
@@ -120,8 +123,9 @@ async function secondLook(
         const doc = docs.get(id)
         const state = states.get(id)
         let kind: DriftKind | undefined
-        if (doc) kind = judge(rt, binding, doc, state, kept)
-        else if (state && state.hash !== DELETED_HASH && !kept.has(id) && !busy(rt, binding.model, id)) kind = 'removed'
+        if (doc) kind = judge(rt, binding, doc, state, parked)
+        else if (state && state.hash !== DELETED_HASH && !parked.has(id) && !busy(rt, binding.model, id))
+          kind = 'removed'
         const meshHash = doc ? contentHash(doc).hash : undefined
         const first = candidates.get(id)!
         if (kind === undefined || kind !== first.kind || meshHash !== first.meshHash) continue
@@ -137,6 +141,11 @@ async function secondLook(
     })
   }
   return out
+}
+
+/** Ids of a model's parked and refused documents: out of step on purpose. */
+async function keptIds(rt: SyncRuntime, model: string): Promise<Set<string>> {
+  return new Set((await rt.repository.parked({ model, limit: 100_000 })).map((k) => k.id))
 }
 
 /** Whether a document is being pushed or written: out of step for now, on purpose. */

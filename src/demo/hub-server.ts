@@ -4,34 +4,13 @@ import { type AddressInfo, connect, createServer, type Server, type Socket } fro
 import { join } from 'node:path'
 import { setTimeout as delay } from 'node:timers/promises'
 import { ErrorCode, MeshmirrorError } from '../errors.js'
+import { freePort, isListening } from '../util/loopback-port.js'
 
 /** The demo's hub: a `nats-server` with JetStream on a free loopback port, its store in the demo's directory. */
 export interface DemoHub {
   readonly url: string
   readonly port: number
   stop(): Promise<void>
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer()
-    s.on('error', reject)
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as AddressInfo
-      s.close(() => resolve(port))
-    })
-  })
-}
-
-function listening(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = connect(port, '127.0.0.1')
-    s.once('connect', () => {
-      s.destroy()
-      resolve(true)
-    })
-    s.once('error', () => resolve(false))
-  })
 }
 
 export async function startDemoHub(dir: string): Promise<DemoHub> {
@@ -58,7 +37,7 @@ export async function startDemoHub(dir: string): Promise<DemoHub> {
   })
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()))
   const until = Date.now() + 15_000
-  while (!(await listening(port))) {
+  while (!(await isListening(port))) {
     if (child.exitCode !== null || Date.now() > until) {
       child.kill('SIGKILL')
       throw new MeshmirrorError(ErrorCode.DEPENDENCY_MISSING, `nats-server did not start: ${output.trim()}`)

@@ -1,14 +1,18 @@
-import { ErrorCode, ValidationError } from '../errors.js'
-import { type ForeignKey, parentKey, parentRef } from '../repository/foreign-keys.js'
 import {
-  Outcome,
-  type ParkEntry,
-  type RemoteBatch,
-  type RemoteBatchResult,
-  type RemoteWrite,
-  type Row,
-  type WriteOutcome,
-} from '../repository/repository.js'
+  addTo,
+  applied,
+  type GroupPlan as BaseGroupPlan,
+  groupModel,
+  inModelOrder,
+  type Orphan,
+  park,
+  planGroup,
+  refuse,
+  remoteStates,
+  upsertedRows,
+} from '../repository/batch-groups.js'
+import { type ForeignKey, parentKey, parentRef } from '../repository/foreign-keys.js'
+import { Outcome, type RemoteBatch, type RemoteBatchResult, type Row } from '../repository/repository.js'
 import { keysIn, type PgModel } from './pg-model.js'
 import type { PgStore, Queryable } from './pg-store.js'
 
@@ -49,22 +53,7 @@ export class LocalWriteRaced extends Error {
   }
 }
 
-interface Orphan {
-  waitsFor: string
-  waitsKey: string
-  reason: string
-}
-
-interface GroupPlan {
-  index: number
-  model: PgModel
-  writes: RemoteWrite[]
-  outcomes: WriteOutcome[]
-  upserts: Map<number, Row>
-  deletes: Set<string>
-  changed: number
-  park: ParkEntry[]
-  written: string[]
+interface GroupPlan extends BaseGroupPlan<PgModel> {
   /** Write indexes whose sync state the bulk write recorded already. */
   recorded: Set<number>
 }
@@ -89,9 +78,9 @@ export async function runPgBatch(
   const result: RemoteBatchResult = { groups: [], errors: [], unblocked: new Map() }
   const exact = batch.exact === true || isolate
   const groups: GroupPlan[] = []
-  for (const [g, group] of batch.groups.entries()) groups.push(await planGroup(db, st, plan, group, g, result))
+  for (const [g, group] of batch.groups.entries()) groups.push(await planPgGroup(db, st, plan, group, g, result))
   const orphans = await findOrphans(db, plan, groups)
-  const ordered = [...groups].sort((a, b) => plan.order.indexOf(a.model.name) - plan.order.indexOf(b.model.name))
+  const ordered = inModelOrder(groups, plan.order)
   const retry: { group: GroupPlan; write: number }[] = []
   const write = async (group: GroupPlan, i: number, last: boolean) => {
     const w = group.writes[i]!
@@ -171,7 +160,7 @@ export async function runPgBatch(
   return result
 }
 
-async function planGroup(
+async function planPgGroup(
   db: Queryable,
   st: PgStore,
   plan: PgRelationPlan,
@@ -179,38 +168,13 @@ async function planGroup(
   index: number,
   result: RemoteBatchResult,
 ): Promise<GroupPlan> {
-  const model = plan.models.get(group.model)
-  if (!model) {
-    throw new ValidationError(
-      ErrorCode.INVALID_MODEL,
-      `Unknown model ${JSON.stringify(group.model)} in a remote batch.`,
-      {
-        details: { model: group.model },
-      },
-    )
-  }
-  const ids = group.writes.map((w) => w.id)
-  const held = await st.pendingIds(db, group.model, ids)
-  for (const id of group.hold) held.add(id)
-  const p: GroupPlan = {
-    index,
-    model,
-    writes: group.writes,
-    outcomes: new Array(group.writes.length).fill(Outcome.written),
-    upserts: new Map(),
-    deletes: new Set(),
-    changed: 0,
-    park: [],
-    written: [],
-    recorded: new Set(),
-  }
-  group.writes.forEach((w, i) => {
-    if (held.has(w.id)) p.outcomes[i] = Outcome.held
-    else if (w.refused) refuse(p, i, w.refused.reason, w.refused.code, result)
-    else if (w.row === null) p.deletes.add(w.id)
-    else p.upserts.set(i, w.row)
-  })
-  return p
+  const model = groupModel(plan.models, group.model)
+  const pending = await st.pendingIds(
+    db,
+    group.model,
+    group.writes.map((w) => w.id),
+  )
+  return { ...planGroup(model, group, index, pending, FK_FAILED, result), recorded: new Set() }
 }
 
 /**
@@ -355,26 +319,6 @@ function textOf(v: unknown): string | null {
   return String(v)
 }
 
-function park(p: GroupPlan, i: number, orphan: Orphan, result: RemoteBatchResult): void {
-  p.outcomes[i] = Outcome.parked
-  p.park.push({ id: p.writes[i]!.id, state: 'parked', op: 'upsert', code: FK_FAILED, ...orphan })
-  result.errors.push({ group: p.index, write: i, message: orphan.reason, code: FK_FAILED })
-}
-
-function refuse(p: GroupPlan, i: number, message: string, code: string | undefined, result: RemoteBatchResult): void {
-  const w = p.writes[i]!
-  const parkedFk = code === FK_FAILED
-  p.outcomes[i] = parkedFk ? Outcome.parked : Outcome.refused
-  p.park.push({
-    id: w.id,
-    state: parkedFk ? 'parked' : 'refused',
-    op: w.row === null ? 'delete' : 'upsert',
-    reason: message,
-    code: code ?? null,
-  })
-  result.errors.push({ group: p.index, write: i, message, ...(code === undefined ? {} : { code }) })
-}
-
 /** Records sync state, parked entries, and which parked documents the written rows unblock. */
 async function finish(
   db: Queryable,
@@ -385,38 +329,17 @@ async function finish(
 ): Promise<void> {
   const anyParked = await st.anyParked(db)
   for (const p of groups) {
-    const states: { id: string; hash: string; origin: 'remote'; doc: string | null }[] = []
-    p.writes.forEach((w, i) => {
-      const o = p.outcomes[i]
-      if (o === Outcome.written || o === Outcome.changed)
-        states.push({ id: w.id, hash: w.hash, origin: 'remote', doc: w.doc })
-    })
-    await st.putSyncStates(db, p.model.name, states)
+    await st.putSyncStates(db, p.model.name, remoteStates(p))
     if (anyParked && p.written.length > 0) await st.unpark(db, p.model.name, p.written)
     if (p.park.length > 0) await st.park(db, p.model.name, p.park)
     result.groups.push({ changed: p.changed, outcomes: p.outcomes })
   }
   if (!anyParked) return
-  const deleted = groups.some((p) =>
-    p.writes.some((w, i) => w.row === null && (p.outcomes[i] === Outcome.written || p.outcomes[i] === Outcome.changed)),
-  )
+  const deleted = groups.some((p) => p.writes.some((w, i) => w.row === null && applied(p.outcomes[i])))
   if (deleted) {
-    for (const w of await st.parkedRemovals(db)) add(result.unblocked, w.model, w.id)
+    for (const w of await st.parkedRemovals(db)) addTo(result.unblocked, w.model, w.id)
   }
-  for (const p of groups) {
-    const rows: Row[] = []
-    for (const [i, row] of p.upserts) {
-      const o = p.outcomes[i]
-      if (o === Outcome.written || o === Outcome.changed) rows.push(row)
-    }
-    await pgUnblockedBy(db, st, plan, p.model, rows, result.unblocked)
-  }
-}
-
-function add(into: Map<string, string[]>, model: string, id: string): void {
-  const list = into.get(model)
-  if (list) list.push(id)
-  else into.set(model, [id])
+  for (const p of groups) await pgUnblockedBy(db, st, plan, p.model, upsertedRows(p), result.unblocked)
 }
 
 /** Adds to `into` the parked documents waiting for a parent among `rows` (of `model`, just written). */
@@ -432,6 +355,6 @@ export async function pgUnblockedBy(
   if (!refs || rows.length === 0 || !(await st.anyParked(db, 'parked'))) return
   for (const { ref, columns } of refs) {
     const keys = rows.map((row) => parentKey(columns.map((c) => row[c])))
-    for (const w of await st.waitingFor(db, ref, keys)) add(into, w.model, w.id)
+    for (const w of await st.waitingFor(db, ref, keys)) addTo(into, w.model, w.id)
   }
 }

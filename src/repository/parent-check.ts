@@ -1,5 +1,6 @@
 import type Database from 'better-sqlite3'
 import type { JsonObject } from '../mesh/document.js'
+import type { Orphan } from './batch-groups.js'
 import { type ForeignKey, parentKey, parentRef } from './foreign-keys.js'
 import type { KeyMap } from './key-map.js'
 import { type ModelInfo, quoteIdent } from './model-definition.js'
@@ -14,13 +15,6 @@ export interface BatchRows {
   upserts: Map<number, Row>
   /** Ids the batch deletes. */
   deletes: Set<string>
-}
-
-/** A row whose parent is missing: what it waits for. */
-export interface Orphan {
-  waitsFor: string
-  waitsKey: string
-  reason: string
 }
 
 /**

@@ -1,21 +1,25 @@
 import type Database from 'better-sqlite3'
-import { ErrorCode, ValidationError } from '../errors.js'
+import {
+  addTo,
+  applied,
+  type GroupPlan as BaseGroupPlan,
+  groupModel,
+  inModelOrder,
+  type Orphan,
+  park,
+  planGroup,
+  refuse,
+  remoteStates,
+  upsertedRows,
+} from './batch-groups.js'
 import { isBusy } from './busy-retry.js'
 import { parentKey, parentRef, referencingRef } from './foreign-keys.js'
 import type { KeyMap } from './key-map.js'
 import type { LockHold } from './lock-hold.js'
 import type { ModelInfo } from './model-definition.js'
-import type { BatchRows, Orphan, ParentCheck } from './parent-check.js'
+import type { ParentCheck } from './parent-check.js'
 import type { ParkedStore } from './parked-store.js'
-import {
-  Outcome,
-  type ParkEntry,
-  type RemoteBatch,
-  type RemoteBatchResult,
-  type RemoteWrite,
-  type Row,
-  type WriteOutcome,
-} from './repository.js'
+import { Outcome, type RemoteBatch, type RemoteBatchResult, type Row } from './repository.js'
 import type { ModelStatements } from './sqlite-statements.js'
 
 /** What the repository knows of its models' relations, computed once when it opens. */
@@ -38,15 +42,7 @@ export interface RelationPlan {
 
 const FK_FAILED = 'SQLITE_CONSTRAINT_FOREIGNKEY'
 
-interface GroupPlan {
-  index: number
-  model: ModelInfo
-  writes: RemoteWrite[]
-  outcomes: WriteOutcome[]
-  rows: BatchRows
-  changed: number
-  park: ParkEntry[]
-  written: string[]
+interface GroupPlan extends BaseGroupPlan<ModelInfo> {
   /** Per id it deletes, the parent keys the row referenced (read before the delete; see `freedKeys`). */
   freed: Map<string, { ref: string; key: string }[]>
 }
@@ -92,15 +88,12 @@ function runBatch(
   try {
     st.setFlag()
     if (plan.enforced) db.pragma(`defer_foreign_keys = ${isolate ? 'OFF' : 'ON'}`)
-    const groups = batch.groups.map((group, g) => planGroup(st, plan, group, g, result))
+    const groups = batch.groups.map((group, g) => planSqliteGroup(st, plan, group, g, result))
     const orphans =
       plan.enforced || plan.translated
-        ? plan.parents.orphans(
-            groups.map((p) => p.rows),
-            !plan.enforced,
-          )
+        ? plan.parents.orphans(groups, !plan.enforced)
         : new Map<string, Map<number, Orphan>>()
-    const ordered = [...groups].sort((a, b) => plan.order.indexOf(a.model.name) - plan.order.indexOf(b.model.name))
+    const ordered = inModelOrder(groups, plan.order)
     // Keys of new `local` rows first, so rows of the batch that reference each other translate.
     if (plan.translated) claimKeys(st, ordered, orphans)
     const retry: { group: GroupPlan; write: number }[] = []
@@ -139,7 +132,7 @@ function runBatch(
     for (const group of ordered) {
       const orphaned: Map<number, Orphan> | undefined = orphans.get(group.model.name)
       const bulk: Row[] = []
-      for (const [i, row] of group.rows.upserts) {
+      for (const [i, row] of group.upserts) {
         const orphan = orphaned?.get(i)
         if (orphan) park(group, i, orphan, result)
         else if (exact) write(group, i, false)
@@ -153,14 +146,14 @@ function runBatch(
     // Deletes, children first.
     const removalsWait = parked.anyRemoval()
     for (const group of [...ordered].reverse()) {
-      if (group.rows.deletes.size === 0) continue
+      if (group.deletes.size === 0) continue
       if (removalsWait) freedKeys(st, group)
       if (exact) {
         group.writes.forEach((w, i) => {
           if (w.row === null && group.outcomes[i] === Outcome.written) write(group, i, false)
         })
       } else {
-        const ids = [...group.rows.deletes]
+        const ids = [...group.deletes]
         group.changed += st.delete(group.model, ids)
         group.written.push(...ids)
       }
@@ -191,7 +184,7 @@ function claimKeys(st: ModelStatements, groups: GroupPlan[], orphans: Map<string
     const key = g.model.keys[0]!
     const orphaned = orphans.get(g.model.name)
     const ids: string[] = []
-    for (const [i, row] of g.rows.upserts) {
+    for (const [i, row] of g.upserts) {
       const id = row[key]
       if (!orphaned?.has(i) && typeof id === 'string') ids.push(id)
     }
@@ -199,75 +192,19 @@ function claimKeys(st: ModelStatements, groups: GroupPlan[], orphans: Map<string
   }
 }
 
-function planGroup(
+function planSqliteGroup(
   st: ModelStatements,
   plan: RelationPlan,
   group: RemoteBatch['groups'][number],
   index: number,
   result: RemoteBatchResult,
 ): GroupPlan {
-  const model = plan.models.get(group.model)
-  if (!model) {
-    throw new ValidationError(
-      ErrorCode.INVALID_MODEL,
-      `Unknown model ${JSON.stringify(group.model)} in a remote batch.`,
-      {
-        details: { model: group.model },
-      },
-    )
-  }
-  const held = st.pendingIds(
+  const model = groupModel(plan.models, group.model)
+  const pending = st.pendingIds(
     group.model,
     group.writes.map((w) => w.id),
   )
-  for (const id of group.hold) held.add(id)
-  const p: GroupPlan = {
-    index,
-    model,
-    writes: group.writes,
-    outcomes: new Array(group.writes.length).fill(Outcome.written),
-    rows: { model, upserts: new Map(), deletes: new Set() },
-    changed: 0,
-    park: [],
-    written: [],
-    freed: new Map(),
-  }
-  group.writes.forEach((w, i) => {
-    if (held.has(w.id)) p.outcomes[i] = Outcome.held
-    else if (w.refused) refuse(p, i, w.refused.reason, w.refused.code, result)
-    else if (w.row === null) p.rows.deletes.add(w.id)
-    else p.rows.upserts.set(i, w.row)
-  })
-  return p
-}
-
-function park(p: GroupPlan, i: number, orphan: Orphan, result: RemoteBatchResult): void {
-  p.outcomes[i] = Outcome.parked
-  p.park.push({ id: p.writes[i]!.id, state: 'parked', op: 'upsert', code: FK_FAILED, ...orphan })
-  result.errors.push({ group: p.index, write: i, message: orphan.reason, code: FK_FAILED })
-}
-
-function refuse(
-  p: GroupPlan,
-  i: number,
-  message: string,
-  code: string | undefined,
-  result: RemoteBatchResult,
-  waits?: { waitsFor: string; waitsKey: string },
-): void {
-  const w = p.writes[i]!
-  p.outcomes[i] = Outcome.refused
-  const parkedFk = code === FK_FAILED
-  p.park.push({
-    id: w.id,
-    state: parkedFk ? 'parked' : 'refused',
-    op: w.row === null ? 'delete' : 'upsert',
-    reason: message,
-    code: code ?? null,
-    ...waits,
-  })
-  if (parkedFk) p.outcomes[i] = Outcome.parked
-  result.errors.push({ group: p.index, write: i, message, ...(code === undefined ? {} : { code }) })
+  return { ...planGroup(model, group, index, pending, FK_FAILED, result), freed: new Map() }
 }
 
 /** Records sync state, parked entries, and which parked documents the written rows unblock. */
@@ -280,12 +217,7 @@ function finish(
 ): void {
   const anyParked = parked.any()
   for (const p of groups) {
-    const states: { id: string; hash: string; origin: 'remote'; doc: string | null }[] = []
-    p.writes.forEach((w, i) => {
-      const o = p.outcomes[i]
-      if (o === Outcome.written || o === Outcome.changed)
-        states.push({ id: w.id, hash: w.hash, origin: 'remote', doc: w.doc })
-    })
+    const states = remoteStates(p)
     if (states.length > 0) st.putSyncStates(p.model.name, states)
     if (anyParked && p.written.length > 0) parked.unpark(p.model.name, p.written)
     if (p.park.length > 0) parked.park(p.model.name, p.park)
@@ -299,7 +231,7 @@ function finish(
   let deleted = false
   for (const p of groups) {
     p.writes.forEach((w, i) => {
-      if (w.row !== null || (p.outcomes[i] !== Outcome.written && p.outcomes[i] !== Outcome.changed)) return
+      if (w.row !== null || !applied(p.outcomes[i])) return
       deleted = true
       for (const f of p.freed.get(w.id) ?? []) {
         for (const waiting of parked.waitingFor(f.ref, f.key)) addTo(result.unblocked, waiting.model, waiting.id)
@@ -308,26 +240,13 @@ function finish(
   }
   // Removals that could not name what they wait for are tried after any delete.
   if (deleted) for (const w of parked.unnamedRemovals()) addTo(result.unblocked, w.model, w.id)
-  for (const p of groups) {
-    const rows: Row[] = []
-    for (const [i, row] of p.rows.upserts) {
-      const o = p.outcomes[i]
-      if (o === Outcome.written || o === Outcome.changed) rows.push(row)
-    }
-    unblockedBy(parked, plan, p.model, rows, result.unblocked)
-  }
-}
-
-function addTo(into: Map<string, string[]>, model: string, id: string): void {
-  const list = into.get(model)
-  if (list) list.push(id)
-  else into.set(model, [id])
+  for (const p of groups) unblockedBy(parked, plan, p.model, upsertedRows(p), result.unblocked)
 }
 
 /** The parent keys each row `group` deletes references, for the removals parked on them. */
 function freedKeys(st: ModelStatements, group: GroupPlan): void {
   if (group.model.foreignKeys.length === 0) return
-  for (const [id, row] of st.getMany(group.model, [...group.rows.deletes]))
+  for (const [id, row] of st.getMany(group.model, [...group.deletes]))
     group.freed.set(id, referencedKeys(group.model, row))
 }
 

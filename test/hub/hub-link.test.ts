@@ -1,43 +1,17 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { openBuiltinStore } from '../../src/engine/open-builtin-store.js'
 import { ErrorCode } from '../../src/errors.js'
-import { type HubLink, startHubLink } from '../../src/hub/hub-link.js'
+import { startHubLink } from '../../src/hub/hub-link.js'
 import type { HubOptions } from '../../src/hub/hub-options.js'
-import { dump, removeTempDirs, tempDir } from '../replication/helpers.js'
+import { dump, tempDir } from '../replication/helpers.js'
+import { caughtUp, closeLater, closeOpened, eventually, openTill } from './helpers.js'
 import { type NatsServer, natsMissing, startNatsServer } from './nats-server.js'
 
 const missing = natsMissing()
-const open: { close(): Promise<void> }[] = []
 let hub: NatsServer
 
-async function eventually(check: () => Promise<void> | void, timeoutMs = 20_000): Promise<void> {
-  const until = Date.now() + timeoutMs
-  for (;;) {
-    try {
-      await check()
-      return
-    } catch (e) {
-      if (Date.now() > until) throw e
-      await new Promise((r) => setTimeout(r, 50))
-    }
-  }
-}
-
-async function till(site: string, options: Partial<HubOptions> = {}, dir = tempDir()) {
-  const mesh = await openBuiltinStore({ dir, siteId: site })
-  const link = startHubLink(mesh, {
-    servers: hub.url,
-    prefix: 'shop',
-    reconnect: { minMs: 50, maxMs: 500 },
-    ...options,
-  })
-  open.push(mesh)
-  open.push(link)
-  return { mesh, link, dir }
-}
-
-async function caughtUp(link: HubLink): Promise<void> {
-  await eventually(() => expect(link.status().caughtUp).toBe(true))
+function till(site: string, options: Partial<HubOptions> = {}, dir?: string) {
+  return openTill(site, { servers: hub.url, prefix: 'shop', ...options }, dir)
 }
 
 describe.skipIf(missing)('hub link (real nats-server)', () => {
@@ -48,10 +22,7 @@ describe.skipIf(missing)('hub link (real nats-server)', () => {
     await hub?.stop()
     hub?.remove()
   })
-  afterEach(async () => {
-    for (const c of open.splice(0).reverse()) await c.close()
-    removeTempDirs()
-  })
+  afterEach(closeOpened)
 
   it('carries inserts, updates, deletes and counters both ways through the hub alone', async () => {
     const opts = { prefix: 'both-ways' }
@@ -138,7 +109,7 @@ describe.skipIf(missing)('hub link (real nats-server)', () => {
 
   it('refuses bad options with INVALID_OPTIONS', async () => {
     const mesh = await openBuiltinStore({ dir: tempDir(), siteId: 'x' })
-    open.push(mesh)
+    closeLater(mesh)
     expect(() => startHubLink(mesh, { servers: [], prefix: 'a' })).toThrow(
       expect.objectContaining({ code: ErrorCode.INVALID_OPTIONS }),
     )

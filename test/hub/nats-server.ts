@@ -1,8 +1,8 @@
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
-import { createServer, Socket } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { freePort, isListening } from '../../src/util/loopback-port.js'
 
 /**
  * Real `nats-server` processes for the hub's tests: each on free ports on
@@ -25,30 +25,6 @@ export function natsMissing(): string | undefined {
   if (process.env.CI) throw new Error(why)
   console.warn(why)
   return why
-}
-
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer()
-    s.unref()
-    s.on('error', reject)
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port
-      s.close(() => resolve(port))
-    })
-  })
-}
-
-function canConnect(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const sock = new Socket()
-    sock.once('connect', () => {
-      sock.destroy()
-      resolve(true)
-    })
-    sock.once('error', () => resolve(false))
-    sock.connect(port, '127.0.0.1')
-  })
 }
 
 export interface NatsServer {
@@ -110,7 +86,7 @@ class Server implements NatsServer {
       }),
     )
     const until = Date.now() + 15_000
-    while (!(await canConnect(this.port))) {
+    while (!(await isListening(this.port))) {
       if (!this.child) throw new Error(`nats-server ${this.name} exited:\n${this.output}`)
       if (Date.now() > until) throw new Error(`nats-server ${this.name} did not listen:\n${this.output}`)
       await new Promise((r) => setTimeout(r, 50))

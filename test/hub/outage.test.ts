@@ -3,40 +3,24 @@ import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
 import { openBuiltinStore } from '../../src/engine/open-builtin-store.js'
 import type { BuiltinMesh } from '../../src/engine/types.js'
-import { startHubLink } from '../../src/hub/hub-link.js'
 import type { HubOptions } from '../../src/hub/hub-options.js'
-import { dump, removeTempDirs, tempDir } from '../replication/helpers.js'
+import { dump, tempDir } from '../replication/helpers.js'
+import { caughtUp, closeLater, closeOpened, eventually, openTill } from './helpers.js'
 import { type NatsServer, natsMissing, startNatsCluster, startNatsServer, stopAll } from './nats-server.js'
 
 const missing = natsMissing()
-const open: { close(): Promise<void> }[] = []
 const servers: NatsServer[] = []
 
 afterEach(async () => {
-  for (const c of open.splice(0).reverse()) await c.close()
+  await closeOpened()
   await stopAll(servers.splice(0))
-  removeTempDirs()
 })
 
-async function eventually(check: () => Promise<void> | void, timeoutMs = 30_000): Promise<void> {
-  const until = Date.now() + timeoutMs
-  for (;;) {
-    try {
-      await check()
-      return
-    } catch (e) {
-      if (Date.now() > until) throw e
-      await new Promise((r) => setTimeout(r, 50))
-    }
-  }
-}
-
-async function till(site: string, options: HubOptions, dir = tempDir()) {
-  const mesh = await openBuiltinStore({ dir, siteId: site })
-  const link = startHubLink(mesh, { reconnect: { minMs: 50, maxMs: 500 }, ...options })
-  open.push(mesh, link)
-  await eventually(() => expect(link.status().caughtUp).toBe(true))
-  return { mesh, link, dir }
+/** A till linked to the hub, caught up. */
+async function till(site: string, options: HubOptions, dir?: string) {
+  const t = await openTill(site, options, dir)
+  await caughtUp(t.link, 30_000)
+  return t
 }
 
 async function write(mesh: BuiltinMesh, from: number, count: number, tag: string): Promise<void> {
@@ -51,10 +35,10 @@ describe.skipIf(missing)('the hub goes away (real nats-server processes)', () =>
     const a = await till('a', opts)
     const b = await till('b', opts)
     await write(a.mesh, 0, 20, 'a')
-    await eventually(async () => expect(await b.mesh.count({ collection: 'sales' })).toBe(20))
+    await eventually(async () => expect(await b.mesh.count({ collection: 'sales' })).toBe(20), 30_000)
 
     await hub.stop()
-    await eventually(() => expect(a.link.status().state).toBe('reconnecting'))
+    await eventually(() => expect(a.link.status().state).toBe('reconnecting'), 30_000)
     // Local work goes on, unhindered.
     await write(a.mesh, 20, 100, 'a')
     await write(b.mesh, 0, 50, 'b')
@@ -90,7 +74,7 @@ describe.skipIf(missing)('the hub goes away (real nats-server processes)', () =>
         await new Promise((r) => setTimeout(r, 10))
       }
     })()
-    await eventually(async () => expect(await b.mesh.count({ collection: 'sales' })).toBeGreaterThan(100))
+    await eventually(async () => expect(await b.mesh.count({ collection: 'sales' })).toBeGreaterThan(100), 30_000)
     // The server till A is on goes, without a goodbye.
     const port = a.link.status().server?.split(':').pop()
     const victim = cluster.find((s) => s.url.endsWith(`:${port}`))
@@ -135,7 +119,7 @@ describe.skipIf(missing)('the hub goes away (real nats-server processes)', () =>
     // Exactly what the first run had not stored: nothing it had is downloaded again.
     expect(second.received).toBe(total - kept)
     const after = await openBuiltinStore({ dir, siteId: 'newcomer' })
-    open.push(after)
+    closeLater(after)
     expect(await after.count({ collection: 'items' })).toBe(total)
   }, 180_000)
 })

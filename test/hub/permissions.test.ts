@@ -1,15 +1,12 @@
 import { Kvm } from '@nats-io/kv'
 import { connect } from '@nats-io/transport-node'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
-import { openBuiltinStore } from '../../src/engine/open-builtin-store.js'
-import { ErrorCode, type MeshmirrorError } from '../../src/errors.js'
-import { startHubLink } from '../../src/hub/hub-link.js'
+import { ErrorCode } from '../../src/errors.js'
 import type { HubOptions } from '../../src/hub/hub-options.js'
-import { removeTempDirs, tempDir } from '../replication/helpers.js'
+import { caughtUp, closeOpened, eventually, openTill } from './helpers.js'
 import { type NatsServer, natsMissing, startNatsServer } from './nats-server.js'
 
 const missing = natsMissing()
-const open: { close(): Promise<void> }[] = []
 let hub: NatsServer
 
 /**
@@ -37,26 +34,8 @@ function shopUser(user: string, password: string, prefix: string): string {
     }`
 }
 
-async function eventually(check: () => Promise<void> | void, timeoutMs = 20_000): Promise<void> {
-  const until = Date.now() + timeoutMs
-  for (;;) {
-    try {
-      await check()
-      return
-    } catch (e) {
-      if (Date.now() > until) throw e
-      await new Promise((r) => setTimeout(r, 50))
-    }
-  }
-}
-
-async function till(site: string, options: Partial<HubOptions>) {
-  const mesh = await openBuiltinStore({ dir: tempDir(), siteId: site })
-  const link = startHubLink(mesh, { servers: hub.url, prefix: 'x', reconnect: { minMs: 50, maxMs: 500 }, ...options })
-  const errors: MeshmirrorError[] = []
-  link.on('error', ({ error }) => errors.push(error))
-  open.push(mesh, link)
-  return { mesh, link, errors }
+function till(site: string, options: Partial<HubOptions>) {
+  return openTill(site, { servers: hub.url, prefix: 'x', ...options })
 }
 
 describe.skipIf(missing)('hub permissions (nats-server with a user per shop)', () => {
@@ -79,16 +58,13 @@ describe.skipIf(missing)('hub permissions (nats-server with a user per shop)', (
     await hub?.stop()
     hub?.remove()
   })
-  afterEach(async () => {
-    for (const c of open.splice(0).reverse()) await c.close()
-    removeTempDirs()
-  })
+  afterEach(closeOpened)
 
   it("a till with shop A's credentials syncs shop A and can neither read nor write shop B", async () => {
     const a1 = await till('a1', { user: 'shop-a', password: 'a-pw', prefix: 'chain.a' })
     const a2 = await till('a2', { user: 'shop-a', password: 'a-pw', prefix: 'chain.a' })
     const b1 = await till('b1', { user: 'shop-b', password: 'b-pw', prefix: 'chain.b' })
-    for (const t of [a1, a2, b1]) await eventually(() => expect(t.link.status().caughtUp).toBe(true))
+    for (const t of [a1, a2, b1]) await caughtUp(t.link)
     await a1.mesh.upsert('orders', [{ _id: 'a-order', total: 1 }])
     await b1.mesh.upsert('orders', [{ _id: 'b-order', total: 2 }])
     await eventually(async () => expect(await a2.mesh.get('orders', 'a-order')).toBeDefined())

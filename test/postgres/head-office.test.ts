@@ -67,6 +67,16 @@ describe.skipIf(problem !== undefined)(
     const psql = (sql: string) =>
       execFileSync('psql', ['-X', '-q', '-v', 'ON_ERROR_STOP=1', '-d', db.url, '-c', sql], { encoding: 'utf8' })
     const pgRow = async (sql: string, params: unknown[] = []) => (await db.admin.query(sql, params)).rows[0]
+    /** The number of rows of a head-office table (`from`: the table, and any condition on `params`). */
+    const pgCount = async (from: string, params: unknown[] = []) =>
+      Number((await pgRow(`SELECT count(*) AS n FROM ${from}`, params)).n)
+    /** Rings up a sale on till-1: the sale and its lines (sku, qty, price) in one transaction. */
+    const tillSale = (id: string, soldAt: string, total: string, lines: [string, number, string][]) =>
+      till.transaction(() => {
+        till.prepare('INSERT INTO sales VALUES (?, ?, ?, ?)').run(id, 'till-1', soldAt, total)
+        const line = till.prepare('INSERT INTO sale_items VALUES (?, ?, ?, ?, ?)')
+        for (const [i, [sku, qty, price]] of lines.entries()) line.run(id, i + 1, sku, qty, price)
+      })()
 
     const start = async (which: 'till' | 'ho') => {
       const proc = startCli(['peer', '--json', '--config', which === 'till' ? tillConfig : hoConfig])
@@ -170,12 +180,11 @@ describe.skipIf(problem !== undefined)(
     it('a sale on the till appears in Postgres with its lines, typed (uuid, timestamptz, numeric)', async () => {
       const id = randomUUID()
       const soldAt = '2026-12-07T09:15:30.250Z'
-      till.transaction(() => {
-        till.prepare('INSERT INTO sales VALUES (?, ?, ?, ?)').run(id, 'till-1', soldAt, '8.20')
-        till.prepare('INSERT INTO sale_items VALUES (?, 1, ?, 2, ?)').run(id, 'sku-1', '3.50')
-        till.prepare('INSERT INTO sale_items VALUES (?, 2, ?, 1, ?)').run(id, 'sku-2', '1.20')
-      })()
-      await waitFor(async () => Number((await pgRow('SELECT count(*) AS n FROM sale_items')).n) === 2, {
+      tillSale(id, soldAt, '8.20', [
+        ['sku-1', 2, '3.50'],
+        ['sku-2', 1, '1.20'],
+      ])
+      await waitFor(async () => (await pgCount('sale_items')) === 2, {
         timeout: 30_000,
         message: 'the sale in Postgres',
       })
@@ -203,11 +212,11 @@ describe.skipIf(problem !== undefined)(
       const sale = (till.prepare('SELECT id FROM sales').get() as { id: string }).id
       // ON DELETE CASCADE removes its lines on the till; both removals travel.
       till.prepare('DELETE FROM sales WHERE id = ?').run(sale)
-      await waitFor(async () => Number((await pgRow('SELECT count(*) AS n FROM sales')).n) === 0, {
+      await waitFor(async () => (await pgCount('sales')) === 0, {
         timeout: 30_000,
         message: 'the sale gone from Postgres',
       })
-      expect(Number((await pgRow('SELECT count(*) AS n FROM sale_items')).n)).toBe(0)
+      expect(await pgCount('sale_items')).toBe(0)
       psql("DELETE FROM products WHERE sku = 'sku-3'")
       await waitFor(() => till.prepare("SELECT 1 FROM products WHERE sku = 'sku-3'").get() === undefined, {
         timeout: 30_000,
@@ -231,16 +240,12 @@ describe.skipIf(problem !== undefined)(
       await stop('till')
       psql("UPDATE products SET price = 1.35, name = 'Green tea' WHERE sku = 'sku-2'")
       const id = randomUUID()
-      till.transaction(() => {
-        till.prepare('INSERT INTO sales VALUES (?, ?, ?, ?)').run(id, 'till-1', '2026-12-07T10:00:00.000Z', '1.35')
-        till.prepare('INSERT INTO sale_items VALUES (?, 1, ?, 1, ?)').run(id, 'sku-2', '1.35')
-      })()
+      tillSale(id, '2026-12-07T10:00:00.000Z', '1.35', [['sku-2', 1, '1.35']])
       await start('till')
       await waitFor(
         async () =>
           (till.prepare("SELECT name FROM products WHERE sku = 'sku-2'").get() as { name: string }).name ===
-            'Green tea' &&
-          Number((await pgRow('SELECT count(*) AS n FROM sale_items WHERE sale_id = $1', [id])).n) === 1,
+            'Green tea' && (await pgCount('sale_items WHERE sale_id = $1', [id])) === 1,
         { timeout: 30_000, message: 'both ways after the till restarted' },
       )
     })
@@ -249,15 +254,12 @@ describe.skipIf(problem !== undefined)(
       await stop('ho')
       psql("INSERT INTO products VALUES ('sku-4', 'Muffin', 2.95, false)")
       const id = randomUUID()
-      till.transaction(() => {
-        till.prepare('INSERT INTO sales VALUES (?, ?, ?, ?)').run(id, 'till-1', '2026-12-07T11:00:00.000Z', '3.75')
-        till.prepare('INSERT INTO sale_items VALUES (?, 1, ?, 1, ?)').run(id, 'sku-1', '3.75')
-      })()
+      tillSale(id, '2026-12-07T11:00:00.000Z', '3.75', [['sku-1', 1, '3.75']])
       await start('ho')
       await waitFor(
         async () =>
           till.prepare("SELECT active FROM products WHERE sku = 'sku-4'").get() !== undefined &&
-          Number((await pgRow('SELECT count(*) AS n FROM sales WHERE id = $1', [id])).n) === 1,
+          (await pgCount('sales WHERE id = $1', [id])) === 1,
         { timeout: 30_000, message: 'both ways after the head office restarted' },
       )
       expect(till.prepare("SELECT price, active FROM products WHERE sku = 'sku-4'").get()).toEqual({

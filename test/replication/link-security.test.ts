@@ -1,5 +1,4 @@
-import type { AddressInfo } from 'node:net'
-import { connect, createServer, type Server, type Socket } from 'node:net'
+import { connect } from 'node:net'
 import { afterEach, describe, expect, it } from 'vitest'
 import { openBuiltinStore } from '../../src/engine/open-builtin-store.js'
 import type { BuiltinMesh } from '../../src/engine/types.js'
@@ -11,45 +10,13 @@ import {
   startReplication,
 } from '../../src/replication/replicator.js'
 import { eventually, removeTempDirs, tempDir } from './helpers.js'
+import { startProxy } from './tcp-proxy.js'
 
 const closers: { close(): Promise<void> }[] = []
 afterEach(async () => {
   for (const c of closers.splice(0).reverse()) await c.close()
   removeTempDirs()
 })
-
-/** A TCP relay to a listener that keeps every byte it forwards, both ways: what an eavesdropper on the LAN records. */
-async function recordingRelay(target: number): Promise<{ url: string; recorded(): Buffer }> {
-  const chunks: Buffer[] = []
-  const sockets = new Set<Socket>()
-  const server: Server = createServer((client) => {
-    const upstream = connect(target, '127.0.0.1')
-    for (const [from, to] of [
-      [client, upstream],
-      [upstream, client],
-    ] as const) {
-      sockets.add(from)
-      from.on('close', () => {
-        sockets.delete(from)
-        to.destroy()
-      })
-      from.on('error', () => from.destroy())
-      from.on('data', (d: Buffer) => {
-        chunks.push(Buffer.from(d))
-        to.write(d)
-      })
-    }
-  })
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  closers.push({
-    close: () =>
-      new Promise<void>((resolve) => {
-        for (const s of sockets) s.destroy()
-        server.close(() => resolve())
-      }),
-  })
-  return { url: `ws://127.0.0.1:${(server.address() as AddressInfo).port}`, recorded: () => Buffer.concat(chunks) }
-}
 
 type NodeOptions = Partial<Omit<ReplicationOptions, 'meshId'>> & { meshId?: string }
 
@@ -88,7 +55,9 @@ describe('link security', () => {
       const a = await store('a')
       const b = await store('b')
       const ra = await replicate(a, { insecure })
-      const relay = await recordingRelay(ra.port!)
+      // What an eavesdropper on the LAN records.
+      const relay = await startProxy(ra.port!, { record: true })
+      closers.push(relay)
       const rb = await replicate(b, { insecure, peers: [relay.url], listen: undefined })
       await a.upsert('payments', [{ _id: 'p1', card: CARD }])
       await eventually(async () => (await b.get('payments', 'p1'))?.card === CARD, 10_000, 'the payment on b')

@@ -108,21 +108,36 @@ class Link {
     for (let i = 0; i < 3; i++) await new Promise((r) => setImmediate(r))
   }
 
-  /** Hello, auth, and a sync saying we hold everything the target holds: it has nothing to send us. */
-  async handshake(): Promise<void> {
+  /**
+   * Hello, auth, and a sync saying we hold everything the target holds: it
+   * has nothing to send us. `sync` gives the frame sent for that sync.
+   */
+  async handshake(sync: (m: Message) => Message | string = (m) => m): Promise<void> {
     this.send(this.hello())
     await this.until((m) => m.t === 'hello', 'hello')
     this.send(this.auth()!)
     await this.until((m) => m.t === 'sync', 'sync')
     const vv = await target.mesh.versionVector()
     const after = (await target.mesh.stats()).sequence
-    this.send({ t: 'sync', vv, after, window: 4, maxFrame: 16 * 1024 * 1024 })
+    this.send(sync({ t: 'sync', vv, after, window: 4, maxFrame: 16 * 1024 * 1024 }))
   }
 
   /** Every error the target sent us carries a stable code. */
   checkErrors(): void {
     expect(this.malformed).toEqual([])
     for (const m of this.received) if (m.t === 'error') expect(STABLE, m.code).toContain(m.code)
+  }
+
+  /**
+   * After a frame the target may refuse: whether it still serves the link
+   * (a valid chunk is applied); if not, it must have ended the link.
+   */
+  async stillServed(): Promise<boolean> {
+    await this.settle()
+    const served = this.closed === undefined && (await this.probe(1))
+    this.checkErrors()
+    if (!served) expect(this.closed).toBeDefined()
+    return served
   }
 
   /** Proves the target still serves this link: a valid chunk `n` is applied and acknowledged. */
@@ -227,6 +242,12 @@ function count(type: string, refused: boolean): void {
   stats.set(type, s)
 }
 
+/** Checks `property` on `RUNS` runs, then that the honest peer was served throughout. */
+async function fuzz<Ts extends unknown[]>(property: fc.IAsyncProperty<Ts>): Promise<void> {
+  await fc.assert(property, { numRuns: RUNS })
+  await honestStillServed()
+}
+
 afterAll(() => {
   if (process.env.FUZZ_REPORT) console.log(JSON.stringify({ runs: RUNS, stats: Object.fromEntries(stats) }))
 })
@@ -235,7 +256,7 @@ describe(`${RUNS} hostile frames of each type against a live replicator (${WS ? 
   it(
     'hello: refused with a stable code, or answered with a challenge only when it is right',
     async () => {
-      await fc.assert(
+      await fuzz(
         fc.asyncProperty(mutations, async (muts) => {
           const link = await Link.open()
           const frame = mutateFrame(link.hello(), muts)
@@ -250,9 +271,7 @@ describe(`${RUNS} hostile frames of each type against a live replicator (${WS ? 
           count('hello', !answered)
           link.close()
         }),
-        { numRuns: RUNS },
       )
-      await honestStillServed()
     },
     TIMEOUT,
   )
@@ -260,7 +279,7 @@ describe(`${RUNS} hostile frames of each type against a live replicator (${WS ? 
   it(
     'auth: only the right proof authenticates; anything else is refused with a stable code',
     async () => {
-      await fc.assert(
+      await fuzz(
         fc.asyncProperty(mutations, async (muts) => {
           const link = await Link.open()
           link.send(link.hello())
@@ -275,9 +294,7 @@ describe(`${RUNS} hostile frames of each type against a live replicator (${WS ? 
           count('auth', !synced)
           link.close()
         }),
-        { numRuns: RUNS },
       )
-      await honestStillServed()
     },
     TIMEOUT,
   )
@@ -285,26 +302,14 @@ describe(`${RUNS} hostile frames of each type against a live replicator (${WS ? 
   it(
     'sync: a malformed sync is refused, a well-formed one is served, and the link keeps working',
     async () => {
-      await fc.assert(
+      await fuzz(
         fc.asyncProperty(mutations, async (muts) => {
           const link = await Link.open()
-          link.send(link.hello())
-          await link.until((m) => m.t === 'hello', 'hello')
-          link.send(link.auth()!)
-          await link.until((m) => m.t === 'sync', 'sync')
-          const vv = await target.mesh.versionVector()
-          const after = (await target.mesh.stats()).sequence
-          link.send(mutateFrame({ t: 'sync', vv, after, window: 4, maxFrame: 16 * 1024 * 1024 }, muts))
-          await link.settle()
-          const served = link.closed === undefined && (await link.probe(1))
-          link.checkErrors()
-          if (!served) expect(link.closed).toBeDefined()
-          count('sync', !served)
+          await link.handshake((sync) => mutateFrame(sync, muts))
+          count('sync', !(await link.stillServed()))
           link.close()
         }),
-        { numRuns: RUNS },
       )
-      await honestStillServed()
     },
     TIMEOUT,
   )
@@ -312,7 +317,7 @@ describe(`${RUNS} hostile frames of each type against a live replicator (${WS ? 
   it(
     'changes: a chunk is applied whole and valid, or refused whole with a stable code',
     async () => {
-      await fc.assert(
+      await fuzz(
         fc.asyncProperty(fc.integer({ min: 1, max: 3 }), mutations, async (size, muts) => {
           const link = await Link.open()
           await link.handshake()
@@ -338,10 +343,8 @@ describe(`${RUNS} hostile frames of each type against a live replicator (${WS ? 
           count('changes', !applied)
           link.close()
         }),
-        { numRuns: RUNS },
       )
       expect((await target.mesh.collections()).length).toBeLessThanOrEqual(LIMITS.maxCollections)
-      await honestStillServed()
     },
     TIMEOUT,
   )
@@ -349,21 +352,15 @@ describe(`${RUNS} hostile frames of each type against a live replicator (${WS ? 
   it(
     'ack: an ack of a chunk never sent is refused; the link otherwise keeps working',
     async () => {
-      await fc.assert(
+      await fuzz(
         fc.asyncProperty(mutations, async (muts) => {
           const link = await Link.open()
           await link.handshake()
           link.send(mutateFrame({ t: 'ack', n: 1, cursor: 1 }, muts))
-          await link.settle()
-          const served = link.closed === undefined && (await link.probe(1))
-          link.checkErrors()
-          if (!served) expect(link.closed).toBeDefined()
-          count('ack', !served)
+          count('ack', !(await link.stillServed()))
           link.close()
         }),
-        { numRuns: RUNS },
       )
-      await honestStillServed()
     },
     TIMEOUT,
   )
@@ -371,7 +368,7 @@ describe(`${RUNS} hostile frames of each type against a live replicator (${WS ? 
   it(
     'error: the target ends the link and reports it under a stable code',
     async () => {
-      await fc.assert(
+      await fuzz(
         fc.asyncProperty(mutations, async (muts) => {
           const link = await Link.open()
           await link.handshake()
@@ -384,9 +381,7 @@ describe(`${RUNS} hostile frames of each type against a live replicator (${WS ? 
           for (const code of events.slice(before)) expect(STABLE).toContain(code)
           count('error', true)
         }),
-        { numRuns: RUNS },
       )
-      await honestStillServed()
     },
     TIMEOUT,
   )
@@ -403,7 +398,7 @@ describe(`${RUNS} hostile frames of each type against a live replicator (${WS ? 
         { weight: 1, arbitrary: mutations.map((m) => ({ hello: m })) },
         { weight: 1, arbitrary: mutations.map((m) => ({ auth: m })) },
       )
-      await fc.assert(
+      await fuzz(
         fc.asyncProperty(fc.array(step, { minLength: 1, maxLength: 6 }), async (steps) => {
           const link = await Link.open()
           let helloSent = false
@@ -453,9 +448,7 @@ describe(`${RUNS} hostile frames of each type against a live replicator (${WS ? 
           count('handshake', !synced)
           link.close()
         }),
-        { numRuns: RUNS },
       )
-      await honestStillServed()
     },
     TIMEOUT,
   )

@@ -12,11 +12,14 @@ export interface TcpProxy {
   heal(): void
   /** Bytes forwarded so far, both ways. */
   readonly bytes: number
+  /** The bytes forwarded so far, both ways (what an eavesdropper on the LAN records): with `record` only. */
+  recorded(): Buffer
   close(): Promise<void>
 }
 
-export async function startProxy(target: number): Promise<TcpProxy> {
+export async function startProxy(target: number, options: { record?: boolean } = {}): Promise<TcpProxy> {
   const sockets = new Set<Socket>()
+  const chunks: Buffer[] = []
   let cut = false
   let dropping = false
   let bytes = 0
@@ -36,6 +39,7 @@ export async function startProxy(target: number): Promise<TcpProxy> {
       from.on('data', (d: Buffer) => {
         if (dropping) return
         bytes += d.length
+        if (options.record) chunks.push(Buffer.from(d))
         to.write(d)
       })
     }
@@ -51,6 +55,7 @@ export async function startProxy(target: number): Promise<TcpProxy> {
     get bytes() {
       return bytes
     },
+    recorded: () => Buffer.concat(chunks),
     cut() {
       cut = true
       for (const s of sockets) s.destroy()
