@@ -65,6 +65,7 @@ export interface SnapshotParts {
   lastError: string | undefined
   /** The repository's own state, when it reports one (a Postgres pool and outbox). */
   repository?: PeerSnapshot['repository']
+  unindexedForeignKeys?: PeerSnapshot['unindexedForeignKeys']
 }
 
 /** The status snapshot of a peer, as `meshmirror status` and the `snapshot` event show it. */
@@ -72,7 +73,8 @@ export function buildSnapshot(p: SnapshotParts): PeerSnapshot {
   const { config, metrics: m } = p
   const peers = [...p.peers]
   const insecure = config.insecure === true ? ({ insecure: true } as const) : {}
-  const warnings = snapshotWarnings({ ...insecure, peers })
+  const unindexed = p.unindexedForeignKeys?.length ? { unindexedForeignKeys: [...p.unindexedForeignKeys] } : {}
+  const warnings = snapshotWarnings({ ...insecure, peers, ...unindexed })
   return {
     version: 1,
     pid: process.pid,
@@ -114,6 +116,7 @@ export function buildSnapshot(p: SnapshotParts): PeerSnapshot {
     ...(p.progress ? { progress: p.progress } : {}),
     ...(p.lastError ? { lastError: p.lastError } : {}),
     ...(p.repository ? { repository: p.repository } : {}),
+    ...unindexed,
   }
 }
 

@@ -24,7 +24,13 @@ import { buildSnapshot, countStores, emptyCounts } from './peer-snapshot.js'
 import { probeListen } from './probe-listen.js'
 import { RateMeter } from './rate-meter.js'
 import { type ResolvedModels, resolveModels } from './resolve-models.js'
-import { type PeerPhase, type PeerSnapshot, removeSnapshotTmp, writeSnapshot } from './status-snapshot.js'
+import {
+  type PeerPhase,
+  type PeerSnapshot,
+  removeSnapshotTmp,
+  unindexedForeignKeyAdvice,
+  writeSnapshot,
+} from './status-snapshot.js'
 
 /** What a running peer reports. */
 export interface PeerEvents {
@@ -155,6 +161,7 @@ class Peer implements OpenedPeer {
   private phase: PeerPhase = 'starting'
   private progress: PeerSnapshot['progress']
   private lastError: string | undefined
+  private unindexedForeignKeys: PeerSnapshot['unindexedForeignKeys'] = []
   private timer: NodeJS.Timeout | undefined
   private closing: Promise<void> | undefined
   private readonly startedAt = new Date().toISOString()
@@ -232,11 +239,14 @@ class Peer implements OpenedPeer {
       })
       this.repository = this.postgres
     } else {
-      this.repository = await openSqliteRepository({
+      const sqlite = await openSqliteRepository({
         file: this.config.database,
         models: this.models.models,
         ...(this.config.watchDatabase === false ? { watchFile: false } : {}),
       })
+      this.repository = sqlite
+      this.unindexedForeignKeys = [...sqlite.unindexedForeignKeys]
+      for (const fk of this.unindexedForeignKeys) this.logger.warn(unindexedForeignKeyAdvice(fk), { ...fk })
     }
     await this.connect()
     const registry = createSyncRegistry({
@@ -354,6 +364,7 @@ class Peer implements OpenedPeer {
       progress: this.progress,
       lastError: this.lastError,
       ...(repositoryState ? { repository: repositoryState } : {}),
+      unindexedForeignKeys: this.unindexedForeignKeys,
     })
   }
 

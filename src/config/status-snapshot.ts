@@ -94,13 +94,18 @@ export interface PeerSnapshot {
     listening: boolean
     listenReconnects: number
   }
+  /** Foreign keys referencing mirrored tables with no index on their columns (SQLite): each parent removal reads the child table. */
+  unindexedForeignKeys?: { table: string; columns: string[]; parent: string }[]
 }
 
 /** The warnings a snapshot calls for (from its fields, so a snapshot of an earlier version gets them too). */
 export function snapshotWarnings(
-  s: Pick<PeerSnapshot, 'insecure' | 'peers'> & { sync?: Pick<PeerSnapshot['sync'], 'verify' | 'longTransactions'> },
+  s: Pick<PeerSnapshot, 'insecure' | 'peers' | 'unindexedForeignKeys'> & {
+    sync?: Pick<PeerSnapshot['sync'], 'verify' | 'longTransactions'>
+  },
 ): string[] {
   const out: string[] = []
+  for (const fk of s.unindexedForeignKeys ?? []) out.push(unindexedForeignKeyAdvice(fk))
   const long = s.sync?.longTransactions
   if (long && long.count > 0) {
     out.push(
@@ -120,6 +125,12 @@ export function snapshotWarnings(
     if (p.security === 'insecure' && !s.insecure) out.push(`link ${p.remote} is not encrypted`)
   }
   return out
+}
+
+/** What to tell the owner of a foreign key no index serves. */
+export function unindexedForeignKeyAdvice(fk: { table: string; columns: string[]; parent: string }): string {
+  const cols = fk.columns.join(', ')
+  return `${fk.table} (${cols}) references ${fk.parent} with no index: each removal of a ${fk.parent} row reads all of ${fk.table} while holding the write lock, and the app's writes wait; add one: CREATE INDEX ${[fk.table, ...fk.columns].join('_')} ON ${fk.table} (${cols})`
 }
 
 /** Writes a snapshot atomically (a reader never sees half of one). */

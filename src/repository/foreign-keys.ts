@@ -115,3 +115,63 @@ export function parentsFirst<T extends { table: string; foreignKeys: readonly Fo
   for (const t of tables) if (!out.includes(t)) out.push(t)
   return out
 }
+
+/** A foreign key whose child columns no index leads with: SQLite reads the whole child table to check it. */
+export interface UnindexedForeignKey {
+  /** The child table. */
+  table: string
+  /** Its columns referencing the parent. */
+  columns: string[]
+  /** The parent table. */
+  parent: string
+}
+
+/**
+ * Foreign keys referencing `parents` (from any table of the database) that
+ * no index of the child table leads with. With foreign keys enforced, every
+ * removal of a parent row (and every change of its key) then reads the
+ * whole child table, holding the write lock meanwhile.
+ */
+export function unindexedForeignKeys(db: Database.Database, parents: ReadonlySet<string>): UnindexedForeignKey[] {
+  const tables = db
+    .prepare(
+      "SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' AND name NOT LIKE '\\_meshmirror\\_%' ESCAPE '\\' ORDER BY name",
+    )
+    .pluck()
+    .all() as string[]
+  const out: UnindexedForeignKey[] = []
+  for (const table of tables) {
+    const fks = readForeignKeys(db, table).filter((fk) => parents.has(fk.table))
+    if (fks.length === 0) continue
+    const leads = indexLeads(db, table)
+    for (const fk of fks) {
+      const want = new Set(fk.from)
+      const covered = leads.some(
+        (cols) => cols.length >= want.size && cols.slice(0, want.size).every((c) => want.has(c)),
+      )
+      if (!covered) out.push({ table, columns: fk.from, parent: fk.table })
+    }
+  }
+  return out
+}
+
+/** The columns of each index of a table, in index order (an INTEGER PRIMARY KEY counts as one). */
+function indexLeads(db: Database.Database, table: string): string[][] {
+  const leads: string[][] = []
+  const info = db.prepare('SELECT name, type, pk FROM pragma_table_info(?)').all(table) as {
+    name: string
+    type: string
+    pk: number
+  }[]
+  const pk = info.filter((c) => c.pk > 0)
+  if (pk.length === 1 && pk[0]!.type.toUpperCase() === 'INTEGER') leads.push([pk[0]!.name])
+  const indexes = db.prepare('SELECT name FROM pragma_index_list(?)').pluck().all(table) as string[]
+  for (const index of indexes) {
+    const cols = db.prepare('SELECT name FROM pragma_index_info(?) ORDER BY seqno').pluck().all(index) as (
+      | string
+      | null
+    )[]
+    if (cols.every((c) => c !== null)) leads.push(cols as string[])
+  }
+  return leads
+}

@@ -6,7 +6,13 @@ import { Mutex } from '../util/mutex.js'
 import { busyBackoffMs, isBusy } from './busy-retry.js'
 import { installSyncTables, isCapturing, setCapture, setKeyTriggers } from './change-capture.js'
 import { ChangePoller } from './change-poller.js'
-import { parentRef, parentsFirst, readForeignKeys } from './foreign-keys.js'
+import {
+  parentRef,
+  parentsFirst,
+  readForeignKeys,
+  type UnindexedForeignKey,
+  unindexedForeignKeys,
+} from './foreign-keys.js'
 import { deviceIdOf, KeyMap } from './key-map.js'
 import { LockHold } from './lock-hold.js'
 import { linkLocalRefs, type ModelDefinition, type ModelInfo, resolveModel } from './model-definition.js'
@@ -81,6 +87,13 @@ export interface SqliteRepository extends Repository {
    * new one before two devices use it, see the keys documentation).
    */
   readonly device: string
+  /**
+   * Foreign keys referencing the mirrored tables that no index of their
+   * child table leads with: each removal of a parent row reads the whole
+   * child table, holding the write lock meanwhile (see `longTransaction`).
+   * Found when the repository opens.
+   */
+  readonly unindexedForeignKeys: readonly UnindexedForeignKey[]
 }
 
 /**
@@ -237,6 +250,7 @@ class SqliteRepositoryImpl implements SqliteRepository {
   }
   private readonly hold = new LockHold()
   private readonly longTransactionMs: number
+  readonly unindexedForeignKeys: readonly UnindexedForeignKey[]
   private readonly closeController = new AbortController()
   private readonly tx: RepositoryTx
   private inTx = false
@@ -257,6 +271,10 @@ class SqliteRepositoryImpl implements SqliteRepository {
     options: SqliteRepositoryOptions,
   ) {
     this.modelInfo = relations.models
+    this.unindexedForeignKeys = unindexedForeignKeys(
+      writer,
+      new Set([...relations.models.values()].map((m) => m.table)),
+    )
     this.longTransactionMs = options.longTransactionMs ?? 1000
     this.w = new ModelStatements(writer, relations.keys)
     this.r = new ModelStatements(reader, new KeyMap(reader, device))
