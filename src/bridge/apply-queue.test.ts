@@ -195,7 +195,9 @@ describe('apply queue', () => {
     })
     for (let i = 0; i < 1000; i++) q.put(item(`s${i}`))
     await q.idle()
-    expect(sizes.slice(0, 4)).toEqual([400, 200, 100, 50])
+    // A cold start takes 64; a transaction 2.5 times over the target scales the next down as much (or more, if slower).
+    expect(sizes[0]).toBe(64)
+    expect(sizes[1]).toBeLessThanOrEqual(25)
     expect(q.batchCap).toBe(16)
     slow = false
     sizes.length = 0

@@ -77,6 +77,8 @@ const key = (model: string, id: string) => `${model}\u0000${id}`
 const MARK_DELAY_MS = 1000
 /** Smallest batch the size adaptation goes down to. */
 const MIN_BATCH = 16
+/** The first batch's most changes when batches adapt: a cold start (a catch-up after a restart) grows from here. */
+const START_BATCH = 64
 
 /**
  * The single writer of received changes. Coalesces by document (the latest
@@ -108,7 +110,7 @@ export class ApplyQueue {
   private readonly roomWaiters: (() => void)[] = []
 
   constructor(private readonly opts: ApplyQueueOptions) {
-    this.cap = opts.batchSize
+    this.cap = (opts.targetBatchMs ?? 0) > 0 ? Math.min(opts.batchSize, START_BATCH) : opts.batchSize
   }
 
   /** The most changes the next batch takes (at most `batchSize`). */
@@ -305,11 +307,15 @@ export class ApplyQueue {
     return { items, marks: [...marks.values()] }
   }
 
-  /** Halves the batch cap after a slow transaction, doubles it after a quick full one. */
+  /**
+   * After a slow transaction, scales the batch cap down to what would have
+   * taken the target (halving at least); doubles it after a quick full one.
+   */
   private adapt(size: number, ms: number): void {
     const target = this.opts.targetBatchMs ?? 0
     if (target <= 0) return
-    if (ms > target && size > MIN_BATCH) this.cap = Math.max(MIN_BATCH, Math.floor(size / 2))
+    if (ms > target && size > MIN_BATCH)
+      this.cap = Math.max(MIN_BATCH, Math.min(Math.floor(size / 2), Math.floor((size * target) / ms)))
     else if (ms < target / 4 && size >= this.cap) this.cap = Math.min(this.opts.batchSize, this.cap * 2)
   }
 

@@ -10,10 +10,11 @@ export interface SyncSettings {
   batchSize?: number
   /**
    * How long one apply transaction may take before the next batches are
-   * made smaller (halved after a slower one, down to 16 rows; doubled after
-   * quick ones, up to `batchSize`), so that the application never waits for
-   * the write lock longer than about this. Default 250 ms; 0 keeps batches
-   * at `batchSize`.
+   * made smaller (after a slower one, scaled to what would have taken this
+   * long, halved at least, down to 16 rows; doubled after quick ones, up to
+   * `batchSize`; the first batch takes 64 at most), so that the application
+   * never waits for the write lock longer than about this. Default 250 ms;
+   * 0 keeps batches at `batchSize`.
    */
   targetBatchMs?: number
   /**
