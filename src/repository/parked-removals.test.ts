@@ -79,6 +79,29 @@ describe('parked removals', () => {
     })
   })
 
+  it('are found before the batch is written, which then goes whole, not record by record', async () => {
+    const r = await open()
+    await apply(r, 'sale', [
+      { id: 'a', row: { id: 'a', total: 1 } },
+      { id: 'b', row: { id: 'b', total: 2 } },
+    ])
+    await apply(r, 'sale_line', [{ id: 'la', row: { id: 'la', sale_id: 'a', qty: 1 } }])
+    const out = await apply(r, 'sale', [
+      { id: 'a', row: null },
+      { id: 'b', row: null },
+    ])
+    // Written record by record, the removal that went would read `changed`.
+    expect(out.groups[0]!.outcomes).toEqual([Outcome.parked, Outcome.written])
+    expect(await r.count('sale')).toBe(1)
+    const kept = await r.parked({ model: 'sale', limit: 10 })
+    expect(kept).toMatchObject([{ id: 'a', op: 'delete', waitsFor: 'rows referencing sale(id)', waitsKey: '["a"]' }])
+    // Its line goes: it is tried again, and goes.
+    const freed = await apply(r, 'sale_line', [{ id: 'la', row: null }])
+    expect([...freed.unblocked]).toEqual([['sale', ['a']]])
+    expect((await apply(r, 'sale', [{ id: 'a', row: null }])).groups[0]!.outcomes).toEqual([Outcome.written])
+    expect(await r.count('sale')).toBe(0)
+  })
+
   it('are tried again only when a row referencing them goes, not after every delete', async () => {
     const r = await open()
     await parkedSales(r)

@@ -35,6 +35,12 @@ export interface RelationPlan {
   referencedBy: ReadonlyMap<string, { ref: string; columns: string[] }[]>
   /** Tables that tables not mirrored reference: a removal parked there cannot name what it waits for. */
   referencedUnmirrored: ReadonlySet<string>
+  /**
+   * Per table, the foreign keys (of any table) that keep its rows from
+   * being deleted while referenced (`NO ACTION`, `RESTRICT`): the child
+   * table, its columns, and the parent's columns they hold.
+   */
+  restrictedBy: ReadonlyMap<string, readonly { table: string; from: string[]; to: string[] }[]>
   parents: ParentCheck
   /** The writer connection's key translation (shared by the parent check and the writes). */
   keys: KeyMap
@@ -145,6 +151,8 @@ function runBatch(
     }
     // Deletes, children first.
     const removalsWait = parked.anyRemoval()
+    // Tables whose removals in this batch are still to go (a self-reference, a cycle).
+    const toDelete = new Set(ordered.filter((g) => g.deletes.size > 0).map((g) => g.model.table))
     for (const group of [...ordered].reverse()) {
       if (group.deletes.size === 0) continue
       if (removalsWait) freedKeys(st, group)
@@ -153,10 +161,25 @@ function runBatch(
           if (w.row === null && group.outcomes[i] === Outcome.written) write(group, i, false)
         })
       } else {
-        const ids = [...group.deletes]
+        // A removal still referenced would fail the whole batch at its commit, and the batch
+        // would be written again record by record: find them first, with one read per child table.
+        const held = plan.enforced ? stillReferenced(db, st, plan, group, toDelete) : new Set<string>()
+        group.writes.forEach((w, i) => {
+          if (w.row !== null || !held.has(w.id) || group.outcomes[i] !== Outcome.written) return
+          refuse(
+            group,
+            i,
+            'FOREIGN KEY constraint failed',
+            FK_FAILED,
+            result,
+            removalWaits(st, plan, group.model, w.id),
+          )
+        })
+        const ids = held.size === 0 ? [...group.deletes] : [...group.deletes].filter((id) => !held.has(id))
         group.changed += st.delete(group.model, ids)
         group.written.push(...ids)
       }
+      toDelete.delete(group.model.table)
     }
     // Writes that met a parent not yet written (isolate): again, while that makes progress.
     for (let progress = true; retry.length > 0 && progress; ) {
@@ -242,6 +265,60 @@ function finish(
   if (deleted) for (const w of parked.unnamedRemovals()) addTo(result.unblocked, w.model, w.id)
   for (const p of groups) unblockedBy(parked, plan, p.model, upsertedRows(p), result.unblocked)
 }
+
+/** Most keys one lookup of referencing rows binds (SQLite allows 32,766 values). */
+const KEYS_PER_LOOKUP = 500
+
+/**
+ * The ids among `group`'s removals whose rows other rows still reference
+ * through a foreign key that forbids it: one read of each referencing table
+ * for the whole batch (an unindexed one is scanned once, not once per row).
+ */
+function stillReferenced(
+  db: Database.Database,
+  st: ModelStatements,
+  plan: RelationPlan,
+  group: GroupPlan,
+  toDelete: ReadonlySet<string>,
+): Set<string> {
+  const out = new Set<string>()
+  // Referencing rows this batch removes after these are left to the commit's check.
+  const fks = plan.restrictedBy.get(group.model.table)?.filter((fk) => !toDelete.has(fk.table))
+  if (!fks?.length || group.deletes.size === 0) return out
+  const rows = st.getMany(group.model, [...group.deletes])
+  for (const fk of fks) {
+    // The key each removed row holds, as the referencing rows would hold it.
+    const byKey = new Map<string, string[]>()
+    const keys: unknown[][] = []
+    for (const [id, row] of rows) {
+      const values = fk.to.map((c) => row[c])
+      if (values.some((v) => v === null || v === undefined)) continue
+      const k = JSON.stringify(values)
+      const ids = byKey.get(k)
+      if (ids) ids.push(id)
+      else {
+        byKey.set(k, [id])
+        keys.push(values)
+      }
+    }
+    const cols = fk.from.map(quoteIdent)
+    const target = cols.length === 1 ? cols[0]! : `(${cols.join(', ')})`
+    const tuple = `(${cols.map(() => '?').join(', ')})`
+    for (let i = 0; i < keys.length; i += KEYS_PER_LOOKUP) {
+      const part = keys.slice(i, i + KEYS_PER_LOOKUP)
+      const found = db
+        .prepare(
+          `SELECT DISTINCT ${cols.join(', ')} FROM ${quoteIdent(fk.table)} WHERE ${target} IN (VALUES ${part.map(() => tuple).join(', ')})`,
+        )
+        .raw()
+        .all(...part.flat()) as unknown[][]
+      for (const values of found) for (const id of byKey.get(JSON.stringify(values)) ?? []) out.add(id)
+    }
+  }
+  return out
+}
+
+const quoteIdent = (name: string) => `"${name.replace(/"/g, '""')}"`
 
 /** The parent keys each row `group` deletes references, for the removals parked on them. */
 function freedKeys(st: ModelStatements, group: GroupPlan): void {

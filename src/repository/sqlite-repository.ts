@@ -201,14 +201,22 @@ function relationPlan(writer: Database.Database, models: Map<string, ModelInfo>,
     .prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")
     .pluck()
     .all() as string[]
+  const restrictedBy = new Map<string, { table: string; from: string[]; to: string[] }[]>()
   for (const table of tables) {
-    if (mirrored.has(table)) continue
-    for (const fk of readForeignKeys(writer, table)) referencedUnmirrored.add(fk.table)
+    for (const fk of readForeignKeys(writer, table)) {
+      if (!mirrored.has(table)) referencedUnmirrored.add(fk.table)
+      // CASCADE, SET NULL and SET DEFAULT let the parent go.
+      if (!mirrored.has(fk.table) || !['NO ACTION', 'RESTRICT'].includes(fk.onDelete.toUpperCase())) continue
+      const list = restrictedBy.get(fk.table) ?? []
+      list.push({ table, from: fk.from, to: fk.to })
+      restrictedBy.set(fk.table, list)
+    }
   }
   return {
     models: new Map(ordered.map((m) => [m.name, m])),
     order: ordered.map((m) => m.name),
     referencedUnmirrored,
+    restrictedBy,
     enforced: writer.pragma('foreign_keys', { simple: true }) === 1,
     translated: ordered.some((m) => m.localRefs.size > 0),
     referencedBy,
