@@ -193,7 +193,7 @@ describe('apply queue', () => {
         if (slow) await new Promise((r) => setTimeout(r, 150))
       },
     })
-    for (let i = 0; i < 1000; i++) q.put(item(`s${i}`))
+    for (let i = 0; i < 200; i++) q.put(item(`s${i}`))
     await q.idle()
     // A cold start takes 64; a transaction 2.5 times over the target scales the next down as much (or more, if slower).
     expect(sizes[0]).toBe(64)
@@ -201,10 +201,11 @@ describe('apply queue', () => {
     expect(q.batchCap).toBe(16)
     slow = false
     sizes.length = 0
-    for (let i = 0; i < 2000; i++) q.put(item(`q${i}`))
+    for (let i = 0; i < 8000; i++) q.put(item(`q${i}`))
     await q.idle()
-    // Quick transactions: each full batch doubles the next, back up to batchSize.
-    expect(sizes.slice(0, 5)).toEqual([16, 32, 64, 128, 256])
+    // Quick transactions: the slow ones are remembered for a while, then batches grow back, at most doubling, up to batchSize.
+    expect(sizes.slice(0, 3)).toEqual([16, 16, 16])
+    for (let i = 1; i < sizes.length - 1; i++) expect(sizes[i]!).toBeLessThanOrEqual(2 * sizes[i - 1]!)
     expect(Math.max(...sizes)).toBe(400)
   })
 

@@ -79,6 +79,8 @@ const MARK_DELAY_MS = 1000
 const MIN_BATCH = 16
 /** The first batch's most changes when batches adapt: a cold start (a catch-up after a restart) grows from here. */
 const START_BATCH = 64
+/** How much of the slowest time per change the next batch still counts (see `adapt`). */
+const WORST_DECAY = 0.9
 
 /**
  * The single writer of received changes. Coalesces by document (the latest
@@ -307,16 +309,24 @@ export class ApplyQueue {
     return { items, marks: [...marks.values()] }
   }
 
+  /** The slowest recent time per change (ms), decaying by WORST_DECAY a batch. */
+  private worstMsPerItem = 0
+
   /**
-   * After a slow transaction, scales the batch cap down to what would have
-   * taken the target (halving at least); doubles it after a quick full one.
+   * Sets the batch cap to what the target allows at the slowest recent time
+   * per change. What a change costs varies a hundredfold (an insert, or the
+   * removal of a parent whose children SQLite reads without an index), so a
+   * slow batch is remembered for a while: the cap comes back up over tens
+   * of batches, at most doubling each time, not at the first quick ones.
    */
   private adapt(size: number, ms: number): void {
     const target = this.opts.targetBatchMs ?? 0
-    if (target <= 0) return
-    if (ms > target && size > MIN_BATCH)
-      this.cap = Math.max(MIN_BATCH, Math.min(Math.floor(size / 2), Math.floor((size * target) / ms)))
-    else if (ms < target / 4 && size >= this.cap) this.cap = Math.min(this.opts.batchSize, this.cap * 2)
+    if (target <= 0 || size === 0) return
+    this.worstMsPerItem = Math.max(ms / size, this.worstMsPerItem * WORST_DECAY)
+    const fits = this.worstMsPerItem > 0 ? Math.floor(target / this.worstMsPerItem) : this.opts.batchSize
+    // Only a full batch shows that a bigger one would be quick too.
+    const ceiling = size >= this.cap ? this.cap * 2 : this.cap
+    this.cap = Math.max(MIN_BATCH, Math.min(this.opts.batchSize, fits, ceiling))
   }
 
   /** Puts a failed batch back in front, unless newer changes of the same documents arrived. */

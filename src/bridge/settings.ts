@@ -9,12 +9,12 @@ export interface SyncSettings {
   /** Most rows written to the repository in one transaction. Default 1,000 (seed: 5). */
   batchSize?: number
   /**
-   * How long one apply transaction may take before the next batches are
-   * made smaller (after a slower one, scaled to what would have taken this
-   * long, halved at least, down to 16 rows; doubled after quick ones, up to
-   * `batchSize`; the first batch takes 64 at most), so that the application
-   * never waits for the write lock longer than about this. Default 250 ms;
-   * 0 keeps batches at `batchSize`.
+   * How long one apply transaction should hold the write lock: batches take
+   * as many changes as fit in it at the slowest time per change seen lately
+   * (down to 16 rows; a slow batch is remembered for tens of batches, and
+   * batches grow back at most doubling, up to `batchSize`; the first takes
+   * 64 at most), so that the application never waits for the write lock
+   * much longer. Default 250 ms; 0 keeps batches at `batchSize`.
    */
   targetBatchMs?: number
   /**
