@@ -5,7 +5,7 @@ import { DELETED_HASH, type DocSyncState, type Row } from '../repository/reposit
 import type { AdapterBinding } from './adapter-binding.js'
 import { pushLocal } from './local-push.js'
 import type { Reconcile } from './outbox-drain.js'
-import { knownState } from './remote-intake.js'
+import { ingest, knownState } from './remote-intake.js'
 import { messageOf, RejectReason, type SyncRuntime } from './runtime.js'
 
 /** What a notify call did. */
@@ -72,6 +72,9 @@ async function notify(
     rt.metrics.count(model, echo ? 'echoSuppressed' : 'pushSkippedUnchanged')
     return { sent: false, reason: echo ? 'echo' : 'unchanged' }
   }
+  // The row as the database holds it now: a remote change applied between the app's write
+  // and this call wrote over the app's edit, and is to be put right once the edit is sent.
+  const overwritten = known?.origin === 'remote' && (await databaseHash(rt, binding, id)) === known.hash
   // A removal is sent even for a document this device never exchanged.
   const state: DocSyncState | undefined =
     stored ?? (row === undefined ? { hash: '', origin: 'local', doc: null } : undefined)
@@ -86,5 +89,28 @@ async function notify(
   }
   rt.events.emit('pushed', { upserts: result.upserts, removals: result.removals, unchanged: 0, models: [model] })
   for (const [m, ids] of result.reconcile) await reconcile(m, ids)
+  if (overwritten) await restore(rt, binding, id)
   return { sent: true }
+}
+
+/** The content hash of the document's row as the database holds it now (DELETED_HASH when there is none). */
+async function databaseHash(rt: SyncRuntime, binding: AdapterBinding, id: string): Promise<string | undefined> {
+  try {
+    const row = await rt.repository.get(binding.model, id)
+    if (row === undefined) return DELETED_HASH
+    return contentHash(mappedDocument(binding.adapter.toDocument(row), id)).hash
+  } catch {
+    return undefined
+  }
+}
+
+/**
+ * Writes the mesh's content of a document into the database whatever the
+ * sync state says: the state records the edit just sent, while the row
+ * holds an older remote version that had overwritten it.
+ */
+async function restore(rt: SyncRuntime, binding: AdapterBinding, id: string): Promise<void> {
+  if (!binding.receives) return
+  const docs = await rt.mesh.find({ collection: binding.collection, filter: { _id: { $in: [id] } } })
+  await ingest(rt, binding, docs, docs.length === 0 ? [{ id }] : [], { force: true })
 }
