@@ -171,13 +171,22 @@ export class Till {
     this.startedAt = performance.now()
     this.stats.starts++
     this.log.write(`--- start ${this.stats.starts} pid ${child.pid} at ${new Date().toISOString()}\n`)
+    // Whether this process said the disk was full: a peer stopping on a full disk exits with code 1.
+    let saidDiskFull = false
     child.stderr!.on('data', (d) => {
       this.log.write(d)
-      if (DISK_FULL.test(String(d))) this.stats.diskFullErrors++
+      if (DISK_FULL.test(String(d))) {
+        this.stats.diskFullErrors++
+        saidDiskFull = true
+      }
     })
     createInterface({ input: child.stderr! }).on('line', (line) => this.onPeerLog(line))
-    createInterface({ input: child.stdout! }).on('line', (line) => this.onPeerLine(child, line))
-    child.once('exit', (code, signal) => {
+    createInterface({ input: child.stdout! }).on('line', (line) => {
+      if (DISK_FULL.test(line)) saidDiskFull = true
+      this.onPeerLine(child, line)
+    })
+    // `close`, not `exit`: the error a process ends with is read from its output by then.
+    child.once('close', (code, signal) => {
       if (this.peer !== child) return
       this.peer = undefined
       this.state = 'down'
@@ -185,7 +194,8 @@ export class Till {
       if (this.expectExit) return
       // A start on a full disk fails with a clear error (exit code 1), and the next one, once
       // there is room again, goes on: as a supervisor would, start it again.
-      if (code === 1 && (this.diskFull || performance.now() - this.diskFreedAt < 3000)) this.stats.refusedOnFullDisk++
+      if (code === 1 && (this.diskFull || performance.now() - this.diskFreedAt < 3000 || saidDiskFull))
+        this.stats.refusedOnFullDisk++
       else this.stats.unexpectedExits.push(String(code ?? signal))
       if (this.supervised) setTimeout(() => this.supervised && !this.frozen && this.startPeer(), 500)
     })
