@@ -23,6 +23,8 @@ interface BatchOutcome {
   written: Map<string, ApplyItem[]>
   /** Parked documents the batch's rows unblocked, by model. */
   unblocked: Map<string, string[]>
+  /** How long the write lock was held, when the repository timed it (ms). */
+  heldMs?: number
 }
 
 function emptyOutcome(unblocked: Map<string, string[]>): BatchOutcome {
@@ -47,7 +49,11 @@ export function isShutdownError(error: unknown): boolean {
  * batch is written again record by record and only the failing records are
  * refused.
  */
-export async function applyBatch(rt: SyncRuntime, items: ApplyItem[], marks: CheckpointMark[]): Promise<void> {
+export async function applyBatch(
+  rt: SyncRuntime,
+  items: ApplyItem[],
+  marks: CheckpointMark[],
+): Promise<number | undefined> {
   const repo = rt.repository
   if (items.length === 0) {
     if (repo.applyRemoteBatch) await repo.applyRemoteBatch({ groups: [], checkpoints: marks }, { signal: rt.shutdown })
@@ -134,6 +140,7 @@ export async function applyBatch(rt: SyncRuntime, items: ApplyItem[], marks: Che
     latencyMs,
     lagMs: committed - oldest,
   })
+  return outcome.heldMs
 }
 
 /** Writes the batch through the repository's data path (possibly on another thread). */
@@ -161,6 +168,7 @@ async function writeAsData(
   }
   const result = await rt.repository.applyRemoteBatch!(batch, { signal: rt.shutdown })
   const outcome = emptyOutcome(result.unblocked)
+  if (result.heldMs !== undefined) outcome.heldMs = result.heldMs
   result.groups.forEach((g, n) => {
     const [model, items] = entries[n]!
     let written = 0

@@ -245,4 +245,22 @@ describe('apply queue', () => {
     expect(last.marks).toEqual([{ key: 'k', value: '2' }])
     expect(written.flatMap((w) => w.marks)).toHaveLength(1)
   })
+
+  it('sizes batches by how long the writer held the lock, not by how long it waited for it', async () => {
+    const sizes: number[] = []
+    const { q } = queue({
+      batchSize: 400,
+      targetBatchMs: 60,
+      write: async (items) => {
+        sizes.push(items.length)
+        // The app held the write lock: the batch waited 150 ms, then held it for 1 ms.
+        await new Promise((r) => setTimeout(r, 150))
+        return 1
+      },
+    })
+    for (let i = 0; i < 600; i++) q.put(item(`w${i}`))
+    await q.idle()
+    expect(sizes.slice(0, 4)).toEqual([64, 128, 256, 152])
+  })
 })
+

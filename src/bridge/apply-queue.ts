@@ -57,8 +57,8 @@ export interface ApplyQueueOptions {
    * after quick ones). 0: batches are always up to `batchSize`.
    */
   targetBatchMs?: number
-  /** Writes one batch in one transaction, with the marks it makes safe. */
-  write(items: ApplyItem[], marks: CheckpointMark[]): Promise<void>
+  /** Writes one batch in one transaction, with the marks it makes safe; resolves to how long it held the write lock (ms), if known. */
+  write(items: ApplyItem[], marks: CheckpointMark[]): Promise<number | undefined> | Promise<void>
   /** A batch failed; it is retried after `retryInMs`. */
   onError(error: unknown, retryInMs: number): void
   /** True when a failure is final (shutting down): the batch is dropped, not retried. */
@@ -219,8 +219,10 @@ export class ApplyQueue {
             }
           } else {
             const t0 = performance.now()
-            await this.opts.write(items, marks)
-            this.adapt(items.length, performance.now() - t0)
+            const heldMs = await this.opts.write(items, marks)
+            // The time the lock was held when the writer knows it: waiting for it (the app holding
+            // it, the pause left for the app) says nothing about how long these changes take.
+            this.adapt(items.length, typeof heldMs === 'number' ? heldMs : performance.now() - t0)
           }
           failures = 0
           this.lastWriteAt = performance.now()

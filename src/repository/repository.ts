@@ -164,6 +164,8 @@ export interface RemoteBatchResult {
   }[]
   /** Why writes were refused or parked, by group index and write index. */
   errors: { group: number; write: number; message: string; code?: string }[]
+  /** How long the batch held the write lock, ms, every attempt counted (repositories that time it). */
+  heldMs?: number
   /**
    * Parked documents whose parent this batch wrote, by model: apply them
    * again (read them from the mesh) now.

@@ -493,15 +493,17 @@ class SqliteRepositoryImpl implements SqliteRepository {
     })
   }
 
-  /** Counts a hold of the write lock that just ended, and reports it when long. */
-  private heldLock(origin: 'remote' | 'local', records?: number): void {
+  /** Counts a hold of the write lock that just ended, and reports it when long. Returns how long it was (ms). */
+  private heldLock(origin: 'remote' | 'local', records?: number): number {
     this.lockFreeSince = performance.now()
     const held = this.hold.ended(this.longTransactionMs, origin, records)
-    if (!held) return
+    if (!held) return 0
     if (held.heldMs > this.counters.longestHoldMs) this.counters.longestHoldMs = Math.round(held.heldMs)
-    if (!held.long) return
-    this.counters.longTransactions++
-    for (const l of this.longListeners) l(held.long)
+    if (held.long) {
+      this.counters.longTransactions++
+      for (const l of this.longListeners) l(held.long)
+    }
+    return held.heldMs
   }
 
   /** Leaves the write lock free for a moment when this connection has held it too long (see LOCK_RUN_MS). */
@@ -551,29 +553,25 @@ class SqliteRepositoryImpl implements SqliteRepository {
     if (this.closing) return Promise.reject(new ClosedError(`The repository ${this.file}`))
     return this.mutex.run(async () => {
       let isolate = false
+      let heldMs = 0
+      const records = batchRecords(batch)
       for (let attempt = 0; ; attempt++) {
         await this.shareLock(options.signal)
+        let result: RemoteBatchResult
         try {
-          const result = executeRemoteBatch(
-            this.writer,
-            this.w,
-            this.parkedW,
-            this.relations,
-            batch,
-            isolate,
-            this.hold,
-          )
-          this.counters.transactions++
-          this.scheduleCheckpoint()
-          return result
+          result = executeRemoteBatch(this.writer, this.w, this.parkedW, this.relations, batch, isolate, this.hold)
         } catch (error) {
+          heldMs += this.heldLock('remote', records)
           if (isBusy(error)) await this.waitBusy(attempt, error, options.signal)
           // One record failed the batch: write record by record and refuse only the failing ones.
           else if (!isolate) isolate = true
           else throw error
-        } finally {
-          this.heldLock('remote', batchRecords(batch))
+          continue
         }
+        result.heldMs = heldMs + this.heldLock('remote', records)
+        this.counters.transactions++
+        this.scheduleCheckpoint()
+        return result
       }
     })
   }
