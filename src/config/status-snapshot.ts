@@ -130,7 +130,7 @@ export function snapshotWarnings(
 /** What to tell the owner of a foreign key no index serves. */
 export function unindexedForeignKeyAdvice(fk: { table: string; columns: string[]; parent: string }): string {
   const cols = fk.columns.join(', ')
-  return `${fk.table} (${cols}) references ${fk.parent} with no index: each removal of a ${fk.parent} row reads all of ${fk.table} while holding the write lock, and the app's writes wait; add one: CREATE INDEX ${[fk.table, ...fk.columns].join('_')} ON ${fk.table} (${cols})`
+  return `${fk.table} (${cols}) references ${fk.parent} with no index: each removal of a row of ${fk.parent} reads all of ${fk.table} while holding the write lock, and the app's writes wait; add one: CREATE INDEX ${[fk.table, ...fk.columns].join('_')} ON ${fk.table} (${cols})`
 }
 
 /** Writes a snapshot atomically (a reader never sees half of one). */
