@@ -107,6 +107,13 @@ const PUSH_AHEAD = 4 * PUSH_CHUNK
 const WATCHDOG_MS = 3000
 const SAVE_PUSHED_MS = 1000
 const DEFAULT_CONCURRENCY = 256
+/**
+ * How long a commit of what came from the hub waits before it is read back
+ * for pushing. Such a commit is on the hub already, unless it merged local
+ * writes the hub lacked; reading each one back at once cost more CPU than
+ * anything else a receiving till did.
+ */
+const HUB_APPLIED_PUSH_MS = 50
 
 /** Does `a` hold every write `b` holds? */
 function covers(a: VersionVector, b: VersionVector): boolean {
@@ -229,6 +236,10 @@ class Link implements HubLink {
   private pushAgain = false
   private pushTimer: NodeJS.Timeout | undefined
   private pushImmediate: NodeJS.Immediate | undefined
+  /** When `pushTimer` fires (performance.now()). */
+  private pushDue = 0
+  /** Batches from the hub being applied: the commits meanwhile are (nearly always) theirs. */
+  private applyingFromHub = 0
   /** Ranges read, oldest first: `pushedSeq` moves over those done. */
   private readonly slots: PushSlot[] = []
   /** Documents with a write queued or in flight, each with the newer state that waits for it (null: none). */
@@ -240,6 +251,8 @@ class Link implements HubLink {
   private queued = 0
   /** A write failed: no new write starts, and once the last one in flight ends, pushing starts again from `pushedSeq`. */
   private pushFailure: { error: unknown } | undefined
+  /** `push` stopped reading because enough was queued. */
+  private pushStalled = false
   private pushEpoch = 0
   private saveTimer: NodeJS.Timeout | undefined
   private savedPushedSeq = 0
@@ -371,7 +384,7 @@ class Link implements HubLink {
     this.lastError = undefined
     this.offCommit = this.mesh.onCommit((seq) => {
       this.localSeq = seq
-      this.schedulePush(0)
+      this.schedulePush(this.applyingFromHub > 0 ? HUB_APPLIED_PUSH_MS : 0)
     })
     for (const w of this.watches) this.running.push(this.watchLoop(w))
     this.startWatchdog()
@@ -535,6 +548,7 @@ class Link implements HubLink {
       return
     }
     w.applying = true
+    this.applyingFromHub++
     try {
       try {
         await this.mesh.applyRemote(changes, { from: w.cursorName, cursor })
@@ -558,6 +572,7 @@ class Link implements HubLink {
       w.saved = cursor
     } finally {
       w.applying = false
+      this.applyingFromHub--
     }
   }
 
@@ -584,20 +599,29 @@ class Link implements HubLink {
 
   // ---- to the hub -----------------------------------------------------------
 
+  /** Pushes in `ms` (0: right after this turn's commits), unless a push is due sooner. */
   private schedulePush(ms: number): void {
-    if (this.closed || !this.kv || this.pushTimer || this.pushImmediate) return
+    if (this.closed || !this.kv || this.pushImmediate) return
     if (!this.watches.every((w) => w.caughtUp)) return
-    // Right after the commits of this turn (a timer would add a millisecond or more to every write).
+    const due = performance.now() + ms
+    if (this.pushTimer) {
+      if (this.pushDue <= due) return
+      clearTimeout(this.pushTimer)
+      this.pushTimer = undefined
+    }
+    // A timer would add a millisecond or more to every local write.
     if (ms <= 0)
       this.pushImmediate = setImmediate(() => {
         this.pushImmediate = undefined
         void this.push()
       })
-    else
+    else {
+      this.pushDue = due
       this.pushTimer = setTimeout(() => {
         this.pushTimer = undefined
         void this.push()
       }, ms)
+    }
   }
 
   private cancelPush(): void {
@@ -624,8 +648,12 @@ class Link implements HubLink {
       do {
         this.pushAgain = false
         for (;;) {
-          // Enough read ahead: writes ending read on (`writeKey`).
-          if (this.closed || this.pushFailure || this.queued >= PUSH_AHEAD) return
+          if (this.closed || this.pushFailure) return
+          if (this.queued >= PUSH_AHEAD) {
+            // Enough read ahead: writes ending read on (`writeKey`).
+            this.pushStalled = true
+            return
+          }
           const epoch = this.pushEpoch
           const chunk = await this.mesh.changesFor({}, this.sentSeq, PUSH_CHUNK)
           if (epoch !== this.pushEpoch) {
@@ -704,7 +732,10 @@ class Link implements HubLink {
         if (this.active === 0) this.recover()
       } else if (!this.closed) {
         this.pump()
-        if (this.queued < PUSH_AHEAD / 2 && this.sentSeq < this.localSeq) this.schedulePush(0)
+        if (this.pushStalled && this.queued < PUSH_AHEAD / 2) {
+          this.pushStalled = false
+          this.schedulePush(0)
+        }
       }
     }
   }
@@ -734,6 +765,7 @@ class Link implements HubLink {
     this.ready.length = 0
     this.writing.clear()
     this.queued = 0
+    this.pushStalled = false
     this.sentSeq = this.pushedSeq
     if (this.closed) return
     this.fail(hubError(failure.error, this.servers, 'a write'))
