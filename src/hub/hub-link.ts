@@ -106,7 +106,7 @@ const PUSH_CHUNK = 256
 const PUSH_AHEAD = 4 * PUSH_CHUNK
 const WATCHDOG_MS = 3000
 const SAVE_PUSHED_MS = 1000
-const DEFAULT_CONCURRENCY = 256
+const DEFAULT_CONCURRENCY = 64
 /**
  * How long a commit of what came from the hub waits before it is read back
  * for pushing. Such a commit is on the hub already, unless it merged local
