@@ -81,12 +81,39 @@ interface Watch {
   pending: number
   caughtUp: boolean
   iter: QueuedIterator<KvWatchEntry> | undefined
+  /** The position recorded in the mesh store (it trails `position` when only this till's own writes came back). */
+  saved: number
+  /** A batch is being committed: a position saved now could land before it. */
+  applying: boolean
+  saveTimer: NodeJS.Timeout | undefined
+}
+
+/** A range of local changes read for the hub: done once every write of it is acknowledged (or superseded). */
+interface PushSlot {
+  upTo: number
+  left: number
+}
+
+/** One change to write, and the range it belongs to. */
+interface PushWrite {
+  c: RemoteChange
+  slot: PushSlot
 }
 
 const APPLY_BATCH = 500
 const PUSH_CHUNK = 256
+/** Changes read from the store and not yet written to the hub, at most (the writes in flight included). */
+const PUSH_AHEAD = 4 * PUSH_CHUNK
 const WATCHDOG_MS = 3000
 const SAVE_PUSHED_MS = 1000
+const DEFAULT_CONCURRENCY = 64
+/**
+ * How long a commit of what came from the hub waits before it is read back
+ * for pushing. Such a commit is on the hub already, unless it merged local
+ * writes the hub lacked; reading each one back at once cost more CPU than
+ * anything else a receiving till did.
+ */
+const HUB_APPLIED_PUSH_MS = 50
 
 /** Does `a` hold every write `b` holds? */
 function covers(a: VersionVector, b: VersionVector): boolean {
@@ -159,6 +186,8 @@ function connectOptions(o: HubOptions, name: string): ConnectionOptions {
     reconnectJitter: 100,
     pingInterval: 5_000,
     maxPingOut: 2,
+    // An Error captured per request only to lengthen a timeout's stack: a cost on every write.
+    noAsyncTraces: true,
     ...auth,
     ...tls,
   }
@@ -199,10 +228,32 @@ class Link implements HubLink {
   private readonly known = new Map<string, Known>()
   /** Keys this till wrote at the revision it wrote them: their echo is not applied again. */
   private readonly mine = new Map<string, number>()
+  /** Every local change up to this sequence is on the hub (written, or held there already). */
   private pushedSeq = 0
+  /** Local changes up to this sequence are read and handed to writes. */
+  private sentSeq = 0
   private pushing = false
   private pushAgain = false
   private pushTimer: NodeJS.Timeout | undefined
+  private pushImmediate: NodeJS.Immediate | undefined
+  /** When `pushTimer` fires (performance.now()). */
+  private pushDue = 0
+  /** Batches from the hub being applied: the commits meanwhile are (nearly always) theirs. */
+  private applyingFromHub = 0
+  /** Ranges read, oldest first: `pushedSeq` moves over those done. */
+  private readonly slots: PushSlot[] = []
+  /** Documents with a write queued or in flight, each with the newer state that waits for it (null: none). */
+  private readonly writing = new Map<string, PushWrite | null>()
+  /** Writes waiting for one of the `concurrency` places. */
+  private readonly ready: { key: string; w: PushWrite }[] = []
+  private active = 0
+  /** Changes read and not done (in flight, waiting, or behind another write of their document). */
+  private queued = 0
+  /** A write failed: no new write starts, and once the last one in flight ends, pushing starts again from `pushedSeq`. */
+  private pushFailure: { error: unknown } | undefined
+  /** `push` stopped reading because enough was queued. */
+  private pushStalled = false
+  private pushEpoch = 0
   private saveTimer: NodeJS.Timeout | undefined
   private savedPushedSeq = 0
   private watchdog: NodeJS.Timeout | undefined
@@ -241,6 +292,9 @@ class Link implements HubLink {
       pending: 0,
       caughtUp: false,
       iter: undefined,
+      saved: 0,
+      applying: false,
+      saveTimer: undefined,
     }))
     this.pushCursorName = hashName('hubout-', `${this.bucketName}|${keys.join(',')}`)
     this.running.push(this.run())
@@ -297,8 +351,12 @@ class Link implements HubLink {
 
   /** Connects (again and again until it works), binds the bucket, then watches and pushes. */
   private async run(): Promise<void> {
-    for (const w of this.watches) w.position = await this.mesh.peerCursor(w.cursorName)
+    for (const w of this.watches) {
+      w.position = await this.mesh.peerCursor(w.cursorName)
+      w.saved = w.position
+    }
     this.pushedSeq = await this.mesh.peerCursor(this.pushCursorName)
+    this.sentSeq = this.pushedSeq
     this.savedPushedSeq = this.pushedSeq
     this.localSeq = (await this.mesh.stats()).sequence
     for (let attempt = 0; !this.closed; attempt++) {
@@ -326,7 +384,7 @@ class Link implements HubLink {
     this.lastError = undefined
     this.offCommit = this.mesh.onCommit((seq) => {
       this.localSeq = seq
-      this.schedulePush(0)
+      this.schedulePush(this.applyingFromHub > 0 ? HUB_APPLIED_PUSH_MS : 0)
     })
     for (const w of this.watches) this.running.push(this.watchLoop(w))
     this.startWatchdog()
@@ -394,7 +452,9 @@ class Link implements HubLink {
           attempt = 0
           w.pending = e.delta ?? 0
           batch.push(e)
-          if (batch.length >= APPLY_BATCH || w.pending === 0) {
+          // Applied once nothing more waits, on the hub or already received here: what queued up
+          // while this till was busy goes in one transaction, not one each.
+          if (batch.length >= APPLY_BATCH || (w.pending === 0 && iter.getPending() === 0)) {
             await this.applyBatch(w, batch.splice(0))
             if (w.pending === 0) this.caughtUp(w)
           }
@@ -479,38 +539,105 @@ class Link implements HubLink {
       changes.push(c)
     }
     const cursor = entries[entries.length - 1]!.revision
-    try {
-      await this.mesh.applyRemote(changes, { from: w.cursorName, cursor })
-    } catch (e) {
-      if ((e as MeshmirrorError).code !== ErrorCode.INVALID_CHANGE) throw e
-      // One bad document must not hold back the rest: apply them one by one, skipping the bad.
-      for (const c of changes) {
-        try {
-          await this.mesh.applyRemote([c])
-        } catch (err) {
-          this.logger.warn('hub: an invalid document was skipped', {
-            collection: c.collection,
-            id: c.id,
-            error: (err as Error).message,
-          })
-        }
-      }
-      await this.mesh.applyRemote([], { from: w.cursorName, cursor })
+    if (changes.length === 0) {
+      // Only this till's own writes came back: nothing to commit now. The position is recorded with
+      // the next batch applied, or within a second; after a crash the few echoes read again merge as
+      // unchanged.
+      w.position = cursor
+      this.savePositionSoon(w)
+      return
     }
-    w.position = cursor
+    w.applying = true
+    this.applyingFromHub++
+    try {
+      try {
+        await this.mesh.applyRemote(changes, { from: w.cursorName, cursor })
+      } catch (e) {
+        if ((e as MeshmirrorError).code !== ErrorCode.INVALID_CHANGE) throw e
+        // One bad document must not hold back the rest: apply them one by one, skipping the bad.
+        for (const c of changes) {
+          try {
+            await this.mesh.applyRemote([c])
+          } catch (err) {
+            this.logger.warn('hub: an invalid document was skipped', {
+              collection: c.collection,
+              id: c.id,
+              error: (err as Error).message,
+            })
+          }
+        }
+        await this.mesh.applyRemote([], { from: w.cursorName, cursor })
+      }
+      w.position = cursor
+      w.saved = cursor
+    } finally {
+      w.applying = false
+      this.applyingFromHub--
+    }
+  }
+
+  private savePositionSoon(w: Watch): void {
+    if (w.saveTimer || this.closed) return
+    w.saveTimer = setTimeout(() => {
+      w.saveTimer = undefined
+      void this.savePosition(w)
+    }, SAVE_PUSHED_MS)
+  }
+
+  /** Records a position reached without a commit. A batch being applied records a later one itself. */
+  private async savePosition(w: Watch): Promise<void> {
+    const cursor = w.position
+    if (w.applying || cursor <= w.saved) return
+    try {
+      // Queued behind any batch already committing, and before any batch applied after it.
+      await this.mesh.applyRemote([], { from: w.cursorName, cursor })
+      w.saved = Math.max(w.saved, cursor)
+    } catch {
+      // The store is closing: the next run reads the few echoes since the last position again.
+    }
   }
 
   // ---- to the hub -----------------------------------------------------------
 
+  /** Pushes in `ms` (0: right after this turn's commits), unless a push is due sooner. */
   private schedulePush(ms: number): void {
-    if (this.closed || !this.kv || this.pushTimer) return
+    if (this.closed || !this.kv || this.pushImmediate) return
     if (!this.watches.every((w) => w.caughtUp)) return
-    this.pushTimer = setTimeout(() => {
+    const due = performance.now() + ms
+    if (this.pushTimer) {
+      if (this.pushDue <= due) return
+      clearTimeout(this.pushTimer)
       this.pushTimer = undefined
-      void this.push()
-    }, ms)
+    }
+    // A timer would add a millisecond or more to every local write.
+    if (ms <= 0)
+      this.pushImmediate = setImmediate(() => {
+        this.pushImmediate = undefined
+        void this.push()
+      })
+    else {
+      this.pushDue = due
+      this.pushTimer = setTimeout(() => {
+        this.pushTimer = undefined
+        void this.push()
+      }, ms)
+    }
   }
 
+  private cancelPush(): void {
+    clearTimeout(this.pushTimer)
+    clearImmediate(this.pushImmediate)
+    this.pushTimer = undefined
+    this.pushImmediate = undefined
+  }
+
+  /**
+   * Reads the local changes not yet handed to writes and starts their
+   * writes. It does not wait for the hub's acknowledgements: writes of
+   * different documents overlap (up to `concurrency` at once), those of one
+   * document go one after the other, and `pushedSeq` moves as the oldest
+   * ones are acknowledged.
+   */
   private async push(): Promise<void> {
     if (this.pushing) {
       this.pushAgain = true
@@ -521,27 +648,129 @@ class Link implements HubLink {
       do {
         this.pushAgain = false
         for (;;) {
-          if (this.closed) return
-          const chunk = await this.mesh.changesFor({}, this.pushedSeq, PUSH_CHUNK)
-          await this.pushChanges(chunk.changes)
-          if (this.closed) return
-          if (chunk.cursor > this.pushedSeq) {
-            this.pushedSeq = chunk.cursor
-            this.savePushedSoon()
+          if (this.closed || this.pushFailure) return
+          if (this.queued >= PUSH_AHEAD) {
+            // Enough read ahead: writes ending read on (`writeKey`).
+            this.pushStalled = true
+            return
           }
+          const epoch = this.pushEpoch
+          const chunk = await this.mesh.changesFor({}, this.sentSeq, PUSH_CHUNK)
+          if (epoch !== this.pushEpoch) {
+            // A failure reset the writes meanwhile; its retry (scheduled) reads everything from `pushedSeq`.
+            this.pushAgain = false
+            return
+          }
+          if (this.closed) return
+          this.dispatch(chunk.changes, chunk.cursor)
           if (chunk.complete) break
         }
       } while (this.pushAgain)
-      this.pushFailures = 0
     } catch (e) {
       if (this.closed) return
       this.fail(hubError(e, this.servers, 'a write'))
       this.pushing = false
       this.schedulePush(backoffMs(this.pushFailures++, { initialMs: 250, maxMs: 5000, jitter: true }))
-      return
     } finally {
       this.pushing = false
     }
+  }
+
+  /** Queues the writes of a range of local changes. */
+  private dispatch(changes: RemoteChange[], upTo: number): void {
+    // One count for the range itself, released below: a range with nothing to write is done at once.
+    const slot: PushSlot = { upTo, left: 1 }
+    this.slots.push(slot)
+    this.sentSeq = upTo
+    for (const c of changes) {
+      const key = this.keyOf(c)
+      if (!key) continue
+      slot.left++
+      this.queued++
+      const w: PushWrite = { c, slot }
+      if (this.writing.has(key)) {
+        // A write of this document is queued or in flight: this later state (which holds every
+        // write of an earlier one) goes next, in place of any other waiting.
+        const waiting = this.writing.get(key)
+        if (waiting) this.done(waiting)
+        this.writing.set(key, w)
+      } else {
+        this.writing.set(key, null)
+        this.ready.push({ key, w })
+      }
+    }
+    this.release(slot)
+    this.pump()
+  }
+
+  private pump(): void {
+    const limit = this.o.concurrency ?? DEFAULT_CONCURRENCY
+    while (this.active < limit && this.ready.length > 0 && !this.pushFailure && !this.closed) {
+      const { key, w } = this.ready.shift()!
+      this.active++
+      void this.writeKey(key, w)
+    }
+  }
+
+  /** Writes a document, then the later state of it that came meanwhile, if any. */
+  private async writeKey(key: string, first: PushWrite): Promise<void> {
+    try {
+      for (let w: PushWrite | null = first; w; ) {
+        await this.pushOne(w.c, key)
+        if (this.closed || this.pushFailure) return
+        this.done(w)
+        this.pushFailures = 0
+        w = this.writing.get(key) ?? null
+        if (w) this.writing.set(key, null)
+        else this.writing.delete(key)
+      }
+    } catch (e) {
+      this.pushFailure ??= { error: e }
+    } finally {
+      this.active--
+      if (this.pushFailure) {
+        if (this.active === 0) this.recover()
+      } else if (!this.closed) {
+        this.pump()
+        if (this.pushStalled && this.queued < PUSH_AHEAD / 2) {
+          this.pushStalled = false
+          this.schedulePush(0)
+        }
+      }
+    }
+  }
+
+  private done(w: PushWrite): void {
+    this.queued--
+    this.release(w.slot)
+  }
+
+  /** Moves `pushedSeq` over the ranges all of whose writes are done. */
+  private release(slot: PushSlot): void {
+    if (--slot.left > 0) return
+    let moved = false
+    while (this.slots.length > 0 && this.slots[0]!.left === 0) {
+      this.pushedSeq = this.slots.shift()!.upTo
+      moved = true
+    }
+    if (moved) this.savePushedSoon()
+  }
+
+  /** After a failed write, once none is in flight: drops what was queued and pushes again from `pushedSeq`. */
+  private recover(): void {
+    const failure = this.pushFailure!
+    this.pushFailure = undefined
+    this.pushEpoch++
+    this.slots.length = 0
+    this.ready.length = 0
+    this.writing.clear()
+    this.queued = 0
+    this.pushStalled = false
+    this.sentSeq = this.pushedSeq
+    if (this.closed) return
+    this.fail(hubError(failure.error, this.servers, 'a write'))
+    this.cancelPush()
+    this.schedulePush(backoffMs(this.pushFailures++, { initialMs: 250, maxMs: 5000, jitter: true }))
   }
 
   /**
@@ -568,14 +797,6 @@ class Link implements HubLink {
     }
   }
 
-  private async pushChanges(changes: RemoteChange[]): Promise<void> {
-    const queue = [...changes]
-    const workers = Array.from({ length: Math.min(this.o.concurrency ?? 64, queue.length) }, async () => {
-      for (let c = queue.shift(); c; c = queue.shift()) await this.pushOne(c)
-    })
-    await Promise.all(workers)
-  }
-
   /** The key a change goes to, or undefined when this till does not mirror it to the hub. */
   private keyOf(c: RemoteChange): string | undefined {
     if (!this.collections) return docKey(this.prefix, c.collection, UNSCOPED, c.id)
@@ -598,9 +819,7 @@ class Link implements HubLink {
    * hub holds writes this till lacks, they are merged into the local store
    * first; the merged state is written when its commit comes round.
    */
-  private async pushOne(c: RemoteChange): Promise<void> {
-    const key = this.keyOf(c)
-    if (!key) return
+  private async pushOne(c: RemoteChange, key: string): Promise<void> {
     const kv = this.kv!
     const payload = JSON.stringify({ doc: c.doc, meta: c.meta })
     for (let attempt = 0; ; attempt++) {
@@ -649,7 +868,7 @@ class Link implements HubLink {
     this.generation++
     this.abort.abort()
     this.offCommit?.()
-    clearTimeout(this.pushTimer)
+    this.cancelPush()
     clearInterval(this.watchdog)
     for (const w of this.watches) w.iter?.stop()
     this.state = 'closed'
@@ -657,10 +876,14 @@ class Link implements HubLink {
     const nc = this.nc
     return (async () => {
       await Promise.allSettled(this.running)
-      // A push in flight finishes its current write; the connection closes under it otherwise.
-      for (let i = 0; this.pushing && i < 100; i++) await delay(20)
+      // Writes in flight finish; the connection closes under them otherwise.
+      for (let i = 0; (this.pushing || this.active > 0) && i < 100; i++) await delay(20)
       clearTimeout(this.saveTimer)
       await this.savePushed()
+      for (const w of this.watches) {
+        clearTimeout(w.saveTimer)
+        await this.savePosition(w)
+      }
       await nc?.close().catch(() => undefined)
       this.events.clear()
     })()

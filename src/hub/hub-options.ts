@@ -48,7 +48,7 @@ export interface HubOptions {
   collections?: readonly HubCollection[]
   /** The connection's name, as the server's monitoring shows it. Default: the till's site id. */
   name?: string
-  /** Documents sent to the hub at once. Default 64. */
+  /** Writes to the hub in flight at once (each waits for its acknowledgement). Default 64. */
   concurrency?: number
   /** Reconnect wait bounds. Default 250 ms to 5 s. */
   reconnect?: { minMs?: number; maxMs?: number }
