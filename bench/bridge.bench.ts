@@ -184,7 +184,7 @@ export async function applyRun(
 }
 
 async function applyThroughput(ctx: BenchContext): Promise<BenchResult[]> {
-  const n = ctx.quick ? 10_000 : 50_000
+  const n = ctx.quick ? 3_000 : 50_000
   const seedN = ctx.quick ? 100 : 1000
   const fastSeedN = ctx.quick ? 1000 : 10_000
   const runs = ctx.quick ? 1 : 5

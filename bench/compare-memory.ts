@@ -83,7 +83,7 @@ async function atSize(ctx: BenchContext, n: number, capMs: number): Promise<Benc
 export const compareMemorySuite: BenchSuite = {
   name: 'compare-memory',
   async run(ctx) {
-    const sizes = ctx.quick ? [1_000, 5_000] : [100_000, 1_000_000]
+    const sizes = ctx.quick ? [1_000, 2_000] : [100_000, 1_000_000]
     const capMs = ctx.quick ? 30_000 : 75_000
     ctx.log('memory: resident memory of the same helper process with nothing loaded')
     const empty = await measure('empty', 0, ctx.tempDir('mem-empty'), capMs)

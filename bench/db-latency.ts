@@ -92,8 +92,8 @@ async function pair(ctx: BenchContext, watch: boolean, writes: number, idleMs: n
 export const dbLatencySuite: BenchSuite = {
   name: 'db-latency',
   async run(ctx) {
-    const writes = ctx.quick ? 40 : 200
-    const idleMs = ctx.quick ? 3_000 : 10_000
+    const writes = ctx.quick ? 20 : 200
+    const idleMs = ctx.quick ? 1_000 : 10_000
     const poll = await pair(ctx, false, writes, idleMs)
     const watch = await pair(ctx, true, writes, idleMs)
     const workload = `${writes} single-row inserts 50 ms apart into A's SQLite file, until readable in B's, through two meshmirror peer processes on 127.0.0.1`

@@ -175,7 +175,7 @@ function child(args: string[]): Promise<Record<string, unknown>> {
 }
 
 async function millionDocs(ctx: BenchContext): Promise<BenchResult[]> {
-  const n = ctx.quick ? 100_000 : 1_000_000
+  const n = ctx.quick ? 20_000 : 1_000_000
   ctx.log(`memory and selective find: ${n} documents (child processes)`)
   const empty = await child([ctx.tempDir('empty'), '0', 'empty'])
   const mesh = await child([ctx.tempDir('million'), String(n), 'mesh'])

@@ -70,7 +70,7 @@ async function cycles(ctx: BenchContext, n: number): Promise<{ openClose: number
 export const instanceSuite: BenchSuite = {
   name: 'instance',
   async run(ctx) {
-    const runs = ctx.quick ? 3 : 7
+    const runs = ctx.quick ? 2 : 7
     const results: BenchResult[] = []
     let seed: BenchResult | undefined
     if (!ctx.quick) {

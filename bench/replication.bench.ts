@@ -190,7 +190,7 @@ async function latency(ctx: BenchContext): Promise<BenchResult[]> {
 }
 
 async function catchUpAndReconnect(ctx: BenchContext): Promise<BenchResult[]> {
-  const n = ctx.quick ? 5_000 : 100_000
+  const n = ctx.quick ? 2_000 : 100_000
   const changed = ctx.quick ? 100 : 1_000
   ctx.log(`catch-up: ${n} documents to an empty peer, then a reconnect after ${changed} changes`)
   // Baseline: writing the same documents into a local store.
@@ -399,7 +399,7 @@ async function sustained(ctx: BenchContext): Promise<BenchResult[]> {
  * the same run, runs interleaved so both see the same machine load.
  */
 async function encryption(ctx: BenchContext): Promise<BenchResult[]> {
-  const n = ctx.quick ? 5_000 : 50_000
+  const n = ctx.quick ? 2_000 : 50_000
   const runs = ctx.quick ? 2 : 5
   ctx.log(`encryption: catch-up of ${n} documents, encrypted and plain links, ${runs} runs each`)
   const encrypted = await peerA(ctx)
