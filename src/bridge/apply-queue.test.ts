@@ -263,4 +263,3 @@ describe('apply queue', () => {
     expect(sizes.slice(0, 4)).toEqual([64, 128, 256, 152])
   })
 })
-
