@@ -236,8 +236,12 @@ export class PeerSession {
     else if (!this.authenticated) this.reject(ErrorCode.PROTOCOL_ERROR, `${m.t} before authentication`)
     else if (m.t === 'sync') this.onSync(m, frame)
     else if (m.t === 'changes') {
-      if (this.syncSent && this.inbound) this.inbound.receive(m)
-      else this.reject(ErrorCode.PROTOCOL_ERROR, 'changes before sync')
+      if (this.syncSent && this.inbound) {
+        // The peer held this vector when it sent the chunk. Known before the chunk is applied: applying
+        // it commits, the commit wakes our push, and that push must not send the peer its own changes back.
+        if (m.complete && m.vv) this.outbound?.peerHas(m.vv)
+        this.inbound.receive(m)
+      } else this.reject(ErrorCode.PROTOCOL_ERROR, 'changes before sync')
     } else {
       const bad = this.outbound ? this.outbound.onAck(m.n) : 'ack before sync'
       if (bad) this.reject(ErrorCode.PROTOCOL_ERROR, bad)

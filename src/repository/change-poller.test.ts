@@ -1,4 +1,4 @@
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import Database from 'better-sqlite3'
@@ -68,6 +68,27 @@ describe('ChangePoller', () => {
     expect(poller.mode).toBe('poll')
     db.write()
     await waitFor(() => calls === 1)
+    poller.stop()
+  })
+
+  it('checks again shortly after a notification that came before its commit was visible', async () => {
+    const db = database()
+    // The watched directory gets the notification, the commit lands where nothing is watched: as when an
+    // app's WAL write is announced and the commit becomes visible only after the app synced the WAL.
+    const watched = join(db.dir, 'watched')
+    mkdirSync(watched)
+    const watchedFile = join(watched, 'app.db')
+    new Database(watchedFile).close()
+    // A poll period of ten minutes: only the checks after the notification can find the commit within the test.
+    const poller = new ChangePoller(db.reader, db.statements, 600_000, watchedFile)
+    let calls = 0
+    poller.add(() => calls++)
+    writeFileSync(`${watchedFile}-wal`, 'x')
+    // The notification's own check runs first and finds nothing.
+    await new Promise((resolve) => setTimeout(resolve, 20))
+    db.write()
+    await waitFor(() => calls === 1)
+    expect(poller.mode).toBe('watch')
     poller.stop()
   })
 

@@ -7,6 +7,16 @@ import type { ModelStatements } from './sqlite-statements.js'
 export const WATCHED_POLL_MS = 1_000
 
 /**
+ * A commit's writes to the WAL come before the commit is visible: an app
+ * that syncs its WAL (`synchronous = FULL`, SQLite's default outside
+ * better-sqlite3) waits for the disk in between, and its notification is
+ * read first. A notification of the WAL that finds no commit is followed
+ * by checks after these waits (ms), until one finds it. (Writes to the
+ * database file itself are checkpoints, which commit nothing.)
+ */
+const SETTLE_MS = [1, 2, 5, 10, 20, 50, 100] as const
+
+/**
  * Notices writes captured into the outbox by any connection or process.
  * SQLite has no cross-connection notification, but every commit writes the
  * database's files: a watch on its directory (inotify on Linux, FSEvents,
@@ -31,6 +41,10 @@ export class ChangePoller {
   /** A notification arrived since the last poll. */
   private notified = false
   private scheduled = false
+  /** Checks again after a notification that found no commit (see SETTLE_MS). */
+  private settleTimer: NodeJS.Timeout | undefined
+  /** A notification since the last check named the WAL (or no file). */
+  private walNotified = false
   /** Timed polls in a row that found a commit no notification announced. */
   private misses = 0
   /** The watch missed commits: notifications are not trusted on this file system. */
@@ -87,12 +101,15 @@ export class ChangePoller {
         if (name !== null && !String(name).startsWith(base)) return
         this.notified = true
         this.misses = 0
+        if (name === null || String(name).endsWith('-wal')) this.walNotified = true
         if (this.scheduled) return
         // Many notifications per commit: one check for the lot.
         this.scheduled = true
         setImmediate(() => {
           this.scheduled = false
-          this.poll(false)
+          const wal = this.walNotified
+          this.walNotified = false
+          if (!this.poll(false) && wal) this.settle()
         })
       })
       this.watcher.on('error', () => this.dropWatch())
@@ -115,15 +132,18 @@ export class ChangePoller {
     this.timer.unref()
   }
 
-  private poll(timed: boolean): void {
-    if (this.stopped) return
+  /** Checks for a commit once: true when one happened (or the check failed), false when nothing changed. */
+  private poll(timed: boolean): boolean {
+    if (this.stopped) return true
     try {
       const v = this.reader.pragma('data_version', { simple: true }) as number
       if (v === this.dataVersion) {
         if (timed) this.notified = false
-        return
+        return false
       }
       this.dataVersion = v
+      clearTimeout(this.settleTimer)
+      this.settleTimer = undefined
       if (timed && this.mode === 'watch' && !this.notified && ++this.misses >= 2) {
         // Commits the watch never announced: fall back to the fast poll.
         this.untrusted = true
@@ -134,11 +154,28 @@ export class ChangePoller {
     } catch {
       // A failed poll (the database briefly unreadable) is simply repeated on the next tick.
     }
+    return true
+  }
+
+  /** A notification found no commit: checks again a few times, soon first, until one finds it (see SETTLE_MS). */
+  private settle(): void {
+    if (this.settleTimer !== undefined || this.stopped) return
+    let step = 0
+    const next = () => {
+      this.settleTimer = setTimeout(() => {
+        this.settleTimer = undefined
+        if (!this.poll(false) && ++step < SETTLE_MS.length) next()
+      }, SETTLE_MS[step])
+      this.settleTimer.unref()
+    }
+    next()
   }
 
   private pause(): void {
     if (this.timer !== undefined) clearInterval(this.timer)
     this.timer = undefined
+    clearTimeout(this.settleTimer)
+    this.settleTimer = undefined
     this.watcher?.close()
     this.watcher = undefined
   }

@@ -182,6 +182,12 @@ export interface RepositoryStats {
   longTransactions?: number
   /** The longest any transaction held the write lock, ms. */
   longestHoldMs?: number
+  /**
+   * Times a transaction waited to leave the write lock free for a moment,
+   * after transactions held it most of the last second (SQLite: so that an
+   * app waiting on its busy timeout gets in).
+   */
+  lockPauses?: number
 }
 
 /** Events a repository emits. */

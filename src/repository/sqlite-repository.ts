@@ -230,12 +230,18 @@ function relationPlan(writer: Database.Database, models: Map<string, ModelInfo>,
  * for the write lock (every 100 ms at most with SQLite's default handler,
  * later still on a loaded machine), and transactions run back to back (a
  * catch-up's batches) leave it no moment free, however short each one is.
- * After holding the lock for LOCK_RUN_MS in transactions closer together
- * than LOCK_PAUSE_MS, the repository leaves it free for LOCK_PAUSE_MS, so a
- * waiting app gets in within about a second, not after its busy timeout ran
- * out with SQLITE_BUSY.
+ * The time the lock was held is summed, fading with a time constant of
+ * LOCK_RUN_MS; once it reaches what LOCK_RUN_MS of back-to-back
+ * transactions add up to (LOCK_HELD_LIMIT), the repository leaves the lock
+ * free for LOCK_PAUSE_MS, so a waiting app gets in within about a second,
+ * not after its busy timeout ran out with SQLITE_BUSY. Transactions that
+ * hold the lock less than about 63 % of the time never wait: an app's
+ * polls find it free (a live change now and then used to wait up to
+ * LOCK_PAUSE_MS once a second when changes came less than LOCK_PAUSE_MS
+ * apart).
  */
 const LOCK_RUN_MS = 1000
+const LOCK_HELD_LIMIT = LOCK_RUN_MS * (1 - Math.exp(-1))
 
 const batchRecords = (batch: RemoteBatch): number => batch.groups.reduce((n, g) => n + g.writes.length, 0)
 const LOCK_PAUSE_MS = 250
@@ -255,6 +261,7 @@ class SqliteRepositoryImpl implements SqliteRepository {
     busyRetries: 0,
     longTransactions: 0,
     longestHoldMs: 0,
+    lockPauses: 0,
   }
   private readonly hold = new LockHold()
   private readonly longTransactionMs: number
@@ -265,9 +272,11 @@ class SqliteRepositoryImpl implements SqliteRepository {
   private readonly poller: ChangePoller
   private checkpointTimer: NodeJS.Timeout | undefined
   private closing: Promise<void> | undefined
-  /** Since when this connection has held the write lock with no pause of LOCK_PAUSE_MS, and when it last let it go. */
-  private lockRunFrom = 0
+  /** When this connection last let the write lock go. */
   private lockFreeSince = Number.NEGATIVE_INFINITY
+  /** Milliseconds the write lock was held, fading with a time constant of LOCK_RUN_MS, as of `lockHeldAt`. */
+  private lockHeld = 0
+  private lockHeldAt = 0
 
   constructor(
     readonly file: string,
@@ -495,9 +504,12 @@ class SqliteRepositoryImpl implements SqliteRepository {
 
   /** Counts a hold of the write lock that just ended, and reports it when long. Returns how long it was (ms). */
   private heldLock(origin: 'remote' | 'local', records?: number): number {
-    this.lockFreeSince = performance.now()
+    const now = performance.now()
+    this.lockFreeSince = now
     const held = this.hold.ended(this.longTransactionMs, origin, records)
     if (!held) return 0
+    this.lockHeld = this.recentlyHeld(now) + held.heldMs
+    this.lockHeldAt = now
     if (held.heldMs > this.counters.longestHoldMs) this.counters.longestHoldMs = Math.round(held.heldMs)
     if (held.long) {
       this.counters.longTransactions++
@@ -506,16 +518,21 @@ class SqliteRepositoryImpl implements SqliteRepository {
     return held.heldMs
   }
 
+  /** The write lock's recent holding time, faded to `now` (see LOCK_RUN_MS). */
+  private recentlyHeld(now: number): number {
+    return this.lockHeld * Math.exp(-(now - this.lockHeldAt) / LOCK_RUN_MS)
+  }
+
   /** Leaves the write lock free for a moment when this connection has held it too long (see LOCK_RUN_MS). */
   private async shareLock(signal: AbortSignal | undefined): Promise<void> {
     const now = performance.now()
-    if (now - this.lockFreeSince >= LOCK_PAUSE_MS) {
-      this.lockRunFrom = now
-      return
+    if (this.recentlyHeld(now) < LOCK_HELD_LIMIT) return
+    const wait = LOCK_PAUSE_MS - (now - this.lockFreeSince)
+    if (wait > 0) {
+      this.counters.lockPauses++
+      await delay(wait, signal, this.closeController.signal)
     }
-    if (now - this.lockRunFrom < LOCK_RUN_MS) return
-    await delay(LOCK_PAUSE_MS - (now - this.lockFreeSince), signal, this.closeController.signal)
-    this.lockRunFrom = performance.now()
+    this.lockHeld = 0
   }
 
   /**

@@ -82,6 +82,35 @@ describe('openMesh, the one call', () => {
     expect(() => a.replication.peers()).not.toThrow()
   })
 
+  it('does not send a live change back to the peer it came from', async () => {
+    const secret = 'no-echo-secret'
+    await using a = await openMesh({
+      dir: tempDir(),
+      meshId: 'no-echo',
+      secret,
+      listen: { host: '127.0.0.1', port: 0 },
+    })
+    await using b = await openMesh({
+      dir: tempDir(),
+      meshId: 'no-echo',
+      secret,
+      peers: [`ws://127.0.0.1:${a.replication.port}`],
+    })
+    const live = () => a.replication.stats().livePeers === 1 && b.replication.stats().livePeers === 1
+    await eventually(live, 10_000, 'both sides live')
+    // Each write reaches B once both ends are live: B's commit of it must not send it back to A.
+    for (let i = 0; i < 5; i++) {
+      await a.upsert('orders', [{ _id: `o${i}`, total: i }])
+      await eventually(async () => (await b.get('orders', `o${i}`)) !== undefined, 10_000, `o${i} replicated`)
+    }
+    await eventually(() => a.replication.peers()[0]?.lag === 0 && b.replication.peers()[0]?.lag === 0, 10_000, 'acked')
+    await b.upsert('orders', [{ _id: 'b1', total: 9 }])
+    await eventually(async () => (await a.get('orders', 'b1')) !== undefined, 10_000, 'replicated back')
+    // B's own write is the only change A ever received, and the only one B sent.
+    expect(a.replication.stats().changesReceived).toBe(1)
+    expect(b.replication.stats().changesSent).toBe(1)
+  })
+
   it('refuses replication options without a secret, and leaves the directory closed', async () => {
     const dir = tempDir()
     await expect(
