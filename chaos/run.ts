@@ -515,15 +515,25 @@ function flatness(
   samples: readonly MemorySample[],
   endMs: number,
 ): { flat: boolean; midMb: number; endMb: number; restarts: number; summary: string } | null {
-  const median = (lo: number, hi: number) => {
+  const median = (lo: number, hi: number, of: (s: MemorySample) => number | undefined = (s) => s.rssKb / 1024) => {
     const xs = samples
       .filter((s) => s.atMs >= lo && s.atMs < hi)
-      .map((s) => s.rssKb)
+      .flatMap((s) => {
+        const v = of(s)
+        return v === undefined ? [] : [v]
+      })
       .sort((a, b) => a - b)
-    return xs.length === 0 ? undefined : xs[Math.floor(xs.length / 2)]! / 1024
+    return xs.length === 0 ? undefined : xs[Math.floor(xs.length / 2)]!
   }
   const mid = median(0.4 * endMs, 0.5 * endMs)
   const end = median(0.9 * endMs, endMs)
+  // The JavaScript heap alone: what grows there is the peer's own objects, not SQLite's caches.
+  const heapMid = median(0.4 * endMs, 0.5 * endMs, (s) => s.heapMb)
+  const heapEnd = median(0.9 * endMs, endMs, (s) => s.heapMb)
+  const heap =
+    heapMid === undefined || heapEnd === undefined
+      ? ''
+      : `; JavaScript heap ${Math.round(heapMid)} MB and ${Math.round(heapEnd)} MB`
   if (mid === undefined || end === undefined) return null
   const restarts = new Set(samples.map((s) => s.pid)).size - 1
   const flat = end - mid < Math.max(32, mid * 0.2)
@@ -532,7 +542,7 @@ function flatness(
     midMb: Math.round(mid),
     endMb: Math.round(end),
     restarts,
-    summary: `median ${Math.round(mid)} MB at 40–50 % of the run, ${Math.round(end)} MB at 90–100 % (${restarts} restarts)`,
+    summary: `median ${Math.round(mid)} MB at 40–50 % of the run, ${Math.round(end)} MB at 90–100 % (${restarts} restarts)${heap}`,
   }
 }
 

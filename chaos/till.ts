@@ -44,6 +44,8 @@ export interface MemorySample {
   atMs: number
   pid: number
   rssKb: number
+  /** The JavaScript heap in use, from the peer's last status (MB), when it has reported one. */
+  heapMb?: number
 }
 
 /** libfaketime preloaded with a per-till file holding the clock's offset, read at most once a second. */
@@ -84,6 +86,8 @@ export class Till {
   diskFull = false
   diskFreedAt = Number.NEGATIVE_INFINITY
   readonly memory: MemorySample[] = []
+  /** The peer's JavaScript heap in use at its last status (MB). */
+  private heapMb: number | undefined
   clockOffsetMs = 0
   readonly samples: { errors: string[]; rejected: string[]; drifted: string[] } = {
     errors: [],
@@ -236,7 +240,11 @@ export class Till {
       this.log.write(`${line}\n`)
       return
     }
-    if (e.event === 'status') return
+    if (e.event === 'status') {
+      const heap = (e as { memory?: { heapUsedMb?: number } }).memory?.heapUsedMb
+      if (typeof heap === 'number' && this.peer === child) this.heapMb = heap
+      return
+    }
     this.log.write(`${line}\n`)
     // The error a failed start or stop ends with ({ error: { code, message } }).
     if (e.event === undefined && DISK_FULL.test(line)) this.stats.diskFullErrors++
@@ -349,7 +357,12 @@ export class Till {
       if (!m) return
       const rssKb = Number(m[1])
       this.stats.maxRssKb = Math.max(this.stats.maxRssKb, rssKb)
-      this.memory.push({ atMs: Math.round(atMs), pid, rssKb })
+      this.memory.push({
+        atMs: Math.round(atMs),
+        pid,
+        rssKb,
+        ...(this.heapMb === undefined ? {} : { heapMb: this.heapMb }),
+      })
     } catch {
       // Gone between the check and the read.
     }

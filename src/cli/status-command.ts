@@ -126,6 +126,11 @@ function describeSnapshot(s: PeerSnapshot, ageSeconds: number | undefined): stri
     const table = s.tables[c]
     lines.push(`  ${c.padEnd(10)} ${n} documents${table === undefined ? '' : `, ${table} rows`}`)
   }
+  if (s.memory) {
+    lines.push(
+      `  memory     ${s.memory.rssMb} MB resident, ${s.memory.heapUsedMb} MB of JavaScript heap in use, ${s.memory.externalMb} MB outside it`,
+    )
+  }
   const y = s.sync
   lines.push(
     `  sync       applied ${y.applied}, sent ${y.pushed}, rejected ${y.rejected}, parked ${y.parked ?? 0}, refused ${y.refused ?? 0}, errors ${y.errors}, busy retries ${y.busyRetries}, queue ${y.queueDepth}, local lag ${y.localLagMs} ms`,

@@ -78,6 +78,7 @@ export function buildSnapshot(p: SnapshotParts): PeerSnapshot {
   return {
     version: 1,
     pid: process.pid,
+    memory: memoryMb(),
     hostname: hostname(),
     startedAt: p.startedAt,
     updatedAt: new Date(p.now).toISOString(),
@@ -136,4 +137,10 @@ function hubSnapshot(h: HubStatus): NonNullable<PeerSnapshot['hub']> {
     caughtUp: h.caughtUp,
     lastError: h.lastError,
   }
+}
+
+function memoryMb(): NonNullable<PeerSnapshot['memory']> {
+  const m = process.memoryUsage()
+  const mb = (bytes: number) => Math.round(bytes / 104_857.6) / 10
+  return { rssMb: mb(m.rss), heapUsedMb: mb(m.heapUsed), externalMb: mb(m.external) }
 }

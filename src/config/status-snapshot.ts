@@ -34,6 +34,8 @@ export type HubLinkSnapshot = Omit<HubStatus, 'retries'>
 export interface PeerSnapshot {
   version: 1
   pid: number
+  /** The process's memory, MB: resident, the JavaScript heap in use, and memory held outside it (buffers, native). */
+  memory?: { rssMb: number; heapUsedMb: number; externalMb: number }
   hostname: string
   startedAt: string
   updatedAt: string

@@ -71,6 +71,13 @@ describe('secret rotation through the config file', () => {
     const report = JSON.parse((await runCli(['status', '--dir', join(dir, 'b-mesh'), '--json'])).stdout)
     expect(report.snapshot.peers).toMatchObject([{ state: 'live', security: 'psk' }])
     expect(report.warnings).toEqual([])
+    // The peer's memory, as `status` shows it: resident, and the JavaScript heap within it.
+    const memory = report.snapshot.memory as { rssMb: number; heapUsedMb: number; externalMb: number }
+    expect(memory.heapUsedMb).toBeGreaterThan(0)
+    expect(memory.rssMb).toBeGreaterThan(memory.heapUsedMb)
+    expect(memory.externalMb).toBeGreaterThanOrEqual(0)
+    const text = (await runCli(['status', '--dir', join(dir, 'b-mesh')])).stdout
+    expect(text).toMatch(/memory +[\d.]+ MB resident, [\d.]+ MB of JavaScript heap in use/)
   })
 
   it('refuses a device holding only a secret the listener lacks, and status says why', {
