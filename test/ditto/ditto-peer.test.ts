@@ -1,7 +1,7 @@
 import { readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import Database from 'better-sqlite3'
-import { afterAll, describe, expect, it } from 'vitest'
+import { afterAll, describe, expect, it, onTestFinished } from 'vitest'
 import { loadConfig } from '../../src/config/load-config.js'
 import { type CliProcess, runCli, startCli } from '../cli/helpers.js'
 import { FIXTURES, removeTempDirs, spawnFixture, tempDir } from './helpers.js'
@@ -118,6 +118,8 @@ describe('meshmirror peer on a Ditto mesh', () => {
     const { config, meshDir } = shop(dir)
     expect(await stop(await live(config))).toBe(0)
     const holder = spawnFixture('plain-holder.ts', [meshDir])
+    // Also when the test times out, where `finally` below never runs.
+    onTestFinished(() => holder.kill())
     try {
       const { held } = (await holder.waitFor((l) => 'held' in l, 60_000)) as { held: number }
       const started = Date.now()
