@@ -36,6 +36,22 @@ const item = (id: string, hash = 'h'): ApplyItem => ({
   receivedAt: performance.now(),
 })
 
+/** A queue that records each batch's size; a write lasts `ms()` and reports holding the lock `held` ms when given. */
+function sizing(batchSize: number, targetBatchMs: number, ms: () => number, held?: number) {
+  const sizes: number[] = []
+  const { q } = queue({
+    batchSize,
+    targetBatchMs,
+    write: async (items) => {
+      sizes.push(items.length)
+      const wait = ms()
+      if (wait > 0) await new Promise((r) => setTimeout(r, wait))
+      return held
+    },
+  })
+  return { q, sizes }
+}
+
 describe('apply queue', () => {
   it('stops retrying a batch that keeps failing once it closes, instead of holding the close forever', async () => {
     const retries: number[] = []
@@ -183,16 +199,8 @@ describe('apply queue', () => {
 
   it('makes batches smaller after slow transactions, and larger again after quick ones', async () => {
     let slow = true
-    const sizes: number[] = []
-    const { q } = queue({
-      batchSize: 400,
-      targetBatchMs: 60,
-      write: async (items) => {
-        sizes.push(items.length)
-        // A transaction slower than the target (foreign keys scanning a table, a loaded machine).
-        if (slow) await new Promise((r) => setTimeout(r, 150))
-      },
-    })
+    // A transaction slower than the target (foreign keys scanning a table, a loaded machine).
+    const { q, sizes } = sizing(400, 60, () => (slow ? 150 : 0))
     for (let i = 0; i < 200; i++) q.put(item(`s${i}`))
     await q.idle()
     // A cold start takes 64; a transaction 2.5 times over the target scales the next down as much (or more, if slower).
@@ -210,15 +218,7 @@ describe('apply queue', () => {
   })
 
   it('keeps batches at batchSize when the adaptation is off', async () => {
-    const sizes: number[] = []
-    const { q } = queue({
-      batchSize: 100,
-      targetBatchMs: 0,
-      write: async (items) => {
-        sizes.push(items.length)
-        await new Promise((r) => setTimeout(r, 20))
-      },
-    })
+    const { q, sizes } = sizing(100, 0, () => 20)
     for (let i = 0; i < 300; i++) q.put(item(`k${i}`))
     await q.idle()
     expect(sizes).toEqual([100, 100, 100])
@@ -247,17 +247,8 @@ describe('apply queue', () => {
   })
 
   it('sizes batches by how long the writer held the lock, not by how long it waited for it', async () => {
-    const sizes: number[] = []
-    const { q } = queue({
-      batchSize: 400,
-      targetBatchMs: 60,
-      write: async (items) => {
-        sizes.push(items.length)
-        // The app held the write lock: the batch waited 150 ms, then held it for 1 ms.
-        await new Promise((r) => setTimeout(r, 150))
-        return 1
-      },
-    })
+    // The app held the write lock: the batch waited 150 ms, then held it for 1 ms.
+    const { q, sizes } = sizing(400, 60, () => 150, 1)
     for (let i = 0; i < 600; i++) q.put(item(`w${i}`))
     await q.idle()
     expect(sizes.slice(0, 4)).toEqual([64, 128, 256, 152])
