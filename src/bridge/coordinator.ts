@@ -137,7 +137,12 @@ class Coordinator implements SyncCoordinator {
       pushes,
       overlap: new PushOverlap(
         pushes,
-        (model, ids) => this.follower.reconcile(model, ids).catch((error) => this.fail('apply', error, model)),
+        // Without change capture nothing holds a received change back from a row the app edited
+        // while its push was underway: the second read compares with the row itself.
+        (model, ids) =>
+          this.follower
+            .reconcile(model, ids, { checkRows: !options.repository.capturesChanges })
+            .catch((error) => this.fail('apply', error, model)),
         (on) => this.queue.holdMarks(on),
       ),
       keepBaseDocs: !options.repository.capturesChanges,

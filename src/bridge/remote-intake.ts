@@ -1,6 +1,7 @@
 import { ErrorCode, hasCode, MeshmirrorError } from '../errors.js'
 import { contentHash } from '../mesh/content-hash.js'
 import type { Document, JsonObject } from '../mesh/document.js'
+import { mappedDocument } from '../mesh/validate.js'
 import { DELETED_HASH, type DocSyncState, type Row } from '../repository/repository.js'
 import type { SyncContext } from './adapter.js'
 import type { AdapterBinding } from './adapter-binding.js'
@@ -25,6 +26,12 @@ export interface IngestOptions {
   anyScope?: boolean
   /** The read that returned the documents: those whose local push began meanwhile are read again. */
   window?: ReadWindow
+  /**
+   * Compare documents with the rows as the database holds them too, not
+   * only with what was last exchanged: a row that does not hold the content
+   * is written even when the sync state says it was exchanged.
+   */
+  checkRows?: boolean
 }
 
 /** What the last exchanged state of a document is, counting changes queued or being sent. */
@@ -64,10 +71,32 @@ export async function ingest(
     removals.length > 0 && !options.force
       ? await rt.repository.parkedCounts().then((c) => c.parked + c.refused > 0)
       : false
-  const intake = new Intake(rt, binding, options, docs.length + removals.length, kept)
+  const rows = options.checkRows ? await rowHashes(rt, binding, docs) : undefined
+  const intake = new Intake(rt, binding, options, docs.length + removals.length, kept, rows)
   for (const doc of docs) intake.document(doc, stored.get(doc._id))
   for (const removal of removals) intake.removal(removal, stored.get(removal.id), before.get(removal.id))
   intake.countInto(rt.metrics)
+}
+
+/** The content hash of each document's row as the database holds it (absent: no row, or one the adapter cannot map). */
+async function rowHashes(
+  rt: SyncRuntime,
+  binding: AdapterBinding,
+  docs: readonly Document[],
+): Promise<Map<string, string>> {
+  const out = new Map<string, string>()
+  if (docs.length === 0) return out
+  for (const [id, row] of await rt.repository.getMany(
+    binding.model,
+    docs.map((d) => d._id),
+  )) {
+    try {
+      out.set(id, contentHash(mappedDocument(binding.adapter.toDocument(row), id)).hash)
+    } catch {
+      // Not mappable: compared as not holding the content.
+    }
+  }
+  return out
 }
 
 /**
@@ -120,6 +149,8 @@ class Intake {
     received: number,
     /** Documents are kept as parked or refused: removals are applied even when nothing says they were exchanged. */
     private readonly kept = false,
+    /** With `checkRows`: the content hash of each document's row as the database holds it. */
+    private readonly rows?: ReadonlyMap<string, string>,
   ) {
     this.model = binding.model
     this.ctx = rt.context()
@@ -131,7 +162,7 @@ class Intake {
     const id = doc._id
     const { hash, json } = contentHash(doc)
     const known = knownState(this.rt, this.model, id, stored)
-    if (!this.options.force && known?.hash === hash) {
+    if (!this.options.force && known?.hash === hash && (this.rows === undefined || this.rows.get(id) === hash)) {
       this.countUnchanged(known)
       return
     }

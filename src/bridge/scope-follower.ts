@@ -71,7 +71,7 @@ export class ScopeFollower {
   }
 
   /** Applies the mesh's current content of some documents (after a push, or on first contact). */
-  readonly reconcile = async (model: string, ids: string[]): Promise<void> => {
+  readonly reconcile = async (model: string, ids: string[], options: { checkRows?: boolean } = {}): Promise<void> => {
     const binding = this.rt.bindings.get(model)
     if (!binding?.receives || ids.length === 0) return
     await binding.run(async () => {
@@ -80,7 +80,7 @@ export class ScopeFollower {
         const docs = await this.rt.mesh.find({ collection: binding.collection, filter: { _id: { $in: ids } } })
         const found = new Set(docs.map((d) => d._id))
         const removals = ids.filter((id) => !found.has(id)).map((id) => ({ id }))
-        await ingest(this.rt, binding, docs, removals, { window })
+        await ingest(this.rt, binding, docs, removals, { window, ...(options.checkRows ? { checkRows: true } : {}) })
       } finally {
         this.rt.overlap.endRead(window)
       }
