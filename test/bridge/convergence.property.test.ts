@@ -56,45 +56,59 @@ function apply(n: TestNode, o: Extract<Op, { kind: 'write' | 'delete' }>): void 
   }
 }
 
+/** Runs the operations on two fresh devices, then links them for good and waits until both databases and both meshes agree. */
+async function converge(ops: readonly Op[]): Promise<void> {
+  const paths = [dirs.make('pa'), dirs.make('pb')]
+  const nodes: TestNode[] = [await openNode(paths[0]!), await openNode(paths[1]!)]
+  const link = () => new MeshLink([nodes[0]!.mesh, nodes[1]!.mesh])
+  try {
+    for (const o of ops) {
+      if (o.kind === 'pull') await link().pull(nodes[o.from]!.mesh, nodes[1 - o.from]!.mesh)
+      else if (o.kind === 'flush') await nodes[o.node]!.sync.flush()
+      else if (o.kind === 'restart') {
+        await nodes[o.node]!.close()
+        nodes[o.node] = await openNode(paths[o.node]!)
+      } else apply(nodes[o.node]!, o)
+    }
+    const [a, b] = nodes as [TestNode, TestNode]
+    // Reconnect for good and let everything settle.
+    await waitFor(
+      async () => {
+        await a.sync.flush()
+        await b.sync.flush()
+        await link().sync()
+        const docsA = await a.mesh.find({ collection: 'counters', orderBy: '_id' })
+        const docsB = await b.mesh.find({ collection: 'counters', orderBy: '_id' })
+        const mirrored = (rows(a) as CounterRow[]).map((r) => counterAdapter.toDocument(r))
+        return (
+          jsonEqual(rows(a) as JsonValue, rows(b) as JsonValue) && jsonEqual(docsA, docsB) && jsonEqual(mirrored, docsA)
+        )
+      },
+      { timeout: 5_000, interval: 10, message: 'convergence' },
+    )
+    for (const n of nodes) expect(n.sync.metrics()).toMatchObject({ errors: 0, rejected: 0 })
+  } finally {
+    for (const n of nodes) await n.close()
+  }
+}
+
 describe('convergence', () => {
+  // Open: a case the property found (seed -352919654). Both devices insert the same row with the
+  // same content, the second restarts, the first deletes it, then takes the second's change: the
+  // devices never agree. Marked as failing until it is fixed; this test fails once it converges.
+  it.fails('known open case: the same row inserted on both, one restarts, the other deletes it', async () => {
+    await converge([
+      { kind: 'write', node: 0, id: 0, field: 'cur_rcpt_no', value: 0 },
+      { kind: 'write', node: 1, id: 0, field: 'cur_rcpt_no', value: 0 },
+      { kind: 'restart', node: 1 },
+      { kind: 'delete', node: 0, id: 0 },
+      { kind: 'pull', from: 1 },
+    ])
+  }, 30_000)
+
   it('two devices end with the same rows as each other and as the mesh, whatever the interleaving', async () => {
     await fc.assert(
-      fc.asyncProperty(fc.array(op, { minLength: 1, maxLength: 40 }), async (ops) => {
-        const paths = [dirs.make('pa'), dirs.make('pb')]
-        const nodes: TestNode[] = [await openNode(paths[0]!), await openNode(paths[1]!)]
-        const link = () => new MeshLink([nodes[0]!.mesh, nodes[1]!.mesh])
-        try {
-          for (const o of ops) {
-            if (o.kind === 'pull') await link().pull(nodes[o.from]!.mesh, nodes[1 - o.from]!.mesh)
-            else if (o.kind === 'flush') await nodes[o.node]!.sync.flush()
-            else if (o.kind === 'restart') {
-              await nodes[o.node]!.close()
-              nodes[o.node] = await openNode(paths[o.node]!)
-            } else apply(nodes[o.node]!, o)
-          }
-          const [a, b] = nodes as [TestNode, TestNode]
-          // Reconnect for good and let everything settle.
-          await waitFor(
-            async () => {
-              await a.sync.flush()
-              await b.sync.flush()
-              await link().sync()
-              const docsA = await a.mesh.find({ collection: 'counters', orderBy: '_id' })
-              const docsB = await b.mesh.find({ collection: 'counters', orderBy: '_id' })
-              const mirrored = (rows(a) as CounterRow[]).map((r) => counterAdapter.toDocument(r))
-              return (
-                jsonEqual(rows(a) as JsonValue, rows(b) as JsonValue) &&
-                jsonEqual(docsA, docsB) &&
-                jsonEqual(mirrored, docsA)
-              )
-            },
-            { timeout: 5_000, interval: 10, message: 'convergence' },
-          )
-          for (const n of nodes) expect(n.sync.metrics()).toMatchObject({ errors: 0, rejected: 0 })
-        } finally {
-          for (const n of nodes) await n.close()
-        }
-      }),
+      fc.asyncProperty(fc.array(op, { minLength: 1, maxLength: 40 }), (ops) => converge(ops)),
       { numRuns: 60 },
     )
   }, 90_000)
