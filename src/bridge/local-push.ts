@@ -250,6 +250,10 @@ async function write(
       if (p.refused) continue
       if (p.doc === null) {
         if (p.send) removals.push(p.id)
+        // A removal of a row never exchanged removes nothing from the mesh (it removes only what
+        // it saw), but the mesh may hold the document from another device by now, held back from
+        // the row while this change was waiting: apply it.
+        else if (binding.receives && (await tx.get(collection, p.id)) !== undefined) reconcile.push(p.id)
         continue
       }
       const current = await tx.get(collection, p.id)
