@@ -9,7 +9,7 @@ import type { DriftedDocument, DriftKind, VerifyOptions, VerifyReport } from './
 import type { SyncRuntime } from './runtime.js'
 
 const PAGE = 2000
-/** Models with more exchanged states than this skip the removal check (their states are not read whole). */
+/** Without pages of states: models with more exchanged states than this skip the removal check. */
 const STATE_LIMIT = 250_000
 /** Pause before the second look, so that what was in flight at the first one lands. */
 const SETTLE_MS = 250
@@ -66,8 +66,9 @@ async function firstLook(
 ): Promise<{ checked: number; candidates: Map<string, Candidate> }> {
   const candidates = new Map<string, Candidate>()
   const kept = await keptIds(rt, binding.model)
-  const all = await rt.repository.allSyncStates(binding.model, STATE_LIMIT)
-  const seen = new Set<string>()
+  // Without pages of states, every state is read at once, with the ids the mesh holds beside them.
+  const all = rt.repository.syncStatePage ? undefined : await rt.repository.allSyncStates(binding.model, STATE_LIMIT)
+  const seen = all ? new Set<string>() : undefined
   let checked = 0
   let last: string | null = null
   for (;;) {
@@ -80,7 +81,7 @@ async function firstLook(
         { documents: false },
       )
       for (const doc of docs) {
-        seen.add(doc._id)
+        seen?.add(doc._id)
         checked++
         const kind = judge(rt, binding, doc, states.get(doc._id), kept)
         if (kind) candidates.set(doc._id, { kind, meshHash: contentHash(doc).hash })
@@ -90,13 +91,45 @@ async function firstLook(
     if (page.length < PAGE) break
     last = page[page.length - 1]!._id
   }
-  if (all) {
+  if (all && seen) {
     for (const [id, state] of all) {
       if (seen.has(id) || state.hash === DELETED_HASH || kept.has(id) || busy(rt, binding.model, id)) continue
       candidates.set(id, { kind: 'removed', meshHash: undefined })
     }
-  }
+  } else await removedFromMesh(rt, binding, kept, candidates)
   return { checked, candidates }
+}
+
+/**
+ * Adds the documents the device holds as exchanged and the mesh no longer
+ * has, going through the sync states a page at a time (memory stays bounded
+ * however many documents a model holds).
+ */
+async function removedFromMesh(
+  rt: SyncRuntime,
+  binding: AdapterBinding,
+  kept: ReadonlySet<string>,
+  candidates: Map<string, Candidate>,
+): Promise<void> {
+  let after: string | null = null
+  for (;;) {
+    const page = await binding.run(async () => {
+      const states = await rt.repository.syncStatePage!(binding.model, { after, limit: PAGE })
+      const live = states.filter(
+        (s) => s.hash !== DELETED_HASH && !kept.has(s.id) && !candidates.has(s.id) && !busy(rt, binding.model, s.id),
+      )
+      if (live.length > 0) {
+        const ids = live.map((s) => s.id)
+        const held = new Set(
+          (await rt.mesh.find({ collection: binding.collection, filter: { _id: { $in: ids } } })).map((d) => d._id),
+        )
+        for (const id of ids) if (!held.has(id)) candidates.set(id, { kind: 'removed', meshHash: undefined })
+      }
+      return states
+    })
+    if (page.length < PAGE) return
+    after = page[page.length - 1]!.id
+  }
 }
 
 /** The candidates still out of step, read again from the mesh and the database. */

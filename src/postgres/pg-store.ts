@@ -280,6 +280,22 @@ export class PgStore {
     return new Map(list.map((r) => [r.id!, { hash: r.hash!, origin: r.origin as DocSyncState['origin'], doc: null }]))
   }
 
+  /** Pages in the primary key's order (its own collation), so each page is a range of the index. */
+  async syncStatePage(db: Queryable, model: string, after: string | null, limit: number): Promise<DocSyncStateEntry[]> {
+    const list =
+      after === null
+        ? await rows(db, `SELECT id, hash, origin FROM ${this.S}.sync_state WHERE model = $1 ORDER BY id LIMIT $2`, [
+            model,
+            limit,
+          ])
+        : await rows(
+            db,
+            `SELECT id, hash, origin FROM ${this.S}.sync_state WHERE model = $1 AND id > $2 ORDER BY id LIMIT $3`,
+            [model, after, limit],
+          )
+    return list.map((r) => ({ id: r.id!, hash: r.hash!, origin: r.origin as DocSyncState['origin'], doc: null }))
+  }
+
   async putSyncStates(db: Queryable, model: string, entries: readonly DocSyncStateEntry[]): Promise<void> {
     if (entries.length === 0) return
     const byId = new Map(entries.map((e) => [e.id, e]))

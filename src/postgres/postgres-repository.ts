@@ -6,6 +6,7 @@ import { checkLimit, unknownModel } from '../repository/port-checks.js'
 import type {
   CapturedChange,
   DocSyncState,
+  DocSyncStateEntry,
   ParkedDocument,
   RemoteBatch,
   RemoteBatchResult,
@@ -464,6 +465,11 @@ class PostgresRepositoryImpl implements PostgresRepository {
   async allSyncStates(model: string, limit: number): Promise<Map<string, DocSyncState> | undefined> {
     this.assertOpen()
     return this.st.allSyncStates(this.pool, this.model(model).name, checkLimit(limit))
+  }
+
+  async syncStatePage(model: string, options: { after: string | null; limit: number }): Promise<DocSyncStateEntry[]> {
+    this.assertOpen()
+    return this.st.syncStatePage(this.pool, this.model(model).name, options.after, checkLimit(options.limit))
   }
 
   async checkpoint(key: string): Promise<string | undefined> {

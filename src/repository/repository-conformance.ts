@@ -237,6 +237,29 @@ export function runRepositoryConformance(
         expect(await repo.allSyncStates(MODEL, 1)).toBeUndefined()
       })
 
+      it('pages through sync states in id order, each once', async () => {
+        const repo = await open()
+        if (!repo.syncStatePage) return
+        const ids = ['k03', 'k10', 'k01', 'k07', 'k02', 'k09', 'k05']
+        await repo.transaction(async (tx) => {
+          await tx.putSyncStates(
+            MODEL,
+            ids.map((id, i) => ({ id, hash: `h${id}`, origin: i % 2 ? 'local' : 'remote', doc: '{}' })),
+          )
+        })
+        const seen: string[] = []
+        let after: string | null = null
+        for (;;) {
+          const page = await repo.syncStatePage(MODEL, { after, limit: 3 })
+          expect(page.length).toBeLessThanOrEqual(3)
+          for (const s of page) expect(s).toEqual({ id: s.id, hash: `h${s.id}`, origin: expect.any(String), doc: null })
+          seen.push(...page.map((s) => s.id))
+          if (page.length < 3) break
+          after = page.at(-1)!.id
+        }
+        expect(seen).toEqual([...ids].sort())
+      })
+
       it('lists rows with no sync state as unmirrored, in key order', async () => {
         const repo = await open()
         await repo.upsert(

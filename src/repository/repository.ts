@@ -295,6 +295,12 @@ export interface Repository extends AsyncDisposable {
    * memory instead of looking each one up.
    */
   allSyncStates(model: string, limit: number): Promise<Map<string, DocSyncState> | undefined>
+  /**
+   * Optional: up to `limit` of a model's sync states (documents left null),
+   * in id order, from the first id after `after` (from the start when null):
+   * lets a reader go through every state of a model in bounded memory.
+   */
+  syncStatePage?(model: string, options: { after: string | null; limit: number }): Promise<DocSyncStateEntry[]>
   /** Rows with no sync state (never sent to nor received from the mesh), in primary-key order. */
   unmirrored(model: string, options: { after?: string | null; limit: number }): Promise<Row[]>
   countUnmirrored(model: string): Promise<number>

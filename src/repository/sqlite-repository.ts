@@ -23,6 +23,7 @@ import { executeRemoteBatch, type RelationPlan, unblockedBy } from './remote-bat
 import type {
   CapturedChange,
   DocSyncState,
+  DocSyncStateEntry,
   ParkedDocument,
   RemoteBatch,
   RemoteBatchResult,
@@ -390,6 +391,11 @@ class SqliteRepositoryImpl implements SqliteRepository {
   async allSyncStates(model: string, limit: number): Promise<Map<string, DocSyncState> | undefined> {
     this.assertOpen()
     return this.r.allSyncStates(this.model(model).name, checkLimit(limit))
+  }
+
+  async syncStatePage(model: string, options: { after: string | null; limit: number }): Promise<DocSyncStateEntry[]> {
+    this.assertOpen()
+    return this.r.syncStatePage(this.model(model).name, options.after, checkLimit(options.limit))
   }
 
   async checkpoint(key: string): Promise<string | undefined> {

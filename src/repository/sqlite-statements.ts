@@ -339,6 +339,21 @@ export class ModelStatements {
     return out
   }
 
+  syncStatePage(model: string, after: string | null, limit: number): DocSyncStateEntry[] {
+    const rows = (
+      after === null
+        ? this.stmt('SELECT id, hash, origin FROM _meshmirror_sync_state WHERE model = ? ORDER BY id LIMIT ?')
+            .raw()
+            .all(model, limit)
+        : this.stmt(
+            'SELECT id, hash, origin FROM _meshmirror_sync_state WHERE model = ? AND id > ? ORDER BY id LIMIT ?',
+          )
+            .raw()
+            .all(model, after, limit)
+    ) as [string, string, 'local' | 'remote'][]
+    return rows.map(([id, hash, origin]) => ({ id, hash, origin, doc: null }))
+  }
+
   putSyncStates(model: string, entries: readonly DocSyncStateEntry[]): void {
     const head = 'INSERT INTO _meshmirror_sync_state (model, id, hash, origin, doc, updated_at) VALUES '
     const tail =

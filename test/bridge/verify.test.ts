@@ -128,6 +128,37 @@ describe.each(BACKENDS)('verifying against the %s mesh', (backend) => {
   )
 
   it.skipIf(backend === 'ditto')(
+    titleOn(backend, 'finds removals in every page of a model larger than one page', DITTO_NOTICES_LATER),
+    async () => {
+      const dir = dirs.make('b')
+      const b1 = await open(dir)
+      const first = await remoteSite(backend, b1.mesh, dirs.make('site'))
+      const ids = Array.from({ length: 4_500 }, (_, i) => `i${String(i).padStart(4, '0')}`)
+      await first.upsert(
+        'item',
+        ids.map((_id) => ({ _id, name: 'Cup' })),
+      )
+      await waitFor(() => items(b1).length === ids.length, { message: 'first sync', timeout: 30_000 })
+      await b1.sync.flush()
+      await first.close()
+      await b1.close()
+
+      const b = await open(dir, { skipInitialFetch: true }, false)
+      cleanup.push(() => b.close())
+      const away = await remoteSite(backend, b.mesh, dirs.make('site'))
+      cleanup.push(() => away.close())
+      // The first, one in the middle of the second page of states, and the last.
+      const gone = [ids[0]!, ids[2_500]!, ids.at(-1)!]
+      await away.remove('item', gone)
+      await b.registry.start()
+      const looked = await b.sync.verify({ repair: false })
+      expect(looked.checked).toBe(ids.length - gone.length)
+      expect(kinds(looked.drifted)).toEqual(Object.fromEntries(gone.map((id) => [`item/${id}`, 'removed'])))
+    },
+    60_000,
+  )
+
+  it.skipIf(backend === 'ditto')(
     titleOn(backend, 'runs on its own while live, every verifyIntervalMs', DITTO_NOTICES_LATER),
     async () => {
       const dir = dirs.make('b')
