@@ -163,7 +163,7 @@ function runBatch(
       } else {
         // A removal still referenced would fail the whole batch at its commit, and the batch
         // would be written again record by record: find them first, with one read per child table.
-        const held = plan.enforced ? stillReferenced(db, st, plan, group, toDelete) : new Set<string>()
+        const held = plan.enforced ? stillReferenced(st, plan, group, toDelete) : new Set<string>()
         group.writes.forEach((w, i) => {
           if (w.row !== null || !held.has(w.id) || group.outcomes[i] !== Outcome.written) return
           refuse(
@@ -275,7 +275,6 @@ const KEYS_PER_LOOKUP = 500
  * for the whole batch (an unindexed one is scanned once, not once per row).
  */
 function stillReferenced(
-  db: Database.Database,
   st: ModelStatements,
   plan: RelationPlan,
   group: GroupPlan,
@@ -301,24 +300,12 @@ function stillReferenced(
         keys.push(values)
       }
     }
-    const cols = fk.from.map(quoteIdent)
-    const target = cols.length === 1 ? cols[0]! : `(${cols.join(', ')})`
-    const tuple = `(${cols.map(() => '?').join(', ')})`
-    for (let i = 0; i < keys.length; i += KEYS_PER_LOOKUP) {
-      const part = keys.slice(i, i + KEYS_PER_LOOKUP)
-      const found = db
-        .prepare(
-          `SELECT DISTINCT ${cols.join(', ')} FROM ${quoteIdent(fk.table)} WHERE ${target} IN (VALUES ${part.map(() => tuple).join(', ')})`,
-        )
-        .raw()
-        .all(...part.flat()) as unknown[][]
-      for (const values of found) for (const id of byKey.get(JSON.stringify(values)) ?? []) out.add(id)
+    for (const values of st.referencing(fk.table, fk.from, keys, KEYS_PER_LOOKUP)) {
+      for (const id of byKey.get(JSON.stringify(values)) ?? []) out.add(id)
     }
   }
   return out
 }
-
-const quoteIdent = (name: string) => `"${name.replace(/"/g, '""')}"`
 
 /** The parent keys each row `group` deletes references, for the removals parked on them. */
 function freedKeys(st: ModelStatements, group: GroupPlan): void {

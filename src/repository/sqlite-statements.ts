@@ -52,6 +52,33 @@ export class ModelStatements {
     return this.stmt(sql).safeIntegers(true)
   }
 
+  /**
+   * The distinct values of `cols` held in `table` among `keys` (tuples of as
+   * many values), in lookups of at most `per` keys. A lookup's key count is
+   * rounded up to a power of two (the first key repeated), so a handful of
+   * prepared statements serve every batch.
+   */
+  referencing(table: string, cols: readonly string[], keys: readonly unknown[][], per: number): unknown[][] {
+    const quoted = cols.map(quoteIdent)
+    const target = quoted.length === 1 ? quoted[0]! : `(${quoted.join(', ')})`
+    const tuple = `(${quoted.map(() => '?').join(', ')})`
+    const out: unknown[][] = []
+    for (let i = 0; i < keys.length; i += per) {
+      const part = keys.slice(i, i + per)
+      let size = 1
+      while (size < part.length) size *= 2
+      size = Math.min(size, per)
+      while (part.length < size) part.push(part[0]!)
+      const sql = `SELECT DISTINCT ${quoted.join(', ')} FROM ${quoteIdent(table)} WHERE ${target} IN (VALUES ${Array.from({ length: size }, () => tuple).join(', ')})`
+      out.push(
+        ...(this.stmt(sql)
+          .raw()
+          .all(...part.flat()) as unknown[][]),
+      )
+    }
+    return out
+  }
+
   // ---- rows ----------------------------------------------------------------------
 
   get(m: ModelInfo, id: string): Row | undefined {
