@@ -50,6 +50,27 @@ describe.each(BACKENDS)('verifying against the %s mesh', (backend) => {
     })
   }
 
+  /**
+   * A device that received `docs`, then reopened, not started, with its
+   * cursor set to skip what a second site (`away`) changes before the start.
+   */
+  async function inStepThenAway(docs: { _id: string; name: string }[]) {
+    const dir = dirs.make('b')
+    const b1 = await open(dir)
+    const first = await remoteSite(backend, b1.mesh, dirs.make('site'))
+    await first.upsert('item', docs)
+    await waitFor(() => items(b1).length === docs.length, { message: 'first sync', timeout: 30_000 })
+    await b1.sync.flush()
+    await first.close()
+    await b1.close()
+    // Changes the device's cursor moves past without writing them: the start skips them.
+    const b = await open(dir, { skipInitialFetch: true }, false)
+    cleanup.push(() => b.close())
+    const away = await remoteSite(backend, b.mesh, dirs.make('site'))
+    cleanup.push(() => away.close())
+    return { b, away }
+  }
+
   it('finds nothing out of step on a device in step, parked and skipped documents included', async () => {
     const b = await open(dirs.make('b'))
     cleanup.push(() => b.close())
@@ -78,23 +99,10 @@ describe.each(BACKENDS)('verifying against the %s mesh', (backend) => {
       DITTO_NOTICES_LATER,
     ),
     async () => {
-      const dir = dirs.make('b')
-      const b1 = await open(dir)
-      const first = await remoteSite(backend, b1.mesh, dirs.make('site'))
-      await first.upsert('item', [
+      const { b, away } = await inStepThenAway([
         { _id: 'a', name: 'Cup' },
         { _id: 'b', name: 'Bowl' },
       ])
-      await waitFor(() => items(b1).length === 2, { message: 'first sync' })
-      await b1.sync.flush()
-      await first.close()
-      await b1.close()
-
-      // Changes the device's cursor moves past without writing them: the start skips them.
-      const b = await open(dir, { skipInitialFetch: true }, false)
-      cleanup.push(() => b.close())
-      const away = await remoteSite(backend, b.mesh, dirs.make('site'))
-      cleanup.push(() => away.close())
       await away.upsert('item', [
         { _id: 'a', name: 'Mug' },
         { _id: 'c', name: 'Jug' },
@@ -130,23 +138,8 @@ describe.each(BACKENDS)('verifying against the %s mesh', (backend) => {
   it.skipIf(backend === 'ditto')(
     titleOn(backend, 'finds removals in every page of a model larger than one page', DITTO_NOTICES_LATER),
     async () => {
-      const dir = dirs.make('b')
-      const b1 = await open(dir)
-      const first = await remoteSite(backend, b1.mesh, dirs.make('site'))
       const ids = Array.from({ length: 4_500 }, (_, i) => `i${String(i).padStart(4, '0')}`)
-      await first.upsert(
-        'item',
-        ids.map((_id) => ({ _id, name: 'Cup' })),
-      )
-      await waitFor(() => items(b1).length === ids.length, { message: 'first sync', timeout: 30_000 })
-      await b1.sync.flush()
-      await first.close()
-      await b1.close()
-
-      const b = await open(dir, { skipInitialFetch: true }, false)
-      cleanup.push(() => b.close())
-      const away = await remoteSite(backend, b.mesh, dirs.make('site'))
-      cleanup.push(() => away.close())
+      const { b, away } = await inStepThenAway(ids.map((_id) => ({ _id, name: 'Cup' })))
       // The first, one in the middle of the second page of states, and the last.
       const gone = [ids[0]!, ids[2_500]!, ids.at(-1)!]
       await away.remove('item', gone)
