@@ -19,6 +19,21 @@ afterEach(async () => {
   dirs.cleanup()
 })
 
+/** A repository over a fresh WAL database holding one table, `items` (closed after the test). */
+async function openItems(
+  name: string,
+  options: { longTransactionMs?: number } = {},
+): Promise<{ file: string; repository: SqliteRepository }> {
+  const file = join(dirs.make(name), 'app.db')
+  const db = new Database(file)
+  db.pragma('journal_mode = WAL')
+  db.exec('CREATE TABLE items (id TEXT PRIMARY KEY, v INTEGER NOT NULL)')
+  db.close()
+  const repository = await openSqliteRepository({ file, models: [{ name: 'items' }], ...options })
+  repo = repository
+  return { file, repository }
+}
+
 /** Holds the thread (and so the write lock, inside a transaction) for `ms`, as a slow apply on a loaded machine does. */
 function spin(ms: number): void {
   const until = performance.now() + ms
@@ -28,13 +43,7 @@ function spin(ms: number): void {
 }
 
 it('leaves the write lock free now and then during back-to-back transactions, so an app waiting on its busy timeout gets in', async () => {
-  const file = join(dirs.make('lock'), 'app.db')
-  const db = new Database(file)
-  db.pragma('journal_mode = WAL')
-  db.exec('CREATE TABLE items (id TEXT PRIMARY KEY, v INTEGER NOT NULL)')
-  db.close()
-  repo = await openSqliteRepository({ file, models: [{ name: 'items' }] })
-  const r = repo
+  const { file, repository: r } = await openItems('lock')
   // Transactions of 150 ms each, one right after the other, for 5 s: a long catch-up.
   let stop = false
   let n = 0
@@ -64,37 +73,28 @@ it('leaves the write lock free now and then during back-to-back transactions, so
 }, 60_000)
 
 it('never makes a transaction now and then wait for the app: the lock is free most of the time', async () => {
-  const file = join(dirs.make('lock'), 'app.db')
-  const db = new Database(file)
-  db.pragma('journal_mode = WAL')
-  db.exec('CREATE TABLE items (id TEXT PRIMARY KEY, v INTEGER NOT NULL)')
-  db.close()
-  repo = await openSqliteRepository({ file, models: [{ name: 'items' }] })
+  const { repository: r } = await openItems('lock')
   // One short transaction every 100 ms for longer than a second: live changes arriving one by one.
   for (let n = 0; n < 15; n++) {
-    await repo.transaction((tx) => tx.upsert('items', [{ id: `i${n}`, v: n }]))
+    await r.transaction((tx) => tx.upsert('items', [{ id: `i${n}`, v: n }]))
     await new Promise((resolve) => setTimeout(resolve, 100))
   }
-  expect(repo.stats()).toMatchObject({ transactions: 15, lockPauses: 0 })
+  expect(r.stats()).toMatchObject({ transactions: 15, lockPauses: 0 })
 })
 
 it('reports a transaction that held the write lock longer than longTransactionMs, with where the time went', async () => {
-  const file = join(dirs.make('long'), 'app.db')
-  const db = new Database(file)
-  db.exec('CREATE TABLE items (id TEXT PRIMARY KEY, v INTEGER NOT NULL)')
-  db.close()
-  repo = await openSqliteRepository({ file, models: [{ name: 'items' }], longTransactionMs: 50 })
+  const { repository: r } = await openItems('long', { longTransactionMs: 50 })
   const seen: LongTransaction[] = []
-  repo.on('longTransaction', (t) => seen.push(t))
+  r.on('longTransaction', (t) => seen.push(t))
   // Quick transactions are not reported.
-  for (let i = 0; i < 5; i++) await repo.upsert('items', [{ id: `q${i}`, v: i }])
+  for (let i = 0; i < 5; i++) await r.upsert('items', [{ id: `q${i}`, v: i }])
   expect(seen).toEqual([])
   // One working on the CPU, and one waiting on something else while holding the lock.
-  await repo.transaction(async (tx) => {
+  await r.transaction(async (tx) => {
     spin(80)
     await tx.upsert('items', [{ id: 'cpu', v: 1 }])
   })
-  await repo.transaction(async (tx) => {
+  await r.transaction(async (tx) => {
     await tx.upsert('items', [{ id: 'idle', v: 2 }])
     await new Promise((resolve) => setTimeout(resolve, 80))
   })
@@ -108,7 +108,7 @@ it('reports a transaction that held the write lock longer than longTransactionMs
   }
   expect(cpu.cpuMs).toBeGreaterThan(0)
   expect(idle.cpuMs).toBeLessThan(idle.heldMs)
-  const stats = repo.stats()
+  const stats = r.stats()
   expect(stats.longTransactions).toBe(2)
   expect(stats.longestHoldMs).toBeGreaterThanOrEqual(Math.max(cpu.heldMs, idle.heldMs) - 1)
 })
