@@ -70,6 +70,30 @@ describe('apply queue', () => {
     expect(retries.at(-1)).toBe(-1)
   })
 
+  it('writes no checkpoint after a batch it dropped while closing: a later one would move past its changes', async () => {
+    let fail = true
+    const { q, written } = queue({
+      batchSize: 1,
+      write: async (items, marks) => {
+        if (fail) {
+          fail = false
+          throw new Error('database is locked')
+        }
+        written.push({ items, marks, at: performance.now() })
+      },
+    })
+    q.put(item('a'))
+    q.mark({ key: 'k', value: 'after-a' })
+    q.put(item('b'))
+    q.mark({ key: 'k', value: 'after-b' })
+    const closing = q.close()
+    q.mark({ key: 'k', value: 'later' })
+    await closing
+    // `a` was dropped with its checkpoint; `b` is written, but no checkpoint past `a` is.
+    expect(written.map((w) => w.items.map((i) => i.id).join())).toEqual(['b'])
+    expect(written.flatMap((w) => w.marks)).toEqual([])
+  })
+
   it('coalesces changes of the same document, the latest winning', async () => {
     const { q, written } = queue()
     q.put(item('a', '1'))

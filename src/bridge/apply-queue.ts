@@ -107,6 +107,11 @@ export class ApplyQueue {
   private closed = false
   /** Marks stay queued, not written (see `holdMarks`). */
   private marksHeld = false
+  /**
+   * A batch was dropped (closing, or a fatal error): no mark is written from
+   * then on, since each later one would also move past the dropped changes.
+   */
+  private marksLost = false
   private wake: (() => void) | undefined
   private readonly idleWaiters: (() => void)[] = []
   private readonly roomWaiters: (() => void)[] = []
@@ -144,6 +149,7 @@ export class ApplyQueue {
   }
 
   mark(mark: CheckpointMark): void {
+    if (this.marksLost) return
     this.marks.push({ mark, ticket: this.ticket, at: performance.now() })
     this.pump()
   }
@@ -230,6 +236,8 @@ export class ApplyQueue {
           // Closing: a failing batch is not retried (its checkpoint did not move, so the next start applies it again).
           if (this.opts.isFatal(error) || this.closed) {
             this.opts.onError(error, -1)
+            this.marksLost = true
+            this.marks = []
           } else {
             const retryInMs = backoffMs(failures++, { initialMs: 10, maxMs: 1000 })
             this.opts.onError(error, retryInMs)
@@ -297,7 +305,7 @@ export class ApplyQueue {
       this.inflight.set(k, e.item)
       this.pending.delete(k)
     }
-    if (this.marksHeld) return { items, marks: [] }
+    if (this.marksHeld || this.marksLost) return { items, marks: [] }
     // Marks whose every earlier change is in this batch (or already written).
     const next = this.pending.values().next().value as Entry | undefined
     const limit = next === undefined ? Number.POSITIVE_INFINITY : next.ticket
