@@ -13,6 +13,8 @@ export type Reconcile = (model: string, ids: string[]) => Promise<void>
 /** Mesh collection of drain marks: per repository, the last batch that sent counter increments. */
 export const DRAIN_MARKS = '_meshmirror_drains'
 const DRAIN_CHECKPOINT = 'outbox-drain'
+/** Documents to apply back from the mesh after acknowledged batches, by model, until that is written. */
+const OWED_CHECKPOINT = 'outbox-reconcile'
 
 /** This repository's drain identity and the number of batches it has acknowledged. */
 interface DrainState {
@@ -43,6 +45,17 @@ export class OutboxDrain {
   private failures = 0
   private retryTimer: NodeJS.Timeout | undefined
   private readonly lock = new Mutex()
+  /**
+   * Documents whose mesh content is to be applied back after a batch was
+   * acknowledged (a received change held back from a row while the app's
+   * change of it waited here): stored with the acknowledgement, so that a
+   * crash before they are written leaves them to the next start.
+   */
+  private owed = new Map<string, Set<string>>()
+  /** The stored list may hold documents: the next acknowledgement rewrites it. */
+  private owedStored = true
+  private owedGeneration = 0
+  private recovered = false
 
   constructor(
     private readonly rt: SyncRuntime,
@@ -66,6 +79,7 @@ export class OutboxDrain {
     await this.running
     const models = this.models()
     if (models.length > 0) await this.lock.run(() => this.drainState())
+    if (!this.recovered) await this.lock.run(() => this.applyOwed())
     const { count: total } = await this.rt.repository.pendingChangeCount(models)
     let done = 0
     for (;;) {
@@ -124,6 +138,32 @@ export class OutboxDrain {
     }
     this.drain = state
     return state
+  }
+
+  /** Applies back what the last run acknowledged and may not have written (once, at the first drain of all). */
+  private async applyOwed(): Promise<void> {
+    if (this.recovered) return
+    const saved = await this.rt.repository.checkpoint(OWED_CHECKPOINT)
+    const owed = new Map<string, Set<string>>()
+    if (saved) {
+      for (const [model, ids] of Object.entries(JSON.parse(saved) as Record<string, string[]>)) {
+        if (this.rt.bindings.get(model)?.receives && ids.length > 0) owed.set(model, new Set(ids))
+      }
+    }
+    this.owedStored = saved !== undefined && saved !== '{}'
+    for (const [model, ids] of owed) await this.reconcile(model, [...ids])
+    this.owe(owed)
+    this.recovered = true
+  }
+
+  /** Keeps `owed` listed until every change queued so far is written. */
+  private owe(owed: Map<string, Set<string>>): void {
+    this.owed = owed
+    if (owed.size === 0) return
+    const generation = ++this.owedGeneration
+    void this.rt.queue.idle().then(() => {
+      if (generation === this.owedGeneration) this.owed = new Map()
+    })
   }
 
   private models(): string[] {
@@ -188,12 +228,27 @@ export class OutboxDrain {
         ? { skipIncrements: true }
         : { mark: { collection: DRAIN_MARKS, doc: { _id: drain.id, n: drain.n + 1, upTo } } },
     )
+    // What is still owed, and what this batch's acknowledgement leaves to apply back.
+    const owed = new Map([...this.owed].map(([model, ids]) => [model, new Set(ids)]))
+    for (const [model, ids] of result.reconcile) {
+      const set = owed.get(model) ?? new Set<string>()
+      for (const id of ids) set.add(id)
+      owed.set(model, set)
+    }
+    const storeOwed = owed.size > 0 || this.owedStored
     try {
       await repo.transaction(async (tx) => {
         for (const [model, states] of result.states) await tx.putSyncStates(model, states)
         await tx.acknowledge(upTo, models)
         await tx.setCheckpoint(DRAIN_CHECKPOINT, JSON.stringify({ id: drain.id, n: drain.n + 1 }))
+        if (storeOwed) {
+          await tx.setCheckpoint(
+            OWED_CHECKPOINT,
+            JSON.stringify(Object.fromEntries([...owed].map(([model, ids]) => [model, [...ids]]))),
+          )
+        }
       })
+      if (storeOwed) this.owedStored = owed.size > 0
       this.drain = { id: drain.id, n: drain.n + 1 }
       this.acknowledged = true
       for (const [model, states] of result.states) rt.states.record(model, states)
@@ -208,6 +263,7 @@ export class OutboxDrain {
       models: [...byModel.keys()],
     })
     for (const [model, ids] of result.reconcile) await this.reconcile(model, ids)
+    this.owe(owed)
     // Rows the app wrote may be the parents parked documents wait for, and rows it
     // deleted the children parked removals wait for.
     if (repo.unblockedBy) {

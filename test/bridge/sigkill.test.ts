@@ -40,6 +40,24 @@ async function expectAgreement(node: TestNode<MeshStore>, expected: number): Pro
 }
 
 describe('SIGKILL', () => {
+  it('after local changes are acknowledged, before a change held back meanwhile is applied: the next start applies it', async () => {
+    const dir = dirs.make('b')
+    const child = runFixture('held-then-killed', [dir, dirs.make('site')])
+    cleanup.push(() => {
+      if (child.child.exitCode === null) child.child.kill('SIGKILL')
+      return child.exited
+    })
+    await child.line((l) => l === 'acked', 30_000)
+    await kill(child)
+    const b = await openNode(dir)
+    cleanup.push(() => b.close())
+    await waitFor(() => (rows(b) as CounterRow[])[0]?.invc_no === 42, {
+      message: 'the change held back applied',
+      timeout: 10_000,
+    })
+    await expectAgreement(b, 1)
+  }, 60_000)
+
   it('during apply: after restart the repository and the mesh agree, and every row was written once', async () => {
     const src = await openMesh({ dir: join(dirs.make('src'), 'mesh') })
     cleanup.push(() => src.close())

@@ -10,6 +10,7 @@ import {
   type ModelDefinition,
   openMesh,
   openSqliteRepository,
+  type Repository,
   type SqliteRepository,
   type StartupReport,
   type SyncAdapter,
@@ -138,6 +139,8 @@ export interface NodeOptions {
   logger?: Logger
   /** Awaited before each of the bridge's mesh transactions (its pushes): holds them underway. */
   beforeMeshTransaction?: () => Promise<void>
+  /** The repository as the bridge sees it (to stop a process at a chosen step). */
+  wrapRepository?: (repository: SqliteRepository) => Repository
 }
 
 /** A node whose mesh may be either backend. */
@@ -189,7 +192,7 @@ export async function openNode(
   const meshWrites: MeshWriteCount = { changed: 0, unchanged: 0 }
   const registry = createSyncRegistry({
     mesh: countingMesh(mesh, meshWrites, options.beforeMeshTransaction),
-    repository: repo,
+    repository: options.wrapRepository ? options.wrapRepository(repo) : repo,
     adapters,
     context: options.context ?? { branchId: 1 },
     ...(options.settings ? { settings: options.settings } : {}),
