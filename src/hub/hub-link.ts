@@ -12,7 +12,7 @@ import {
   PermissionViolationError,
   type QueuedIterator,
 } from '@nats-io/transport-node'
-import type { BuiltinMesh, RemoteChange, VersionVector } from '../engine/types.js'
+import type { ApplyRemoteResult, BuiltinMesh, RemoteChange, VersionVector } from '../engine/types.js'
 import { ErrorCode, MeshmirrorError } from '../errors.js'
 import { silentLogger } from '../logger.js'
 import type { FilterScalar } from '../mesh/query.js'
@@ -551,7 +551,8 @@ class Link implements HubLink {
     this.applyingFromHub++
     try {
       try {
-        await this.mesh.applyRemote(changes, { from: w.cursorName, cursor })
+        const result = await this.mesh.applyRemote(changes, { from: w.cursorName, cursor })
+        this.skipHubStates(result)
       } catch (e) {
         if ((e as MeshmirrorError).code !== ErrorCode.INVALID_CHANGE) throw e
         // One bad document must not hold back the rest: apply them one by one, skipping the bad.
@@ -574,6 +575,19 @@ class Link implements HubLink {
       w.applying = false
       this.applyingFromHub--
     }
+  }
+
+  /**
+   * A commit that stored the hub's states exactly as they came holds nothing
+   * the hub lacks: when it directly follows what was read for pushing, the
+   * push moves past it without reading it back (a store read and two JSON
+   * parses per document, for every document every till receives).
+   */
+  private skipHubStates(result: ApplyRemoteResult): void {
+    const { after, upTo } = result.sequences
+    if (upTo === after || result.asReceived !== result.applied) return
+    if (this.pushing || this.pushFailure || this.sentSeq !== after) return
+    this.dispatch([], upTo)
   }
 
   private savePositionSoon(w: Watch): void {

@@ -107,6 +107,37 @@ describe.skipIf(missing)('hub link (real nats-server)', () => {
     expect(await again.mesh.count({ collection: 'items' })).toBe(2000)
   })
 
+  it('does not read back what it stored from the hub as it came, and still sends its own writes', async () => {
+    const opts = { prefix: 'no-read-back' }
+    const a = await till('sender', opts)
+    const b = await till('receiver', opts)
+    await caughtUp(a.link)
+    await caughtUp(b.link)
+    // The store's own reads, counted.
+    let changesRead = 0
+    const changesFor = b.mesh.changesFor.bind(b.mesh)
+    b.mesh.changesFor = async (...args) => {
+      const chunk = await changesFor(...args)
+      changesRead += chunk.changes.length
+      return chunk
+    }
+    for (let i = 0; i < 300; i += 30)
+      await a.mesh.upsert(
+        'items',
+        Array.from({ length: 30 }, (_, j) => ({ _id: `i${i + j}`, n: i + j })),
+      )
+    await eventually(async () => expect(await b.mesh.count({ collection: 'items' })).toBe(300))
+    await eventually(() => expect(b.link.status().unpushed).toBe(0))
+    expect(changesRead).toBe(0)
+    expect(b.link.status().pushed).toBe(0)
+    // Its own write is read and sent.
+    await b.mesh.upsert('items', [{ _id: 'mine', n: -1 }])
+    await eventually(async () => expect(await a.mesh.get('items', 'mine')).toEqual({ _id: 'mine', n: -1 }))
+    expect(changesRead).toBe(1)
+    expect(b.link.status().pushed).toBe(1)
+    expect(await dump(a.mesh)).toEqual(await dump(b.mesh))
+  })
+
   it('refuses bad options with INVALID_OPTIONS', async () => {
     const mesh = await openBuiltinStore({ dir: tempDir(), siteId: 'x' })
     closeLater(mesh)
