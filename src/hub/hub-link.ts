@@ -107,6 +107,8 @@ const PUSH_AHEAD = 4 * PUSH_CHUNK
 const WATCHDOG_MS = 3000
 const SAVE_PUSHED_MS = 1000
 const DEFAULT_CONCURRENCY = 64
+/** Least time between two commits of what the hub delivers while it keeps coming (`HubOptions.applySpacingMs`). */
+const DEFAULT_APPLY_SPACING_MS = 5
 /**
  * How long a commit of what came from the hub waits before it is read back
  * for pushing. Such a commit is on the hub already, unless it merged local
@@ -448,6 +450,9 @@ class Link implements HubLink {
           w.pending = 0
           this.caughtUp(w)
         }
+        const spacing = this.o.applySpacingMs ?? DEFAULT_APPLY_SPACING_MS
+        let lastApply = Number.NEGATIVE_INFINITY
+        let held = false
         for await (const e of iter) {
           attempt = 0
           w.pending = e.delta ?? 0
@@ -455,6 +460,16 @@ class Link implements HubLink {
           // Applied once nothing more waits, on the hub or already received here: what queued up
           // while this till was busy goes in one transaction, not one each.
           if (batch.length >= APPLY_BATCH || (w.pending === 0 && iter.getPending() === 0)) {
+            // A steady stream (a document every millisecond) would otherwise cost a transaction per
+            // document: within `spacing` of the last commit, what comes meanwhile joins this batch.
+            const wait = lastApply + spacing - performance.now()
+            if (wait > 0 && !held && batch.length < APPLY_BATCH) {
+              held = true
+              await delay(wait, this.abort.signal).catch(() => undefined)
+              if (iter.getPending() > 0) continue
+            }
+            held = false
+            lastApply = performance.now()
             await this.applyBatch(w, batch.splice(0))
             if (w.pending === 0) this.caughtUp(w)
           }
