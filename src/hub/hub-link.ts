@@ -59,6 +59,22 @@ export interface HubLinkEvents {
   'caught-up': Record<string, never>
 }
 
+/**
+ * The steps a document takes through a link, for timing them
+ * (`traceHubLink`): `publish` as its write to the hub is sent, `ack` as the
+ * hub acknowledges it, `deliver` as the watch hands it to the link, `apply`
+ * once its batch is committed to the mesh store.
+ */
+export type HubTraceStep = 'publish' | 'ack' | 'deliver' | 'apply'
+
+/** Called at each step with the document's key and `performance.now()`. */
+export type HubTrace = (step: HubTraceStep, key: string, at: number) => void
+
+/** Times the steps of every document through `link` (not exported from the package: a diagnostic for the bench). */
+export function traceHubLink(link: HubLink, trace: HubTrace | undefined): void {
+  ;(link as Link).trace = trace
+}
+
 /** A till's link to the hub: pushes its mesh's commits and applies everyone else's. */
 export interface HubLink extends AsyncDisposable {
   status(): HubStatus
@@ -266,6 +282,7 @@ class Link implements HubLink {
   private running: Promise<void>[] = []
   private readonly abort = new AbortController()
   private generation = 0
+  trace: HubTrace | undefined
 
   constructor(
     private readonly mesh: BuiltinMesh,
@@ -456,6 +473,7 @@ class Link implements HubLink {
         for await (const e of iter) {
           attempt = 0
           w.pending = e.delta ?? 0
+          this.trace?.('deliver', e.key, performance.now())
           batch.push(e)
           // Applied once nothing more waits, on the hub or already received here: what queued up
           // while this till was busy goes in one transaction, not one each.
@@ -586,6 +604,10 @@ class Link implements HubLink {
       }
       w.position = cursor
       w.saved = cursor
+      if (this.trace) {
+        const at = performance.now()
+        for (const e of entries) this.trace('apply', e.key, at)
+      }
     } finally {
       w.applying = false
       this.applyingFromHub--
@@ -867,6 +889,7 @@ class Link implements HubLink {
       if (known && covers(known.v, c.meta.v)) return
       try {
         let rev: number
+        this.trace?.('publish', key, performance.now())
         if (!known) rev = await kv.create(key, payload)
         else if (covers(c.meta.v, known.v)) rev = await kv.update(key, payload, known.rev)
         else {
@@ -876,6 +899,7 @@ class Link implements HubLink {
           if (hub) await this.mesh.applyRemote([hub])
           return
         }
+        this.trace?.('ack', key, performance.now())
         this.mine.set(key, rev)
         this.learn(key, rev, c.meta.v)
         this.counters.pushed++
