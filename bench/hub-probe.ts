@@ -1,4 +1,5 @@
-// Where the hub's fan-out latency goes: `npx tsx bench/hub-probe.ts [--shops 10] [--tills 5] [--seconds 3]`.
+// Where the hub's fan-out latency goes: `npx tsx bench/hub-probe.ts [--shops 10] [--tills 5] [--seconds 3] [--rate 1000]
+// [--rounds 1] [--variants '[{"applySpacingMs":0},{}]']`.
 //
 // The hub bench suite's fleet and fan-out (stores in this process, each with its own NATS connection, one
 // local nats-server), with each document timed at every step: the write committed on the first till, its
@@ -8,7 +9,7 @@
 // so a slow document can be put down to the step, and the step to the server or to this process.
 
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process'
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { Session } from 'node:inspector/promises'
 import { loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -27,6 +28,8 @@ const arg = (name: string, fallback: number) => {
 const SHOPS = arg('shops', 10)
 const TILLS = arg('tills', 5)
 const SECONDS = arg('seconds', 3)
+/** Writes a second on the shop's first till. */
+const RATE = arg('rate', 1000)
 const INGEST = arg('ingest', 10_000)
 
 const dirs: string[] = []
@@ -47,6 +50,8 @@ const tick = setInterval(() => {
   last = now
 }, 5)
 const gcs: { start: number; ms: number; kind: number }[] = []
+/** Round trips of the plain subscriber's connection to the server over 20 ms, in the last fan-out. */
+let serverSlow: [number, number][] = []
 new PerformanceObserver((l) => {
   for (const e of l.getEntries())
     gcs.push({
@@ -56,31 +61,53 @@ new PerformanceObserver((l) => {
     })
 }).observe({ entryTypes: ['gc'] })
 
-/** A plain NATS subscriber in a process of its own: when the server forwarded each write. */
+interface Outside {
+  /** When the server forwarded each write, by subject. */
+  seen: Record<string, number>
+  /** Round trips to the server over 20 ms: [start, ms]. */
+  slow: [number, number][]
+}
+
+/**
+ * A plain NATS subscriber in a process of its own: when the server forwarded
+ * each write, and when the server answered its own pings late.
+ */
 function outsider(
   url: string,
   subject: string,
-): { child: ChildProcess; ready: Promise<void>; result: Promise<Record<string, number>> } {
+): { child: ChildProcess; ready: Promise<void>; result: Promise<Outside> } {
   const code = `
     import { connect } from '@nats-io/transport-node'
     const nc = await connect({ servers: ${JSON.stringify(url)} })
     const seen = {}
     nc.subscribe(${JSON.stringify(subject)}, { callback: (_e, m) => { seen[m.subject] ??= performance.timeOrigin + performance.now() } })
     await nc.flush()
+    // Round trips to the server every 5 ms: the spans it answered late.
+    const slow = []
+    let running = true
+    const pinging = (async () => {
+      while (running) {
+        const t = performance.timeOrigin + performance.now()
+        await nc.flush()
+        const ms = performance.timeOrigin + performance.now() - t
+        if (ms > 20) slow.push([t, ms])
+        await new Promise((r) => setTimeout(r, 5))
+      }
+    })()
     process.stdout.write('ready\\n')
-    process.stdin.on('data', async () => { await nc.close(); process.stdout.write(JSON.stringify(seen) + '\\n'); process.exit(0) })
+    process.stdin.on('data', async () => { running = false; await pinging; await nc.close(); process.stdout.write(JSON.stringify({ seen, slow }) + '\\n'); process.exit(0) })
   `
   const child = spawn(process.execPath, ['--input-type=module', '-e', code], { stdio: ['pipe', 'pipe', 'inherit'] })
   let out = ''
   let readyResolve: () => void
   const ready = new Promise<void>((r) => (readyResolve = r))
-  const result = new Promise<Record<string, number>>((resolve) => {
+  const result = new Promise<Outside>((resolve) => {
     child.stdout!.on('data', (d) => {
       out += String(d)
       if (out.startsWith('ready\n')) {
         readyResolve()
         const rest = out.slice(6)
-        if (rest.endsWith('\n')) resolve(JSON.parse(rest) as Record<string, number>)
+        if (rest.endsWith('\n')) resolve(JSON.parse(rest) as Outside)
       }
     })
   })
@@ -128,6 +155,22 @@ const idOf = (key: string) => key.slice(key.lastIndexOf('.') + 1)
 function cpuOf(pid: number): number {
   const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ')
   return (Number(f[11]) + Number(f[12])) / 100
+}
+
+/** Seconds a process's threads ran, and waited runnable for a CPU (/proc/<pid>/task/<tid>/schedstat). */
+function schedOf(pid: number): { run: number; wait: number } {
+  let run = 0
+  let wait = 0
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      const [r, w] = readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')
+      run += Number(r) / 1e9
+      wait += Number(w) / 1e9
+    } catch {
+      // The thread ended.
+    }
+  }
+  return { run, wait }
 }
 
 /** The nats-server started for this probe (its config is in our temporary directory). */
@@ -220,8 +263,24 @@ async function main(): Promise<void> {
 
     const load0 = loadavg()[0]!
     const cpu0 = { self: cpuOf(process.pid), nats: cpuOf(natsPid), ext: cpuOf(ext.child.pid!) }
+    const sched0 = { self: schedOf(process.pid), nats: schedOf(natsPid) }
     const elu0 = performance.eventLoopUtilization()
     const sent0 = fleet.map((tills) => tills.map((t) => t.link!.status().bytesSent))
+    // The receiving tills' work, counted: their commits, and the changes they read from their stores.
+    let commits = 0
+    let read = 0
+    const offCommits = shop.slice(1).map((t) => t.mesh.onCommit(() => commits++))
+    const reads = shop.slice(1).map((t) => {
+      const changesFor = t.mesh.changesFor
+      t.mesh.changesFor = async (...args) => {
+        const chunk = await changesFor.apply(t.mesh, args)
+        read += chunk.changes.length
+        return chunk
+      }
+      return () => {
+        t.mesh.changesFor = changesFor
+      }
+    })
     const profile = process.env.PROBE_PROFILE ? new Session() : undefined
     if (profile) {
       profile.connect()
@@ -230,7 +289,7 @@ async function main(): Promise<void> {
     }
     stalls.length = 0
     gcs.length = 0
-    const total = Math.round(SECONDS * 1000)
+    const total = Math.round(SECONDS * RATE)
     const start = performance.now()
     const began = wall()
     for (let i = 0; i < total; i++) {
@@ -239,7 +298,7 @@ async function main(): Promise<void> {
       docs.set(id, d)
       await shop[0]!.mesh.upsert(collection, [{ _id: id, t: performance.now() }])
       d.commit = wall()
-      const wait = start + (i + 1) - performance.now()
+      const wait = start + ((i + 1) * 1000) / RATE - performance.now()
       await new Promise((r) => (wait > 1 ? setTimeout(r, wait) : setImmediate(r)))
     }
     await Promise.all(shop.slice(1).map((t) => whenHolding(t.mesh, collection, total)))
@@ -254,6 +313,14 @@ async function main(): Promise<void> {
       tills.map((t, j) => t.link!.status().bytesSent - sent0[fleet.indexOf(tills)]![j]!),
     )
     const elu = performance.eventLoopUtilization(elu0)
+    for (const off of [...offCommits, ...reads]) off()
+    const sched = { self: schedOf(process.pid), nats: schedOf(natsPid) }
+    const waited = (k: 'self' | 'nats') =>
+      `ran ${(sched[k].run - sched0[k].run).toFixed(2)} s, waited for a CPU ${(sched[k].wait - sched0[k].wait).toFixed(2)} s`
+    process.stdout.write(`threads over the fan-out: this process ${waited('self')}; nats-server ${waited('nats')}\n`)
+    process.stdout.write(
+      `receiving tills, per write: ${(commits / total).toFixed(2)} commits, ${(read / total).toFixed(2)} changes read back\n`,
+    )
     process.stdout.write(
       `cpu over the fan-out (${secs.toFixed(1)} s): this process ${(((cpuOf(process.pid) - cpu0.self) * 1000) / total).toFixed(3)} ms a write, ${((cpuOf(process.pid) - cpu0.self) / secs).toFixed(2)} cores (event loop busy ${(elu.utilization * 100).toFixed(0)} %), nats-server ${((cpuOf(natsPid) - cpu0.nats) / secs).toFixed(2)}, plain subscriber ${((cpuOf(ext.child.pid!) - cpu0.ext) / secs).toFixed(2)}; bytes sent by the writer ${sent[0]![0]}, by the rest ${sent.flat().reduce((a, b) => a + b, 0) - sent[0]![0]!}\n`,
     )
@@ -261,7 +328,8 @@ async function main(): Promise<void> {
     for (const t of shop) traceHubLink(t.link, undefined)
     ext.child.stdin!.write('x')
     const server = await ext.result
-    for (const [subject, at] of Object.entries(server)) {
+    serverSlow = server.slow
+    for (const [subject, at] of Object.entries(server.seen)) {
       const d = docs.get(idOf(subject))
       if (d) d.server = at
     }
@@ -351,6 +419,11 @@ function report(docs: Map<string, Doc>, began: number, ended: number, load0: num
   // The slow samples that a stall of this process overlapped (while the document was on its way).
   const overlapped = slow.filter((r) => st.some((s) => s.start < r.at + r.total && s.start + s.ms > r.at)).length
   out.push(`slow samples overlapped by a stall of this process: ${overlapped} of ${slow.length}`)
+  const late = serverSlow.filter(([t]) => t >= began && t <= ended)
+  const byServer = slow.filter((r) => late.some(([t, ms]) => t < r.at + r.total && t + ms > r.at)).length
+  out.push(
+    `round trips to the server over 20 ms (from the plain subscriber): ${late.length}, longest ${Math.max(0, ...late.map(([, ms]) => ms)).toFixed(1)} ms; slow samples overlapped by one: ${byServer} of ${slow.length}`,
+  )
   // When in the run the slow ones were: the worst total per 250 ms.
   const buckets = new Map<number, number>()
   for (const r of rows) {
