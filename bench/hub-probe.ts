@@ -220,7 +220,10 @@ async function main(): Promise<void> {
       await held
     }
     for (let round = 0; round < ROUNDS; round++) {
-      for (const [v, variant] of VARIANTS.entries()) {
+      // Every other round in reverse order: a load that rises or falls during the run favours no variant.
+      const order = [...VARIANTS.entries()]
+      if (round % 2 === 1) order.reverse()
+      for (const [v, variant] of order) {
         if (round > 0 || v > 0) await startLinks(variant)
         process.stdout.write(`\n== round ${round + 1}, variant ${JSON.stringify(variant)}\n`)
         await fanOut(`r${round}v${v}`)
