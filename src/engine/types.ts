@@ -97,6 +97,14 @@ export interface ApplyRemoteResult {
   applied: number
   /** Documents already up to date (re-delivery). */
   unchanged: number
+  /**
+   * Of `applied`, the documents now stored exactly as the change carried
+   * them: it held every write the local state held. When all are, this
+   * call's changes say nothing the sender lacks.
+   */
+  asReceived: number
+  /** The change sequence numbers this call gave its changes: after `after`, up to `upTo` (equal when it changed nothing). */
+  sequences: { after: number; upTo: number }
 }
 
 /** A chunk of this replica's changes a peer has not seen. */

@@ -75,7 +75,7 @@ it('merges every change of a received chunk, several to one document included, i
     const fromB = (await b.changesFor(await r.versionVector(), 0, 1000)).changes.filter((x) => x.collection === c)
     const chunk = [...fromA, ...fromB, fromA[0]!]
     const result = await r.applyRemote(chunk)
-    expect(result).toEqual({ applied: 2 * size, unchanged: 1 })
+    expect(result).toMatchObject({ applied: 2 * size, unchanged: 1 })
     for (const _id of ids) expect(await r.get(c, _id)).toEqual({ _id, n: 1, left: 'a2' })
     await r.close()
   }
@@ -114,7 +114,7 @@ it('stores a received new document exactly as the general merge path stores it, 
   dst.mesh.observe({ collection: 'items' }, (c) => {
     for (const d of c.inserted) seen.push(d._id)
   })
-  expect(await dst.mesh.applyRemote(changes)).toEqual({ applied: changes.length, unchanged: 0 })
+  expect(await dst.mesh.applyRemote(changes)).toMatchObject({ applied: changes.length, unchanged: 0 })
   await new Promise((r) => setTimeout(r, 50))
   await dst.mesh.close()
   await src.mesh.close()
@@ -202,4 +202,46 @@ it('tells observers of a commit right after it, before the next turn of the even
   expect(await turn).toBe(1)
   expect(seen).toEqual([['a', 'b']])
   await mesh.close()
+})
+
+it('tells which applied documents are stored exactly as received, and the sequence numbers it gave them', async () => {
+  const open = async (siteId: string) => {
+    const dir = mkdtempSync(join(tmpdir(), 'mm-ws-'))
+    dirs.push(dir)
+    return openBuiltinStore({ dir, siteId })
+  }
+  const [a, b] = [await open('sitea'), await open('siteb')]
+  await a.upsert('items', [
+    { _id: 'x', n: 1 },
+    { _id: 'y', n: 1 },
+  ])
+  await b.upsert('items', [{ _id: 'z', n: 1 }])
+  const fromA = (await a.changesFor({}, 0, 100)).changes
+  const before = (await b.stats()).sequence
+  // New here: stored as they came.
+  const first = await b.applyRemote(fromA)
+  expect(first).toMatchObject({ applied: 2, unchanged: 0, asReceived: 2 })
+  expect(first.sequences).toEqual({ after: before, upTo: before + 2 })
+  expect(await b.changesFor({}, first.sequences.after, 100)).toMatchObject({
+    changes: fromA.map((c) => ({ id: c.id, doc: c.doc, meta: c.meta })),
+  })
+  // A's later state of y holds every write of B's: stored as it came, through the general merge.
+  await a.upsert('items', [{ _id: 'y', n: 2 }])
+  const y = (await a.changesFor({}, 0, 100)).changes.filter((c) => c.id === 'y')
+  expect(await b.applyRemote(y)).toMatchObject({ applied: 1, asReceived: 1 })
+  expect(await b.get('items', 'y')).toEqual({ _id: 'y', n: 2 })
+  // A's later state of x, while B changed x too: the merge is neither side's state.
+  await a.upsert('items', [{ _id: 'x', n: 2 }])
+  await b.upsert('items', [{ _id: 'x', m: 5 }])
+  const later = (await a.changesFor({}, 0, 100)).changes.filter((c) => c.id === 'x')
+  const merged = await b.applyRemote(later)
+  expect(merged).toMatchObject({ applied: 1, asReceived: 0 })
+  expect(merged.sequences.upTo - merged.sequences.after).toBe(1)
+  expect(await b.get('items', 'x')).toEqual({ _id: 'x', n: 2, m: 5 })
+  // Nothing new: no sequence number used.
+  const again = await b.applyRemote(later)
+  expect(again).toMatchObject({ applied: 0, unchanged: 1, asReceived: 0 })
+  expect(again.sequences.upTo).toBe(again.sequences.after)
+  await a.close()
+  await b.close()
 })

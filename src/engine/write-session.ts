@@ -130,7 +130,8 @@ export class WriteSession {
     const texts = changes.map((c) => checkRemoteChange(c, this.core.maxDocumentBytes))
     assertApplyOptions(options)
     return this.atomically(() => {
-      const result: ApplyRemoteResult = { applied: 0, unchanged: 0 }
+      const after = this.core.seq
+      const result: ApplyRemoteResult = { applied: 0, unchanged: 0, asReceived: 0, sequences: { after, upTo: after } }
       // Once per call, not per document: a device whose clock runs ahead sends nothing else.
       let drifted: RemoteChange | undefined
       let driftedCount = 0
@@ -151,6 +152,7 @@ export class WriteSession {
           if (stored) stored.set(c.id, written)
           else rows.set(c.collection, new Map([[c.id, written]]))
           result.applied++
+          result.asReceived++
           continue
         }
         const incoming = decodeState(c.doc, c.meta)
@@ -173,6 +175,7 @@ export class WriteSession {
         if (stored) stored.set(c.id, written)
         else rows.set(c.collection, new Map([[c.id, written]]))
         result.applied++
+        if (statesEqual(merged, incoming)) result.asReceived++
       }
       if (drifted)
         this.core.logger.warn('remote clocks beyond the drift bound', {
@@ -186,6 +189,7 @@ export class WriteSession {
         if (seq > (this.core.vv[site] ?? 0) && seq > (this.vvUpdates[site] ?? 0)) this.vvUpdates[site] = seq
       }
       this.remoteApplied += result.applied
+      result.sequences.upTo = this.core.seq
       return result
     })
   }

@@ -12,7 +12,7 @@ import {
   PermissionViolationError,
   type QueuedIterator,
 } from '@nats-io/transport-node'
-import type { BuiltinMesh, RemoteChange, VersionVector } from '../engine/types.js'
+import type { ApplyRemoteResult, BuiltinMesh, RemoteChange, VersionVector } from '../engine/types.js'
 import { ErrorCode, MeshmirrorError } from '../errors.js'
 import { silentLogger } from '../logger.js'
 import type { FilterScalar } from '../mesh/query.js'
@@ -57,6 +57,22 @@ export interface HubLinkEvents {
   state: { state: HubState }
   /** Every filter is caught up with the hub. */
   'caught-up': Record<string, never>
+}
+
+/**
+ * The steps a document takes through a link, for timing them
+ * (`traceHubLink`): `publish` as its write to the hub is sent, `ack` as the
+ * hub acknowledges it, `deliver` as the watch hands it to the link, `apply`
+ * once its batch is committed to the mesh store.
+ */
+export type HubTraceStep = 'publish' | 'ack' | 'deliver' | 'apply'
+
+/** Called at each step with the document's key and `performance.now()`. */
+export type HubTrace = (step: HubTraceStep, key: string, at: number) => void
+
+/** Times the steps of every document through `link` (not exported from the package: a diagnostic for the bench). */
+export function traceHubLink(link: HubLink, trace: HubTrace | undefined): void {
+  ;(link as Link).trace = trace
 }
 
 /** A till's link to the hub: pushes its mesh's commits and applies everyone else's. */
@@ -107,6 +123,8 @@ const PUSH_AHEAD = 4 * PUSH_CHUNK
 const WATCHDOG_MS = 3000
 const SAVE_PUSHED_MS = 1000
 const DEFAULT_CONCURRENCY = 64
+/** Least time between two commits of what the hub delivers while it keeps coming (`HubOptions.applySpacingMs`). */
+const DEFAULT_APPLY_SPACING_MS = 5
 /**
  * How long a commit of what came from the hub waits before it is read back
  * for pushing. Such a commit is on the hub already, unless it merged local
@@ -264,6 +282,7 @@ class Link implements HubLink {
   private running: Promise<void>[] = []
   private readonly abort = new AbortController()
   private generation = 0
+  trace: HubTrace | undefined
 
   constructor(
     private readonly mesh: BuiltinMesh,
@@ -448,13 +467,27 @@ class Link implements HubLink {
           w.pending = 0
           this.caughtUp(w)
         }
+        const spacing = this.o.applySpacingMs ?? DEFAULT_APPLY_SPACING_MS
+        let lastApply = Number.NEGATIVE_INFINITY
+        let held = false
         for await (const e of iter) {
           attempt = 0
           w.pending = e.delta ?? 0
+          this.trace?.('deliver', e.key, performance.now())
           batch.push(e)
           // Applied once nothing more waits, on the hub or already received here: what queued up
           // while this till was busy goes in one transaction, not one each.
           if (batch.length >= APPLY_BATCH || (w.pending === 0 && iter.getPending() === 0)) {
+            // A steady stream (a document every millisecond) would otherwise cost a transaction per
+            // document: within `spacing` of the last commit, what comes meanwhile joins this batch.
+            const wait = lastApply + spacing - performance.now()
+            if (wait > 0 && !held && batch.length < APPLY_BATCH) {
+              held = true
+              await delay(wait, this.abort.signal).catch(() => undefined)
+              if (iter.getPending() > 0) continue
+            }
+            held = false
+            lastApply = performance.now()
             await this.applyBatch(w, batch.splice(0))
             if (w.pending === 0) this.caughtUp(w)
           }
@@ -551,7 +584,8 @@ class Link implements HubLink {
     this.applyingFromHub++
     try {
       try {
-        await this.mesh.applyRemote(changes, { from: w.cursorName, cursor })
+        const result = await this.mesh.applyRemote(changes, { from: w.cursorName, cursor })
+        this.skipHubStates(result)
       } catch (e) {
         if ((e as MeshmirrorError).code !== ErrorCode.INVALID_CHANGE) throw e
         // One bad document must not hold back the rest: apply them one by one, skipping the bad.
@@ -570,10 +604,27 @@ class Link implements HubLink {
       }
       w.position = cursor
       w.saved = cursor
+      if (this.trace) {
+        const at = performance.now()
+        for (const e of entries) this.trace('apply', e.key, at)
+      }
     } finally {
       w.applying = false
       this.applyingFromHub--
     }
+  }
+
+  /**
+   * A commit that stored the hub's states exactly as they came holds nothing
+   * the hub lacks: when it directly follows what was read for pushing, the
+   * push moves past it without reading it back (a store read and two JSON
+   * parses per document, for every document every till receives).
+   */
+  private skipHubStates(result: ApplyRemoteResult): void {
+    const { after, upTo } = result.sequences
+    if (upTo === after || result.asReceived !== result.applied) return
+    if (this.pushing || this.pushFailure || this.sentSeq !== after) return
+    this.dispatch([], upTo)
   }
 
   private savePositionSoon(w: Watch): void {
@@ -838,6 +889,7 @@ class Link implements HubLink {
       if (known && covers(known.v, c.meta.v)) return
       try {
         let rev: number
+        this.trace?.('publish', key, performance.now())
         if (!known) rev = await kv.create(key, payload)
         else if (covers(c.meta.v, known.v)) rev = await kv.update(key, payload, known.rev)
         else {
@@ -847,6 +899,7 @@ class Link implements HubLink {
           if (hub) await this.mesh.applyRemote([hub])
           return
         }
+        this.trace?.('ack', key, performance.now())
         this.mine.set(key, rev)
         this.learn(key, rev, c.meta.v)
         this.counters.pushed++

@@ -50,6 +50,16 @@ export interface HubOptions {
   name?: string
   /** Writes to the hub in flight at once (each waits for its acknowledgement). Default 64. */
   concurrency?: number
+  /**
+   * Least time between two commits of what the hub delivers, in ms, while it
+   * keeps coming: what arrives meanwhile is applied in the same transaction.
+   * A document after a quiet spell is applied at once. Each commit of the
+   * mesh store has a fixed cost (and its write-ahead log a checkpoint every
+   * thousand pages or so); spaced commits keep a till that receives a
+   * steady stream from spending its time on them. Default 5; 0 commits each
+   * delivery as soon as nothing else is queued.
+   */
+  applySpacingMs?: number
   /** Reconnect wait bounds. Default 250 ms to 5 s. */
   reconnect?: { minMs?: number; maxMs?: number }
   logger?: Logger
@@ -91,6 +101,11 @@ export function assertHubOptions(o: HubOptions): void {
     throw bad('replicas', 'expected 1 to 5')
   if (o.concurrency !== undefined && (!Number.isInteger(o.concurrency) || o.concurrency < 1))
     throw bad('concurrency', 'expected a positive integer')
+  if (
+    o.applySpacingMs !== undefined &&
+    (typeof o.applySpacingMs !== 'number' || !(o.applySpacingMs >= 0) || o.applySpacingMs > 1000)
+  )
+    throw bad('applySpacingMs', 'expected a number of milliseconds from 0 to 1000')
   if (o.collections !== undefined) {
     if (!Array.isArray(o.collections)) throw bad('collections', 'expected a list')
     const seen = new Set<string>()

@@ -107,6 +107,57 @@ describe.skipIf(missing)('hub link (real nats-server)', () => {
     expect(await again.mesh.count({ collection: 'items' })).toBe(2000)
   })
 
+  it('commits a steady stream from the hub in batches at most one per applySpacingMs', async () => {
+    const opts = { prefix: 'spacing' }
+    const a = await till('streamer', opts)
+    const b = await till('spaced', { ...opts, applySpacingMs: 50 })
+    await caughtUp(a.link)
+    await caughtUp(b.link)
+    const commits: number[] = []
+    b.mesh.onCommit(() => commits.push(performance.now()))
+    // One document every 2 ms or so: without the spacing, about one commit each.
+    for (let i = 0; i < 200; i++) {
+      await a.mesh.upsert('stream', [{ _id: `s${i}`, n: i }])
+      await new Promise((r) => setTimeout(r, 2))
+    }
+    await eventually(async () => expect(await b.mesh.count({ collection: 'stream' })).toBe(200))
+    const span = commits[commits.length - 1]! - commits[0]!
+    expect(commits.length).toBeLessThan(200)
+    // Each commit but the first comes at least 50 ms after the one before it started.
+    expect(commits.length).toBeLessThanOrEqual(Math.floor(span / 50) + 2)
+  })
+
+  it('does not read back what it stored from the hub as it came, and still sends its own writes', async () => {
+    const opts = { prefix: 'no-read-back' }
+    const a = await till('sender', opts)
+    const b = await till('receiver', opts)
+    await caughtUp(a.link)
+    await caughtUp(b.link)
+    // The store's own reads, counted.
+    let changesRead = 0
+    const changesFor = b.mesh.changesFor.bind(b.mesh)
+    b.mesh.changesFor = async (...args) => {
+      const chunk = await changesFor(...args)
+      changesRead += chunk.changes.length
+      return chunk
+    }
+    for (let i = 0; i < 300; i += 30)
+      await a.mesh.upsert(
+        'items',
+        Array.from({ length: 30 }, (_, j) => ({ _id: `i${i + j}`, n: i + j })),
+      )
+    await eventually(async () => expect(await b.mesh.count({ collection: 'items' })).toBe(300))
+    await eventually(() => expect(b.link.status().unpushed).toBe(0))
+    expect(changesRead).toBe(0)
+    expect(b.link.status().pushed).toBe(0)
+    // Its own write is read and sent.
+    await b.mesh.upsert('items', [{ _id: 'mine', n: -1 }])
+    await eventually(async () => expect(await a.mesh.get('items', 'mine')).toEqual({ _id: 'mine', n: -1 }))
+    expect(changesRead).toBe(1)
+    expect(b.link.status().pushed).toBe(1)
+    expect(await dump(a.mesh)).toEqual(await dump(b.mesh))
+  })
+
   it('refuses bad options with INVALID_OPTIONS', async () => {
     const mesh = await openBuiltinStore({ dir: tempDir(), siteId: 'x' })
     closeLater(mesh)
@@ -118,5 +169,6 @@ describe.skipIf(missing)('hub link (real nats-server)', () => {
       /one kind of credentials/,
     )
     expect(() => startHubLink(mesh, { servers: hub.url, prefix: 'a', password: 'p' })).toThrow(/needs "user"/)
+    expect(() => startHubLink(mesh, { servers: hub.url, prefix: 'a', applySpacingMs: -1 })).toThrow(/applySpacingMs/)
   })
 })
