@@ -25,7 +25,7 @@ import { countConflicts, listConflicts } from './conflict-log.js'
 import { STORE_FILE } from './database.js'
 import { readFieldHistory } from './field-history.js'
 import { fieldExpr } from './query-sql.js'
-import { changesFor, changesSince, countScope, encodeCursor, runQuery } from './reads.js'
+import { changesFor, changesSince, countScope, encodeCursor, encodedChangesFor, runQuery } from './reads.js'
 import { parseDoc, type StoreCore } from './store-core.js'
 import type {
   ApplyRemoteOptions,
@@ -33,6 +33,7 @@ import type {
   BuiltinMesh,
   BuiltinMeshStats,
   ChangeChunk,
+  EncodedChunk,
   RemoteChange,
   SiteId,
   VersionVector,
@@ -194,6 +195,15 @@ export class BuiltinMeshStore implements BuiltinMesh {
       throw new ValidationError(ErrorCode.INVALID_OPTIONS, 'changesFor: after must be a non-negative integer.')
     }
     return changesFor(this.core, peerVersionVector, after, positiveLimit(limit, 1000))
+  }
+
+  /** `changesFor` with each change as JSON text, put together from the stored JSON (see `encodedChanges`). */
+  async encodedChangesFor(peerVersionVector: VersionVector, after: number, limit: number): Promise<EncodedChunk> {
+    this.assertOpen()
+    if (!Number.isSafeInteger(after) || after < 0) {
+      throw new ValidationError(ErrorCode.INVALID_OPTIONS, 'changesFor: after must be a non-negative integer.')
+    }
+    return encodedChangesFor(this.core, peerVersionVector, after, positiveLimit(limit, 1000))
   }
 
   async peerCursor(from: string): Promise<number> {
