@@ -150,7 +150,11 @@ function readChanges<T>(
   let complete = scanTo === upTo
   // SQLite skips what the peer holds (a document none of whose versions is newer than
   // the peer's): during a catch-up, most of what a receiver commits came from that peer.
-  const rows = core.r.changesFor.iterate({ after, upTo: scanTo, vv: JSON.stringify(peerVv) })
+  // Between transactions the writer connection reads what is committed, from a cache the last commit
+  // left warm; a commit made on the writer makes the reader connection drop its cache and read the
+  // pages again. Inside a transaction (a caller awaiting in `transaction`), the reader connection.
+  const statements = core.writer.inTransaction ? core.r : core.w
+  const rows = statements.changesFor.iterate({ after, upTo: scanTo, vv: JSON.stringify(peerVv) })
   for (const row of rows) {
     if (changes.length >= limit) {
       complete = false
