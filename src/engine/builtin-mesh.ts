@@ -26,7 +26,7 @@ import { STORE_FILE } from './database.js'
 import { readFieldHistory } from './field-history.js'
 import { fieldExpr } from './query-sql.js'
 import { changesFor, changesSince, countScope, encodeCursor, encodedChangesFor, runQuery } from './reads.js'
-import { parseDoc, type StoreCore } from './store-core.js'
+import { committedReads, parseDoc, type StoreCore } from './store-core.js'
 import type {
   ApplyRemoteOptions,
   ApplyRemoteResult,
@@ -156,17 +156,17 @@ export class BuiltinMeshStore implements BuiltinMesh {
 
   async get(collection: string, id: DocIdInput): Promise<Document | undefined> {
     this.assertOpen()
-    return getDoc(this.core, 'r', collection, id)
+    return getDoc(this.core, committedReads(this.core).conn, collection, id)
   }
 
   async find(query: Query): Promise<Document[]> {
     this.assertOpen()
-    return runQuery(this.core.reader, compileQuery(query))
+    return runQuery(committedReads(this.core).db, compileQuery(query))
   }
 
   async count(scope: Scope): Promise<number> {
     this.assertOpen()
-    return countScope(this.core.reader, scope)
+    return countScope(committedReads(this.core).db, scope)
   }
 
   observe(query: Query, listener: ObserverListener, options?: ObserveOptions): Observer {

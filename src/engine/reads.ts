@@ -6,7 +6,7 @@ import { applyQueryInMemory, matches } from '../mesh/match.js'
 import type { ChangeSet } from '../mesh/mesh-store.js'
 import type { Scope } from '../mesh/query.js'
 import { filterToSql, orderToSql } from './query-sql.js'
-import { parseDoc, type StoreCore } from './store-core.js'
+import { committedReads, parseDoc, type StoreCore } from './store-core.js'
 import type { ChangeChunk, DocMeta, EncodedChunk, VersionVector } from './types.js'
 
 /** Runs a compiled query on one connection. */
@@ -150,11 +150,7 @@ function readChanges<T>(
   let complete = scanTo === upTo
   // SQLite skips what the peer holds (a document none of whose versions is newer than
   // the peer's): during a catch-up, most of what a receiver commits came from that peer.
-  // Between transactions the writer connection reads what is committed, from a cache the last commit
-  // left warm; a commit made on the writer makes the reader connection drop its cache and read the
-  // pages again. Inside a transaction (a caller awaiting in `transaction`), the reader connection.
-  const statements = core.writer.inTransaction ? core.r : core.w
-  const rows = statements.changesFor.iterate({ after, upTo: scanTo, vv: JSON.stringify(peerVv) })
+  const rows = committedReads(core).s.changesFor.iterate({ after, upTo: scanTo, vv: JSON.stringify(peerVv) })
   for (const row of rows) {
     if (changes.length >= limit) {
       complete = false

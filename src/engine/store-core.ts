@@ -87,6 +87,19 @@ export interface StoreCore {
   remoteApplied: number
 }
 
+/**
+ * Where to read committed data now. Between transactions, the writer
+ * connection: it sees exactly what is committed, and its cache (the larger)
+ * holds what was just written, where a commit makes the reader connection's
+ * cache start over. While a transaction is open (a caller awaiting in
+ * `transaction`), the reader connection, which sees only what is committed.
+ */
+export function committedReads(core: StoreCore): { db: Database.Database; s: Statements; conn: 'r' | 'w' } {
+  return core.writer.inTransaction
+    ? { db: core.reader, s: core.r, conn: 'r' }
+    : { db: core.writer, s: core.w, conn: 'w' }
+}
+
 /** Parses a stored document. */
 export function parseDoc(json: string | null): Document | null {
   return json === null ? null : (JSON.parse(json) as Document)
