@@ -17,7 +17,9 @@ import { eightFields } from './workload.js'
 const [engine, role, dir, nArg, mArg, url] = process.argv.slice(2) as [string, string, string, string, string, string?]
 const N = Number(nArg)
 const M = Number(mArg)
-const now = () => performance.timeOrigin + performance.now()
+// The monotonic clock, the same in every process of the machine (performance.timeOrigin is taken at each
+// process start and can be off by milliseconds between two processes of a busy machine).
+const now = () => Number(process.hrtime.bigint()) / 1e6
 const print = (line: object) => process.stdout.write(`${JSON.stringify(line)}\n`)
 
 interface Replica {

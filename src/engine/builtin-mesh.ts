@@ -25,14 +25,15 @@ import { countConflicts, listConflicts } from './conflict-log.js'
 import { STORE_FILE } from './database.js'
 import { readFieldHistory } from './field-history.js'
 import { fieldExpr } from './query-sql.js'
-import { changesFor, changesSince, countScope, encodeCursor, runQuery } from './reads.js'
-import { parseDoc, type StoreCore } from './store-core.js'
+import { changesFor, changesSince, countScope, encodeCursor, encodedChangesFor, runQuery } from './reads.js'
+import { committedReads, parseDoc, type StoreCore } from './store-core.js'
 import type {
   ApplyRemoteOptions,
   ApplyRemoteResult,
   BuiltinMesh,
   BuiltinMeshStats,
   ChangeChunk,
+  EncodedChunk,
   RemoteChange,
   SiteId,
   VersionVector,
@@ -155,17 +156,17 @@ export class BuiltinMeshStore implements BuiltinMesh {
 
   async get(collection: string, id: DocIdInput): Promise<Document | undefined> {
     this.assertOpen()
-    return getDoc(this.core, 'r', collection, id)
+    return getDoc(this.core, committedReads(this.core).conn, collection, id)
   }
 
   async find(query: Query): Promise<Document[]> {
     this.assertOpen()
-    return runQuery(this.core.reader, compileQuery(query))
+    return runQuery(committedReads(this.core).db, compileQuery(query))
   }
 
   async count(scope: Scope): Promise<number> {
     this.assertOpen()
-    return countScope(this.core.reader, scope)
+    return countScope(committedReads(this.core).db, scope)
   }
 
   observe(query: Query, listener: ObserverListener, options?: ObserveOptions): Observer {
@@ -194,6 +195,15 @@ export class BuiltinMeshStore implements BuiltinMesh {
       throw new ValidationError(ErrorCode.INVALID_OPTIONS, 'changesFor: after must be a non-negative integer.')
     }
     return changesFor(this.core, peerVersionVector, after, positiveLimit(limit, 1000))
+  }
+
+  /** `changesFor` with each change as JSON text, put together from the stored JSON (see `encodedChanges`). */
+  async encodedChangesFor(peerVersionVector: VersionVector, after: number, limit: number): Promise<EncodedChunk> {
+    this.assertOpen()
+    if (!Number.isSafeInteger(after) || after < 0) {
+      throw new ValidationError(ErrorCode.INVALID_OPTIONS, 'changesFor: after must be a non-negative integer.')
+    }
+    return encodedChangesFor(this.core, peerVersionVector, after, positiveLimit(limit, 1000))
   }
 
   async peerCursor(from: string): Promise<number> {

@@ -6,8 +6,8 @@ import { applyQueryInMemory, matches } from '../mesh/match.js'
 import type { ChangeSet } from '../mesh/mesh-store.js'
 import type { Scope } from '../mesh/query.js'
 import { filterToSql, orderToSql } from './query-sql.js'
-import { parseDoc, type StoreCore } from './store-core.js'
-import type { ChangeChunk, DocMeta, RemoteChange } from './types.js'
+import { committedReads, parseDoc, type StoreCore } from './store-core.js'
+import type { ChangeChunk, DocMeta, EncodedChunk, VersionVector } from './types.js'
 
 /** Runs a compiled query on one connection. */
 export function runQuery(db: Database.Database, q: CompiledQuery): Document[] {
@@ -105,30 +105,60 @@ export function changesSince(core: StoreCore, cursor: string | null, scope: Scop
 
 /** Our changes after `after` that a peer with `peerVv` lacks. */
 export function changesFor(core: StoreCore, peerVv: Record<string, number>, after: number, limit: number): ChangeChunk {
+  return readChanges(core, peerVv, after, limit, (row) => ({
+    collection: row.collection,
+    id: row.id,
+    doc: JSON.parse(row.doc ?? 'null'),
+    meta: JSON.parse(row.meta) as DocMeta,
+  }))
+}
+
+/**
+ * `changesFor`, each change as the JSON text `JSON.stringify` gives for it,
+ * put together from the stored JSON without parsing it: what a sender puts
+ * on the wire, without decoding and encoding every document again.
+ */
+export function encodedChangesFor(
+  core: StoreCore,
+  peerVv: Record<string, number>,
+  after: number,
+  limit: number,
+): EncodedChunk {
+  // Collections and ids are strings of any content: encoded. The stored doc and meta are JSON texts.
+  return readChanges(
+    core,
+    peerVv,
+    after,
+    limit,
+    (row) =>
+      `{"collection":${JSON.stringify(row.collection)},"id":${JSON.stringify(row.id)},"doc":${row.doc ?? 'null'},"meta":${row.meta}}`,
+  )
+}
+
+function readChanges<T>(
+  core: StoreCore,
+  peerVv: Record<string, number>,
+  after: number,
+  limit: number,
+  change: (row: { collection: string; id: string; doc: string | null; meta: string }) => T,
+): { changes: T[]; cursor: number; complete: boolean; versionVector?: VersionVector } {
   const upTo = core.committedSeq
   // Bounds the work of one call: at most this many sequence numbers are looked at.
   const scanTo = Math.min(upTo, after + Math.max(limit * 32, 4096))
-  const changes: RemoteChange[] = []
+  const changes: T[] = []
   let cursor = scanTo
   let complete = scanTo === upTo
   // SQLite skips what the peer holds (a document none of whose versions is newer than
   // the peer's): during a catch-up, most of what a receiver commits came from that peer.
-  const rows = core.r.changesFor.iterate({ after, upTo: scanTo, vv: JSON.stringify(peerVv) })
+  const rows = committedReads(core).s.changesFor.iterate({ after, upTo: scanTo, vv: JSON.stringify(peerVv) })
   for (const row of rows) {
     if (changes.length >= limit) {
       complete = false
       break
     }
     cursor = row.seq
-    changes.push({
-      collection: row.collection,
-      id: row.id,
-      doc: JSON.parse(row.doc ?? 'null'),
-      meta: JSON.parse(row.meta) as DocMeta,
-    })
+    changes.push(change(row))
   }
   if (complete) cursor = upTo
-  const chunk: ChangeChunk = { changes, cursor, complete }
-  if (complete) chunk.versionVector = { ...core.vv }
-  return chunk
+  return complete ? { changes, cursor, complete, versionVector: { ...core.vv } } : { changes, cursor, complete }
 }

@@ -20,6 +20,8 @@ export interface Statements {
   getRows: Database.Statement<[string, string], DocRow & { id: string }>
   getDoc: Database.Statement<[string, string], { doc: string | null }>
   putRow: Database.Statement<[number, string, string, string | null, string]>
+  /** Inserts a row unless its collection and id are taken (changes is then 0). */
+  insertRow: Database.Statement<[number, string, string, string | null, string]>
   putVersion: Database.Statement<[string, number]>
   putPeer: Database.Statement<[string, number]>
   putClock: Database.Statement<[string]>
@@ -38,6 +40,9 @@ export function prepareStatements(db: Database.Database): Statements {
     ),
     getDoc: db.prepare('SELECT doc FROM docs WHERE collection = ? AND id = ?'),
     putRow: db.prepare('INSERT OR REPLACE INTO docs (seq, collection, id, doc, meta) VALUES (?, ?, ?, ?, ?)'),
+    insertRow: db.prepare(
+      'INSERT INTO docs (seq, collection, id, doc, meta) VALUES (?, ?, ?, ?, ?) ON CONFLICT (collection, id) DO NOTHING',
+    ),
     putVersion: db.prepare(
       'INSERT INTO versions (site, seq) VALUES (?, ?) ON CONFLICT (site) DO UPDATE SET seq = max(seq, excluded.seq)',
     ),
@@ -80,6 +85,19 @@ export interface StoreCore {
   /** Committed version vector. */
   readonly vv: VersionVector
   remoteApplied: number
+}
+
+/**
+ * Where to read committed data now. Between transactions, the writer
+ * connection: it sees exactly what is committed, and its cache (the larger)
+ * holds what was just written, where a commit makes the reader connection's
+ * cache start over. While a transaction is open (a caller awaiting in
+ * `transaction`), the reader connection, which sees only what is committed.
+ */
+export function committedReads(core: StoreCore): { db: Database.Database; s: Statements; conn: 'r' | 'w' } {
+  return core.writer.inTransaction
+    ? { db: core.reader, s: core.r, conn: 'r' }
+    : { db: core.writer, s: core.w, conn: 'w' }
 }
 
 /** Parses a stored document. */

@@ -118,6 +118,15 @@ export interface ChangeChunk {
   versionVector?: VersionVector
 }
 
+/**
+ * A `ChangeChunk` whose changes are JSON texts, ready to be put in a frame
+ * (see `encodedChanges`). Internal to the engine and replication.
+ */
+export interface EncodedChunk extends Omit<ChangeChunk, 'changes'> {
+  /** Each change as the JSON text of its `RemoteChange`. */
+  changes: string[]
+}
+
 /** Counters of the builtin engine. */
 export interface BuiltinMeshStats extends MeshStoreStats {
   /** Our latest change sequence. */

@@ -141,6 +141,44 @@ it('stores a received new document exactly as the general merge path stores it, 
   }
 })
 
+it('merges a received plain creation of a document the store holds already, without using up a sequence number', async () => {
+  const open = async (siteId: string) => {
+    const dir = mkdtempSync(join(tmpdir(), 'mm-ws-'))
+    dirs.push(dir)
+    return openBuiltinStore({ dir, siteId })
+  }
+  const [a, b, c] = [await open('sitea'), await open('siteb'), await open('sitec')]
+  // The same id created on three devices, each once: every change is a plain creation.
+  await a.upsert('items', [{ _id: 'x', from: 'a' }])
+  await b.upsert('items', [{ _id: 'x', from: 'b', more: 1 }])
+  await c.upsert('items', [{ _id: 'x', from: 'c' }])
+  const fromA = (await a.changesFor({}, 0, 100)).changes
+  const fromB = (await b.changesFor({}, 0, 100)).changes
+  const fromC = (await c.changesFor({}, 0, 100)).changes
+  // Merged with what the store holds (not stored as received), in the one sequence number it took.
+  expect(await a.applyRemote(fromB)).toEqual({
+    applied: 1,
+    unchanged: 0,
+    asReceived: 0,
+    sequences: { after: 1, upTo: 2 },
+  })
+  expect((await a.stats()).sequence).toBe(2)
+  // Delivered again: nothing changes.
+  expect(await a.applyRemote(fromB)).toMatchObject({ applied: 0, unchanged: 1 })
+  expect((await a.stats()).sequence).toBe(2)
+  // Two creations of one id in one call: the second merges into the first.
+  expect(await b.applyRemote([...fromC, ...fromA])).toMatchObject({ applied: 2, unchanged: 0 })
+  await a.applyRemote(fromC)
+  await c.applyRemote([...fromA, ...fromB])
+  const docs = await Promise.all([a, b, c].map((m) => m.get('items', 'x')))
+  expect(docs[0]).toBeDefined()
+  expect(docs[1]).toEqual(docs[0])
+  expect(docs[2]).toEqual(docs[0])
+  // Each store recorded the two creations that lost.
+  for (const m of [a, b, c]) expect(await m.conflictCount({ collection: 'items' })).toBe(2)
+  for (const m of [a, b, c]) await m.close()
+})
+
 it('gives a peer exactly the changes it lacks, walking past what it holds a bounded stretch per call', async () => {
   const open = async (siteId: string) => {
     const dir = mkdtempSync(join(tmpdir(), 'mm-ws-'))

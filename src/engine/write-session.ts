@@ -135,7 +135,10 @@ export class WriteSession {
       // Once per call, not per document: a device whose clock runs ahead sends nothing else.
       let drifted: RemoteChange | undefined
       let driftedCount = 0
-      const rows = this.readRemoteRows(changes)
+      // A plain creation (see isPlainCreation) is inserted unless its document exists: in a catch-up most
+      // received documents are new here, and reading them first would find nothing.
+      const plain = changes.map((c, k) => texts[k] !== null && isPlainCreation(c))
+      const rows = this.readRemoteRows(changes.filter((_, k) => !plain[k]))
       for (const [k, c] of changes.entries()) {
         let beyond = false
         for (const clock of c.meta.t) if (!this.core.clock.observe(clock)) beyond = true
@@ -144,16 +147,20 @@ export class WriteSession {
           driftedCount++
         }
         const stored = rows.get(c.collection)
-        const row = stored?.get(c.id)
+        let row = stored?.get(c.id)
         const docJson = texts[k]
-        if (row === undefined && docJson && isPlainCreation(c)) {
+        if (row === undefined && plain[k] && docJson) {
           // Most of a catch-up: a document new here, created once and never changed since.
           const written = this.putPlainCreation(c, docJson)
-          if (stored) stored.set(c.id, written)
-          else rows.set(c.collection, new Map([[c.id, written]]))
-          result.applied++
-          result.asReceived++
-          continue
+          if (written) {
+            if (stored) stored.set(c.id, written)
+            else rows.set(c.collection, new Map([[c.id, written]]))
+            result.applied++
+            result.asReceived++
+            continue
+          }
+          // Held already: merged as any other change.
+          row = this.core.w.getRow.get(c.collection, c.id)
         }
         const incoming = decodeState(c.doc, c.meta)
         const before = row ? parseDoc(row.doc) : null
@@ -195,20 +202,22 @@ export class WriteSession {
   }
 
   /**
-   * Stores a received document this store does not hold, whose every field
-   * was written at its one clock (see `isPlainCreation`): the merge of such
-   * a state with nothing is the state itself, and it is stored as `writeNew`
-   * stores a local creation, from the received JSON.
+   * Stores a received document whose every field was written at its one
+   * clock (see `isPlainCreation`), unless this store holds the document
+   * (then returns undefined and writes nothing): the merge of such a state
+   * with nothing is the state itself, and it is stored as `writeNew` stores
+   * a local creation, from the received JSON.
    */
-  private putPlainCreation(c: RemoteChange, docJson: string): DocRow {
+  private putPlainCreation(c: RemoteChange, docJson: string): DocRow | undefined {
     const v = c.meta.v
     // A peer may know writes of ours we lost (a directory restored from a
     // backup): never reuse their sequence numbers.
     const known = v[this.core.site]
     if (known !== undefined && known > this.core.seq) this.core.seq = known
-    const seq = ++this.core.seq
+    const seq = this.core.seq + 1
     const meta = `{"t":[${JSON.stringify(c.meta.t[0])}],"i":0,"f":{},"v":${JSON.stringify(v)}}`
-    this.core.w.putRow.run(seq, c.collection, c.id, docJson, meta)
+    if (this.core.w.insertRow.run(seq, c.collection, c.id, docJson, meta).changes === 0) return undefined
+    this.core.seq = seq
     if (this.core.observers.watches(c.collection)) {
       this.entries.push({ collection: c.collection, id: c.id, before: null, after: c.doc as Document })
     }

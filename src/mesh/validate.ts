@@ -106,40 +106,51 @@ function invalidDoc(path: string, what: string): ValidationError {
 
 /** Throws `INVALID_DOCUMENT` unless `value` is plain JSON (no cycles, no exotic objects, no forbidden keys). */
 export function assertJsonValue(value: unknown, path: string, depth = 0): asserts value is JsonValue {
-  if (depth > MAX_DEPTH) throw invalidDoc(path, `nesting deeper than ${MAX_DEPTH} levels (or a cycle)`)
+  const problem = jsonProblem(value, depth)
+  if (problem) throw invalidDoc(path + problem.at, problem.what)
+}
+
+/**
+ * Where (the path below `value`) and why `value` is not plain JSON, or
+ * undefined. The path is put together only for a problem: most values
+ * checked are fine, and naming each of them cost more than the check.
+ */
+function jsonProblem(value: unknown, depth: number): { at: string; what: string } | undefined {
+  if (depth > MAX_DEPTH) return { at: '', what: `nesting deeper than ${MAX_DEPTH} levels (or a cycle)` }
   switch (typeof value) {
     case 'string':
     case 'boolean':
-      return
+      return undefined
     case 'number':
-      if (!Number.isFinite(value)) throw invalidDoc(path, `${value} is not a finite number`)
-      return
+      return Number.isFinite(value) ? undefined : { at: '', what: `${value} is not a finite number` }
     case 'object': {
-      if (value === null) return
+      if (value === null) return undefined
       if (Array.isArray(value)) {
         for (let i = 0; i < value.length; i++) {
-          if (!(i in value)) throw invalidDoc(`${path}[${i}]`, 'a hole in an array')
-          assertJsonValue(value[i], `${path}[${i}]`, depth + 1)
+          if (!(i in value)) return { at: `[${i}]`, what: 'a hole in an array' }
+          const inner = jsonProblem(value[i], depth + 1)
+          if (inner) return { at: `[${i}]${inner.at}`, what: inner.what }
         }
-        return
+        return undefined
       }
       const proto = Object.getPrototypeOf(value)
       if (proto !== Object.prototype && proto !== null) {
-        throw invalidDoc(
-          path,
-          `a ${proto?.constructor?.name ?? 'non-plain'} object (convert it, e.g. a Date to an ISO string)`,
-        )
+        return {
+          at: '',
+          what: `a ${proto?.constructor?.name ?? 'non-plain'} object (convert it, e.g. a Date to an ISO string)`,
+        }
       }
       for (const key of Object.keys(value)) {
         const problem = keyProblem(key)
-        if (problem) throw invalidDoc(`${path}.${key}`, `key ${JSON.stringify(key)} is not allowed: ${problem}`)
-        assertJsonValue((value as Record<string, unknown>)[key], `${path}.${key}`, depth + 1)
+        if (problem) return { at: `.${key}`, what: `key ${JSON.stringify(key)} is not allowed: ${problem}` }
+        const inner = jsonProblem((value as Record<string, unknown>)[key], depth + 1)
+        if (inner) return { at: `.${key}${inner.at}`, what: inner.what }
       }
-      if (Object.getOwnPropertySymbols(value).length > 0) throw invalidDoc(path, 'symbol keys')
-      return
+      if (Object.getOwnPropertySymbols(value).length > 0) return { at: '', what: 'symbol keys' }
+      return undefined
     }
     default:
-      throw invalidDoc(path, `a ${typeof value}`)
+      return { at: '', what: `a ${typeof value}` }
   }
 }
 

@@ -1,6 +1,7 @@
-import type { BuiltinMesh, ChangeChunk, RemoteChange, VersionVector } from '../engine/types.js'
+import { encodedChanges } from '../engine/encoded-changes.js'
+import type { BuiltinMesh, EncodedChunk, RemoteChange, VersionVector } from '../engine/types.js'
 import { ErrorCode, MeshmirrorError } from '../errors.js'
-import { encodeMessage } from './protocol.js'
+import { encodeChanges } from './protocol.js'
 
 /** Does `vv` hold everything `other` holds? */
 export function covers(vv: VersionVector, other: VersionVector): boolean {
@@ -97,7 +98,7 @@ export class OutboundStream {
         while (!this.o.isClosed() && this.inflight.length < this.o.window) {
           const known = { ...this.peerVv }
           mergeVv(known, this.toldVv)
-          let chunk = await this.o.mesh.changesFor(known, this.sendAfter, this.o.chunkSize)
+          let chunk = await encodedChanges(this.o.mesh, known, this.sendAfter, this.o.chunkSize)
           if (this.o.isClosed()) return
           let vv = chunk.complete ? chunk.versionVector : undefined
           // A complete chunk with nothing in it matters only when it ends a
@@ -116,13 +117,14 @@ export class OutboundStream {
           let frame = this.encode(n, chunk, vv)
           // Fewer changes until the frame fits what the peer accepts.
           while (Buffer.byteLength(frame) > this.o.maxFrame && chunk.changes.length > 1) {
-            chunk = await this.o.mesh.changesFor(known, this.sendAfter, Math.floor(chunk.changes.length / 2))
+            chunk = await encodedChanges(this.o.mesh, known, this.sendAfter, Math.floor(chunk.changes.length / 2))
             if (this.o.isClosed()) return
             vv = chunk.complete ? chunk.versionVector : undefined
             frame = this.encode(n, chunk, vv)
           }
           const bytes = Buffer.byteLength(frame)
-          if (bytes > this.o.maxFrame) throw tooLarge(chunk.changes[0]!, bytes, this.o.maxFrame)
+          if (bytes > this.o.maxFrame)
+            throw tooLarge(JSON.parse(chunk.changes[0]!) as RemoteChange, bytes, this.o.maxFrame)
           this.sentChunks = n
           this.o.sendFrame(frame)
           this.changesSent += chunk.changes.length
@@ -138,9 +140,8 @@ export class OutboundStream {
     }
   }
 
-  private encode(n: number, chunk: ChangeChunk, vv: VersionVector | undefined): string {
-    const { changes, cursor, complete } = chunk
-    return encodeMessage({ t: 'changes', n, changes, cursor, complete, ...(vv ? { vv } : {}) })
+  private encode(n: number, chunk: EncodedChunk, vv: VersionVector | undefined): string {
+    return encodeChanges(n, chunk.changes, chunk.cursor, chunk.complete, vv)
   }
 }
 

@@ -103,3 +103,19 @@ export function decodeMessage(frame: string): Message | string {
 export function encodeMessage(m: Message): string {
   return JSON.stringify(m)
 }
+
+/**
+ * The `changes` message `encodeMessage` makes, from changes already encoded
+ * (each the JSON text of a `RemoteChange`): the same text, without encoding
+ * the documents again.
+ */
+export function encodeChanges(
+  n: number,
+  changes: readonly string[],
+  cursor: number,
+  complete: boolean,
+  vv: VersionVector | undefined,
+): string {
+  const tail = vv ? `,"vv":${JSON.stringify(vv)}}` : '}'
+  return `{"t":"changes","n":${n},"changes":[${changes.join(',')}],"cursor":${cursor},"complete":${complete}${tail}`
+}
