@@ -6,7 +6,7 @@ import { delay } from '../util/delay.js'
 import { directoryUnusable } from './fs-errors.js'
 import { type KernelHold, kernelHoldIntact, kernelLockHeld, lockKernel } from './kernel-lock.js'
 import { isAlive, OWNER_FILE, type OwnerRecord, ownRecord, readOwner, sameOwner } from './owner.js'
-import { claimOwnerFile, ownerReplaceable, removeQuietly } from './owner-claim.js'
+import { claimOwnerFile, ownerReplaceable, removeQuietly, sweepClaimLeftovers } from './owner-claim.js'
 
 export { LOCK_FILE } from './kernel-lock.js'
 
@@ -105,6 +105,7 @@ export class DirectoryLock {
       if (!claimed) kernel?.db.close()
     }
     if (!claimed) return undefined
+    sweepClaimLeftovers(dir)
     const lock = new DirectoryLock(dir, mode, owner, kernel, staleMs)
     lock.timer = setInterval(() => lock.check(), options.heartbeatMs ?? DEFAULT_HEARTBEAT_MS)
     lock.timer.unref()

@@ -1,4 +1,5 @@
-import { linkSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs'
+import { linkSync, readdirSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs'
+import { hostname } from 'node:os'
 import { join } from 'node:path'
 import { ErrorCode, StorageError } from '../errors.js'
 import { isAlive, OWNER_FILE, type OwnerRecord, readOwner, sameOwner } from './owner.js'
@@ -31,6 +32,8 @@ export function claimOwnerFile(dir: string, owner: OwnerRecord, kernelHeld: bool
   try {
     writeFileSync(tmp, `${JSON.stringify(owner, null, 2)}\n`)
   } catch (error) {
+    // A full disk can leave part of the file.
+    removeQuietly(tmp)
     throw unusable(error)
   }
   try {
@@ -92,4 +95,36 @@ export function removeQuietly(file: string): void {
   } catch {
     // Already gone.
   }
+}
+
+/** Files a claim writes for a moment: `<owner>.<pid>.<random>.tmp` and `<owner>.stale-<pid>-<attempt>`. */
+const CLAIM_LEFTOVER = new RegExp(
+  `^${OWNER_FILE.replace(/\./g, '\\.')}\\.(?:(\\d+)\\.[a-z0-9]*\\.tmp|stale-(\\d+)-\\d+)$`,
+)
+
+/**
+ * Removes what claims by processes killed in the middle of one left in
+ * `dir` (call while holding it): files older than `minAgeMs` whose process
+ * is gone from this host. A claim in progress elsewhere (another host on a
+ * shared disk) keeps its files for milliseconds, not `minAgeMs`.
+ */
+export function sweepClaimLeftovers(dir: string, minAgeMs = 60_000): number {
+  let names: string[]
+  try {
+    names = readdirSync(dir)
+  } catch {
+    return 0
+  }
+  let removed = 0
+  for (const name of names) {
+    const m = CLAIM_LEFTOVER.exec(name)
+    if (!m) continue
+    const pid = Number(m[1] ?? m[2])
+    if (pid === process.pid || isAlive({ pid, hostname: hostname() }) !== false) continue
+    const file = join(dir, name)
+    if (!isOld(file, minAgeMs)) continue
+    removeQuietly(file)
+    removed++
+  }
+  return removed
 }

@@ -1,7 +1,11 @@
+import { spawnSync } from 'node:child_process'
+import { existsSync, mkdirSync, utimesSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
 import { LockHeldError } from '../../src/errors.js'
 import { openMeshInstance } from '../../src/index.js'
-import { readOwner } from '../../src/instance/owner.js'
+import { DirectoryLock } from '../../src/instance/lock.js'
+import { OWNER_FILE, readOwner } from '../../src/instance/owner.js'
 import { silentLogger } from '../../src/logger.js'
 import { type Child, HOLDER, removeTempRoots, spawnFixture, tempRoot } from './helpers.js'
 
@@ -126,5 +130,32 @@ describe('a directory held by another live process', () => {
     const opening = openMeshInstance({ dir, lockTimeoutMs: 30_000, signal: controller.signal })
     setTimeout(() => controller.abort(), 100)
     await expect(opening).rejects.toMatchObject({ code: 'ABORTED' })
+  })
+})
+
+describe('taking a directory', () => {
+  it('removes the files of claims whose process was killed in the middle, and only those', () => {
+    const dir = `${tempRoot()}/leftovers`
+    mkdirSync(dir, { recursive: true })
+    // A process that has exited: its pid names no process now.
+    const gone = spawnSync(process.execPath, ['-e', '0']).pid
+    const old = (Date.now() - 5 * 60_000) / 1000
+    const file = (name: string, oldFile: boolean) => {
+      const path = join(dir, name)
+      writeFileSync(path, '{')
+      if (oldFile) utimesSync(path, old, old)
+      return path
+    }
+    const deadTmp = file(`${OWNER_FILE}.${gone}.k3j9.tmp`, true)
+    const deadAside = file(`${OWNER_FILE}.stale-${gone}-0`, true)
+    // A claim in progress (a moment old), and one by a live process: kept.
+    const fresh = file(`${OWNER_FILE}.${gone}.a1b2.tmp`, false)
+    const live = file(`${OWNER_FILE}.${process.ppid}.z9.tmp`, true)
+    const unrelated = file('notes.tmp', true)
+    const lock = DirectoryLock.tryAcquire(dir)
+    expect(lock).toBeDefined()
+    lock?.release()
+    expect([deadTmp, deadAside].filter(existsSync)).toEqual([])
+    expect([fresh, live, unrelated].filter(existsSync)).toEqual([fresh, live, unrelated])
   })
 })
