@@ -43,6 +43,14 @@ function waitFor(pred: () => boolean, timeoutMs = 10_000): Promise<void> {
   })
 }
 
+/** An empty database file in a directory of its own, `name`, under `dir`: a file to watch apart from the one written. */
+function emptyDatabaseIn(dir: string, name: string): string {
+  mkdirSync(join(dir, name))
+  const file = join(dir, name, 'app.db')
+  new Database(file).close()
+  return file
+}
+
 describe('ChangePoller', () => {
   it('is woken by a commit of another connection through the file watch, long before any poll', async () => {
     const db = database()
@@ -75,10 +83,7 @@ describe('ChangePoller', () => {
     const db = database()
     // The watched directory gets the notification, the commit lands where nothing is watched: as when an
     // app's WAL write is announced and the commit becomes visible only after the app synced the WAL.
-    const watched = join(db.dir, 'watched')
-    mkdirSync(watched)
-    const watchedFile = join(watched, 'app.db')
-    new Database(watchedFile).close()
+    const watchedFile = emptyDatabaseIn(db.dir, 'watched')
     // A poll period of ten minutes: only the checks after the notification can find the commit within the test.
     const poller = new ChangePoller(db.reader, db.statements, 600_000, watchedFile)
     let calls = 0
@@ -95,10 +100,7 @@ describe('ChangePoller', () => {
   it('goes back to the fast poll for good when commits arrive that no notification announced', async () => {
     const db = database()
     // Watching a directory where nothing happens stands for a file system that delivers no notifications.
-    const elsewhere = join(db.dir, 'quiet')
-    mkdirSync(elsewhere)
-    const quietFile = join(elsewhere, 'app.db')
-    new Database(quietFile).close()
+    const quietFile = emptyDatabaseIn(db.dir, 'quiet')
     const poller = new ChangePoller(db.reader, db.statements, 10, quietFile)
     let calls = 0
     poller.add(() => calls++)

@@ -1,37 +1,17 @@
 import { afterAll, describe, expect, it } from 'vitest'
-import { type JsonValue, jsonEqual } from '../../src/index.js'
-import { type CounterRow, counter, counterAdapter } from './helpers/counter-model.js'
+import { counter, counterAdapter, INSERT_COUNTER } from './helpers/counter-model.js'
 import { MeshLink } from './helpers/mesh-link.js'
 import { openNode, rows, type TestNode } from './helpers/node.js'
-import { tempDirs, waitFor } from './helpers/wait.js'
+import { settle } from './helpers/settle.js'
+import { tempDirs } from './helpers/wait.js'
 
 const dirs = tempDirs()
 afterAll(() => dirs.cleanup())
 
-const INSERT =
-  'INSERT INTO counters (id, branch_id, business_id, receipt_type, tot_rcpt_no, cur_rcpt_no, invc_no, bhf_id, last_touched, created_at) VALUES (@id, @branch_id, @business_id, @receipt_type, @tot_rcpt_no, @cur_rcpt_no, @invc_no, @bhf_id, @last_touched, @created_at)'
-
-/** Syncs both ways until rows, meshes and mirrored documents agree. */
-async function settle(a: TestNode, b: TestNode): Promise<void> {
-  await waitFor(
-    async () => {
-      await a.sync.flush()
-      await b.sync.flush()
-      await new MeshLink([a.mesh, b.mesh]).sync()
-      const docsA = await a.mesh.find({ collection: 'counters', orderBy: '_id' })
-      const docsB = await b.mesh.find({ collection: 'counters', orderBy: '_id' })
-      const mirrored = (rows(a) as CounterRow[]).map((r) => counterAdapter.toDocument(r))
-      return (
-        jsonEqual(rows(a) as JsonValue, rows(b) as JsonValue) && jsonEqual(docsA, docsB) && jsonEqual(mirrored, docsA)
-      )
-    },
-    { timeout: 5_000, interval: 10, message: 'convergence' },
-  )
-}
-
 const ID = counter(1).id
 const link = (a: TestNode, b: TestNode) => new MeshLink([a.mesh, b.mesh])
-const insert = (n: TestNode, curRcptNo: number) => n.db.prepare(INSERT).run({ ...counter(1), cur_rcpt_no: curRcptNo })
+const insert = (n: TestNode, curRcptNo: number) =>
+  n.db.prepare(INSERT_COUNTER).run({ ...counter(1), cur_rcpt_no: curRcptNo })
 const remove = (n: TestNode) => n.db.prepare('DELETE FROM counters WHERE id = ?').run(ID)
 
 /** Two devices for one test, closed afterwards. */

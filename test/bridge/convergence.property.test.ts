@@ -1,10 +1,10 @@
 import fc from 'fast-check'
 import { afterAll, describe, expect, it } from 'vitest'
-import { type JsonValue, jsonEqual } from '../../src/index.js'
-import { type CounterRow, counter, counterAdapter } from './helpers/counter-model.js'
+import { counter, INSERT_COUNTER } from './helpers/counter-model.js'
 import { MeshLink } from './helpers/mesh-link.js'
-import { openNode, rows, type TestNode } from './helpers/node.js'
-import { tempDirs, waitFor } from './helpers/wait.js'
+import { openNode, type TestNode } from './helpers/node.js'
+import { settle } from './helpers/settle.js'
+import { tempDirs } from './helpers/wait.js'
 
 const dirs = tempDirs()
 afterAll(() => dirs.cleanup())
@@ -48,11 +48,7 @@ function apply(n: TestNode, o: Extract<Op, { kind: 'write' | 'delete' }>): void 
   if (exists) n.db.prepare(`UPDATE counters SET ${o.field} = ? WHERE id = ?`).run(value, id)
   else {
     const row = { ...counter(o.id), [o.field]: value }
-    n.db
-      .prepare(
-        'INSERT INTO counters (id, branch_id, business_id, receipt_type, tot_rcpt_no, cur_rcpt_no, invc_no, bhf_id, last_touched, created_at) VALUES (@id, @branch_id, @business_id, @receipt_type, @tot_rcpt_no, @cur_rcpt_no, @invc_no, @bhf_id, @last_touched, @created_at)',
-      )
-      .run(row)
+    n.db.prepare(INSERT_COUNTER).run(row)
   }
 }
 
@@ -70,22 +66,8 @@ async function converge(ops: readonly Op[]): Promise<void> {
         nodes[o.node] = await openNode(paths[o.node]!)
       } else apply(nodes[o.node]!, o)
     }
-    const [a, b] = nodes as [TestNode, TestNode]
     // Reconnect for good and let everything settle.
-    await waitFor(
-      async () => {
-        await a.sync.flush()
-        await b.sync.flush()
-        await link().sync()
-        const docsA = await a.mesh.find({ collection: 'counters', orderBy: '_id' })
-        const docsB = await b.mesh.find({ collection: 'counters', orderBy: '_id' })
-        const mirrored = (rows(a) as CounterRow[]).map((r) => counterAdapter.toDocument(r))
-        return (
-          jsonEqual(rows(a) as JsonValue, rows(b) as JsonValue) && jsonEqual(docsA, docsB) && jsonEqual(mirrored, docsA)
-        )
-      },
-      { timeout: 5_000, interval: 10, message: 'convergence' },
-    )
+    await settle(nodes[0]!, nodes[1]!)
     for (const n of nodes) expect(n.sync.metrics()).toMatchObject({ errors: 0, rejected: 0 })
   } finally {
     for (const n of nodes) await n.close()

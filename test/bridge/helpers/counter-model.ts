@@ -21,6 +21,10 @@ export const COUNTERS_DDL = `CREATE TABLE IF NOT EXISTS counters (
   created_at TEXT NOT NULL
 )`
 
+/** Inserts a whole counters row (named parameters, as `counter()` makes them). */
+export const INSERT_COUNTER =
+  'INSERT INTO counters (id, branch_id, business_id, receipt_type, tot_rcpt_no, cur_rcpt_no, invc_no, bhf_id, last_touched, created_at) VALUES (@id, @branch_id, @business_id, @receipt_type, @tot_rcpt_no, @cur_rcpt_no, @invc_no, @bhf_id, @last_touched, @created_at)'
+
 export const counterModel: ModelDefinition = { name: 'counters', primaryKey: 'id' }
 
 export interface CounterRow extends Row {
