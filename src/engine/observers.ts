@@ -118,7 +118,8 @@ class LiveQuery implements Observer {
     this.scheduled = true
     // Right after the commit that made the change (its entries are all pushed by then), not a turn
     // of the event loop later: a received change reaches its observers without waiting for I/O.
-    queueMicrotask(() => {
+    // A promise reaction, not queueMicrotask: the same turn, without the async resource Node makes for each call.
+    void Promise.resolve().then(() => {
       this.scheduled = false
       this.flush()
     })

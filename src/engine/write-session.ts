@@ -139,7 +139,8 @@ export class WriteSession {
       // received documents are new here, and reading them first would find nothing.
       const plain = changes.map((c, k) => texts[k] !== null && isPlainCreation(c))
       const rows = this.readRemoteRows(changes.filter((_, k) => !plain[k]))
-      for (const [k, c] of changes.entries()) {
+      for (let k = 0; k < changes.length; k++) {
+        const c = changes[k]!
         let beyond = false
         for (const clock of c.meta.t) if (!this.core.clock.observe(clock)) beyond = true
         if (beyond) {
@@ -192,8 +193,12 @@ export class WriteSession {
         })
       if (options.from !== undefined && options.cursor !== undefined)
         this.core.w.putPeer.run(options.from, options.cursor)
-      for (const [site, seq] of Object.entries(options.versionVector ?? {})) {
-        if (seq > (this.core.vv[site] ?? 0) && seq > (this.vvUpdates[site] ?? 0)) this.vvUpdates[site] = seq
+      const vv = options.versionVector
+      if (vv !== undefined) {
+        for (const site of Object.keys(vv)) {
+          const seq = vv[site]!
+          if (seq > (this.core.vv[site] ?? 0) && seq > (this.vvUpdates[site] ?? 0)) this.vvUpdates[site] = seq
+        }
       }
       this.remoteApplied += result.applied
       result.sequences.upTo = this.core.seq
@@ -428,20 +433,23 @@ function decodeRow(row: DocRow): DocState {
   return decodeState(parseDoc(row.doc) as JsonObject | null, JSON.parse(row.meta) as DocMeta)
 }
 
+const SITE_ID = /^[A-Za-z0-9_-]{1,64}$/
+
 function assertApplyOptions(options: ApplyRemoteOptions): void {
   const bad = (what: string) => new ValidationError(ErrorCode.INVALID_OPTIONS, `applyRemote: ${what}.`)
   if (options.cursor !== undefined && (!Number.isSafeInteger(options.cursor) || options.cursor < 0)) {
     throw bad('cursor must be a non-negative integer')
   }
   if ((options.cursor === undefined) !== (options.from === undefined)) throw bad('from and cursor go together')
-  if (options.from !== undefined && (typeof options.from !== 'string' || !/^[A-Za-z0-9_-]{1,64}$/.test(options.from))) {
+  if (options.from !== undefined && (typeof options.from !== 'string' || !SITE_ID.test(options.from))) {
     throw bad('from must be a site id')
   }
   const vv = options.versionVector
   if (vv !== undefined) {
     if (typeof vv !== 'object' || vv === null) throw bad('versionVector must be an object')
-    for (const [site, seq] of Object.entries(vv)) {
-      if (!/^[A-Za-z0-9_-]{1,64}$/.test(site) || !Number.isSafeInteger(seq) || seq < 0)
+    for (const site of Object.keys(vv)) {
+      const seq = vv[site]
+      if (!SITE_ID.test(site) || !Number.isSafeInteger(seq) || (seq as number) < 0)
         throw bad('versionVector is malformed')
     }
   }

@@ -67,6 +67,9 @@ export function resolvePeerLimits(limits: PeerLimits | undefined): Readonly<Requ
   return out
 }
 
+/** The parts of a change's metadata that list fields. */
+const FIELD_LISTS = ['f', 'n', 'p', 'h'] as const
+
 /** Why a chunk breaks the per-document limits, or undefined. */
 export function documentLimitProblem(
   changes: readonly RemoteChange[],
@@ -74,15 +77,14 @@ export function documentLimitProblem(
 ): string | undefined {
   for (const c of changes) {
     const meta = c.meta as unknown as Record<string, unknown>
-    const where = `${c.collection}/${c.id}`
     let fields = 0
-    for (const k of ['f', 'n', 'p', 'h'] as const) {
+    for (const k of FIELD_LISTS) {
       const o = meta[k]
       if (o && typeof o === 'object') fields = Math.max(fields, Object.keys(o).length)
     }
     if (c.doc && typeof c.doc === 'object') fields = Math.max(fields, Object.keys(c.doc).length - 1)
     if (fields > limits.maxFieldsPerDocument) {
-      return `document ${where} has ${fields} fields (limit maxFieldsPerDocument ${limits.maxFieldsPerDocument})`
+      return `document ${c.collection}/${c.id} has ${fields} fields (limit maxFieldsPerDocument ${limits.maxFieldsPerDocument})`
     }
     const content = c.doc ?? meta.h
     if (content !== undefined && content !== null) {
@@ -90,7 +92,7 @@ export function documentLimitProblem(
       // A string's UTF-8 size is at most 3 bytes per UTF-16 unit.
       const bytes = json.length * 3 <= limits.maxDocumentBytes ? 0 : Buffer.byteLength(json)
       if (bytes > limits.maxDocumentBytes) {
-        return `document ${where} is ${bytes} bytes (limit maxDocumentBytes ${limits.maxDocumentBytes})`
+        return `document ${c.collection}/${c.id} is ${bytes} bytes (limit maxDocumentBytes ${limits.maxDocumentBytes})`
       }
     }
   }

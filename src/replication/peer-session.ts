@@ -166,7 +166,8 @@ export class PeerSession {
     }
     if (performance.now() - this.lastPushAt >= this.o.coalesceMs) {
       this.pushSoon = true
-      queueMicrotask(push)
+      // A promise reaction, not queueMicrotask: the same turn, without the async resource Node makes for each call.
+      void Promise.resolve().then(push)
     } else this.pushTimer = setTimeout(push, this.o.coalesceMs)
   }
 
