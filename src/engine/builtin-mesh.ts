@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto'
 import { statSync } from 'node:fs'
 import { join } from 'node:path'
+import type Database from 'better-sqlite3'
 import { ClosedError, ErrorCode, ValidationError } from '../errors.js'
 import type { ConflictQuery, ConflictRecord } from '../mesh/conflict.js'
 import type { DocIdInput, Document, DocumentInput } from '../mesh/document.js'
@@ -57,12 +58,17 @@ export class BuiltinMeshStore implements BuiltinMesh {
   private analyzeAt = ANALYZE_FIRST
   private observerErrors = 0
   private readonly recent: RecentChanges
+  // Prepared once: `exec` parses the statement again on every write.
+  private readonly begin: Database.Statement
+  private readonly commit: Database.Statement
 
   constructor(private readonly core: StoreCore) {
     this.siteId = core.site
     this.dir = core.dir
     this.events = new Emitter(core.logger)
     this.recent = new RecentChanges(core.committedSeq)
+    this.begin = core.writer.prepare('BEGIN IMMEDIATE')
+    this.commit = core.writer.prepare('COMMIT')
   }
 
   // ---- writes ---------------------------------------------------------------
@@ -122,12 +128,12 @@ export class BuiltinMeshStore implements BuiltinMesh {
       const core = this.core
       const session = new WriteSession(core, nested)
       const startSeq = core.seq
-      core.writer.exec('BEGIN IMMEDIATE')
+      this.begin.run()
       let result: T
       try {
         result = await fn(session)
         session.finish()
-        core.writer.exec('COMMIT')
+        this.commit.run()
       } catch (e) {
         if (core.writer.inTransaction) core.writer.exec('ROLLBACK')
         core.seq = startSeq
