@@ -111,7 +111,10 @@ describe('changes sent from their commit', () => {
     // Local commits after it are answered again, from where they start.
     const afterRemote = await seqOf(a)
     await a.upsert('items', [{ _id: 'y', v: 2 }])
-    expect(await sameAsTable([{}, await b.versionVector()])).toEqual([afterRemote, afterRemote + 1])
+    // A document that came from the other site, changed here: its row holds both sites' versions.
+    await a.upsert('other', [{ _id: 'fromB', v: 'a' }])
+    const peers = [{}, await b.versionVector(), { siteA: afterRemote + 1 }, { siteA: afterRemote + 2, siteB: 0 }]
+    expect(await sameAsTable(peers)).toEqual([afterRemote, afterRemote + 1, afterRemote + 2])
 
     // A batch of more rows than are kept.
     const beforeBatch = await seqOf(a)
