@@ -27,6 +27,7 @@ import { STORE_FILE } from './database.js'
 import { readFieldHistory } from './field-history.js'
 import { fieldExpr } from './query-sql.js'
 import { changesFor, changesSince, countScope, encodeCursor, encodedChangesFor, runQuery } from './reads.js'
+import { RecentChanges } from './recent-changes.js'
 import { committedReads, parseDoc, type StoreCore } from './store-core.js'
 import type {
   ApplyRemoteOptions,
@@ -56,6 +57,7 @@ export class BuiltinMeshStore implements BuiltinMesh {
   private closed = false
   private analyzeAt = ANALYZE_FIRST
   private observerErrors = 0
+  private readonly recent: RecentChanges
   /** Prepared once: `exec` parses its SQL on every call, and every write runs both. */
   private readonly begin: Database.Statement
   private readonly commit: Database.Statement
@@ -64,6 +66,7 @@ export class BuiltinMeshStore implements BuiltinMesh {
     this.siteId = core.site
     this.dir = core.dir
     this.events = new Emitter(core.logger)
+    this.recent = new RecentChanges(core.committedSeq)
     this.begin = core.writer.prepare('BEGIN IMMEDIATE')
     this.commit = core.writer.prepare('COMMIT')
   }
@@ -139,7 +142,9 @@ export class BuiltinMeshStore implements BuiltinMesh {
         throw storeWriteError(this.dir, e)
       }
       const changed = core.seq !== core.committedSeq
+      const after = core.committedSeq
       session.committed()
+      this.recent.committed(after, core.committedSeq, session.writtenRows())
       if (core.committedSeq >= this.analyzeAt) this.analyze()
       if (changed) {
         if (session.entries.length > 0) core.observers.publish(session.entries)
@@ -212,6 +217,17 @@ export class BuiltinMeshStore implements BuiltinMesh {
       throw new ValidationError(ErrorCode.INVALID_OPTIONS, 'changesFor: after must be a non-negative integer.')
     }
     return encodedChangesFor(this.core, peerVersionVector, after, positiveLimit(limit, 1000))
+  }
+
+  /**
+   * `encodedChangesFor` answered from the rows of the last local commits,
+   * without reading the table, when they hold all it would read; otherwise
+   * undefined. A live link's changes are the ones just committed.
+   */
+  recentChangesFor(peerVersionVector: VersionVector, after: number, limit: number): EncodedChunk | undefined {
+    if (this.closed || this.closing || !Number.isSafeInteger(after) || after < 0) return undefined
+    if (!Number.isSafeInteger(limit) || limit <= 0) return undefined
+    return this.recent.changesFor(peerVersionVector, after, limit, this.core.committedSeq, this.core.vv)
   }
 
   async peerCursor(from: string): Promise<number> {

@@ -17,3 +17,17 @@ export async function encodedChanges(
   const chunk = await mesh.changesFor(peerVersionVector, after, limit)
   return { ...chunk, changes: chunk.changes.map((c) => JSON.stringify(c)) }
 }
+
+/**
+ * `encodedChanges` without reading the store, when its last commits hold
+ * all of it (see `BuiltinMeshStore.recentChangesFor`): a live link sends a
+ * change as it was committed. Undefined otherwise.
+ */
+export function recentEncodedChanges(
+  mesh: BuiltinMesh,
+  peerVersionVector: VersionVector,
+  after: number,
+  limit: number,
+): EncodedChunk | undefined {
+  return mesh instanceof BuiltinMeshStore ? mesh.recentChangesFor(peerVersionVector, after, limit) : undefined
+}

@@ -25,6 +25,7 @@ import {
 } from './doc-state.js'
 import { maxClock } from './hlc.js'
 import type { CommitEntry } from './observers.js'
+import { RECENT_ROWS, type RecentRow } from './recent-changes.js'
 import { checkRemoteChange } from './remote-change.js'
 import { type DocRow, parseDoc, type StoreCore } from './store-core.js'
 import type { ApplyRemoteOptions, ApplyRemoteResult, DocMeta, RemoteChange, VersionVector } from './types.js'
@@ -42,6 +43,9 @@ export class WriteSession {
   private ownSeq = 0
   private depth = 0
   private remoteApplied = 0
+  /** The rows this session wrote, in order, while few enough to keep (see `RecentChanges`). */
+  private readonly rows: RecentRow[] = []
+  private rowsOverflow = false
 
   constructor(
     private readonly core: StoreCore,
@@ -276,6 +280,15 @@ export class WriteSession {
     this.core.remoteApplied += this.remoteApplied
   }
 
+  /**
+   * Every row the session wrote, in sequence order, or undefined when it
+   * wrote rows not listed: received changes (a plain creation is stored
+   * without `put`) or more rows than are kept.
+   */
+  writtenRows(): readonly RecentRow[] | undefined {
+    return this.remoteApplied > 0 || this.rowsOverflow ? undefined : this.rows
+  }
+
   /** The stored rows of a batch's documents, read in one query for large batches. */
   private readRows(collection: string, inputs: readonly { id: string }[]): Map<string, DocRow> {
     const rows = new Map<string, DocRow>()
@@ -328,7 +341,7 @@ export class WriteSession {
     before?: Document | null,
   ): DocRow {
     const { doc, meta } = encodeState(id, state)
-    return this.put(collection, id, row, doc, JSON.stringify(meta), seq, own, before)
+    return this.put(collection, id, row, doc, JSON.stringify(meta), meta.v, seq, own, before)
   }
 
   /**
@@ -342,7 +355,7 @@ export class WriteSession {
     for (const key in fields) doc[key] = fields[key]!
     // Clocks and site ids are plain ASCII: no escaping needed.
     const meta = `{"t":["${stamp.clock}"],"i":0,"f":{},"v":{"${stamp.site}":${stamp.seq}}}`
-    return this.put(collection, id, undefined, doc, meta, stamp.seq, true)
+    return this.put(collection, id, undefined, doc, meta, { [stamp.site]: stamp.seq }, stamp.seq, true)
   }
 
   private put(
@@ -351,6 +364,7 @@ export class WriteSession {
     row: DocRow | undefined,
     doc: Document | null,
     metaJson: string,
+    versions: VersionVector,
     seq: number,
     own: boolean,
     before?: Document | null,
@@ -360,6 +374,8 @@ export class WriteSession {
     this.core.w.putRow.run(seq, collection, id, docJson, metaJson)
     this.core.seq = seq
     if (own) this.ownSeq = seq
+    if (this.rows.length < RECENT_ROWS) this.rows.push({ seq, collection, id, doc: docJson, meta: metaJson, versions })
+    else this.rowsOverflow = true
     if (this.core.observers.watches(collection)) {
       this.entries.push({
         collection,
@@ -387,6 +403,7 @@ export class WriteSession {
       ownSeq: this.ownSeq,
       entries: this.entries.length,
       conflicts: this.conflicts.length,
+      rows: this.rows.length,
       vv: { ...this.vvUpdates },
     }
     const remoteApplied = this.remoteApplied
@@ -402,6 +419,7 @@ export class WriteSession {
       this.core.seq = mark.seq
       this.ownSeq = mark.ownSeq
       this.entries.length = mark.entries
+      this.rows.length = mark.rows
       this.conflicts.length = mark.conflicts
       for (const k of Object.keys(this.vvUpdates)) delete this.vvUpdates[k]
       Object.assign(this.vvUpdates, mark.vv)

@@ -61,6 +61,8 @@ export function withReplication(mesh: BuiltinMesh, replication: Replicator): Rep
     })()
     return closing
   }
+  // Each method bound once, not on every call (a write's path starts here).
+  const bound = new Map<PropertyKey, { method: unknown; fn: unknown }>()
   return new Proxy(mesh as ReplicatedMesh, {
     has: (target, prop) => prop === 'replication' || Reflect.has(target, prop),
     get(target, prop) {
@@ -68,7 +70,12 @@ export function withReplication(mesh: BuiltinMesh, replication: Replicator): Rep
       if (prop === 'close') return close
       if (prop === Symbol.asyncDispose) return close
       const value = Reflect.get(target, prop, target)
-      return typeof value === 'function' ? value.bind(target) : value
+      if (typeof value !== 'function') return value
+      const known = bound.get(prop)
+      if (known !== undefined && known.method === value) return known.fn
+      const fn = value.bind(target)
+      bound.set(prop, { method: value, fn })
+      return fn
     },
   })
 }

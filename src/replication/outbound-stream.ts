@@ -1,4 +1,4 @@
-import { encodedChanges } from '../engine/encoded-changes.js'
+import { encodedChanges, recentEncodedChanges } from '../engine/encoded-changes.js'
 import type { BuiltinMesh, EncodedChunk, RemoteChange, VersionVector } from '../engine/types.js'
 import { ErrorCode, MeshmirrorError } from '../errors.js'
 import { encodeChanges } from './protocol.js'
@@ -98,7 +98,10 @@ export class OutboundStream {
         while (!this.o.isClosed() && this.inflight.length < this.o.window) {
           const known = { ...this.peerVv }
           mergeVv(known, this.toldVv)
-          let chunk = await encodedChanges(this.o.mesh, known, this.sendAfter, this.o.chunkSize)
+          // Live, what the peer lacks is usually the last commit: sent as committed, without a read.
+          let chunk =
+            recentEncodedChanges(this.o.mesh, known, this.sendAfter, this.o.chunkSize) ??
+            (await encodedChanges(this.o.mesh, known, this.sendAfter, this.o.chunkSize))
           if (this.o.isClosed()) return
           let vv = chunk.complete ? chunk.versionVector : undefined
           // A complete chunk with nothing in it matters only when it ends a
