@@ -141,6 +141,7 @@ export class BuiltinMeshStore implements BuiltinMesh {
         core.seq = startSeq
         throw storeWriteError(this.dir, e)
       }
+      core.checkpointer?.committed()
       const changed = core.seq !== core.committedSeq
       const after = core.committedSeq
       session.committed()
@@ -299,16 +300,19 @@ export class BuiltinMeshStore implements BuiltinMesh {
       clockDriftExceeded: this.core.clock.driftExceededCount,
       remoteApplied: this.core.remoteApplied,
       diskBytes,
+      backgroundCheckpoints: this.core.checkpointer?.stats().checkpoints ?? 0,
     }
   }
 
   // ---- lifecycle -------------------------------------------------------------
 
   close(): Promise<void> {
-    this.closing ??= this.mutex.run(() => {
+    this.closing ??= this.mutex.run(async () => {
       this.closed = true
       this.core.observers.cancelAll()
       this.events.clear()
+      // Before the writer: its close, the last, copies what is left of the WAL and removes it.
+      await this.core.checkpointer?.close()
       this.core.reader.close()
       this.core.writer.close()
     })

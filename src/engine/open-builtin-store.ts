@@ -1,10 +1,11 @@
-import { resolve } from 'node:path'
+import { join, resolve } from 'node:path'
 import { ErrorCode, ValidationError } from '../errors.js'
 import { silentLogger } from '../logger.js'
 import { assertCollection, DEFAULT_MAX_DOC_BYTES } from '../mesh/validate.js'
+import { WalCheckpointer } from '../util/wal-checkpointer.js'
 import { BuiltinMeshStore } from './builtin-mesh.js'
 import { ConflictLog } from './conflict-log.js'
-import { openDatabases, readMeta, writeMeta } from './database.js'
+import { openDatabases, readMeta, STORE_FILE, writeMeta } from './database.js'
 import { HybridClock, isClock } from './hlc.js'
 import { ObserverHub } from './observers.js'
 import { runQuery } from './reads.js'
@@ -72,6 +73,10 @@ export async function openBuiltinStore(options: OpenMeshOptions): Promise<Builti
       logger,
       maxDocumentBytes: opts.maxDocumentBytes ?? DEFAULT_MAX_DOC_BYTES,
       conflictLog: new ConflictLog(writer),
+      checkpointer:
+        opts.checkpoints === 'inline'
+          ? undefined
+          : new WalCheckpointer({ file: join(dir, STORE_FILE), writer, logger }),
       recordConflicts: new Set(opts.recordConflicts ?? []),
       now: opts.now ?? Date.now,
       seq,
@@ -94,7 +99,7 @@ function checkOptions(options: OpenMeshOptions): OpenMeshOptions {
   const bad = (message: string) => new ValidationError(ErrorCode.INVALID_OPTIONS, `openMesh: ${message}`)
   if (typeof options !== 'object' || options === null) throw bad('options must be an object with a dir.')
   if (typeof options.dir !== 'string' || options.dir.length === 0) throw bad('dir must be a non-empty path.')
-  const { maxDocumentBytes, maxClockDriftMs, synchronous } = options
+  const { maxDocumentBytes, maxClockDriftMs, synchronous, checkpoints } = options
   if (maxDocumentBytes !== undefined && (!Number.isSafeInteger(maxDocumentBytes) || maxDocumentBytes < 64)) {
     throw bad('maxDocumentBytes must be an integer of at least 64.')
   }
@@ -103,6 +108,9 @@ function checkOptions(options: OpenMeshOptions): OpenMeshOptions {
   }
   if (synchronous !== undefined && !['off', 'normal', 'full'].includes(synchronous)) {
     throw bad("synchronous must be 'off', 'normal' or 'full'.")
+  }
+  if (checkpoints !== undefined && !['background', 'inline'].includes(checkpoints)) {
+    throw bad("checkpoints must be 'background' or 'inline'.")
   }
   if (options.siteId !== undefined) toSiteId(options.siteId)
   const record = options.recordConflicts

@@ -1,6 +1,7 @@
 import type Database from 'better-sqlite3'
 import type { Logger } from '../logger.js'
 import type { Document } from '../mesh/document.js'
+import type { WalCheckpointer } from '../util/wal-checkpointer.js'
 import type { ConflictLog } from './conflict-log.js'
 import type { HybridClock } from './hlc.js'
 import type { ObserverHub } from './observers.js'
@@ -74,6 +75,8 @@ export interface StoreCore {
   readonly maxDocumentBytes: number
   /** Where losing versions are recorded. */
   readonly conflictLog: ConflictLog
+  /** Runs WAL checkpoints off the event loop (absent with `checkpoints: 'inline'`). */
+  readonly checkpointer: WalCheckpointer | undefined
   /** Collections whose concurrent field updates are recorded too (create/create collisions always are). */
   readonly recordConflicts: ReadonlySet<string>
   /** Wall time, for when a conflict was recorded. */

@@ -137,6 +137,8 @@ export interface BuiltinMeshStats extends MeshStoreStats {
   remoteApplied: number
   /** Size of the database files, in bytes. */
   diskBytes: number
+  /** WAL checkpoints run off the event loop, by the store's worker thread (see `checkpoints`). */
+  backgroundCheckpoints: number
 }
 
 export interface OpenMeshOptions {
@@ -154,6 +156,17 @@ export interface OpenMeshOptions {
    * write-speed cost; `off` is for throwaway stores.
    */
   synchronous?: 'off' | 'normal' | 'full'
+  /**
+   * Where the WAL is copied into the database file (a checkpoint, every
+   * 1000 pages written). `background` (default): in a worker thread with its
+   * own connection, started once the WAL holds 250 pages (a store that
+   * writes little never starts one), so no write waits for it; the writer's own
+   * automatic checkpoint is raised to 4,000 pages as a backstop, and comes
+   * back to 1000 (with a warning logged) if the worker cannot run.
+   * `inline`: SQLite's default, the commit that takes the WAL past 1000
+   * pages does it, and the process waits for it (about 9 ms).
+   */
+  checkpoints?: 'background' | 'inline'
   /**
    * Collections whose concurrent field updates that lose (last writer wins)
    * are recorded as conflicts, for tables where that matters (prices, stock
