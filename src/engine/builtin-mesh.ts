@@ -144,7 +144,7 @@ export class BuiltinMeshStore implements BuiltinMesh {
       const changed = core.seq !== core.committedSeq
       const after = core.committedSeq
       session.committed()
-      this.recent.committed(after, core.committedSeq, session.writtenRows())
+      this.recent.committed(after, core.committedSeq, session.writtenRows(), session.rowVersions)
       if (core.committedSeq >= this.analyzeAt) this.analyze()
       if (changed) {
         if (session.entries.length > 0) core.observers.publish(session.entries)
