@@ -103,6 +103,18 @@ export class BuiltinMeshStore implements BuiltinMesh {
     return this.write(false, (s) => s.applyRemote(changes, options))
   }
 
+  /**
+   * `applyRemote` with `docJson[k]`, when given, being `JSON.stringify` of
+   * `changes[k].doc` as measured by the caller (see `applyMeasured`).
+   */
+  applyMeasured(
+    changes: readonly RemoteChange[],
+    options: ApplyRemoteOptions,
+    docJson: readonly (string | undefined)[],
+  ): Promise<ApplyRemoteResult> {
+    return this.write(false, (s) => s.applyRemote(changes, options, docJson))
+  }
+
   async createIndex(collection: string, field: string): Promise<void> {
     assertCollection(collection)
     const path = parseFieldPath(field)

@@ -31,9 +31,12 @@ export function assertRemoteChange(change: unknown, maxDocumentBytes: number): a
 
 /**
  * `assertRemoteChange`, returning the document's JSON text it measured (null
- * for a removed document), so that it need not be encoded again.
+ * for a removed document), so that it need not be encoded again. `docJson`
+ * is `JSON.stringify(change.doc)` when the caller has it already (the limits
+ * of a replication link measure it): it is checked instead of encoding the
+ * document again.
  */
-export function checkRemoteChange(change: unknown, maxDocumentBytes: number): string | null {
+export function checkRemoteChange(change: unknown, maxDocumentBytes: number, docJson?: string): string | null {
   if (!isPlainObject(change)) throw invalid('not an object')
   const { collection, id, doc, meta } = change
   try {
@@ -119,7 +122,7 @@ export function checkRemoteChange(change: unknown, maxDocumentBytes: number): st
     assertField(field, where)
   }
   assertJson(doc, where)
-  const json = JSON.stringify(doc)
+  const json = docJson ?? JSON.stringify(doc)
   try {
     assertSize(json, maxDocumentBytes, collection as string, id)
   } catch (e) {

@@ -133,10 +133,14 @@ export class WriteSession {
   }
 
   /** Merges received changes. Validates all of them before writing any. */
-  applyRemote(changes: readonly RemoteChange[], options: ApplyRemoteOptions = {}): ApplyRemoteResult {
+  applyRemote(
+    changes: readonly RemoteChange[],
+    options: ApplyRemoteOptions = {},
+    docJson?: readonly (string | undefined)[],
+  ): ApplyRemoteResult {
     if (!Array.isArray(changes)) throw new ValidationError(ErrorCode.INVALID_CHANGE, 'applyRemote expects an array.')
     // The documents' JSON, as measured by the size check: a new document is stored as received.
-    const texts = changes.map((c) => checkRemoteChange(c, this.core.maxDocumentBytes))
+    const texts = changes.map((c, k) => checkRemoteChange(c, this.core.maxDocumentBytes, docJson?.[k]))
     assertApplyOptions(options)
     return this.atomically(() => {
       const after = this.core.seq
