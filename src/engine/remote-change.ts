@@ -1,5 +1,12 @@
 import { ErrorCode, MeshmirrorError, ValidationError } from '../errors.js'
-import { assertCollection, assertFieldName, assertJsonValue, assertSize, normaliseId } from '../mesh/validate.js'
+import {
+  assertCollection,
+  assertFieldNameOnce,
+  assertJsonValue,
+  assertSize,
+  isJsonScalar,
+  normaliseId,
+} from '../mesh/validate.js'
 import { MAX_COLLISIONS } from './collisions.js'
 import { isClock } from './hlc.js'
 import { isSiteId } from './site-id.js'
@@ -117,11 +124,17 @@ export function checkRemoteChange(change: unknown, maxDocumentBytes: number, doc
   if (!live) throw invalid(`${where}: the document is removed but has content`)
   if (!isPlainObject(doc) || doc._id !== id)
     throw invalid(`${where}: doc is not an object with _id ${JSON.stringify(id)}`)
-  for (const field of Object.keys(doc)) {
+  const fields = Object.keys(doc)
+  for (const field of fields) {
     if (field === '_id') continue
     assertField(field, where)
   }
-  assertJson(doc, where)
+  // `assertJson(doc, where)`, its checks of the names just made left out: the same problem in the same words.
+  for (const field of fields) {
+    const value = doc[field]
+    if (!isJsonScalar(value)) assertJson(value, `${where}.${field}`, where, 1)
+  }
+  if (Object.getOwnPropertySymbols(doc).length > 0) assertJson(doc, where)
   const json = docJson ?? JSON.stringify(doc)
   try {
     assertSize(json, maxDocumentBytes, collection as string, id)
@@ -168,15 +181,16 @@ function assertCollisions(x: unknown, where: string, maxDocumentBytes: number): 
 
 function assertField(field: string, where: string): void {
   try {
-    assertFieldName(field)
+    assertFieldNameOnce(field)
   } catch (e) {
     throw invalid(`${where}: field name ${JSON.stringify(field)} is not allowed`, e)
   }
 }
 
-function assertJson(value: unknown, where: string): void {
+/** Checks `value`, found at `path` (depth `depth`) of the change at `where`. */
+function assertJson(value: unknown, path: string, where = path, depth = 0): void {
   try {
-    assertJsonValue(value, where)
+    assertJsonValue(value, path, depth)
   } catch (e) {
     throw invalid(`${where}: content is not plain JSON`, e)
   }
