@@ -58,6 +58,7 @@ export class BuiltinMeshStore implements BuiltinMesh {
   private analyzeAt = ANALYZE_FIRST
   private observerErrors = 0
   private readonly recent: RecentChanges
+  private commits = 0
   /** Prepared once: `exec` parses its SQL on every call, and every write runs both. */
   private readonly begin: Database.Statement
   private readonly commit: Database.Statement
@@ -153,6 +154,7 @@ export class BuiltinMeshStore implements BuiltinMesh {
         core.seq = startSeq
         throw storeWriteError(this.dir, e)
       }
+      this.commits++
       const changed = core.seq !== core.committedSeq
       const after = core.committedSeq
       session.committed()
@@ -240,6 +242,11 @@ export class BuiltinMeshStore implements BuiltinMesh {
     if (this.closed || this.closing || !Number.isSafeInteger(after) || after < 0) return undefined
     if (!Number.isSafeInteger(limit) || limit <= 0) return undefined
     return this.recent.changesFor(peerVersionVector, after, limit, this.core.committedSeq, this.core.vv)
+  }
+
+  /** Write transactions committed since the store opened (see `commitCount`), or undefined once closing. */
+  commitCount(): number | undefined {
+    return this.closed || this.closing ? undefined : this.commits
   }
 
   async peerCursor(from: string): Promise<number> {

@@ -26,6 +26,15 @@ export async function encodedChanges(
 }
 
 /**
+ * How many write transactions a store of this engine has committed
+ * (otherwise undefined): while it stays the same, `encodedChanges` reads the
+ * same for the same arguments.
+ */
+export function commitCount(mesh: BuiltinMesh): number | undefined {
+  return mesh instanceof BuiltinMeshStore ? mesh.commitCount() : undefined
+}
+
+/**
  * `mesh.applyRemote`, given `JSON.stringify` of each change's document where
  * the caller measured it already (`docJson[k]` for `changes[k].doc`, from
  * the same unchanged object): a store of this engine checks and stores that
