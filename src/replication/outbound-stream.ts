@@ -14,6 +14,10 @@ export function mergeVv(into: VersionVector, from: VersionVector): void {
   for (const [site, seq] of Object.entries(from)) if (seq > (into[site] ?? 0)) into[site] = seq
 }
 
+/** Chunks a sender reads ahead at most while its window is full, and their text's characters. */
+const READ_AHEAD = 4
+const READ_AHEAD_CHARS = 8 << 20
+
 export interface OutboundOptions {
   mesh: BuiltinMesh
   /** Sends an encoded `changes` frame. */
@@ -170,11 +174,16 @@ export class OutboundStream {
 
   /**
    * Reads the chunks that follow those in flight, as the next pump would, up
-   * to a window of them: one a turn of the event loop, so that an ack is
-   * handled (and sent for) as soon as it arrives.
+   * to a window of them (at most `READ_AHEAD`, and `READ_AHEAD_CHARS` of
+   * text): one a turn of the event loop, so that an ack is handled (and sent
+   * for) as soon as it arrives.
    */
   private async readNext(): Promise<void> {
-    while (this.ahead.length < this.o.window && !this.o.isClosed() && !this.pumpAgain) {
+    const most = Math.min(this.o.window, READ_AHEAD)
+    while (this.ahead.length < most && !this.o.isClosed() && !this.pumpAgain) {
+      let chars = 0
+      for (const a of this.ahead) for (const c of a.chunk.changes) chars += c.length
+      if (chars >= READ_AHEAD_CHARS) return
       const known = { ...this.peerVv }
       mergeVv(known, this.toldVv)
       const key = this.aheadKey(known)
