@@ -58,6 +58,7 @@ export class BuiltinMeshStore implements BuiltinMesh {
   private analyzeAt = ANALYZE_FIRST
   private observerErrors = 0
   private readonly recent: RecentChanges
+  private commits = 0
   /** Prepared once: `exec` parses its SQL on every call, and every write runs both. */
   private readonly begin: Database.Statement
   private readonly commit: Database.Statement
@@ -103,6 +104,18 @@ export class BuiltinMeshStore implements BuiltinMesh {
     return this.write(false, (s) => s.applyRemote(changes, options))
   }
 
+  /**
+   * `applyRemote` with `docJson[k]`, when given, being `JSON.stringify` of
+   * `changes[k].doc` as measured by the caller (see `applyMeasured`).
+   */
+  applyMeasured(
+    changes: readonly RemoteChange[],
+    options: ApplyRemoteOptions,
+    docJson: readonly (string | undefined)[],
+  ): Promise<ApplyRemoteResult> {
+    return this.write(false, (s) => s.applyRemote(changes, options, docJson))
+  }
+
   async createIndex(collection: string, field: string): Promise<void> {
     assertCollection(collection)
     const path = parseFieldPath(field)
@@ -142,10 +155,11 @@ export class BuiltinMeshStore implements BuiltinMesh {
         throw storeWriteError(this.dir, e)
       }
       core.checkpointer?.committed()
+      this.commits++
       const changed = core.seq !== core.committedSeq
       const after = core.committedSeq
       session.committed()
-      this.recent.committed(after, core.committedSeq, session.writtenRows())
+      this.recent.committed(after, core.committedSeq, session.writtenRows(), session.rowVersions)
       if (core.committedSeq >= this.analyzeAt) this.analyze()
       if (changed) {
         if (session.entries.length > 0) core.observers.publish(session.entries)
@@ -229,6 +243,11 @@ export class BuiltinMeshStore implements BuiltinMesh {
     if (this.closed || this.closing || !Number.isSafeInteger(after) || after < 0) return undefined
     if (!Number.isSafeInteger(limit) || limit <= 0) return undefined
     return this.recent.changesFor(peerVersionVector, after, limit, this.core.committedSeq, this.core.vv)
+  }
+
+  /** Write transactions committed since the store opened (see `commitCount`), or undefined once closing. */
+  commitCount(): number | undefined {
+    return this.closed || this.closing ? undefined : this.commits
   }
 
   async peerCursor(from: string): Promise<number> {

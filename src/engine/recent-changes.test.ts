@@ -133,4 +133,59 @@ describe('changes sent from their commit', () => {
     expect(answered).toContain(last - 1)
     expect(answered.length).toBeLessThanOrEqual(RECENT_ROWS + 1)
   })
+  it('answers for received changes and large batches from their versions, when the peer holds all of them', async () => {
+    await a.upsert('items', [{ _id: 'x', v: 1 }])
+    await b.upsert('other', [
+      { _id: 'fromB', v: 'b' },
+      { _id: 'x', v: 'b' },
+    ])
+    await b.upsert('other', [{ _id: 'fromB', v: 'b2' }])
+    const beforeRemote = await seqOf(a)
+    // Two commits of received changes, as a catch-up makes them: a plain creation, a merge, an update.
+    const received = (await b.changesFor({}, 0, 100)).changes
+    await a.applyRemote(received.slice(0, 1))
+    await a.applyRemote(received.slice(1))
+    const bVv = await b.versionVector()
+    const aVv = await a.versionVector()
+    const both = { ...bVv, ...aVv }
+    const peers = [{}, bVv, aVv, both, { siteA: 1, siteB: 1 }]
+    // The sender holds what it sent but not `x` of ours (kept before, summarised since): read from the table.
+    expect(recentEncodedChanges(a, bVv, beforeRemote, 100)).toBeUndefined()
+    // A peer holding all of it gets nothing, complete, without a read.
+    const nothing = recentEncodedChanges(a, both, beforeRemote, 100)
+    expect(nothing).toEqual({ changes: [], cursor: await seqOf(a), complete: true, versionVector: aVv })
+    expect(await sameAsTable(peers)).toEqual([0, 1, 2, 3])
+
+    // Local commits after them are sent as committed, the summarised ones left out.
+    await a.upsert('items', [{ _id: 'y', v: 2 }])
+    await a.upsert('other', [{ _id: 'fromB', v: 'a' }])
+    const later = [...peers, { ...both, siteA: (await seqOf(a)) - 1 }]
+    expect(await sameAsTable(later)).toEqual([0, 1, 2, 3, 4, 5])
+
+    // A batch of more rows than are kept, then many small commits: the oldest go into the summary.
+    await a.upsert(
+      'many',
+      Array.from({ length: RECENT_ROWS + 1 }, (_, i) => ({ _id: `m${i}`, i })),
+    )
+    for (let i = 0; i < RECENT_ROWS + 10; i++) await a.upsert('pings', [{ _id: `p${i}`, i }])
+    const upTo = await seqOf(a)
+    for (const after of [0, beforeRemote, upTo - RECENT_ROWS - 5, upTo - 1, upTo]) {
+      for (const vv of [{}, bVv, { ...bVv, siteA: upTo - 3 }, { ...bVv, ...(await a.versionVector()) }]) {
+        for (const limit of [1, 1000]) {
+          const recent = recentEncodedChanges(a, vv, after, limit)
+          if (recent !== undefined) expect(recent).toEqual(await encodedChanges(a, vv, after, limit))
+        }
+      }
+    }
+    expect(recentEncodedChanges(a, { ...bVv, ...(await a.versionVector()) }, 0, 1000)).toEqual({
+      changes: [],
+      cursor: upTo,
+      complete: true,
+      versionVector: await a.versionVector(),
+    })
+    expect(recentEncodedChanges(a, { ...bVv, siteA: upTo - 3 }, upTo - 5, 1000)?.changes).toHaveLength(3)
+    // From the start: the summary holds nothing newer than that peer's versions.
+    expect(recentEncodedChanges(a, { ...bVv, siteA: upTo - 3 }, 0, 1000)?.changes).toHaveLength(3)
+    expect(recentEncodedChanges(a, { ...bVv, siteA: upTo - RECENT_ROWS - 5 }, 0, 1000)).toBeUndefined()
+  })
 })

@@ -22,13 +22,23 @@ export const RECENT_CHARS = 1 << 20
  * link sends a change straight from its commit instead of reading it back
  * (most of a sender's work per write once the link has caught up).
  *
- * It holds every row of the table with a sequence after `from`, up to `to`,
- * and answers `encodedChangesFor` for a cursor in that range exactly as the
- * query does; anything else (a catch-up, a commit it could not follow: a
- * received change, a large batch) is read from the table.
+ * It accounts for every row of the table with a sequence after `from`, up
+ * to `to`: the oldest of them (up to `summaryTo`) only by the entry-wise
+ * maximum of their version vectors, the others as written. It answers
+ * `encodedChangesFor` for a cursor in that range exactly as the query does
+ * when the summary is covered by what the peer holds (nothing summarised is
+ * sent); anything else (a catch-up, a commit it could not follow) is read
+ * from the table.
+ *
+ * A commit of received changes, or of more rows than are kept, is
+ * summarised rather than kept: during a catch-up the receiver's own link to
+ * the sending peer learns that the peer holds all of it without a query.
  */
 export class RecentChanges {
   private rows: RecentRow[] = []
+  /** Entry-wise maximum of the versions of every row after `from` up to `summaryTo` (and perhaps more). */
+  private summary: VersionVector = Object.create(null)
+  private summaryTo: number
   /** The sequence of each kept document's row: an older kept row of it is gone from the table. */
   private readonly latest = new Map<string, Map<string, number>>()
   private chars = 0
@@ -38,15 +48,28 @@ export class RecentChanges {
   constructor(seq: number) {
     this.from = seq
     this.to = seq
+    this.summaryTo = seq
   }
 
   /**
    * A commit moved the committed sequence from `after` to `upTo`, writing
-   * `rows` (in sequence order), or rows it did not list (undefined).
+   * `rows` (in sequence order), or rows it did not list (undefined) whose
+   * version vectors are at most `versions` entry-wise.
    */
-  committed(after: number, upTo: number, rows: readonly RecentRow[] | undefined): void {
-    if (rows === undefined || after !== this.to || rows.length > RECENT_ROWS) {
+  committed(after: number, upTo: number, rows: readonly RecentRow[] | undefined, versions: VersionVector): void {
+    if (after !== this.to) {
       this.clear(upTo)
+      return
+    }
+    if (rows === undefined || rows.length > RECENT_ROWS) {
+      // The kept rows go into the summary too: it must precede every kept row.
+      for (const row of this.rows) maxInto(this.summary, row.versions)
+      maxInto(this.summary, versions)
+      this.rows = []
+      this.latest.clear()
+      this.chars = 0
+      this.summaryTo = upTo
+      this.to = upTo
       return
     }
     for (const row of rows) {
@@ -76,6 +99,8 @@ export class RecentChanges {
     vv: VersionVector,
   ): EncodedChunk | undefined {
     if (this.to !== upTo || after < this.from || after > upTo) return undefined
+    // Summarised rows are left out only when the peer holds every version of them (then none is newer).
+    if (after < this.summaryTo && newerThan(this.summary, peerVv)) return undefined
     // The query's bounds and order (see readChanges).
     const scanTo = Math.min(upTo, after + Math.max(limit * 32, 4096))
     const changes: string[] = []
@@ -110,10 +135,12 @@ export class RecentChanges {
     return lo
   }
 
+  /** The oldest kept row goes into the summary. */
   private dropOldest(): void {
     const row = this.rows.shift()!
     this.chars -= (row.doc?.length ?? 0) + row.meta.length
-    this.from = row.seq
+    maxInto(this.summary, row.versions)
+    this.summaryTo = row.seq
     const ids = this.latest.get(row.collection)!
     if (ids.get(row.id) === row.seq) {
       ids.delete(row.id)
@@ -126,8 +153,18 @@ export class RecentChanges {
     this.rows = []
     this.latest.clear()
     this.chars = 0
+    this.summary = Object.create(null)
     this.from = seq
     this.to = seq
+    this.summaryTo = seq
+  }
+}
+
+/** Merges `from` into `into` (entry-wise maximum); `into` has no prototype, so any site id is an entry. */
+export function maxInto(into: VersionVector, from: VersionVector): void {
+  for (const site in from) {
+    const seq = from[site]!
+    if (!(seq <= (Object.hasOwn(into, site) ? into[site]! : 0))) into[site] = seq
   }
 }
 

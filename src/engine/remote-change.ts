@@ -1,5 +1,12 @@
 import { ErrorCode, MeshmirrorError, ValidationError } from '../errors.js'
-import { assertCollection, assertFieldName, assertJsonValue, assertSize, normaliseId } from '../mesh/validate.js'
+import {
+  assertCollection,
+  assertFieldNameOnce,
+  assertJsonValue,
+  assertSize,
+  isJsonScalar,
+  normaliseId,
+} from '../mesh/validate.js'
 import { MAX_COLLISIONS } from './collisions.js'
 import { isClock } from './hlc.js'
 import { isSiteId } from './site-id.js'
@@ -31,9 +38,12 @@ export function assertRemoteChange(change: unknown, maxDocumentBytes: number): a
 
 /**
  * `assertRemoteChange`, returning the document's JSON text it measured (null
- * for a removed document), so that it need not be encoded again.
+ * for a removed document), so that it need not be encoded again. `docJson`
+ * is `JSON.stringify(change.doc)` when the caller has it already (the limits
+ * of a replication link measure it): it is checked instead of encoding the
+ * document again.
  */
-export function checkRemoteChange(change: unknown, maxDocumentBytes: number): string | null {
+export function checkRemoteChange(change: unknown, maxDocumentBytes: number, docJson?: string): string | null {
   if (!isPlainObject(change)) throw invalid('not an object')
   const { collection, id, doc, meta } = change
   try {
@@ -114,12 +124,18 @@ export function checkRemoteChange(change: unknown, maxDocumentBytes: number): st
   if (!live) throw invalid(`${where}: the document is removed but has content`)
   if (!isPlainObject(doc) || doc._id !== id)
     throw invalid(`${where}: doc is not an object with _id ${JSON.stringify(id)}`)
-  for (const field of Object.keys(doc)) {
+  const fields = Object.keys(doc)
+  for (const field of fields) {
     if (field === '_id') continue
     assertField(field, where)
   }
-  assertJson(doc, where)
-  const json = JSON.stringify(doc)
+  // `assertJson(doc, where)`, its checks of the names just made left out: the same problem in the same words.
+  for (const field of fields) {
+    const value = doc[field]
+    if (!isJsonScalar(value)) assertJson(value, `${where}.${field}`, where, 1)
+  }
+  if (Object.getOwnPropertySymbols(doc).length > 0) assertJson(doc, where)
+  const json = docJson ?? JSON.stringify(doc)
   try {
     assertSize(json, maxDocumentBytes, collection as string, id)
   } catch (e) {
@@ -165,15 +181,16 @@ function assertCollisions(x: unknown, where: string, maxDocumentBytes: number): 
 
 function assertField(field: string, where: string): void {
   try {
-    assertFieldName(field)
+    assertFieldNameOnce(field)
   } catch (e) {
     throw invalid(`${where}: field name ${JSON.stringify(field)} is not allowed`, e)
   }
 }
 
-function assertJson(value: unknown, where: string): void {
+/** Checks `value`, found at `path` (depth `depth`) of the change at `where`. */
+function assertJson(value: unknown, path: string, where = path, depth = 0): void {
   try {
-    assertJsonValue(value, where)
+    assertJsonValue(value, path, depth)
   } catch (e) {
     throw invalid(`${where}: content is not plain JSON`, e)
   }

@@ -25,7 +25,7 @@ import {
 } from './doc-state.js'
 import { maxClock } from './hlc.js'
 import type { CommitEntry } from './observers.js'
-import { RECENT_ROWS, type RecentRow } from './recent-changes.js'
+import { maxInto, RECENT_ROWS, type RecentRow } from './recent-changes.js'
 import { checkRemoteChange } from './remote-change.js'
 import { type DocRow, parseDoc, type StoreCore } from './store-core.js'
 import type { ApplyRemoteOptions, ApplyRemoteResult, DocMeta, RemoteChange, VersionVector } from './types.js'
@@ -46,6 +46,11 @@ export class WriteSession {
   /** The rows this session wrote, in order, while few enough to keep (see `RecentChanges`). */
   private readonly rows: RecentRow[] = []
   private rowsOverflow = false
+  /**
+   * Entry-wise maximum of the version vectors of every row the session wrote
+   * (of rows rolled back too: it may only be larger than needed).
+   */
+  readonly rowVersions: VersionVector = Object.create(null)
 
   constructor(
     private readonly core: StoreCore,
@@ -128,10 +133,14 @@ export class WriteSession {
   }
 
   /** Merges received changes. Validates all of them before writing any. */
-  applyRemote(changes: readonly RemoteChange[], options: ApplyRemoteOptions = {}): ApplyRemoteResult {
+  applyRemote(
+    changes: readonly RemoteChange[],
+    options: ApplyRemoteOptions = {},
+    docJson?: readonly (string | undefined)[],
+  ): ApplyRemoteResult {
     if (!Array.isArray(changes)) throw new ValidationError(ErrorCode.INVALID_CHANGE, 'applyRemote expects an array.')
     // The documents' JSON, as measured by the size check: a new document is stored as received.
-    const texts = changes.map((c) => checkRemoteChange(c, this.core.maxDocumentBytes))
+    const texts = changes.map((c, k) => checkRemoteChange(c, this.core.maxDocumentBytes, docJson?.[k]))
     assertApplyOptions(options)
     return this.atomically(() => {
       const after = this.core.seq
@@ -227,6 +236,7 @@ export class WriteSession {
     const meta = `{"t":[${JSON.stringify(c.meta.t[0])}],"i":0,"f":{},"v":${JSON.stringify(v)}}`
     if (this.core.w.insertRow.run(seq, c.collection, c.id, docJson, meta).changes === 0) return undefined
     this.core.seq = seq
+    maxInto(this.rowVersions, v)
     if (this.core.observers.watches(c.collection)) {
       this.entries.push({ collection: c.collection, id: c.id, before: null, after: c.doc as Document })
     }
@@ -283,7 +293,7 @@ export class WriteSession {
   /**
    * Every row the session wrote, in sequence order, or undefined when it
    * wrote rows not listed: received changes (a plain creation is stored
-   * without `put`) or more rows than are kept.
+   * without `put`) or more rows than are kept. `rowVersions` bounds them all.
    */
   writtenRows(): readonly RecentRow[] | undefined {
     return this.remoteApplied > 0 || this.rowsOverflow ? undefined : this.rows
@@ -374,6 +384,7 @@ export class WriteSession {
     this.core.w.putRow.run(seq, collection, id, docJson, metaJson)
     this.core.seq = seq
     if (own) this.ownSeq = seq
+    maxInto(this.rowVersions, versions)
     if (this.rows.length < RECENT_ROWS) this.rows.push({ seq, collection, id, doc: docJson, meta: metaJson, versions })
     else this.rowsOverflow = true
     if (this.core.observers.watches(collection)) {

@@ -157,7 +157,16 @@ function jsonProblem(value: unknown, depth: number): { at: string; what: string 
 // Field names repeat across documents: remember the ones already accepted.
 const checkedFieldNames = new Set<string>()
 
-function isJsonScalar(v: unknown): boolean {
+/** `assertFieldName(name)`, remembering the names it accepted: they repeat across documents. */
+export function assertFieldNameOnce(name: string): void {
+  if (checkedFieldNames.has(name)) return
+  assertFieldName(name)
+  if (checkedFieldNames.size >= 4096) checkedFieldNames.clear()
+  checkedFieldNames.add(name)
+}
+
+/** A JSON value that holds no other (what `assertJsonValue` accepts without looking further). */
+export function isJsonScalar(v: unknown): boolean {
   return v === null || typeof v === 'string' || typeof v === 'boolean' || (typeof v === 'number' && Number.isFinite(v))
 }
 
@@ -200,11 +209,7 @@ export function normaliseDocument(input: unknown, where = 'document'): { id: str
   }
   const id = normaliseId(record._id)
   const fields = copyFields(record, {} as JsonObject, (key, value) => {
-    if (!checkedFieldNames.has(key)) {
-      assertFieldName(key)
-      if (checkedFieldNames.size >= 4096) checkedFieldNames.clear()
-      checkedFieldNames.add(key)
-    }
+    assertFieldNameOnce(key)
     if (!isJsonScalar(value)) assertJsonValue(value, `${where} ${JSON.stringify(id)}.${key}`, 1)
   })
   return { id, fields }

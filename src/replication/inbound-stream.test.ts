@@ -142,3 +142,34 @@ it('refuses a malformed change alone: what came before it is applied', async () 
   await receiver.close()
   await sender.close()
 })
+
+it('stores each document of chunks applied together as its own JSON, removals and merges among them', async () => {
+  const sender = await open('sender')
+  await sender.upsert(
+    'items',
+    Array.from({ length: 12 }, (_, i) => ({ _id: `i${i}`, n: i, s: `é${'x'.repeat(i)}` })),
+  )
+  await sender.remove('items', ['i1', 'i4', 'i5'])
+  // Removals between creations: a chunk holds documents after a removal.
+  for (let i = 0; i < 12; i++) {
+    await sender.upsert('items', [{ _id: `k${i}`, n: i }])
+    if (i % 3 === 1) await sender.remove('items', [`k${i - 1}`])
+  }
+  await sender.upsert('items', [{ _id: 'i7', n: 70, added: { deep: [1, 'two'] } }])
+  await sender.upsert('other', [{ _id: 'o', v: null }])
+  const chunks = await chunksOf(sender, 3)
+  const receiver = await open('receiver')
+  // One document held already: it is merged, not created.
+  await receiver.upsert('items', [{ _id: 'i9', mine: true }])
+  const { s, acks, rejected } = stream(receiver)
+  for (const c of chunks) s.receive(c)
+  await settled(() => acks.at(-1)?.[0] === chunks.length || rejected.length > 0)
+  expect(rejected).toEqual([])
+  expect(acks.length).toBeLessThan(chunks.length)
+  for (const collection of ['items', 'other']) {
+    const want = await sender.find({ collection })
+    const got = await receiver.find({ collection })
+    expect(got.filter((d) => d._id !== 'i9')).toEqual(want.filter((d) => d._id !== 'i9'))
+  }
+  expect(await receiver.get('items', 'i9')).toBeDefined()
+})

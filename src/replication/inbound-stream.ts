@@ -1,3 +1,4 @@
+import { applyMeasured } from '../engine/encoded-changes.js'
 import type { BuiltinMesh, VersionVector } from '../engine/types.js'
 import { ErrorCode, type MeshmirrorError } from '../errors.js'
 import { delay } from '../util/delay.js'
@@ -5,6 +6,12 @@ import { ChangeRate, type CollectionBudget, documentLimitProblem, type PeerLimit
 import type { Message } from './protocol.js'
 
 type Changes = Extract<Message, { t: 'changes' }>
+
+/** A chunk in order, and the JSON of its documents as the limits measured them (see `documentLimitProblem`). */
+interface Received {
+  m: Changes
+  docJson: (string | undefined)[]
+}
 
 /** Most changes one chunk may carry. */
 export const MAX_CHANGES_PER_CHUNK = 10_000
@@ -95,7 +102,7 @@ export class InboundStream {
     this.draining = true
     try {
       while (this.waiting.length > 0 && !this.o.isClosed()) {
-        const batch: Changes[] = []
+        const batch: Received[] = []
         let size = 0
         while (this.waiting.length > 0) {
           const next = this.waiting[0]!
@@ -105,7 +112,8 @@ export class InboundStream {
           if (batch.length > 0 && this.o.collections.reads(next.changes)) break
           this.waiting.shift()
           // Each chunk passes the limits on its own; what passed is applied before a refusal or a wait.
-          const refused = await this.admit(next)
+          const docJson: (string | undefined)[] = []
+          const refused = await this.admit(next, docJson)
           if (refused) {
             if (batch.length > 0 && !(await this.apply(batch))) return
             this.o.onReject(refused.reason, refused.code)
@@ -123,7 +131,7 @@ export class InboundStream {
             await delay(wait)
             if (this.o.isClosed()) return
           }
-          batch.push(next)
+          batch.push({ m: next, docJson })
           size += next.changes.length
         }
         if (!(await this.apply(batch))) return
@@ -134,9 +142,12 @@ export class InboundStream {
   }
 
   /** Why a chunk breaks the peer's limits, or undefined. */
-  private async admit(m: Changes): Promise<{ reason: string; code: ErrorCode } | undefined> {
+  private async admit(
+    m: Changes,
+    docJson: (string | undefined)[],
+  ): Promise<{ reason: string; code: ErrorCode } | undefined> {
     try {
-      const refused = await this.checkLimits(m)
+      const refused = await this.checkLimits(m, docJson)
       return refused === undefined ? undefined : { reason: refused, code: ErrorCode.PEER_LIMIT_EXCEEDED }
     } catch (error) {
       // Content no JSON encoder can handle (nesting deep enough to exhaust the stack).
@@ -149,8 +160,9 @@ export class InboundStream {
    * acknowledges the last (acks are cumulative). False when the link is
    * dropped.
    */
-  private async apply(batch: readonly Changes[]): Promise<boolean> {
+  private async apply(received: readonly Received[]): Promise<boolean> {
     if (this.o.isClosed()) return false
+    const batch = received.map((r) => r.m)
     const last = batch[batch.length - 1]!
     let vv: VersionVector | undefined
     for (const m of batch) {
@@ -160,13 +172,15 @@ export class InboundStream {
       }
     }
     const changes = batch.length === 1 ? last.changes : batch.flatMap((m) => m.changes)
+    const docJson = received.length === 1 ? received[0]!.docJson : received.flatMap((r) => padded(r))
     try {
       // Even an empty chunk moves the recorded cursor: a later session resumes after it.
-      await this.o.mesh.applyRemote(changes, {
-        from: this.o.from,
-        cursor: last.cursor,
-        ...(vv ? { versionVector: vv } : {}),
-      })
+      await applyMeasured(
+        this.o.mesh,
+        changes,
+        { from: this.o.from, cursor: last.cursor, ...(vv ? { versionVector: vv } : {}) },
+        docJson,
+      )
     } catch (error) {
       const e = error as MeshmirrorError
       this.o.onReject(`rejected changes (${e.code ?? 'ERROR'}): ${e.message}`, ErrorCode.PROTOCOL_ERROR, e)
@@ -181,7 +195,7 @@ export class InboundStream {
   }
 
   /** Why the chunk breaks a limit, or undefined. A change of the wrong shape is left to the store's validation. */
-  private async checkLimits(m: Changes): Promise<string | undefined> {
+  private async checkLimits(m: Changes, docJson: (string | undefined)[]): Promise<string | undefined> {
     const shaped = m.changes.every(
       (c) =>
         typeof c === 'object' &&
@@ -191,6 +205,13 @@ export class InboundStream {
         c.meta !== null,
     )
     if (!shaped) return undefined
-    return documentLimitProblem(m.changes, this.o.limits) ?? (await this.o.collections.admit(m.changes))
+    return documentLimitProblem(m.changes, this.o.limits, docJson) ?? (await this.o.collections.admit(m.changes))
   }
+}
+
+/** A chunk's measured texts, one for each of its changes (so that they line up once chunks are joined). */
+function padded(r: Received): (string | undefined)[] {
+  const out = new Array<string | undefined>(r.m.changes.length)
+  for (let k = 0; k < out.length; k++) out[k] = r.docJson[k]
+  return out
 }

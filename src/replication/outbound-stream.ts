@@ -1,4 +1,4 @@
-import { encodedChanges, recentEncodedChanges } from '../engine/encoded-changes.js'
+import { commitCount, encodedChanges, recentEncodedChanges } from '../engine/encoded-changes.js'
 import type { BuiltinMesh, EncodedChunk, RemoteChange, VersionVector } from '../engine/types.js'
 import { ErrorCode, MeshmirrorError } from '../errors.js'
 import { encodeChanges } from './protocol.js'
@@ -13,6 +13,10 @@ export function covers(vv: VersionVector, other: VersionVector): boolean {
 export function mergeVv(into: VersionVector, from: VersionVector): void {
   for (const [site, seq] of Object.entries(from)) if (seq > (into[site] ?? 0)) into[site] = seq
 }
+
+/** Chunks a sender reads ahead at most while its window is full, and their text's characters. */
+const READ_AHEAD = 4
+const READ_AHEAD_CHARS = 8 << 20
 
 export interface OutboundOptions {
   mesh: BuiltinMesh
@@ -51,6 +55,13 @@ export class OutboundStream {
   private lastSentComplete = false
   private pumping = false
   private pumpAgain = false
+  /**
+   * Chunks read while the window was full, in order, the first continuing
+   * from `sendAfter`: the next ones to send, as long as the store committed
+   * nothing and the peer's vector stayed as it was (`aheadOf`) since.
+   */
+  private ahead: { after: number; chunk: EncodedChunk }[] = []
+  private aheadOf = ''
   changesSent = 0
 
   constructor(private readonly o: OutboundOptions) {}
@@ -100,6 +111,7 @@ export class OutboundStream {
           mergeVv(known, this.toldVv)
           // Live, what the peer lacks is usually the last commit: sent as committed, without a read.
           let chunk =
+            this.readAhead(known) ??
             recentEncodedChanges(this.o.mesh, known, this.sendAfter, this.o.chunkSize) ??
             (await encodedChanges(this.o.mesh, known, this.sendAfter, this.o.chunkSize))
           if (this.o.isClosed()) return
@@ -137,9 +149,57 @@ export class OutboundStream {
           this.lastSentComplete = chunk.complete
           if (chunk.complete) break
         }
+        // A catch-up waits for acks with the window full: the chunks to send next are read meanwhile.
+        if (!this.pumpAgain && !this.lastSentComplete && this.inflight.length >= this.o.window) await this.readNext()
       } while (this.pumpAgain && !this.o.isClosed())
     } finally {
       this.pumping = false
+    }
+  }
+
+  /** What identifies the chunks read ahead: the store's commits and what the peer holds. */
+  private aheadKey(known: VersionVector): string | undefined {
+    const commits = commitCount(this.o.mesh)
+    return commits === undefined ? undefined : `${commits} ${JSON.stringify(known)}`
+  }
+
+  /** The next chunk as read ahead, when what it was read for still holds; otherwise forgets it. */
+  private readAhead(known: VersionVector): EncodedChunk | undefined {
+    const next = this.ahead.shift()
+    if (next === undefined) return undefined
+    if (next.after === this.sendAfter && this.aheadKey(known) === this.aheadOf) return next.chunk
+    this.ahead = []
+    return undefined
+  }
+
+  /**
+   * Reads the chunks that follow those in flight, as the next pump would, up
+   * to a window of them (at most `READ_AHEAD`, and `READ_AHEAD_CHARS` of
+   * text): one a turn of the event loop, so that an ack is handled (and sent
+   * for) as soon as it arrives.
+   */
+  private async readNext(): Promise<void> {
+    const most = Math.min(this.o.window, READ_AHEAD)
+    while (this.ahead.length < most && !this.o.isClosed() && !this.pumpAgain) {
+      let chars = 0
+      for (const a of this.ahead) for (const c of a.chunk.changes) chars += c.length
+      if (chars >= READ_AHEAD_CHARS) return
+      const known = { ...this.peerVv }
+      mergeVv(known, this.toldVv)
+      const key = this.aheadKey(known)
+      if (key === undefined) return
+      if (key !== this.aheadOf) this.ahead = []
+      this.aheadOf = key
+      const last = this.ahead.at(-1)
+      if (last?.chunk.complete) return
+      const after = last ? last.chunk.cursor : this.sendAfter
+      const chunk = await encodedChanges(this.o.mesh, known, after, this.o.chunkSize)
+      if (this.aheadKey(known) !== key) {
+        this.ahead = []
+        return
+      }
+      this.ahead.push({ after, chunk })
+      await new Promise((resolve) => setImmediate(resolve))
     }
   }
 

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest'
-import { ChangeRate, DEFAULT_PEER_LIMITS, resolvePeerLimits } from './peer-limits.js'
+import type { RemoteChange } from '../engine/types.js'
+import { ChangeRate, DEFAULT_PEER_LIMITS, documentLimitProblem, resolvePeerLimits } from './peer-limits.js'
 
 describe('ChangeRate', () => {
   it('lets a burst through at once, then makes each change wait its share of the rate', () => {
@@ -34,5 +35,20 @@ describe('resolvePeerLimits', () => {
     ]) {
       expect(() => resolvePeerLimits(bad as never)).toThrow(expect.objectContaining({ code: 'INVALID_OPTIONS' }))
     }
+  })
+})
+
+describe('documentLimitProblem', () => {
+  it("hands on the JSON it measured of each live document, at the change's index", () => {
+    const meta = { t: ['c'], i: 0, f: {}, v: { a: 1 } }
+    const changes = [
+      { collection: 'c', id: 'a', doc: { _id: 'a', s: 'é\n', n: [1, { x: null }] }, meta },
+      { collection: 'c', id: 'b', doc: null, meta: { ...meta, d: 0, h: { kept: 1 } } },
+      { collection: 'c', id: 'c', doc: { _id: 'c' }, meta },
+    ] as unknown as RemoteChange[]
+    const docJson: (string | undefined)[] = []
+    expect(documentLimitProblem(changes, { ...DEFAULT_PEER_LIMITS }, docJson)).toBeUndefined()
+    expect(docJson).toEqual([JSON.stringify(changes[0]!.doc), undefined, '{"_id":"c"}'])
+    expect(1 in docJson).toBe(false)
   })
 })

@@ -70,12 +70,18 @@ export function resolvePeerLimits(limits: PeerLimits | undefined): Readonly<Requ
 /** The parts of a change's metadata that list fields. */
 const FIELD_LISTS = ['f', 'n', 'p', 'h'] as const
 
-/** Why a chunk breaks the per-document limits, or undefined. */
+/**
+ * Why a chunk breaks the per-document limits, or undefined. With `docJson`,
+ * the JSON text it measured of each live document goes there, at the
+ * change's index, for the store to check and keep instead of encoding it again.
+ */
 export function documentLimitProblem(
   changes: readonly RemoteChange[],
   limits: Required<PeerLimits>,
+  docJson?: (string | undefined)[],
 ): string | undefined {
-  for (const c of changes) {
+  for (let k = 0; k < changes.length; k++) {
+    const c = changes[k]!
     const meta = c.meta as unknown as Record<string, unknown>
     let fields = 0
     for (const k of FIELD_LISTS) {
@@ -89,6 +95,7 @@ export function documentLimitProblem(
     const content = c.doc ?? meta.h
     if (content !== undefined && content !== null) {
       const json = JSON.stringify(content)
+      if (docJson && content === c.doc && typeof json === 'string') docJson[k] = json
       // A string's UTF-8 size is at most 3 bytes per UTF-16 unit.
       const bytes = json.length * 3 <= limits.maxDocumentBytes ? 0 : Buffer.byteLength(json)
       if (bytes > limits.maxDocumentBytes) {
