@@ -1,4 +1,5 @@
 import type { EncodedChunk, VersionVector } from './types.js'
+import { covers, maxInto } from './version-vector.js'
 
 /** A row one local commit wrote, as stored. */
 export interface RecentRow {
@@ -100,7 +101,7 @@ export class RecentChanges {
   ): EncodedChunk | undefined {
     if (this.to !== upTo || after < this.from || after > upTo) return undefined
     // Summarised rows are left out only when the peer holds every version of them (then none is newer).
-    if (after < this.summaryTo && newerThan(this.summary, peerVv)) return undefined
+    if (after < this.summaryTo && !covers(peerVv, this.summary)) return undefined
     // The query's bounds and order (see readChanges).
     const scanTo = Math.min(upTo, after + Math.max(limit * 32, 4096))
     const changes: string[] = []
@@ -109,7 +110,7 @@ export class RecentChanges {
     for (let k = this.firstAfter(after); k < this.rows.length; k++) {
       const row = this.rows[k]!
       if (row.seq > scanTo) break
-      if (this.latest.get(row.collection)?.get(row.id) !== row.seq || !newerThan(row.versions, peerVv)) continue
+      if (this.latest.get(row.collection)?.get(row.id) !== row.seq || covers(peerVv, row.versions)) continue
       if (changes.length >= limit) {
         complete = false
         break
@@ -158,21 +159,4 @@ export class RecentChanges {
     this.to = seq
     this.summaryTo = seq
   }
-}
-
-/** Merges `from` into `into` (entry-wise maximum); `into` has no prototype, so any site id is an entry. */
-export function maxInto(into: VersionVector, from: VersionVector): void {
-  for (const site in from) {
-    const seq = from[site]!
-    if (!(seq <= (Object.hasOwn(into, site) ? into[site]! : 0))) into[site] = seq
-  }
-}
-
-/** Does a row with these versions hold one the peer lacks? (The query's `EXISTS` over `meta.v`.) */
-function newerThan(versions: VersionVector, peerVv: VersionVector): boolean {
-  for (const site in versions) {
-    const known = Object.hasOwn(peerVv, site) ? peerVv[site] : undefined
-    if (versions[site]! > (typeof known === 'number' ? known : 0)) return true
-  }
-  return false
 }

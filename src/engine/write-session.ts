@@ -25,10 +25,11 @@ import {
 } from './doc-state.js'
 import { maxClock } from './hlc.js'
 import type { CommitEntry } from './observers.js'
-import { maxInto, RECENT_ROWS, type RecentRow } from './recent-changes.js'
+import { RECENT_ROWS, type RecentRow } from './recent-changes.js'
 import { checkRemoteChange } from './remote-change.js'
 import { type DocRow, parseDoc, type StoreCore } from './store-core.js'
 import type { ApplyRemoteOptions, ApplyRemoteResult, DocMeta, RemoteChange, VersionVector } from './types.js'
+import { maxInto } from './version-vector.js'
 
 /**
  * The writes of one SQLite transaction on the writer connection. Every

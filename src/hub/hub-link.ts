@@ -13,6 +13,7 @@ import {
   type QueuedIterator,
 } from '@nats-io/transport-node'
 import type { ApplyRemoteResult, BuiltinMesh, RemoteChange, VersionVector } from '../engine/types.js'
+import { covers } from '../engine/version-vector.js'
 import { ErrorCode, MeshmirrorError } from '../errors.js'
 import { silentLogger } from '../logger.js'
 import type { FilterScalar } from '../mesh/query.js'
@@ -132,12 +133,6 @@ const DEFAULT_APPLY_SPACING_MS = 5
  * anything else a receiving till did.
  */
 const HUB_APPLIED_PUSH_MS = 50
-
-/** Does `a` hold every write `b` holds? */
-function covers(a: VersionVector, b: VersionVector): boolean {
-  for (const site of Object.keys(b)) if ((a[site] ?? 0) < b[site]!) return false
-  return true
-}
 
 function hashName(prefix: string, text: string): string {
   return `${prefix}${createHash('sha256').update(text).digest('hex').slice(0, 40)}`

@@ -1,18 +1,8 @@
 import { commitCount, encodedChanges, recentEncodedChanges } from '../engine/encoded-changes.js'
 import type { BuiltinMesh, EncodedChunk, RemoteChange, VersionVector } from '../engine/types.js'
+import { covers, maxInto } from '../engine/version-vector.js'
 import { ErrorCode, MeshmirrorError } from '../errors.js'
 import { encodeChanges } from './protocol.js'
-
-/** Does `vv` hold everything `other` holds? */
-export function covers(vv: VersionVector, other: VersionVector): boolean {
-  for (const site of Object.keys(other)) if ((vv[site] ?? 0) < other[site]!) return false
-  return true
-}
-
-/** Merges `from` into `into` (entry-wise maximum). */
-export function mergeVv(into: VersionVector, from: VersionVector): void {
-  for (const [site, seq] of Object.entries(from)) if (seq > (into[site] ?? 0)) into[site] = seq
-}
 
 /** Chunks a sender reads ahead at most while its window is full, and their text's characters. */
 const READ_AHEAD = 4
@@ -68,7 +58,7 @@ export class OutboundStream {
 
   /** The peer announced what it has: start sending. */
   start(peerVv: VersionVector, after: number): void {
-    mergeVv(this.peerVv, peerVv)
+    maxInto(this.peerVv, peerVv)
     this.sendAfter = after
     this.acked = after
     void this.pump().catch(this.o.onError)
@@ -76,7 +66,7 @@ export class OutboundStream {
 
   /** What the peer says it has (a vector it sent us). */
   peerHas(vv: VersionVector): void {
-    mergeVv(this.peerVv, vv)
+    maxInto(this.peerVv, vv)
   }
 
   /**
@@ -88,7 +78,7 @@ export class OutboundStream {
     let any = false
     while (this.inflight.length > 0 && this.inflight[0]!.n <= n) {
       const chunk = this.inflight.shift()!
-      if (chunk.vv) mergeVv(this.peerVv, chunk.vv)
+      if (chunk.vv) maxInto(this.peerVv, chunk.vv)
       this.acked = chunk.cursor
       any = true
     }
@@ -108,7 +98,7 @@ export class OutboundStream {
         this.pumpAgain = false
         while (!this.o.isClosed() && this.inflight.length < this.o.window) {
           const known = { ...this.peerVv }
-          mergeVv(known, this.toldVv)
+          maxInto(known, this.toldVv)
           // Live, what the peer lacks is usually the last commit: sent as committed, without a read.
           let chunk =
             this.readAhead(known) ??
@@ -144,7 +134,7 @@ export class OutboundStream {
           this.o.sendFrame(frame)
           this.changesSent += chunk.changes.length
           this.inflight.push({ n, cursor: chunk.cursor, vv })
-          if (vv) mergeVv(this.toldVv, vv)
+          if (vv) maxInto(this.toldVv, vv)
           this.sendAfter = chunk.cursor
           this.lastSentComplete = chunk.complete
           if (chunk.complete) break
@@ -185,7 +175,7 @@ export class OutboundStream {
       for (const a of this.ahead) for (const c of a.chunk.changes) chars += c.length
       if (chars >= READ_AHEAD_CHARS) return
       const known = { ...this.peerVv }
-      mergeVv(known, this.toldVv)
+      maxInto(known, this.toldVv)
       const key = this.aheadKey(known)
       if (key === undefined) return
       if (key !== this.aheadOf) this.ahead = []
