@@ -69,6 +69,28 @@ describe('WAL checkpoints in a worker', () => {
     writer.close()
   })
 
+  it('follows a stream of commits on its own once asked, and goes quiet when they stop', async () => {
+    const { file, writer } = openWriter()
+    const checkpointer = new WalCheckpointer({ file, writer, logger: silentLogger, pages: 100, backstopPages: 100_000 })
+    const insert = writer.prepare('INSERT INTO t (body) VALUES (?)')
+    for (let i = 0; i < 50; i++) insert.run('x'.repeat(6000))
+    checkpointer.request()
+    // Commits for about a second, never telling the checkpointer: the worker keeps checkpointing by itself.
+    const until = performance.now() + 1000
+    while (performance.now() < until) {
+      insert.run('x'.repeat(6000))
+      await sleep(2)
+    }
+    expect(checkpointer.stats().checkpoints).toBeGreaterThan(3)
+    // Commits stopped: once a checkpoint finds nothing new, the worker waits for the next request.
+    await vi.waitFor(() => expect(checkpointer.busy).toBe(false), { timeout: 10_000 })
+    const settled = checkpointer.stats().checkpoints
+    await sleep(500)
+    expect(checkpointer.stats().checkpoints).toBe(settled)
+    await checkpointer.close()
+    writer.close()
+  })
+
   it('close waits for the worker to close its connection, so the writer closes last and removes the WAL', async () => {
     const { file, writer } = openWriter()
     const checkpointer = new WalCheckpointer({ file, writer, logger: silentLogger, pages: 50 })

@@ -27,24 +27,43 @@ const Database = require(workerData.driver)
 const shared = new Int32Array(workerData.shared)
 const db = new Database(workerData.file, { fileMustExist: true })
 db.pragma('synchronous = ' + workerData.synchronous)
-parentPort.on('message', (m) => {
-  if (m === 'close') {
-    db.close()
-    parentPort.close()
-    return
-  }
+let closed = false
+let again
+let lastLog = -1
+function checkpoint() {
+  again = undefined
+  if (closed) return
   try {
+    let r
     for (let i = 0; i < 3; i++) {
-      const r = db.pragma('wal_checkpoint(PASSIVE)')[0]
+      r = db.pragma('wal_checkpoint(PASSIVE)')[0]
       Atomics.add(shared, 1, 1)
       if (i === 0) Atomics.store(shared, 2, r.log)
       if (r.busy !== 0 || r.checkpointed >= r.log) break
+    }
+    // Commits keep coming (the WAL grew since the last checkpoint, did not start over, and holds more
+    // than a little): the next one follows on its own, without waiting for a request from the writer's thread.
+    const growing = r.log !== lastLog
+    lastLog = r.log
+    if (r.busy === 0 && growing && r.log >= workerData.followPages) {
+      again = setTimeout(checkpoint, workerData.followMs)
+      return
     }
     Atomics.store(shared, 0, 0)
   } catch (e) {
     Atomics.store(shared, 0, 0)
     parentPort.postMessage({ error: String((e && e.message) || e) })
   }
+}
+parentPort.on('message', (m) => {
+  if (m === 'close') {
+    closed = true
+    clearTimeout(again)
+    db.close()
+    parentPort.close()
+    return
+  }
+  checkpoint()
 })
 `
 
@@ -201,6 +220,8 @@ export class WalCheckpointer {
         file: this.options.file,
         synchronous: Number(this.options.writer.pragma('synchronous', { simple: true })),
         shared: this.shared.buffer,
+        followPages: Math.ceil(this.pages / 4),
+        followMs: EVERY_MS.least,
       },
     })
     // A process that forgets to close its store still exits.
