@@ -243,6 +243,7 @@ class Peer implements OpenedPeer {
         file: this.config.database,
         models: this.models.models,
         ...(this.config.watchDatabase === false ? { watchFile: false } : {}),
+        logger: this.logger,
       })
       this.repository = sqlite
       this.unindexedForeignKeys = [...sqlite.unindexedForeignKeys]

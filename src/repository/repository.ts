@@ -188,6 +188,8 @@ export interface RepositoryStats {
    * app waiting on its busy timeout gets in).
    */
   lockPauses?: number
+  /** WAL checkpoints run by the repository's worker thread (SQLite with `checkpoints: 'background'`). */
+  backgroundCheckpoints?: number
 }
 
 /** Events a repository emits. */

@@ -1,8 +1,10 @@
 import { resolve } from 'node:path'
 import Database from 'better-sqlite3'
 import { ClosedError, ErrorCode, MeshmirrorError, StorageError, ValidationError } from '../errors.js'
+import { type Logger, silentLogger } from '../logger.js'
 import { delay } from '../util/delay.js'
 import { Mutex } from '../util/mutex.js'
+import { WalCheckpointer } from '../util/wal-checkpointer.js'
 import { busyBackoffMs, isBusy } from './busy-retry.js'
 import { installSyncTables, isCapturing, setCapture, setKeyTriggers } from './change-capture.js'
 import { ChangePoller } from './change-poller.js'
@@ -39,6 +41,9 @@ import { rowId } from './row-key.js'
 import { ModelStatements } from './sqlite-statements.js'
 import { sqliteTx } from './sqlite-tx.js'
 
+/** This connection's automatic checkpoint: it bounds the WAL under sustained writes whatever else runs. */
+const BACKSTOP_PAGES = 10_000
+
 export interface SqliteRepositoryOptions {
   /** The application's SQLite database file. Created when missing. */
   file: string
@@ -73,6 +78,16 @@ export interface SqliteRepositoryOptions {
    * writing meanwhile waited as long. Default 1000.
    */
   longTransactionMs?: number
+  /**
+   * Where this connection's WAL checkpoints run. `background` (default): a
+   * worker thread with its own connection copies the WAL into the database
+   * while the bridge writes, so no apply waits for the copy and its syncs.
+   * `inline`: on the event loop, when writes pause, and in the commit that
+   * takes the WAL past 10,000 pages. Databases not in WAL mode have none.
+   */
+  checkpoints?: 'background' | 'inline'
+  /** Where warnings go (a checkpoint worker that fails). Default: nowhere. */
+  logger?: Logger
 }
 
 /** A {@link Repository} on a SQLite file, with trigger-based change capture. */
@@ -115,7 +130,7 @@ export async function openSqliteRepository(options: SqliteRepositoryOptions): Pr
   try {
     writer = new Database(file)
     writer.pragma(`busy_timeout = ${opts.busyTimeoutMs ?? 50}`)
-    writer.pragma('wal_autocheckpoint = 10000')
+    writer.pragma(`wal_autocheckpoint = ${BACKSTOP_PAGES}`)
     for (let attempt = 0; ; attempt++) {
       try {
         if (opts.journalMode !== 'keep') writer.pragma('journal_mode = WAL')
@@ -178,6 +193,9 @@ function checkOptions(options: SqliteRepositoryOptions): SqliteRepositoryOptions
   }
   if (options.synchronous !== undefined && !['off', 'normal', 'full'].includes(options.synchronous)) {
     throw bad("synchronous must be 'off', 'normal' or 'full'.")
+  }
+  if (options.checkpoints !== undefined && !['background', 'inline'].includes(options.checkpoints)) {
+    throw bad("checkpoints must be 'background' or 'inline'.")
   }
   return options
 }
@@ -257,7 +275,7 @@ class SqliteRepositoryImpl implements SqliteRepository {
   private readonly modelInfo: ReadonlyMap<string, ModelInfo>
   private readonly busyListeners = new Set<(p: RepositoryEvents['busy']) => void>()
   private readonly longListeners = new Set<(p: RepositoryEvents['longTransaction']) => void>()
-  private readonly counters: Required<RepositoryStats> = {
+  private readonly counters: Required<Omit<RepositoryStats, 'backgroundCheckpoints'>> = {
     transactions: 0,
     busyRetries: 0,
     longTransactions: 0,
@@ -272,6 +290,8 @@ class SqliteRepositoryImpl implements SqliteRepository {
   private inTx = false
   private readonly poller: ChangePoller
   private checkpointTimer: NodeJS.Timeout | undefined
+  /** Runs the WAL's checkpoints off the event loop (`checkpoints: 'background'`, WAL mode). */
+  private readonly checkpointer: WalCheckpointer | undefined
   private closing: Promise<void> | undefined
   /** When this connection last let the write lock go. */
   private lockFreeSince = Number.NEGATIVE_INFINITY
@@ -305,6 +325,15 @@ class SqliteRepositoryImpl implements SqliteRepository {
       model: (name) => this.model(name),
       active: () => this.inTx,
     })
+    if (options.checkpoints !== 'inline' && String(writer.pragma('journal_mode', { simple: true })) === 'wal') {
+      this.checkpointer = new WalCheckpointer({
+        file,
+        writer,
+        logger: options.logger ?? silentLogger,
+        backstopPages: BACKSTOP_PAGES,
+        fallbackPages: BACKSTOP_PAGES,
+      })
+    }
     this.poller = new ChangePoller(
       reader,
       this.r,
@@ -542,15 +571,21 @@ class SqliteRepositoryImpl implements SqliteRepository {
   }
 
   /**
-   * Checkpoints the WAL once writes pause, so that bursts of applies do not
-   * stop for the checkpoint's fsyncs midway (the connection's automatic
-   * checkpoint, at 10,000 pages, bounds the WAL under sustained load).
+   * After each commit: the checkpoint worker, when there is one, copies the
+   * WAL while writes come in. Once writes pause, what is left is copied too,
+   * by the worker or, with none running (a WAL too small to have started
+   * it, `checkpoints: 'inline'`, a failed worker), here, so that bursts of
+   * applies do not stop for the checkpoint's syncs midway. The connection's
+   * automatic checkpoint, at 10,000 pages, bounds the WAL under sustained
+   * load either way.
    */
   private scheduleCheckpoint(): void {
+    this.checkpointer?.committed()
     if (this.checkpointTimer) clearTimeout(this.checkpointTimer)
     this.checkpointTimer = setTimeout(() => {
       this.checkpointTimer = undefined
       if (this.closing || this.mutex.pending > 0) return
+      if (this.checkpointer?.request(false)) return
       try {
         this.writer.pragma('wal_checkpoint(PASSIVE)')
       } catch {
@@ -608,7 +643,7 @@ class SqliteRepositoryImpl implements SqliteRepository {
   // ---- misc ------------------------------------------------------------------------
 
   stats(): RepositoryStats {
-    return { ...this.counters }
+    return { ...this.counters, backgroundCheckpoints: this.checkpointer?.stats().checkpoints ?? 0 }
   }
 
   on<E extends keyof RepositoryEvents>(event: E, listener: (payload: RepositoryEvents[E]) => void): () => void {
@@ -627,6 +662,8 @@ class SqliteRepositoryImpl implements SqliteRepository {
       // Running transactions finish; queued ones run too (they were accepted before close).
       await this.mutex.run(() => undefined)
       this.closeController.abort(new ClosedError(`The repository ${this.file}`))
+      // The worker's connection closes first: the writer's close, the last of this process, copies what is left.
+      await this.checkpointer?.close()
       this.reader.close()
       this.writer.close()
     })()
