@@ -5,7 +5,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import Database from 'better-sqlite3'
 import { afterEach, describe, expect, it, vi } from 'vitest'
 import { silentLogger } from '../logger.js'
-import { WalCheckpointer } from './wal-checkpointer.js'
+import { checkpointThreads, WalCheckpointer } from './wal-checkpointer.js'
 
 const dirs: string[] = []
 afterEach(() => {
@@ -89,6 +89,38 @@ describe('WAL checkpoints in a worker', () => {
     expect(checkpointer.stats().checkpoints).toBe(settled)
     await checkpointer.close()
     writer.close()
+  })
+
+  it('serves every database of the process from one thread, stopped when the last one closes', async () => {
+    const a = openWriter()
+    const b = openWriter()
+    const ca = new WalCheckpointer({ file: a.file, writer: a.writer, logger: silentLogger, pages: 50 })
+    const cb = new WalCheckpointer({ file: b.file, writer: b.writer, logger: silentLogger, pages: 50 })
+    await Promise.all([commit(a.writer, a.file, ca, 100), commit(b.writer, b.file, cb, 100)])
+    await vi.waitFor(() => expect(ca.stats().checkpoints * cb.stats().checkpoints).toBeGreaterThan(0), {
+      timeout: 10_000,
+    })
+    expect(checkpointThreads()).toBe(1)
+    // One database closing leaves the other served.
+    await ca.close()
+    a.writer.close()
+    expect(existsSync(`${a.file}-wal`)).toBe(false)
+    await vi.waitFor(() => expect(cb.busy).toBe(false), { timeout: 10_000 })
+    const before = cb.stats().checkpoints
+    expect(cb.request()).toBe(true)
+    await vi.waitFor(() => expect(cb.stats().checkpoints).toBeGreaterThan(before), { timeout: 10_000 })
+    expect(cb.active).toBe(true)
+    await cb.close()
+    b.writer.close()
+    // The last one closed: the thread stops, and the next database to need one starts another.
+    expect(checkpointThreads()).toBe(0)
+    const c = openWriter()
+    const cc = new WalCheckpointer({ file: c.file, writer: c.writer, logger: silentLogger, pages: 50 })
+    await commit(c.writer, c.file, cc, 100)
+    await vi.waitFor(() => expect(cc.stats().checkpoints).toBeGreaterThan(0), { timeout: 10_000 })
+    expect(checkpointThreads()).toBe(1)
+    await cc.close()
+    c.writer.close()
   })
 
   it('close waits for the worker to close its connection, so the writer closes last and removes the WAL', async () => {

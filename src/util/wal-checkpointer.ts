@@ -16,56 +16,182 @@ const CLOSE_WAIT_MS = 5000
 const DRIVER = createRequire(import.meta.url).resolve('better-sqlite3')
 
 // CommonJS, evaluated in the worker: no file to find next to the compiled code or the TypeScript source.
-// `shared`: [busy, checkpoints, the WAL's frames when the last checkpoint began], read by commits
-// without waiting for the event loop. The connection syncs
-// as the writer's does: a checkpoint syncs the WAL and the database before the WAL can start over.
-// A checkpoint copies the WAL up to where it was when it began; the writer starts the WAL over only when
-// the whole of it is copied, so while commits come in, the few frames they added are copied at once too.
+// One worker serves every database of the process that checkpoints in the background, each on a
+// connection of its own, one checkpoint at a time. Per database, `shared`: [busy, checkpoints, the WAL's
+// frames when the last checkpoint began], read by commits without waiting for the event loop. A
+// connection syncs as its writer's does: a checkpoint syncs the WAL and the database before the WAL can
+// start over. A checkpoint copies the WAL up to where it was when it began; the writer starts the WAL over
+// only when the whole of it is copied, so while commits come in, the few frames they added are copied at
+// once too.
 const WORKER_SOURCE = `
 const { parentPort, workerData } = require('node:worker_threads')
 const Database = require(workerData.driver)
-const shared = new Int32Array(workerData.shared)
-const db = new Database(workerData.file, { fileMustExist: true })
-db.pragma('synchronous = ' + workerData.synchronous)
-let closed = false
-let again
-let lastLog = -1
-function checkpoint() {
-  again = undefined
-  if (closed) return
+const dbs = new Map()
+function checkpoint(d) {
+  d.again = undefined
+  if (d.closed) return
+  const shared = d.shared
   try {
     let r
     for (let i = 0; i < 3; i++) {
-      r = db.pragma('wal_checkpoint(PASSIVE)')[0]
+      r = d.db.pragma('wal_checkpoint(PASSIVE)')[0]
       Atomics.add(shared, 1, 1)
       if (i === 0) Atomics.store(shared, 2, r.log)
       if (r.busy !== 0 || r.checkpointed >= r.log) break
     }
     // Commits keep coming (the WAL grew since the last checkpoint, did not start over, and holds more
     // than a little): the next one follows on its own, without waiting for a request from the writer's thread.
-    const growing = r.log !== lastLog
-    lastLog = r.log
-    if (r.busy === 0 && growing && r.log >= workerData.followPages) {
-      again = setTimeout(checkpoint, workerData.followMs)
+    const growing = r.log !== d.lastLog
+    d.lastLog = r.log
+    if (r.busy === 0 && growing && r.log >= d.followPages) {
+      d.again = setTimeout(() => checkpoint(d), d.followMs)
       return
     }
     Atomics.store(shared, 0, 0)
   } catch (e) {
     Atomics.store(shared, 0, 0)
-    parentPort.postMessage({ error: String((e && e.message) || e) })
+    parentPort.postMessage({ id: d.id, error: String((e && e.message) || e) })
   }
 }
 parentPort.on('message', (m) => {
-  if (m === 'close') {
-    closed = true
-    clearTimeout(again)
-    db.close()
+  if (m.op === 'open') {
+    const d = { id: m.id, shared: new Int32Array(m.shared), followPages: m.followPages, followMs: m.followMs, lastLog: -1 }
+    dbs.set(m.id, d)
+    try {
+      d.db = new Database(m.file, { fileMustExist: true })
+      d.db.pragma('synchronous = ' + m.synchronous)
+    } catch (e) {
+      d.closed = true
+      parentPort.postMessage({ id: m.id, error: String((e && e.message) || e) })
+    }
+  } else if (m.op === 'checkpoint') {
+    const d = dbs.get(m.id)
+    if (d) checkpoint(d)
+  } else if (m.op === 'close') {
+    const d = dbs.get(m.id)
+    if (d) {
+      d.closed = true
+      clearTimeout(d.again)
+      if (d.db) d.db.close()
+      dbs.delete(m.id)
+    }
+    parentPort.postMessage({ id: m.id, closed: true })
+  } else if (m.op === 'exit') {
     parentPort.close()
-    return
   }
-  checkpoint()
 })
 `
+
+/** A message from the worker about one database. */
+type WorkerReply = { id: number; error: string } | { id: number; closed: true }
+
+/** Worker threads this process runs for checkpoints now (one per driver; one in practice). */
+export function checkpointThreads(): number {
+  return CheckpointThread.byDriver.size
+}
+
+/** What the shared worker needs from each database it serves. */
+interface Client {
+  failed(message: string, error: unknown): void
+  closed(): void
+}
+
+/**
+ * The worker thread of the process (one per driver): started by the first
+ * database that needs it, stopped when the last one closes. A thread costs
+ * about 9 MB and 40 ms of CPU to start; a peer checkpointing its store and
+ * the app's database, or a process holding many stores, starts one.
+ */
+class CheckpointThread {
+  static readonly byDriver = new Map<string, CheckpointThread>()
+  private readonly clients = new Map<number, Client>()
+  private nextId = 1
+  private readonly worker: Worker
+  private dead = false
+
+  static for(driver: string): CheckpointThread {
+    let t = CheckpointThread.byDriver.get(driver)
+    if (!t || t.dead) {
+      t = new CheckpointThread(driver)
+      CheckpointThread.byDriver.set(driver, t)
+    }
+    return t
+  }
+
+  private constructor(private readonly driver: string) {
+    this.worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { driver } })
+    // A process that forgets to close its stores still exits.
+    this.worker.unref()
+    this.worker.on('message', (reply: WorkerReply) => {
+      const client = this.clients.get(reply.id)
+      if (!client) return
+      if ('closed' in reply) {
+        this.clients.delete(reply.id)
+        client.closed()
+        this.stopIfUnused()
+      } else client.failed('a checkpoint in the worker failed', reply.error)
+    })
+    this.worker.on('error', (error) => this.die('the checkpoint worker failed', error))
+    this.worker.once('exit', (code) => this.die(`the checkpoint worker exited (code ${code})`, undefined))
+  }
+
+  /** Opens `file` on the worker's own connection; the client hears of failures and of its close. */
+  open(
+    client: Client,
+    file: string,
+    synchronous: number,
+    shared: SharedArrayBuffer,
+    follow: { pages: number; ms: number },
+  ): number {
+    const id = this.nextId++
+    this.clients.set(id, client)
+    this.worker.postMessage({
+      op: 'open',
+      id,
+      file,
+      synchronous,
+      shared,
+      followPages: follow.pages,
+      followMs: follow.ms,
+    })
+    return id
+  }
+
+  checkpoint(id: number): void {
+    if (!this.dead) this.worker.postMessage({ op: 'checkpoint', id })
+  }
+
+  /** Closes the database's connection in the worker, after the checkpoint it is running; `closed` follows. */
+  close(id: number): void {
+    if (this.dead) this.clients.get(id)?.closed()
+    else this.worker.postMessage({ op: 'close', id })
+  }
+
+  /** Stops a thread whose close of one database never came (a checkpoint stuck): every client falls back. */
+  async terminate(): Promise<void> {
+    await this.worker.terminate()
+  }
+
+  private stopIfUnused(): void {
+    if (this.clients.size > 0 || this.dead) return
+    this.dead = true
+    CheckpointThread.byDriver.delete(this.driver)
+    this.worker.postMessage({ op: 'exit' })
+  }
+
+  /** The thread is gone: the databases still open go back to their writers' checkpoints, and count as closed. */
+  private die(message: string, error: unknown): void {
+    const wasDead = this.dead
+    this.dead = true
+    if (CheckpointThread.byDriver.get(this.driver) === this) CheckpointThread.byDriver.delete(this.driver)
+    const clients = [...this.clients.values()]
+    this.clients.clear()
+    for (const c of clients) {
+      if (!wasDead) c.failed(message, error)
+      c.closed()
+    }
+  }
+}
 
 export interface WalCheckpointerOptions {
   /** The database file. */
@@ -113,12 +239,15 @@ export interface CheckpointStats {
  */
 export class WalCheckpointer {
   private readonly pages: number
-  private worker: Worker | undefined
+  /** The process's worker and this database's id there, once started. */
+  private thread: { t: CheckpointThread; id: number } | undefined
   private state: 'ready' | 'failed' | 'closed' = 'ready'
   private lookedAt = Number.NEGATIVE_INFINITY
   private requestedAt = Number.NEGATIVE_INFINITY
   private everyMs: number = EVERY_MS.first
+  /** Resolves when the worker has closed this database's connection (or is gone). */
   private exited: Promise<void> | undefined
+  private onExited: (() => void) | undefined
   /** [busy, checkpoints, the WAL's frames when the last checkpoint began], shared with the worker. */
   private readonly shared = new Int32Array(new SharedArrayBuffer(12))
   private readonly wal: string
@@ -151,7 +280,7 @@ export class WalCheckpointer {
     const now = performance.now()
     if (now - this.lookedAt < LOOK_EVERY_MS) return
     this.lookedAt = now
-    if (!this.worker) {
+    if (!this.thread) {
       // Until the worker runs, only the writer's backstop checkpoints: the WAL file grows with each commit.
       const frames = this.fileFrames()
       if (frames >= this.pages) this.request()
@@ -174,19 +303,20 @@ export class WalCheckpointer {
    * too small to have started it is cheap to copy where it is).
    */
   request(start = true): boolean {
-    if (this.state !== 'ready' || (!start && !this.worker)) return false
+    if (this.state !== 'ready' || (!start && !this.thread)) return false
     if (Atomics.load(this.shared, 0) !== 0) return true
     Atomics.store(this.shared, 0, 1)
     this.requestedAt = performance.now()
-    this.start().postMessage('checkpoint')
+    const { t, id } = this.start()
+    t.checkpoint(id)
     return true
   }
 
-  /** Stops the worker, after the checkpoint it is running, and waits for it to close its connection. */
+  /** Closes the worker's connection, after the checkpoint it is running, and waits for it. */
   async close(): Promise<void> {
     if (this.state !== 'closed') {
       this.state = 'closed'
-      this.worker?.postMessage('close')
+      if (this.thread) this.thread.t.close(this.thread.id)
     }
     if (!this.exited) return
     let timer: NodeJS.Timeout | undefined
@@ -195,7 +325,7 @@ export class WalCheckpointer {
     })
     const outcome = await Promise.race([this.exited, stuck])
     clearTimeout(timer)
-    if (outcome === 'stuck') await this.worker?.terminate()
+    if (outcome === 'stuck') await this.thread?.t.terminate()
   }
 
   /**
@@ -211,34 +341,30 @@ export class WalCheckpointer {
     return Math.max(Math.floor((size - 32) / this.frameBytes), 0)
   }
 
-  private start(): Worker {
-    if (this.worker) return this.worker
-    const worker = new Worker(WORKER_SOURCE, {
-      eval: true,
-      workerData: {
-        driver: this.options.driver ?? DRIVER,
-        file: this.options.file,
-        synchronous: Number(this.options.writer.pragma('synchronous', { simple: true })),
-        shared: this.shared.buffer,
-        followPages: Math.ceil(this.pages / 4),
-        followMs: EVERY_MS.least,
-      },
-    })
-    // A process that forgets to close its store still exits.
-    worker.unref()
-    worker.on('message', (reply: { error: string }) => {
-      this.fail('a checkpoint in the worker failed', reply.error)
-      worker.postMessage('close')
-    })
-    worker.on('error', (error) => this.fail('the checkpoint worker failed', error))
+  private start(): { t: CheckpointThread; id: number } {
+    if (this.thread) return this.thread
+    const t = CheckpointThread.for(this.options.driver ?? DRIVER)
     this.exited = new Promise((resolve) => {
-      worker.once('exit', (code) => {
-        if (this.state === 'ready') this.fail(`the checkpoint worker exited (code ${code})`, undefined)
-        resolve()
-      })
+      this.onExited = resolve
     })
-    this.worker = worker
-    return worker
+    const id = t.open(
+      {
+        failed: (message, error) => {
+          this.fail(message, error)
+          t.close(id)
+        },
+        closed: () => {
+          if (this.state === 'ready') this.fail('the checkpoint worker closed this database', undefined)
+          this.onExited?.()
+        },
+      },
+      this.options.file,
+      Number(this.options.writer.pragma('synchronous', { simple: true })),
+      this.shared.buffer as SharedArrayBuffer,
+      { pages: Math.ceil(this.pages / 4), ms: EVERY_MS.least },
+    )
+    this.thread = { t, id }
+    return this.thread
   }
 
   /** Goes back to checkpoints on the writer's commits, as SQLite does by default. */
