@@ -52,6 +52,8 @@ export class WriteSession {
    * (of rows rolled back too: it may only be larger than needed).
    */
   readonly rowVersions: VersionVector = Object.create(null)
+  /** Text of the rows the session wrote, in UTF-16 units (rows rolled back too): about what its commit adds to the WAL. */
+  bytesWritten = 0
 
   constructor(
     private readonly core: StoreCore,
@@ -315,6 +317,7 @@ export class WriteSession {
     seq: number,
     rows: Map<string, Map<string, DocRow>>,
   ): void {
+    this.bytesWritten += docJson.length + meta.length
     maxInto(this.rowVersions, c.meta.v)
     if (this.core.observers.watches(c.collection)) {
       this.entries.push({ collection: c.collection, id: c.id, before: null, after: c.doc as Document })
@@ -341,6 +344,7 @@ export class WriteSession {
     const seq = this.core.seq + 1
     const meta = plainMeta(c)
     if (this.core.w.insertRow.run(seq, c.collection, c.id, docJson, meta).changes === 0) return undefined
+    this.bytesWritten += docJson.length + meta.length
     this.core.seq = seq
     maxInto(this.rowVersions, v)
     if (this.core.observers.watches(c.collection)) {
@@ -488,6 +492,7 @@ export class WriteSession {
     const docJson = doc === null ? null : JSON.stringify(doc)
     if (docJson !== null) assertSize(docJson, this.core.maxDocumentBytes, collection, id)
     this.core.w.putRow.run(seq, collection, id, docJson, metaJson)
+    this.bytesWritten += (docJson?.length ?? 0) + metaJson.length
     this.core.seq = seq
     if (own) this.ownSeq = seq
     maxInto(this.rowVersions, versions)
