@@ -154,7 +154,7 @@ export class BuiltinMeshStore implements BuiltinMesh {
         core.seq = startSeq
         throw storeWriteError(this.dir, e)
       }
-      core.checkpointer?.committed()
+      core.checkpointer?.committed(session.bytesWritten)
       this.commits++
       const changed = core.seq !== core.committedSeq
       const after = core.committedSeq

@@ -1,7 +1,9 @@
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import Database from 'better-sqlite3'
 import { afterEach, describe, expect, it } from 'vitest'
+import { STORE_FILE } from './database.js'
 import { openBuiltinStore } from './open-builtin-store.js'
 import type { BuiltinMesh } from './types.js'
 
@@ -102,5 +104,38 @@ describe('a removal and writes concurrent with it', () => {
     expect(doc).toEqual({ _id: 'd', f0: 2, note: 'a' })
     expect(await b.get('docs', 'd')).toEqual(doc)
     expect(await c.get('docs', 'd')).toEqual(doc)
+  })
+})
+
+describe('counting a collection with removed documents', () => {
+  it('counts live documents only, in a store made before its index of removed documents too', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'mm-removal-'))
+    dirs.push(dir)
+    let m = await openBuiltinStore({ dir, siteId: 'a' })
+    await m.upsert(
+      'items',
+      Array.from({ length: 30 }, (_, i) => ({ _id: `i${i}`, n: i })),
+    )
+    await m.upsert('other', [{ _id: 'o1' }, { _id: 'o2' }])
+    await m.remove('items', ['i1', 'i2', 'i3'])
+    await m.remove('other', ['o1'])
+    const expectCounts = async (mesh: BuiltinMesh) => {
+      expect(await mesh.count({ collection: 'items' })).toBe(27)
+      expect(await mesh.count({ collection: 'other' })).toBe(1)
+      expect(await mesh.count({ collection: 'none' })).toBe(0)
+      expect(await mesh.count({ collection: 'items', filter: { n: { $gte: 0 } } })).toBe(27)
+    }
+    await expectCounts(m)
+    await m.close()
+    // A store from a build without the index: it is made on open, from what the table holds.
+    const db = new Database(join(dir, STORE_FILE))
+    db.exec('DROP INDEX docs_removed')
+    db.close()
+    m = await openBuiltinStore({ dir, siteId: 'a' })
+    open.push(m)
+    await expectCounts(m)
+    await m.upsert('items', [{ _id: 'i1', n: 1 }])
+    await m.remove('items', ['i4'])
+    expect(await m.count({ collection: 'items' })).toBe(27)
   })
 })

@@ -23,6 +23,15 @@ export interface Statements {
   putRow: Database.Statement<[number, string, string, string | null, string]>
   /** Inserts a row unless its collection and id are taken (changes is then 0). */
   insertRow: Database.Statement<[number, string, string, string | null, string]>
+  /**
+   * `insertRow` for several rows in one statement, by how many (each of
+   * `INSERT_ROWS`): the arguments of each row in turn.
+   */
+  insertRows: ReadonlyMap<number, Database.Statement<unknown[]>>
+  /** A savepoint around one `insertRows`, to take it back when it skipped a row. */
+  insertMark: Database.Statement<[]>
+  insertKeep: Database.Statement<[]>
+  insertUndo: Database.Statement<[]>
   putVersion: Database.Statement<[string, number]>
   putPeer: Database.Statement<[string, number]>
   putClock: Database.Statement<[string]>
@@ -33,7 +42,12 @@ export interface Statements {
   >
 }
 
+/** Row counts of the multi-row inserts (`Statements.insertRows`), largest first. */
+export const INSERT_ROWS = [64, 8] as const
+
 export function prepareStatements(db: Database.Database): Statements {
+  const insert = 'INSERT INTO docs (seq, collection, id, doc, meta) VALUES'
+  const onConflict = 'ON CONFLICT (collection, id) DO NOTHING'
   return {
     getRow: db.prepare('SELECT seq, doc, meta FROM docs WHERE collection = ? AND id = ?'),
     getRows: db.prepare(
@@ -41,9 +55,16 @@ export function prepareStatements(db: Database.Database): Statements {
     ),
     getDoc: db.prepare('SELECT doc FROM docs WHERE collection = ? AND id = ?'),
     putRow: db.prepare('INSERT OR REPLACE INTO docs (seq, collection, id, doc, meta) VALUES (?, ?, ?, ?, ?)'),
-    insertRow: db.prepare(
-      'INSERT INTO docs (seq, collection, id, doc, meta) VALUES (?, ?, ?, ?, ?) ON CONFLICT (collection, id) DO NOTHING',
+    insertRow: db.prepare(`${insert} (?, ?, ?, ?, ?) ${onConflict}`),
+    insertRows: new Map(
+      INSERT_ROWS.map((n) => [
+        n,
+        db.prepare<unknown[]>(`${insert} ${Array(n).fill('(?, ?, ?, ?, ?)').join(', ')} ${onConflict}`),
+      ]),
     ),
+    insertMark: db.prepare('SAVEPOINT insert_rows'),
+    insertKeep: db.prepare('RELEASE insert_rows'),
+    insertUndo: db.prepare('ROLLBACK TO insert_rows'),
     putVersion: db.prepare(
       'INSERT INTO versions (site, seq) VALUES (?, ?) ON CONFLICT (site) DO UPDATE SET seq = max(seq, excluded.seq)',
     ),

@@ -283,3 +283,48 @@ it('tells which applied documents are stored exactly as received, and the sequen
   await a.close()
   await b.close()
 })
+
+it('inserts runs of received plain creations many rows a statement, with the rows and sequence numbers one by one gives', async () => {
+  const open = async (siteId: string) => {
+    const dir = mkdtempSync(join(tmpdir(), 'mm-ws-'))
+    dirs.push(dir)
+    return { dir, mesh: await openBuiltinStore({ dir, siteId }) }
+  }
+  const [a, b, c] = [await open('sitea'), await open('siteb'), await open('sitec')]
+  await a.mesh.upsert(
+    'items',
+    Array.from({ length: 150 }, (_, i) => ({ _id: `d${i}`, n: i })),
+  )
+  await b.mesh.upsert('items', [{ _id: 'held', from: 'b' }])
+  await c.mesh.upsert('items', [{ _id: 'held', from: 'c' }])
+  await c.mesh.upsert('other', [{ _id: 'o', n: 1 }])
+  const fromA = (await a.mesh.changesFor({}, 0, 1000)).changes
+  const fromB = (await b.mesh.changesFor({}, 0, 1000)).changes
+  const fromC = (await c.mesh.changesFor({}, 0, 1000)).changes
+  // Plain creations, among them one of a document the receiver holds (in the second statement's rows),
+  // one that comes twice (in the third's), and one of another collection.
+  const changes = [...fromA.slice(0, 70), ...fromB, ...fromA.slice(70, 100), fromA[90]!, ...fromA.slice(100)]
+  changes.splice(130, 0, fromC.find((x) => x.collection === 'other')!)
+  const [together, oneByOne] = [await open('dest1'), await open('dest2')]
+  const held = fromC.filter((x) => x.id === 'held')
+  for (const d of [together, oneByOne]) await d.mesh.applyRemote(held)
+  const sum = { applied: 0, unchanged: 0, asReceived: 0 }
+  for (const x of changes) {
+    const r = await oneByOne.mesh.applyRemote([x])
+    sum.applied += r.applied
+    sum.unchanged += r.unchanged
+    sum.asReceived += r.asReceived
+  }
+  expect(await together.mesh.applyRemote(changes)).toMatchObject(sum)
+  expect(sum).toEqual({ applied: 152, unchanged: 1, asReceived: 151 })
+  expect((await together.mesh.stats()).sequence).toBe((await oneByOne.mesh.stats()).sequence)
+  const rows = (dir: string) => {
+    const db = new Database(join(dir, STORE_FILE), { readonly: true })
+    const all = db.prepare('SELECT seq, collection, id, doc, meta FROM docs ORDER BY seq').all()
+    db.close()
+    return all
+  }
+  for (const m of [a, b, c, together, oneByOne]) await m.mesh.close()
+  expect(rows(together.dir)).toEqual(rows(oneByOne.dir))
+  expect(rows(together.dir)).toHaveLength(152)
+})

@@ -27,7 +27,7 @@ import { maxClock } from './hlc.js'
 import type { CommitEntry } from './observers.js'
 import { RECENT_ROWS, type RecentRow } from './recent-changes.js'
 import { checkRemoteChange } from './remote-change.js'
-import { type DocRow, parseDoc, type StoreCore } from './store-core.js'
+import { type DocRow, INSERT_ROWS, parseDoc, type StoreCore } from './store-core.js'
 import type { ApplyRemoteOptions, ApplyRemoteResult, DocMeta, RemoteChange, VersionVector } from './types.js'
 import { maxInto } from './version-vector.js'
 
@@ -52,6 +52,8 @@ export class WriteSession {
    * (of rows rolled back too: it may only be larger than needed).
    */
   readonly rowVersions: VersionVector = Object.create(null)
+  /** Text of the rows the session wrote, in UTF-16 units (rows rolled back too): about what its commit adds to the WAL. */
+  bytesWritten = 0
 
   constructor(
     private readonly core: StoreCore,
@@ -153,6 +155,13 @@ export class WriteSession {
       // received documents are new here, and reading them first would find nothing.
       const plain = changes.map((c, k) => texts[k] !== null && isPlainCreation(c))
       const rows = this.readRemoteRows(changes.filter((_, k) => !plain[k]))
+      // Plain creations in a row, of documents not written before in this call, are inserted together.
+      const run: number[] = []
+      const insertRun = () => {
+        if (run.length === 0) return
+        this.putPlainCreations(changes, texts, run, rows, result)
+        run.length = 0
+      }
       for (let k = 0; k < changes.length; k++) {
         const c = changes[k]!
         let beyond = false
@@ -161,44 +170,14 @@ export class WriteSession {
           drifted ??= c
           driftedCount++
         }
-        const stored = rows.get(c.collection)
-        let row = stored?.get(c.id)
-        const docJson = texts[k]
-        if (row === undefined && plain[k] && docJson) {
-          // Most of a catch-up: a document new here, created once and never changed since.
-          const written = this.putPlainCreation(c, docJson)
-          if (written) {
-            if (stored) stored.set(c.id, written)
-            else rows.set(c.collection, new Map([[c.id, written]]))
-            result.applied++
-            result.asReceived++
-            continue
-          }
-          // Held already: merged as any other change.
-          row = this.core.w.getRow.get(c.collection, c.id)
-        }
-        const incoming = decodeState(c.doc, c.meta)
-        const before = row ? parseDoc(row.doc) : null
-        const prev = row ? decodeState(before, JSON.parse(row.meta) as DocMeta) : undefined
-        const merged = mergeStates(prev ?? incoming, incoming)
-        const collision = prev && createCollision(c.id, prev, incoming)
-        if (collision) merged.collisions = addCollision(merged.collisions, collision)
-        if (prev && statesEqual(prev, merged)) {
-          result.unchanged++
+        if (plain[k] && rows.get(c.collection)?.get(c.id) === undefined) {
+          run.push(k)
           continue
         }
-        this.recordConflicts(c.collection, c.id, prev, incoming, merged, collision !== undefined)
-        // A peer may know writes of ours we lost (a directory restored from a
-        // backup): never reuse their sequence numbers.
-        const known = merged.versions[this.core.site]
-        if (known !== undefined && known > this.core.seq) this.core.seq = known
-        const written = this.write(c.collection, c.id, row, merged, ++this.core.seq, false, before)
-        // A later change of the chunk to the same document merges into this one.
-        if (stored) stored.set(c.id, written)
-        else rows.set(c.collection, new Map([[c.id, written]]))
-        result.applied++
-        if (statesEqual(merged, incoming)) result.asReceived++
+        insertRun()
+        this.applyChange(c, texts[k]!, plain[k]!, rows, result)
       }
+      insertRun()
       if (drifted)
         this.core.logger.warn('remote clocks beyond the drift bound', {
           changes: driftedCount,
@@ -220,6 +199,135 @@ export class WriteSession {
     })
   }
 
+  /** Merges one checked change into the store (a plain creation of a document not held is stored as received). */
+  private applyChange(
+    c: RemoteChange,
+    docJson: string | null,
+    plain: boolean,
+    rows: Map<string, Map<string, DocRow>>,
+    result: ApplyRemoteResult,
+  ): void {
+    const stored = rows.get(c.collection)
+    let row = stored?.get(c.id)
+    if (row === undefined && plain && docJson) {
+      // Most of a catch-up: a document new here, created once and never changed since.
+      const written = this.putPlainCreation(c, docJson)
+      if (written) {
+        if (stored) stored.set(c.id, written)
+        else rows.set(c.collection, new Map([[c.id, written]]))
+        result.applied++
+        result.asReceived++
+        return
+      }
+      // Held already: merged as any other change.
+      row = this.core.w.getRow.get(c.collection, c.id)
+    }
+    const incoming = decodeState(c.doc, c.meta)
+    const before = row ? parseDoc(row.doc) : null
+    const prev = row ? decodeState(before, JSON.parse(row.meta) as DocMeta) : undefined
+    const merged = mergeStates(prev ?? incoming, incoming)
+    const collision = prev && createCollision(c.id, prev, incoming)
+    if (collision) merged.collisions = addCollision(merged.collisions, collision)
+    if (prev && statesEqual(prev, merged)) {
+      result.unchanged++
+      return
+    }
+    this.recordConflicts(c.collection, c.id, prev, incoming, merged, collision !== undefined)
+    // A peer may know writes of ours we lost (a directory restored from a
+    // backup): never reuse their sequence numbers.
+    const known = merged.versions[this.core.site]
+    if (known !== undefined && known > this.core.seq) this.core.seq = known
+    const written = this.write(c.collection, c.id, row, merged, ++this.core.seq, false, before)
+    // A later change of the chunk to the same document merges into this one.
+    if (stored) stored.set(c.id, written)
+    else rows.set(c.collection, new Map([[c.id, written]]))
+    result.applied++
+    if (statesEqual(merged, incoming)) result.asReceived++
+  }
+
+  /**
+   * Applies plain creations (`ks`, indexes into `changes`) of documents this
+   * call has not written: as `applyChange` would one by one, with up to 64
+   * rows a statement. A statement that skipped a row (a document held
+   * already, or twice among them) is taken back and its changes applied one
+   * by one, so sequence numbers are used as they would be.
+   */
+  private putPlainCreations(
+    changes: readonly RemoteChange[],
+    texts: readonly (string | null)[],
+    ks: readonly number[],
+    rows: Map<string, Map<string, DocRow>>,
+    result: ApplyRemoteResult,
+  ): void {
+    const w = this.core.w
+    let i = 0
+    for (const size of INSERT_ROWS) {
+      const insert = w.insertRows.get(size)!
+      for (; ks.length - i >= size; i += size) {
+        let seq = this.core.seq
+        const args: unknown[] = new Array(size * 5)
+        const metas: string[] = new Array(size)
+        for (let j = 0; j < size; j++) {
+          const c = changes[ks[i + j]!]!
+          const v = c.meta.v
+          // As putPlainCreation: never reuse a sequence number a peer knows of ours.
+          const known = v[this.core.site]
+          if (known !== undefined && known > seq) seq = known
+          seq++
+          const meta = plainMeta(c)
+          metas[j] = meta
+          const a = j * 5
+          args[a] = seq
+          args[a + 1] = c.collection
+          args[a + 2] = c.id
+          args[a + 3] = texts[ks[i + j]!]
+          args[a + 4] = meta
+        }
+        w.insertMark.run()
+        if (insert.run(args).changes !== size) {
+          w.insertUndo.run()
+          w.insertKeep.run()
+          for (let j = 0; j < size; j++) {
+            const k = ks[i + j]!
+            this.applyChange(changes[k]!, texts[k]!, true, rows, result)
+          }
+          continue
+        }
+        w.insertKeep.run()
+        this.core.seq = seq
+        for (let j = 0; j < size; j++) {
+          const k = ks[i + j]!
+          const c = changes[k]!
+          const docJson = texts[k]!
+          const meta = metas[j]!
+          this.stored(c, docJson, meta, args[j * 5] as number, rows)
+          result.applied++
+          result.asReceived++
+        }
+      }
+    }
+    for (; i < ks.length; i++) this.applyChange(changes[ks[i]!]!, texts[ks[i]!]!, true, rows, result)
+  }
+
+  /** Records a plain creation just inserted (see `putPlainCreation`). */
+  private stored(
+    c: RemoteChange,
+    docJson: string,
+    meta: string,
+    seq: number,
+    rows: Map<string, Map<string, DocRow>>,
+  ): void {
+    this.bytesWritten += docJson.length + meta.length
+    maxInto(this.rowVersions, c.meta.v)
+    if (this.core.observers.watches(c.collection)) {
+      this.entries.push({ collection: c.collection, id: c.id, before: null, after: c.doc as Document })
+    }
+    const written = { seq, doc: docJson, meta }
+    const stored = rows.get(c.collection)
+    if (stored) stored.set(c.id, written)
+    else rows.set(c.collection, new Map([[c.id, written]]))
+  }
+
   /**
    * Stores a received document whose every field was written at its one
    * clock (see `isPlainCreation`), unless this store holds the document
@@ -234,8 +342,9 @@ export class WriteSession {
     const known = v[this.core.site]
     if (known !== undefined && known > this.core.seq) this.core.seq = known
     const seq = this.core.seq + 1
-    const meta = `{"t":[${JSON.stringify(c.meta.t[0])}],"i":0,"f":{},"v":${JSON.stringify(v)}}`
+    const meta = plainMeta(c)
     if (this.core.w.insertRow.run(seq, c.collection, c.id, docJson, meta).changes === 0) return undefined
+    this.bytesWritten += docJson.length + meta.length
     this.core.seq = seq
     maxInto(this.rowVersions, v)
     if (this.core.observers.watches(c.collection)) {
@@ -383,6 +492,7 @@ export class WriteSession {
     const docJson = doc === null ? null : JSON.stringify(doc)
     if (docJson !== null) assertSize(docJson, this.core.maxDocumentBytes, collection, id)
     this.core.w.putRow.run(seq, collection, id, docJson, metaJson)
+    this.bytesWritten += (docJson?.length ?? 0) + metaJson.length
     this.core.seq = seq
     if (own) this.ownSeq = seq
     maxInto(this.rowVersions, versions)
@@ -457,6 +567,16 @@ function isPlainCreation(c: RemoteChange): boolean {
   for (const _ in m.f) return false
   for (const key in c.doc) return key === '_id'
   return false
+}
+
+/** The stored metadata of a plain creation (see `isPlainCreation`): its one clock and its version vector. */
+function plainMeta(c: RemoteChange): string {
+  // `JSON.stringify`'s text: checked clocks and site ids are plain ASCII that needs no escaping, and the
+  // vector's sequences safe integers.
+  const v = c.meta.v
+  let vv = ''
+  for (const site of Object.keys(v)) vv += `${vv === '' ? '' : ','}"${site}":${v[site]}`
+  return `{"t":["${c.meta.t[0]}"],"i":0,"f":{},"v":{${vv}}}`
 }
 
 function decodeRow(row: DocRow): DocState {

@@ -91,6 +91,27 @@ describe('WAL checkpoints in a worker', () => {
     writer.close()
   })
 
+  it('asks the worker at once when commits stored about `pages` of rows, without waiting for the interval', async () => {
+    const { file, writer } = openWriter()
+    const checkpointer = new WalCheckpointer({ file, writer, logger: silentLogger, pages: 100, backstopPages: 2000 })
+    // Starts the worker; after a checkpoint, the next one asked for by time waits at least 500 ms.
+    await commit(writer, file, checkpointer, 60)
+    await vi.waitFor(() => expect(checkpointer.busy).toBe(false), { timeout: 10_000 })
+    checkpointer.request()
+    await vi.waitFor(() => expect(checkpointer.busy).toBe(false), { timeout: 10_000 })
+    const before = checkpointer.stats().checkpoints
+    // Commits storing less than 100 pages of text in all do not ask.
+    checkpointer.committed(50 * 4096)
+    checkpointer.committed(40 * 4096)
+    expect(checkpointer.busy).toBe(false)
+    // The one that brings them past it does.
+    checkpointer.committed(20 * 4096)
+    expect(checkpointer.busy || checkpointer.stats().checkpoints > before).toBe(true)
+    await vi.waitFor(() => expect(checkpointer.stats().checkpoints).toBeGreaterThan(before), { timeout: 10_000 })
+    await checkpointer.close()
+    writer.close()
+  })
+
   it('serves every database of the process from one thread, stopped when the last one closes', async () => {
     const a = openWriter()
     const b = openWriter()

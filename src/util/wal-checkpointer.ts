@@ -252,6 +252,8 @@ export class WalCheckpointer {
   private readonly shared = new Int32Array(new SharedArrayBuffer(12))
   private readonly wal: string
   private readonly frameBytes: number
+  /** Bytes commits stored since the last checkpoint was asked for (see `committed`). */
+  private written = 0
 
   constructor(private readonly options: WalCheckpointerOptions) {
     this.wal = `${options.file}-wal`
@@ -274,9 +276,20 @@ export class WalCheckpointer {
     return { checkpoints: Atomics.load(this.shared, 1) }
   }
 
-  /** Called after each commit of the writer: starts the worker when the WAL has grown enough, then asks it for checkpoints. */
-  committed(): void {
+  /**
+   * Called after each commit of the writer, with about how many bytes it
+   * stored (its rows' text): starts the worker when the WAL has grown
+   * enough, then asks it for checkpoints.
+   */
+  committed(bytes = 0): void {
+    this.written += bytes
     if (this.state !== 'ready' || Atomics.load(this.shared, 0) !== 0) return
+    // Commits that stored about `pages` of rows since the last request (a bulk load, a catch-up) ask at once:
+    // waiting for the interval would let the WAL reach the backstop, which then copies it on the event loop.
+    if (this.thread && this.written >= this.pages * this.frameBytes) {
+      this.request()
+      return
+    }
     const now = performance.now()
     if (now - this.lookedAt < LOOK_EVERY_MS) return
     this.lookedAt = now
@@ -307,6 +320,7 @@ export class WalCheckpointer {
     if (Atomics.load(this.shared, 0) !== 0) return true
     Atomics.store(this.shared, 0, 1)
     this.requestedAt = performance.now()
+    this.written = 0
     const { t, id } = this.start()
     t.checkpoint(id)
     return true
