@@ -165,7 +165,11 @@ describe.skipIf(missing)('hub link (real nats-server)', () => {
     const spy = await connect({ servers: hub.url })
     closeLater({ close: () => spy.close() })
     const asked: string[] = []
-    spy.subscribe('$JS.API.CONSUMER.INFO.>', { callback: (_e, m) => asked.push(m.subject) })
+    spy.subscribe('$JS.API.CONSUMER.INFO.>', {
+      callback: (_e, m) => {
+        asked.push(m.subject)
+      },
+    })
     await spy.flush()
     const opts = { prefix: 'no-info' }
     const a = await till('quietA', opts)

@@ -100,7 +100,11 @@ describe.skipIf(missing)('the hub goes away (real nats-server processes)', () =>
     const spy = await connect({ servers: cluster.map((s) => s.url) })
     closeLater({ close: () => spy.close() })
     const asked: number[] = []
-    spy.subscribe('$JS.API.CONSUMER.INFO.>', { callback: () => asked.push(Date.now()) })
+    spy.subscribe('$JS.API.CONSUMER.INFO.>', {
+      callback: () => {
+        asked.push(Date.now())
+      },
+    })
     await spy.flush()
     const a = await till('a', opts)
     const b = await till('b', opts)
