@@ -1,5 +1,5 @@
 // Where the hub's fan-out latency goes: `npx tsx bench/hub-probe.ts [--shops 10] [--tills 5] [--seconds 3] [--rate 1000]
-// [--rounds 1] [--variants '[{"applySpacingMs":0},{}]']`.
+// [--rounds 1] [--settle 0] [--variants '[{"applySpacingMs":0},{}]']`.
 //
 // The hub bench suite's fleet and fan-out (stores in this process, each with its own NATS connection, one
 // local nats-server), with each document timed at every step: the write committed on the first till, its
@@ -31,6 +31,8 @@ const SECONDS = arg('seconds', 3)
 /** Writes a second on the shop's first till. */
 const RATE = arg('rate', 1000)
 const INGEST = arg('ingest', 10_000)
+/** Milliseconds to wait before each fan-out (after the links of a variant have started and caught up). */
+const SETTLE = arg('settle', 0)
 
 const dirs: string[] = []
 const tempDir = (p: string) => {
@@ -225,6 +227,7 @@ async function main(): Promise<void> {
       if (round % 2 === 1) order.reverse()
       for (const [v, variant] of order) {
         if (round > 0 || v > 0) await startLinks(variant)
+        if (SETTLE > 0) await new Promise((r) => setTimeout(r, SETTLE))
         process.stdout.write(`\n== round ${round + 1}, variant ${JSON.stringify(variant)}\n`)
         await fanOut(`r${round}v${v}`)
       }

@@ -103,6 +103,8 @@ interface Watch {
   /** A batch is being committed: a position saved now could land before it. */
   applying: boolean
   saveTimer: NodeJS.Timeout | undefined
+  /** Something came through the watch since the watchdog last looked: its consumer is there. */
+  heard: boolean
 }
 
 /** A range of local changes read for the hub: done once every write of it is acknowledged (or superseded). */
@@ -121,6 +123,7 @@ const APPLY_BATCH = 500
 const PUSH_CHUNK = 256
 /** Changes read from the store and not yet written to the hub, at most (the writes in flight included). */
 const PUSH_AHEAD = 4 * PUSH_CHUNK
+/** How often, on average, the watchdog looks at the watches' consumers (in a cluster). */
 const WATCHDOG_MS = 3000
 const SAVE_PUSHED_MS = 1000
 const DEFAULT_CONCURRENCY = 64
@@ -309,6 +312,7 @@ class Link implements HubLink {
       saved: 0,
       applying: false,
       saveTimer: undefined,
+      heard: false,
     }))
     this.pushCursorName = hashName('hubout-', `${this.bucketName}|${keys.join(',')}`)
     this.running.push(this.run())
@@ -468,6 +472,7 @@ class Link implements HubLink {
         for await (const e of iter) {
           attempt = 0
           w.pending = e.delta ?? 0
+          w.heard = true
           this.trace?.('deliver', e.key, performance.now())
           batch.push(e)
           // Applied once nothing more waits, on the hub or already received here: what queued up
@@ -503,21 +508,49 @@ class Link implements HubLink {
   }
 
   /**
-   * Checks every few seconds that each watch's consumer still exists on the
-   * hub: one lost with a server of a cluster while this till stays connected
-   * to another is otherwise noticed only late.
+   * In a cluster, checks every few seconds that each watch's consumer still
+   * exists on the hub: one lost with its server while this till stays
+   * connected to another is otherwise noticed only once the client has
+   * missed two of its idle heartbeats (10 s or more).
+   *
+   * A consumer's info is not free for the hub: nats-server counts the
+   * consumer's pending messages over the bucket's keys while holding the
+   * stream, and the stream takes no write meanwhile (about 3 ms with 13,000
+   * keys). So the watchdog asks only in a cluster (a single server loses a
+   * consumer only with the connection, and the reconnect starts the watches
+   * again), only about a watch through which nothing came since it last
+   * looked, and at a random moment in each period, so that the tills' checks
+   * do not all reach the server at once and hold up its writes together.
    */
   private startWatchdog(): void {
-    this.watchdog = setInterval(() => {
-      for (const w of this.watches) {
-        const consumer = (w.iter as unknown as { _data?: { info(cached: boolean): Promise<ConsumerInfo> } })?._data
-        if (!consumer || this.state !== 'connected') continue
-        consumer.info(false).catch(() => {
-          if (!this.closed) w.iter?.stop()
-        })
+    const next = () => {
+      if (this.closed) return
+      this.watchdog = setTimeout(
+        () => {
+          this.checkConsumers()
+          next()
+        },
+        WATCHDOG_MS * (0.5 + Math.random()),
+      )
+      this.watchdog.unref()
+    }
+    next()
+  }
+
+  private checkConsumers(): void {
+    const info = this.nc?.info
+    if (this.closed || this.state !== 'connected' || !(info?.cluster || info?.connect_urls?.length)) return
+    for (const w of this.watches) {
+      const consumer = (w.iter as unknown as { _data?: { info(cached: boolean): Promise<ConsumerInfo> } })?._data
+      if (!consumer) continue
+      if (w.heard) {
+        w.heard = false
+        continue
       }
-    }, WATCHDOG_MS)
-    this.watchdog.unref()
+      consumer.info(false).catch(() => {
+        if (!this.closed) w.iter?.stop()
+      })
+    }
   }
 
   private caughtUp(w: Watch): void {
@@ -917,7 +950,7 @@ class Link implements HubLink {
     this.abort.abort()
     this.offCommit?.()
     this.cancelPush()
-    clearInterval(this.watchdog)
+    clearTimeout(this.watchdog)
     for (const w of this.watches) w.iter?.stop()
     this.state = 'closed'
     this.events.emit('state', { state: 'closed' })

@@ -1,3 +1,4 @@
+import { connect } from '@nats-io/transport-node'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { openBuiltinStore } from '../../src/engine/open-builtin-store.js'
 import { ErrorCode } from '../../src/errors.js'
@@ -157,6 +158,30 @@ describe.skipIf(missing)('hub link (real nats-server)', () => {
     expect(b.link.status().pushed).toBe(1)
     expect(await dump(a.mesh)).toEqual(await dump(b.mesh))
   })
+
+  it('asks a single server nothing about its consumers while it runs', async () => {
+    // A consumer's info costs the server a count over the bucket's keys and holds up the stream's
+    // writes meanwhile; with one server, a consumer is lost only with the connection.
+    const spy = await connect({ servers: hub.url })
+    closeLater({ close: () => spy.close() })
+    const asked: string[] = []
+    spy.subscribe('$JS.API.CONSUMER.INFO.>', {
+      callback: (_e, m) => {
+        asked.push(m.subject)
+      },
+    })
+    await spy.flush()
+    const opts = { prefix: 'no-info' }
+    const a = await till('quietA', opts)
+    const b = await till('quietB', opts)
+    await caughtUp(a.link)
+    await caughtUp(b.link)
+    await a.mesh.upsert('items', [{ _id: 'x', n: 1 }])
+    await eventually(async () => expect(await b.mesh.get('items', 'x')).toEqual({ _id: 'x', n: 1 }))
+    // Longer than the watchdog's longest period.
+    await new Promise((r) => setTimeout(r, 5_000))
+    expect(asked).toEqual([])
+  }, 30_000)
 
   it('refuses bad options with INVALID_OPTIONS', async () => {
     const mesh = await openBuiltinStore({ dir: tempDir(), siteId: 'x' })

@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process'
 import { join } from 'node:path'
+import { connect } from '@nats-io/transport-node'
 import { afterEach, describe, expect, it } from 'vitest'
 import { openBuiltinStore } from '../../src/engine/open-builtin-store.js'
 import type { BuiltinMesh } from '../../src/engine/types.js'
@@ -91,6 +92,35 @@ describe.skipIf(missing)('the hub goes away (real nats-server processes)', () =>
     const c = await till('c', { ...opts, servers: cluster.filter((s) => s.running).map((s) => s.url) })
     expect(await c.mesh.count({ collection: 'sales' })).toBe(601)
   }, 180_000)
+
+  it("in a cluster, the watchdog asks about a watch's consumer only while nothing comes through it", async () => {
+    const cluster = await startNatsCluster(3)
+    servers.push(...cluster)
+    const opts = { servers: cluster.map((s) => s.url), prefix: 'watchdog', replicas: 3 }
+    const spy = await connect({ servers: cluster.map((s) => s.url) })
+    closeLater({ close: () => spy.close() })
+    const asked: number[] = []
+    spy.subscribe('$JS.API.CONSUMER.INFO.>', {
+      callback: () => {
+        asked.push(Date.now())
+      },
+    })
+    await spy.flush()
+    const a = await till('a', opts)
+    const b = await till('b', opts)
+    // Both idle: each asks every few seconds (1.5 to 4.5 s apart).
+    await eventually(() => expect(asked.length).toBeGreaterThanOrEqual(4), 20_000)
+    // A's writes keep coming through both watches (A's own writes come back to it): neither asks
+    // meanwhile, once the first write has come through.
+    const from = Date.now()
+    for (let i = 0; i < 60; i++) {
+      await a.mesh.upsert('sales', [{ _id: `w${i}`, n: i }])
+      await new Promise((r) => setTimeout(r, 100))
+    }
+    const to = Date.now()
+    await eventually(async () => expect(await b.mesh.count({ collection: 'sales' })).toBe(60))
+    expect(asked.filter((t) => t > from + 500 && t < to).length).toBe(0)
+  }, 120_000)
 
   it('a till killed (SIGKILL) during its catch-up resumes where it was, downloading nothing twice', async () => {
     const hub = await startNatsServer()
