@@ -125,6 +125,8 @@ const PUSH_CHUNK = 256
 const PUSH_AHEAD = 4 * PUSH_CHUNK
 /** How often, on average, the watchdog looks at the watches' consumers (in a cluster). */
 const WATCHDOG_MS = 3000
+/** How long a new watch waits for deliveries its consumer reports made before it counts them as lost (ms). */
+const LOST_DELIVERY_WAIT_MS = 200
 const SAVE_PUSHED_MS = 1000
 const DEFAULT_CONCURRENCY = 64
 /** Least time between two commits of what the hub delivers while it keeps coming (`HubOptions.applySpacingMs`). */
@@ -462,6 +464,11 @@ class Link implements HubLink {
         // The watch's consumer, as the client keeps it: nothing pending means caught up already.
         const consumer = (iter as unknown as { _data?: { info(cached: boolean): Promise<ConsumerInfo> } })._data
         const info = await consumer?.info(true)
+        // The client creates the watch's consumer before it subscribes to what the consumer delivers:
+        // a change delivered in between is lost (no acknowledgement, no redelivery), and the consumer
+        // notices the gap only at its next delivery, which may never come. Checked once the
+        // subscription is surely on the server, before the watch counts as caught up.
+        if (consumer) await this.checkLostDeliveries(w, iter, consumer)
         if (info && info.num_pending === 0) {
           w.pending = 0
           this.caughtUp(w)
@@ -499,6 +506,36 @@ class Link implements HubLink {
       }
       if (this.closed || gen !== this.generation) return
       await this.pause(attempt)
+    }
+  }
+
+  /**
+   * Once the server has this watch's subscription (a flush: it handles the
+   * connection's messages in order), compares what the consumer delivered
+   * with what the watch received; deliveries still on their way get a
+   * moment. A watch that lost some starts again from its position: what it
+   * receives twice merges as unchanged.
+   */
+  private async checkLostDeliveries(
+    w: Watch,
+    iter: QueuedIterator<KvWatchEntry>,
+    consumer: { info(cached: boolean): Promise<ConsumerInfo> },
+  ): Promise<void> {
+    const received = () => (iter as unknown as { received: number }).received
+    try {
+      await this.nc?.flush()
+      const delivered = (await consumer.info(false)).delivered.consumer_seq
+      for (let wait = 0; delivered > received() && wait < LOST_DELIVERY_WAIT_MS; wait += 10) await delay(10)
+      if (delivered <= received() || this.closed || w.iter !== iter) return
+      this.logger.info('hub: a watch lost deliveries made before its subscription reached the server; reading again', {
+        key: w.key,
+        position: w.position,
+        delivered,
+        received: received(),
+      })
+      iter.stop()
+    } catch {
+      // The connection went: the watch starts again with it.
     }
   }
 

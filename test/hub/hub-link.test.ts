@@ -159,7 +159,7 @@ describe.skipIf(missing)('hub link (real nats-server)', () => {
     expect(await dump(a.mesh)).toEqual(await dump(b.mesh))
   })
 
-  it('asks a single server nothing about its consumers while it runs', async () => {
+  it('asks a single server nothing about its consumers while it runs, past each watch’s start', async () => {
     // A consumer's info costs the server a count over the bucket's keys and holds up the stream's
     // writes meanwhile; with one server, a consumer is lost only with the connection.
     const spy = await connect({ servers: hub.url })
@@ -176,6 +176,10 @@ describe.skipIf(missing)('hub link (real nats-server)', () => {
     const b = await till('quietB', opts)
     await caughtUp(a.link)
     await caughtUp(b.link)
+    // Each watch asks once as it starts, before it counts as caught up (for deliveries lost meanwhile).
+    await spy.flush()
+    expect(asked.length).toBeLessThanOrEqual(2)
+    asked.length = 0
     await a.mesh.upsert('items', [{ _id: 'x', n: 1 }])
     await eventually(async () => expect(await b.mesh.get('items', 'x')).toEqual({ _id: 'x', n: 1 }))
     // Longer than the watchdog's longest period.
