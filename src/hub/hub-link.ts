@@ -105,6 +105,10 @@ interface Watch {
   saveTimer: NodeJS.Timeout | undefined
   /** Something came through the watch since the watchdog last looked: its consumer is there. */
   heard: boolean
+  /** When something last came through the watch (performance.now()). */
+  heardAt: number
+  /** One of this till's own writes the watch has not passed yet: its revision, and when the hub acknowledged it. */
+  echo: { rev: number; at: number } | undefined
 }
 
 /** A range of local changes read for the hub: done once every write of it is acknowledged (or superseded). */
@@ -125,6 +129,8 @@ const PUSH_CHUNK = 256
 const PUSH_AHEAD = 4 * PUSH_CHUNK
 /** How often, on average, the watchdog looks at the watches' consumers (in a cluster). */
 const WATCHDOG_MS = 3000
+/** How long a watch may stay silent after this till's own write was acknowledged before it counts as stopped (ms). */
+const ECHO_WAIT_MS = 10_000
 /** How long a new watch waits for deliveries its consumer reports made before it counts them as lost (ms). */
 const LOST_DELIVERY_WAIT_MS = 200
 const SAVE_PUSHED_MS = 1000
@@ -315,6 +321,8 @@ class Link implements HubLink {
       applying: false,
       saveTimer: undefined,
       heard: false,
+      heardAt: 0,
+      echo: undefined,
     }))
     this.pushCursorName = hashName('hubout-', `${this.bucketName}|${keys.join(',')}`)
     this.running.push(this.run())
@@ -480,7 +488,8 @@ class Link implements HubLink {
           attempt = 0
           w.pending = e.delta ?? 0
           w.heard = true
-          this.trace?.('deliver', e.key, performance.now())
+          w.heardAt = performance.now()
+          this.trace?.('deliver', e.key, w.heardAt)
           batch.push(e)
           // Applied once nothing more waits, on the hub or already received here: what queued up
           // while this till was busy goes in one transaction, not one each.
@@ -564,6 +573,7 @@ class Link implements HubLink {
       if (this.closed) return
       this.watchdog = setTimeout(
         () => {
+          this.checkEchoes()
           this.checkConsumers()
           next()
         },
@@ -572,6 +582,36 @@ class Link implements HubLink {
       this.watchdog.unref()
     }
     next()
+  }
+
+  /**
+   * A watch that never hands back this till's own acknowledged write, while
+   * nothing at all comes through it, has stopped receiving: its consumer
+   * delivered to a subscription that did not get it (the client's ordered
+   * consumer notices lost deliveries only at its next one, and its
+   * heartbeats keep coming). It starts again from its position; what it
+   * receives twice merges as unchanged. No request to the server: the
+   * till's own writes are the probe.
+   */
+  private checkEchoes(): void {
+    if (this.closed || this.state !== 'connected') return
+    const now = performance.now()
+    for (const w of this.watches) {
+      const echo = w.echo
+      if (!echo || !w.iter || w.applying) continue
+      if (w.position >= echo.rev) {
+        w.echo = undefined
+        continue
+      }
+      if (now - Math.max(echo.at, w.heardAt) < ECHO_WAIT_MS) continue
+      w.echo = undefined
+      this.logger.warn('hub: a watch stopped receiving (its own write never came back); reading again', {
+        key: w.key,
+        position: w.position,
+        revision: echo.rev,
+      })
+      w.iter.stop()
+    }
   }
 
   private checkConsumers(): void {
@@ -913,6 +953,13 @@ class Link implements HubLink {
     }
   }
 
+  /** The watch that receives `key` (a document key of this prefix). */
+  private watchOf(key: string): Watch | undefined {
+    if (this.watches.length === 1) return this.watches[0]
+    const filter = `${key.slice(0, key.lastIndexOf('.'))}.*`
+    return this.watches.find((w) => w.key === filter)
+  }
+
   /** The key a change goes to, or undefined when this till does not mirror it to the hub. */
   private keyOf(c: RemoteChange): string | undefined {
     if (!this.collections) return docKey(this.prefix, c.collection, UNSCOPED, c.id)
@@ -966,6 +1013,8 @@ class Link implements HubLink {
         }
         this.trace?.('ack', key, performance.now())
         this.mine.set(key, rev)
+        const w = this.watchOf(key)
+        if (w && !w.echo) w.echo = { rev, at: performance.now() }
         this.learn(key, rev, c.meta.v)
         this.counters.pushed++
         return

@@ -187,6 +187,24 @@ describe.skipIf(missing)('hub link (real nats-server)', () => {
     expect(asked).toEqual([])
   }, 30_000)
 
+  it('starts a watch again when it stops receiving: its own write never comes back', async () => {
+    const opts = { prefix: 'deaf' }
+    const a = await till('deafA', opts)
+    const b = await till('deafB', opts)
+    await caughtUp(a.link)
+    await caughtUp(b.link)
+    // A fault between the server and the watch: from now on, what b's watch is handed goes nowhere (the
+    // consumer counts it delivered; nothing tells the client it is missing).
+    const watch = (b.link as unknown as { watches: { iter: { push(e: unknown): void } }[] }).watches[0]!
+    watch.iter.push = () => undefined
+    await a.mesh.upsert('items', [{ _id: 'from-a', n: 1 }])
+    await b.mesh.upsert('items', [{ _id: 'from-b', n: 2 }])
+    await eventually(async () => expect(await a.mesh.get('items', 'from-b')).toEqual({ _id: 'from-b', n: 2 }))
+    // b's own write was acknowledged and never came back through its watch: the watch starts again from its
+    // position and gets what it missed.
+    await eventually(async () => expect(await b.mesh.get('items', 'from-a')).toEqual({ _id: 'from-a', n: 1 }), 40_000)
+  }, 60_000)
+
   it('refuses bad options with INVALID_OPTIONS', async () => {
     const mesh = await openBuiltinStore({ dir: tempDir(), siteId: 'x' })
     closeLater(mesh)
