@@ -103,12 +103,19 @@ interface Watch {
   /** A batch is being committed: a position saved now could land before it. */
   applying: boolean
   saveTimer: NodeJS.Timeout | undefined
-  /** Something came through the watch since the watchdog last looked: its consumer is there. */
-  heard: boolean
   /** When something last came through the watch (performance.now()). */
   heardAt: number
   /** One of this till's own writes the watch has not passed yet: its revision, and when the hub acknowledged it. */
   echo: { rev: number; at: number } | undefined
+}
+
+/** A watch's consumer, as the client keeps it (not part of its typed interface). */
+interface WatchConsumer {
+  info(cached: boolean): Promise<ConsumerInfo>
+}
+
+function consumerOf(iter: QueuedIterator<KvWatchEntry>): WatchConsumer | undefined {
+  return (iter as unknown as { _data?: WatchConsumer })._data
 }
 
 /** A range of local changes read for the hub: done once every write of it is acknowledged (or superseded). */
@@ -284,6 +291,8 @@ class Link implements HubLink {
   private pushFailures = 0
   private offCommit: (() => void) | undefined
   private counters = { pushed: 0, received: 0, retries: 0 }
+  /** When the watchdog last looked at the watches' consumers (performance.now()). */
+  private consumersCheckedAt = 0
   private lastError: string | undefined
   private running: Promise<void>[] = []
   private readonly abort = new AbortController()
@@ -320,7 +329,6 @@ class Link implements HubLink {
       saved: 0,
       applying: false,
       saveTimer: undefined,
-      heard: false,
       heardAt: 0,
       echo: undefined,
     }))
@@ -470,7 +478,7 @@ class Link implements HubLink {
         }
         const batch: KvWatchEntry[] = []
         // The watch's consumer, as the client keeps it: nothing pending means caught up already.
-        const consumer = (iter as unknown as { _data?: { info(cached: boolean): Promise<ConsumerInfo> } })._data
+        const consumer = consumerOf(iter)
         const info = await consumer?.info(true)
         // The client creates the watch's consumer before it subscribes to what the consumer delivers:
         // a change delivered in between is lost (no acknowledgement, no redelivery), and the consumer
@@ -487,7 +495,6 @@ class Link implements HubLink {
         for await (const e of iter) {
           attempt = 0
           w.pending = e.delta ?? 0
-          w.heard = true
           w.heardAt = performance.now()
           this.trace?.('deliver', e.key, w.heardAt)
           batch.push(e)
@@ -528,7 +535,7 @@ class Link implements HubLink {
   private async checkLostDeliveries(
     w: Watch,
     iter: QueuedIterator<KvWatchEntry>,
-    consumer: { info(cached: boolean): Promise<ConsumerInfo> },
+    consumer: WatchConsumer,
   ): Promise<void> {
     const received = () => (iter as unknown as { received: number }).received
     try {
@@ -617,13 +624,12 @@ class Link implements HubLink {
   private checkConsumers(): void {
     const info = this.nc?.info
     if (this.closed || this.state !== 'connected' || !(info?.cluster || info?.connect_urls?.length)) return
+    const since = this.consumersCheckedAt
+    this.consumersCheckedAt = performance.now()
     for (const w of this.watches) {
-      const consumer = (w.iter as unknown as { _data?: { info(cached: boolean): Promise<ConsumerInfo> } })?._data
-      if (!consumer) continue
-      if (w.heard) {
-        w.heard = false
-        continue
-      }
+      const consumer = w.iter && consumerOf(w.iter)
+      // Something came through the watch since the last look: its consumer is there.
+      if (!consumer || w.heardAt > since) continue
       consumer.info(false).catch(() => {
         if (!this.closed) w.iter?.stop()
       })
