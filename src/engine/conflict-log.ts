@@ -3,6 +3,7 @@ import { ErrorCode, StorageError, ValidationError } from '../errors.js'
 import type { ConflictKind, ConflictQuery, ConflictRecord, ConflictVersion } from '../mesh/conflict.js'
 import type { JsonObject } from '../mesh/document.js'
 import { assertCollection, positiveLimit } from '../mesh/validate.js'
+import { statementCache } from '../util/statement-cache.js'
 import { clockSite, clockWall } from './hlc.js'
 
 /** One side of a conflict as found by a merge. */
@@ -104,9 +105,9 @@ export function listConflicts(db: Database.Database, query?: ConflictQuery): Con
   if (!hasTable(db)) return []
   const where = q.collection === undefined ? '' : 'WHERE collection = ?'
   const params: unknown[] = q.collection === undefined ? [q.limit] : [q.collection, q.limit]
-  const rows = db
-    .prepare(`SELECT ${COLUMNS} FROM conflicts ${where} ORDER BY seq DESC LIMIT ?`)
-    .all(...params) as ConflictRow[]
+  const rows = statement(db, `SELECT ${COLUMNS} FROM conflicts ${where} ORDER BY seq DESC LIMIT ?`).all(
+    ...params,
+  ) as ConflictRow[]
   return rows.map(toRecord)
 }
 
@@ -115,13 +116,31 @@ export function countConflicts(db: Database.Database, query?: Pick<ConflictQuery
   if (!hasTable(db)) return 0
   return (
     q.collection === undefined
-      ? db.prepare('SELECT count(*) FROM conflicts').pluck().get()
-      : db.prepare('SELECT count(*) FROM conflicts WHERE collection = ?').pluck().get(q.collection)
+      ? statement(db, 'SELECT count(*) FROM conflicts').pluck().get()
+      : statement(db, 'SELECT count(*) FROM conflicts WHERE collection = ?').pluck().get(q.collection)
   ) as number
 }
 
+// Read on every status snapshot: statements are prepared once per connection,
+// and a table once found is not looked up again.
+const statements = new WeakMap<Database.Database, (sql: string) => Database.Statement>()
+const withTable = new WeakSet<Database.Database>()
+
+function statement(db: Database.Database, sql: string): Database.Statement {
+  let cache = statements.get(db)
+  if (!cache) {
+    cache = statementCache(db)
+    statements.set(db, cache)
+  }
+  return cache(sql)
+}
+
 function hasTable(db: Database.Database): boolean {
-  return db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'conflicts'").get() !== undefined
+  if (withTable.has(db)) return true
+  const found =
+    statement(db, "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'conflicts'").get() !== undefined
+  if (found) withTable.add(db)
+  return found
 }
 
 function toRecord(r: ConflictRow): ConflictRecord {

@@ -1,10 +1,10 @@
 import { randomBytes } from 'node:crypto'
 import type Database from 'better-sqlite3'
 import { ErrorCode, MeshmirrorError } from '../errors.js'
+import { statementCache } from '../util/statement-cache.js'
 import type { ModelInfo } from './model-definition.js'
 import { quoteIdent } from './model-definition.js'
 import type { Row } from './repository.js'
-import { statementCache } from './statement-cache.js'
 
 /**
  * `_meshmirror_keys`: for rows of `local`-keyed models that were created on

@@ -1,6 +1,6 @@
 import type Database from 'better-sqlite3'
+import { statementCache } from '../util/statement-cache.js'
 import type { ParkEntry, ParkedDocument } from './repository.js'
-import { statementCache } from './statement-cache.js'
 
 /**
  * `_meshmirror_parked`: received documents that are not in the database,

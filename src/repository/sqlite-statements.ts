@@ -1,5 +1,6 @@
 import type Database from 'better-sqlite3'
 import { ErrorCode, MeshmirrorError } from '../errors.js'
+import { statementCache } from '../util/statement-cache.js'
 import type { KeyMap } from './key-map.js'
 import type { ColumnType, ModelInfo } from './model-definition.js'
 import { quoteIdent } from './model-definition.js'
@@ -7,7 +8,6 @@ import type { CapturedChange, DocSyncState, DocSyncStateEntry, Row } from './rep
 import { DELETED_HASH } from './repository.js'
 import { decodeRow, encodeValue, type SqlValue } from './row-codec.js'
 import { idExpression, keyCondition, keyList, keyValues, rowId } from './row-key.js'
-import { statementCache } from './statement-cache.js'
 
 const IDS = 'SELECT value FROM json_each(?)'
 
