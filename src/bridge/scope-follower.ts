@@ -15,6 +15,7 @@ import type { SyncRuntime } from './runtime.js'
 export class ScopeFollower {
   private readonly retryTimers = new Map<string, NodeJS.Timeout>()
   private poller: NodeJS.Timeout | undefined
+  private offCommit: (() => void) | undefined
   private stopped = false
 
   constructor(private readonly rt: SyncRuntime) {}
@@ -46,28 +47,61 @@ export class ScopeFollower {
     await binding.run(async () => undefined)
   }
 
-  /** Starts checking the change feed every `pollIntervalMs` for changes no delivery announced. */
+  /**
+   * Starts checking the change feed for changes no delivery announced:
+   * `pollIntervalMs` after each commit on a mesh that announces its commits
+   * (the builtin engine), so an idle bridge wakes for nothing; every
+   * `pollIntervalMs` on one that does not (Ditto, whose sync writes inside
+   * its SDK).
+   */
   startPolling(): void {
     const interval = this.rt.settings.pollIntervalMs
-    if (interval <= 0 || this.poller || this.stopped) return
-    this.poller = setInterval(() => {
-      for (const b of this.rt.bindings.values()) {
-        if (!b.receives || b.busy || b.cursor === undefined || this.retryTimers.has(b.model)) continue
-        void this.rt.mesh
-          .currentCursor()
-          .then((end) => (end !== b.cursor && !b.busy ? pull(this.rt, b) : undefined))
-          .catch((error) => this.failed(b, error, 0))
-      }
-    }, interval)
+    if (interval <= 0 || this.poller || this.offCommit || this.stopped) return
+    const mesh = this.rt.mesh
+    if (mesh.onCommit) {
+      this.offCommit = mesh.onCommit(() => this.checkAfter(interval))
+      return
+    }
+    this.poller = setInterval(() => this.checkFeed(), interval)
     this.poller.unref()
   }
 
   /** Stops polling and retries (observers are stopped with `unfollow`). */
   stop(): void {
     this.stopped = true
+    this.offCommit?.()
+    this.offCommit = undefined
     if (this.poller) clearInterval(this.poller)
     for (const t of this.retryTimers.values()) clearTimeout(t)
     this.retryTimers.clear()
+  }
+
+  /** One check `ms` from now, unless one is already due. */
+  private checkAfter(ms: number): void {
+    if (this.poller || this.stopped) return
+    this.poller = setTimeout(() => {
+      this.poller = undefined
+      // A binding busy or waiting for a retry is checked again later: no further commit may come to ask.
+      if (this.checkFeed()) this.checkAfter(ms)
+    }, ms)
+    this.poller.unref()
+  }
+
+  /** Pulls each receiving binding the feed moved past; true when one could not be checked now. */
+  private checkFeed(): boolean {
+    let deferred = false
+    for (const b of this.rt.bindings.values()) {
+      if (!b.receives || b.cursor === undefined) continue
+      if (b.busy || this.retryTimers.has(b.model)) {
+        deferred = true
+        continue
+      }
+      void this.rt.mesh
+        .currentCursor()
+        .then((end) => (end !== b.cursor && !b.busy ? pull(this.rt, b) : undefined))
+        .catch((error) => this.failed(b, error, 0))
+    }
+    return deferred
   }
 
   /** Applies the mesh's current content of some documents (after a push, or on first contact). */

@@ -187,6 +187,15 @@ export interface MeshStore extends MeshWriter, AsyncDisposable {
   currentCursor(): Promise<ChangeCursor>
 
   /**
+   * Calls `listener` after each commit that changed the store (local or
+   * received), with the commit's sequence; returns the unsubscribe function.
+   * Optional: the builtin engine implements it, so a reader of the change
+   * feed can wait for commits instead of polling; the Ditto backend does
+   * not, as Ditto's sync writes inside its SDK.
+   */
+  onCommit?(listener: (sequence: number) => void): () => void
+
+  /**
    * Runs `fn` atomically: all of its writes commit together, or none do (when
    * it throws). Observers see the writes once, after commit.
    */
