@@ -1,5 +1,6 @@
 import type { Command } from 'commander'
 import { loadConfig } from '../config/load-config.js'
+import { IDLE_SNAPSHOT_INTERVALS, SnapshotChanges } from '../config/peer-snapshot.js'
 import { openPeer, type RunningPeer } from '../config/start-peer.js'
 import { parseDashboardAddress } from '../dashboard/access.js'
 import type { Logger } from '../logger.js'
@@ -45,7 +46,9 @@ function emitJson(event: string, payload: object): void {
   process.stdout.write(`${JSON.stringify({ event, at: new Date().toISOString(), ...payload })}\n`)
 }
 
-function attachJson(peer: RunningPeer): void {
+function attachJson(peer: RunningPeer, statusIntervalMs = 1000): void {
+  // A status line when what the snapshot shows changed, and every ten intervals while nothing does.
+  const changes = new SnapshotChanges(statusIntervalMs * IDLE_SNAPSHOT_INTERVALS)
   peer.on('phase', (p) => emitJson('phase', p))
   peer.on('progress', (p) => emitJson('progress', p))
   peer.on('peer', (p) => emitJson('peer', p))
@@ -56,7 +59,9 @@ function attachJson(peer: RunningPeer): void {
   )
   peer.on('conflict', (c) => emitJson('conflict', c))
   peer.on('error', (e) => emitJson('error', { phase: e.phase, model: e.model, message: String(e.error) }))
-  peer.on('snapshot', (s) => emitJson('status', s))
+  peer.on('snapshot', (s) => {
+    if (changes.take(s, Date.now())) emitJson('status', s)
+  })
   peer.on('dashboard', (d) => emitJson('dashboard', d))
 }
 
@@ -67,7 +72,7 @@ async function run(configFile: string, output: Output, dashboardAt: string | und
     dashboardAt === undefined ? undefined : { ...config.dashboard, ...parseDashboardAddress(dashboardAt) }
   const peer = await openPeer(config, { logger: stderrLogger(output.json), ...(dashboard ? { dashboard } : {}) })
   let detach: (() => void) | undefined
-  if (output.json) attachJson(peer)
+  if (output.json) attachJson(peer, config.statusIntervalMs)
   else {
     const mesh = config.mesh.backend === 'ditto' ? 'Ditto mesh' : 'mesh'
     output.out(`meshmirror: ${redactUrl(config.database)} ⇄ ${mesh} ${peer.meshDir} (site ${peer.siteId})`)

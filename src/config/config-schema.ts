@@ -312,7 +312,11 @@ export const configSchema = z
         token: z.string().min(1).optional(),
       })
       .optional(),
-    /** How often the status snapshot is written to the mesh directory. Default 1,000 ms. */
+    /**
+     * How often the status snapshot is taken. It is written to the mesh
+     * directory (and emitted) when what it shows changed, and at least every
+     * ten intervals. Default 1,000 ms.
+     */
     statusIntervalMs: z.int().min(50).optional(),
   })
   .refine((c) => (c.tables?.length ?? 0) > 0 || c.adapters !== undefined, {

@@ -41,6 +41,72 @@ export async function countStores(
   return counts
 }
 
+/** Longest the snapshot's counts are reused while nothing announced a change. */
+export const COUNTS_MAX_AGE_MS = 10_000
+
+/**
+ * The snapshot's counts, read again only when they may have changed: the
+ * mesh committed something (its cursor moved), the bridge applied, parked,
+ * refused or sent something (its metrics moved), or the last count is
+ * `COUNTS_MAX_AGE_MS` old (a change neither shows, such as the app writing
+ * a table the bridge only receives into). Counting every table and
+ * collection on every snapshot, once a second, was most of what an idle
+ * peer did, and grew with the data.
+ */
+export class StoreCountCache {
+  private value: StoreCounts | undefined
+  private key = ''
+  private countedAt = 0
+
+  constructor(private readonly maxAgeMs = COUNTS_MAX_AGE_MS) {}
+
+  async read(
+    mesh: MeshStore,
+    repository: Repository | undefined,
+    models: ResolvedModels,
+    metrics: SyncMetrics | undefined,
+    now: number,
+  ): Promise<StoreCounts> {
+    // Read before counting: a commit during the count changes the key again, so it is counted next time.
+    const key = `${repository ? 'r' : '-'}|${await mesh.currentCursor()}|${metricsKey(metrics)}`
+    if (this.value && key === this.key && now - this.countedAt < this.maxAgeMs) return this.value
+    this.value = await countStores(mesh, repository, models)
+    this.key = key
+    this.countedAt = now
+    return this.value
+  }
+}
+
+function metricsKey(m: SyncMetrics | undefined): string {
+  return m ? `${m.received},${m.applied},${m.parked},${m.rejected},${m.pushed}` : ''
+}
+
+/** An idle peer's snapshot is written out again after this many status intervals, its content unchanged. */
+export const IDLE_SNAPSHOT_INTERVALS = 10
+
+/**
+ * Tells which snapshots are worth writing out (the status file, the
+ * `--json` status line): one that shows something the last one written did
+ * not (its time and the process's memory aside), or the first after
+ * `everyMs`. An idle peer then rewrites nothing once a second.
+ */
+export class SnapshotChanges {
+  private shown = ''
+  private shownAt = Number.NEGATIVE_INFINITY
+
+  constructor(private readonly everyMs: number) {}
+
+  /** True when `s` is to be written; it is then remembered as the last one written. */
+  take(s: PeerSnapshot, now: number): boolean {
+    const { updatedAt: _at, memory: _memory, ...shown } = s
+    const key = JSON.stringify(shown)
+    if (key === this.shown && now - this.shownAt < this.everyMs) return false
+    this.shown = key
+    this.shownAt = now
+    return true
+  }
+}
+
 /** Everything a status snapshot reports, read from a running peer at the moment it is taken. */
 export interface SnapshotParts {
   config: ResolvedConfig

@@ -20,7 +20,13 @@ import { Emitter } from '../util/emitter.js'
 import { dashboardOptions, servePeerDashboard } from './dashboard-source.js'
 import type { ResolvedConfig } from './load-config.js'
 import { type MeshBackend, openMeshBackend } from './mesh-backend.js'
-import { buildSnapshot, countStores, emptyCounts } from './peer-snapshot.js'
+import {
+  buildSnapshot,
+  emptyCounts,
+  IDLE_SNAPSHOT_INTERVALS,
+  SnapshotChanges,
+  StoreCountCache,
+} from './peer-snapshot.js'
 import { probeListen } from './probe-listen.js'
 import { RateMeter } from './rate-meter.js'
 import { type ResolvedModels, resolveModels } from './resolve-models.js'
@@ -31,7 +37,6 @@ import {
   unindexedForeignKeyAdvice,
   writeSnapshot,
 } from './status-snapshot.js'
-
 /** What a running peer reports. */
 export interface PeerEvents {
   phase: { phase: PeerPhase }
@@ -169,6 +174,8 @@ class Peer implements OpenedPeer {
   private readonly pushRate: RateMeter
   private writing: Promise<unknown> = Promise.resolve()
   private storesClosed = false
+  private readonly counts = new StoreCountCache()
+  private readonly fileChanges: SnapshotChanges
   dashboard: RunningDashboard | undefined
 
   constructor(
@@ -181,6 +188,7 @@ class Peer implements OpenedPeer {
     const now = Date.now()
     this.applyRate = new RateMeter(now)
     this.pushRate = new RateMeter(now)
+    this.fileChanges = new SnapshotChanges((config.statusIntervalMs ?? 1000) * IDLE_SNAPSHOT_INTERVALS)
     this.mesh.on('conflict', (c) => this.events.emit('conflict', c))
     backend.onPeer((p) => this.events.emit('peer', p))
     backend.onError((message) => {
@@ -347,7 +355,9 @@ class Peer implements OpenedPeer {
       apply: this.applyRate.read(metrics?.applied ?? 0, now),
       push: this.pushRate.read(metrics?.pushed ?? 0, now),
     }
-    const counts = this.storesClosed ? emptyCounts() : await countStores(this.mesh, this.repository, this.models)
+    const counts = this.storesClosed
+      ? emptyCounts()
+      : await this.counts.read(this.mesh, this.repository, this.models, metrics, now)
     const repositoryState = this.storesClosed || !this.postgres ? undefined : await this.postgres.state()
     return buildSnapshot({
       config: this.config,
@@ -377,12 +387,16 @@ class Peer implements OpenedPeer {
     }
   }
 
-  /** Writes the snapshot file; writes are serialised, a failure is recorded, never thrown. */
+  /**
+   * Takes a snapshot and emits it; writes it to the status file when what it
+   * shows changed, and at least every `IDLE_SNAPSHOT_INTERVALS` intervals.
+   * Writes are serialised; a failure is recorded, never thrown.
+   */
   private persist(): Promise<unknown> {
     this.writing = this.writing.then(async () => {
       try {
         const s = await this.snapshot()
-        writeSnapshot(this.instance.dir, s)
+        if (this.fileChanges.take(s, Date.now())) writeSnapshot(this.instance.dir, s)
         this.events.emit('snapshot', s)
       } catch (error) {
         this.lastError = `status snapshot: ${(error as Error).message}`

@@ -30,7 +30,10 @@ export interface PeerLink {
 /** The hub link as the snapshot records it. */
 export type HubLinkSnapshot = Omit<HubStatus, 'retries'>
 
-/** What a running `meshmirror peer` writes to `<mesh dir>/meshmirror.status.json`, about once a second. */
+/**
+ * What a running `meshmirror peer` writes to `<mesh dir>/meshmirror.status.json`:
+ * within a second of a change it shows, and every 10 s while nothing changes.
+ */
 export interface PeerSnapshot {
   version: 1
   pid: number

@@ -196,4 +196,44 @@ describe('meshmirror peer', () => {
     second.child.kill('SIGTERM')
     expect(await second.exited).toBe(0)
   }, 60_000)
+
+  it('writes its status when what it shows changes, and only every ten intervals while idle', async () => {
+    const dir = dirs.make('peer-idle')
+    const db = appDb(join(dir, 'idle.db'), 'CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT NOT NULL)')
+    const config = writeConfig(dir, 'idle', {
+      database: './idle.db',
+      mesh: { dir: './idle-mesh' },
+      meshId: 'cli-test',
+      secret: 'a test secret',
+      tables: [{ table: 'items', keys: 'global' }],
+      statusIntervalMs: 100,
+    })
+    const p = startCli(['peer', '--json', '--config', config])
+    running.push(p)
+    await p.event('live')
+    await new Promise((r) => setTimeout(r, 300))
+    const written = () => p.lines.filter((l) => l.includes('"event":"status"')).length
+    const before = written()
+    await new Promise((r) => setTimeout(r, 2_000))
+    // Taken 20 times meanwhile; nothing it shows changed, so written once a second (every ten intervals).
+    expect(written() - before).toBeGreaterThanOrEqual(1)
+    expect(written() - before).toBeLessThanOrEqual(4)
+    // A change is written at the next interval, not at the next of those.
+    const changedAt = p.lines.length
+    db.prepare("INSERT INTO items VALUES (1, 'tea')").run()
+    await waitFor(
+      () =>
+        p.lines.slice(changedAt).some((l) => {
+          const e = parseEvent(l)
+          return (
+            e?.event === 'status' &&
+            isDeepStrictEqual(e.tables, { items: 1 }) &&
+            isDeepStrictEqual(e.collections, { items: 1 })
+          )
+        }),
+      { timeout: 10_000, message: 'a status showing the new row' },
+    )
+    p.child.kill('SIGTERM')
+    expect(await p.exited).toBe(0)
+  }, 30_000)
 })
