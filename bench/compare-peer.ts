@@ -6,7 +6,9 @@
 // `fetch` starts empty, connects, prints `{ caughtUp: ms }` once it holds all
 // N documents (from the start of its open), then writes M pings 10 ms apart.
 // Both run until SIGTERM.
-// Usage: compare-peer.ts <builtin|yjs> <serve|fetch> <dir> <n> <m> [url]
+// Usage: compare-peer.ts <builtin|builtin-plain|yjs> <serve|fetch> <dir> <n> <m> [url]
+// `builtin-plain` is the builtin engine with plain links (`insecure: true`), to tell what the default
+// links' encryption costs; `builtin` is the default (TLS keyed by the mesh secret).
 import { WebSocket, WebSocketServer } from 'ws'
 import * as Y from 'yjs'
 import { openReplicatedMesh } from '../src/replication/open-replicated-mesh.js'
@@ -39,6 +41,7 @@ async function builtinReplica(): Promise<Replica> {
   const mesh = await openReplicatedMesh({
     dir,
     ...MESH,
+    ...(engine === 'builtin-plain' ? { insecure: true } : {}),
     ...(role === 'serve' ? { listen: { host: '127.0.0.1', port: 0 } } : { peers: [url!] }),
   })
   return {

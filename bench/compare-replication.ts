@@ -9,10 +9,12 @@ import { sane } from './compare-sane.js'
 import { type BenchContext, type BenchResult, type BenchSuite, percentile, summarise, withBaseline } from './harness.js'
 
 const PEER = 'bench/compare-peer.ts'
-const ENGINES = [
-  { id: 'builtin', name: 'builtin engine (meshmirror replication)' },
-  { id: 'yjs', name: 'Yjs (y-websocket sync protocol)' },
-] as const
+const BUILTIN = { id: 'builtin', name: 'builtin engine (meshmirror replication)' }
+const YJS = { id: 'yjs', name: 'Yjs (y-websocket sync protocol)' }
+// What the default links' encryption costs: the builtin engine again with plain links, run between
+// the two others, when BENCH_PLAIN_LINKS=1. Informational: the targets stay on the default row.
+const PLAIN = { id: 'builtin-plain', name: 'builtin engine, plain links (insecure: true), informational' }
+const ENGINES = process.env.BENCH_PLAIN_LINKS === '1' ? [BUILTIN, PLAIN, YJS] : [BUILTIN, YJS]
 
 interface Run {
   catchUpMs: number
@@ -113,8 +115,8 @@ export const compareReplicationSuite: BenchSuite = {
     // The targets of the builtin engine, against Yjs in the same run.
     const find = (engine: string, what: string) =>
       results.find((r) => r.name.startsWith(`${engine}:`) && r.name.includes(what))
-    const ours = ENGINES[0].name
-    const yjs = ENGINES[1].name
+    const ours = BUILTIN.name
+    const yjs = YJS.name
     const catchUp = find(ours, 'catch-up')
     const yCatchUp = find(yjs, 'catch-up')
     if (catchUp && yCatchUp)

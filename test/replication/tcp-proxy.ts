@@ -14,6 +14,8 @@ export interface TcpProxy {
   readonly bytes: number
   /** The bytes forwarded so far, both ways (what an eavesdropper on the LAN records): with `record` only. */
   recorded(): Buffer
+  /** TLS records forwarded so far, to the target (`up`) and back (`down`), read from the records' headers. */
+  tlsRecords(): { up: number; down: number }
   close(): Promise<void>
 }
 
@@ -23,15 +25,16 @@ export async function startProxy(target: number, options: { record?: boolean } =
   let cut = false
   let dropping = false
   let bytes = 0
+  const records = { up: new TlsRecordCounter(), down: new TlsRecordCounter() }
   const server: Server = createServer((client) => {
     if (cut) {
       client.destroy()
       return
     }
     const upstream = connect(target, '127.0.0.1')
-    for (const [from, to] of [
-      [client, upstream],
-      [upstream, client],
+    for (const [from, to, counter] of [
+      [client, upstream, records.up],
+      [upstream, client, records.down],
     ] as const) {
       sockets.add(from)
       from.on('close', () => sockets.delete(from))
@@ -40,6 +43,7 @@ export async function startProxy(target: number, options: { record?: boolean } =
         if (dropping) return
         bytes += d.length
         if (options.record) chunks.push(Buffer.from(d))
+        counter.take(d)
         to.write(d)
       })
     }
@@ -56,6 +60,7 @@ export async function startProxy(target: number, options: { record?: boolean } =
       return bytes
     },
     recorded: () => Buffer.concat(chunks),
+    tlsRecords: () => ({ up: records.up.count, down: records.down.count }),
     cut() {
       cut = true
       for (const s of sockets) s.destroy()
@@ -73,5 +78,32 @@ export async function startProxy(target: number, options: { record?: boolean } =
       for (const s of sockets) s.destroy()
       return new Promise((resolve) => server.close(() => resolve()))
     },
+  }
+}
+
+/** Counts the TLS records of one direction of a stream: a 5-byte header (type, version, length), then the body. */
+class TlsRecordCounter {
+  count = 0
+  private header = Buffer.alloc(0)
+  private body = 0
+
+  take(d: Buffer): void {
+    let at = 0
+    while (at < d.length) {
+      if (this.body > 0) {
+        const n = Math.min(this.body, d.length - at)
+        this.body -= n
+        at += n
+        continue
+      }
+      const n = Math.min(5 - this.header.length, d.length - at)
+      this.header = Buffer.concat([this.header, d.subarray(at, at + n)])
+      at += n
+      if (this.header.length === 5) {
+        this.count++
+        this.body = this.header.readUInt16BE(3)
+        this.header = Buffer.alloc(0)
+      }
+    }
   }
 }
