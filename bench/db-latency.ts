@@ -3,7 +3,7 @@
 // 127.0.0.1; and the CPU a live peer spends with nothing happening. The
 // baseline is the same pair finding the app's writes by polling alone
 // (`watchDatabase: false`), measured in the same run.
-import { readFileSync, writeFileSync } from 'node:fs'
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import Database from 'better-sqlite3'
 import { spawnJsonChild } from './compare-child.js'
@@ -18,10 +18,17 @@ interface Run {
   idleCpu: number[]
 }
 
-function cpuTicks(pid: number): number {
-  // Fields 14 and 15 of /proc/<pid>/stat: user and system time, in clock ticks (100 a second).
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ')
-  return Number(fields[11]) + Number(fields[12])
+/** CPU time of every thread of a process so far, in ms (from /proc: nanoseconds, not 10 ms ticks). */
+function cpuMs(pid: number): number {
+  let ns = 0
+  for (const task of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      ns += Number(readFileSync(`/proc/${pid}/task/${task}/schedstat`, 'utf8').split(' ')[0])
+    } catch {
+      // A thread that ended meanwhile.
+    }
+  }
+  return ns / 1e6
 }
 
 async function pair(ctx: BenchContext, watch: boolean, writes: number, idleMs: number): Promise<Run> {
@@ -77,11 +84,11 @@ async function pair(ctx: BenchContext, watch: boolean, writes: number, idleMs: n
     // Idle: nothing written; let the last status writes settle, then count CPU time.
     await new Promise((r) => setTimeout(r, 1_000))
     const pids = [peerA.process.pid!, peerB.process.pid!]
-    const before = pids.map(cpuTicks)
+    const before = pids.map(cpuMs)
     const started = performance.now()
     await new Promise((r) => setTimeout(r, idleMs))
     const elapsed = performance.now() - started
-    const idleCpu = pids.map((pid, i) => ((cpuTicks(pid) - before[i]!) * 10 * 100) / elapsed)
+    const idleCpu = pids.map((pid, i) => ((cpuMs(pid) - before[i]!) * 100) / elapsed)
     return { latencies, idleCpu }
   } finally {
     await peerB.stop()
