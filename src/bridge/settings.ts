@@ -52,9 +52,11 @@ export interface SyncSettings {
   /** Longest `close()` waits for a busy database before giving up on unwritten changes. Default 10,000 ms. */
   closeTimeoutMs?: number
   /**
-   * How often the mesh's change feed is checked for changes that no observer
+   * When the mesh's change feed is checked for changes that no observer
    * delivery announced (a document changed and changed back between two
-   * deliveries reports no difference). Default 50 ms.
+   * deliveries reports no difference): this long after a commit on a mesh
+   * that announces its commits (the builtin engine), so an idle bridge does
+   * nothing; at this interval on one that does not (Ditto). Default 50 ms.
    */
   pollIntervalMs?: number
   /**

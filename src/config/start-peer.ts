@@ -37,6 +37,7 @@ import {
   unindexedForeignKeyAdvice,
   writeSnapshot,
 } from './status-snapshot.js'
+
 /** What a running peer reports. */
 export interface PeerEvents {
   phase: { phase: PeerPhase }
