@@ -40,7 +40,16 @@ export async function load(ctx: BenchContext, backend: Loadable, n: number): Pro
 }
 
 /** Commit-to-delivery latency of one-document upserts, in ms. */
-async function observerLatency(ctx: BenchContext, backend: Backend, samples: number): Promise<number[]> {
+/**
+ * Write → the same store's observer, in ms: `samples` one-document upserts into an observed query,
+ * each awaited until delivered, `gapMs` apart (0: back to back).
+ */
+export async function observerLatency(
+  ctx: BenchContext,
+  backend: Backend,
+  samples: number,
+  gapMs = 0,
+): Promise<number[]> {
   const mesh = await backend.open(ctx.tempDir('latency'))
   let resolve: (() => void) | undefined
   const obs = mesh.observe({ collection: 'orders', filter: { open: true } }, () => resolve?.())
@@ -54,6 +63,7 @@ async function observerLatency(ctx: BenchContext, backend: Backend, samples: num
     await mesh.upsert('orders', [{ _id: `o${i}`, open: true, total: i }])
     await delivered
     out.push(performance.now() - t0)
+    if (gapMs > 0) await new Promise((r) => setTimeout(r, gapMs))
   }
   obs.cancel()
   await mesh.close()
