@@ -1,4 +1,4 @@
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import Database from 'better-sqlite3'
@@ -65,6 +65,24 @@ describe('ChangePoller', () => {
     db.write()
     await waitFor(() => calls >= 2)
     remove()
+    poller.stop()
+  })
+
+  it('watches the directory of the file a symbolic link points to, where SQLite writes the WAL', async () => {
+    const db = database()
+    // The app opens its database through a link in a directory of its own (a data directory mounted elsewhere).
+    mkdirSync(join(db.dir, 'app'))
+    const link = join(db.dir, 'app', 'till.db')
+    symlinkSync(db.file, link)
+    // A poll period of ten minutes: only the watch can tell within the test.
+    const poller = new ChangePoller(db.reader, db.statements, 600_000, link)
+    let calls = 0
+    poller.add(() => calls++)
+    db.write()
+    await waitFor(() => calls === 1)
+    db.write()
+    await waitFor(() => calls === 2)
+    expect(poller.mode).toBe('watch')
     poller.stop()
   })
 

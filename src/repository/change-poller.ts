@@ -1,4 +1,4 @@
-import { existsSync, type FSWatcher, watch } from 'node:fs'
+import { type FSWatcher, realpathSync, watch } from 'node:fs'
 import { basename, dirname } from 'node:path'
 import type Database from 'better-sqlite3'
 import type { ModelStatements } from './sqlite-statements.js'
@@ -92,8 +92,15 @@ export class ChangePoller {
   }
 
   private startWatch(): void {
-    const file = this.file
-    if (!file || this.untrusted || !existsSync(file)) return
+    if (!this.file || this.untrusted) return
+    let file: string
+    try {
+      // SQLite keeps the WAL and journal beside the file a symbolic link points to, not beside the link.
+      file = realpathSync(this.file)
+    } catch {
+      // No such file (a database in memory, or one not created yet): the poll does the job.
+      return
+    }
     const base = basename(file)
     try {
       // The directory, not the files: the WAL and journal come and go, and a watch on a removed file goes silent.
