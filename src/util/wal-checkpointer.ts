@@ -1,4 +1,4 @@
-import { statSync } from 'node:fs'
+import { realpathSync, statSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { Worker } from 'node:worker_threads'
 import type Database from 'better-sqlite3'
@@ -237,6 +237,15 @@ export interface CheckpointStats {
  * the worker is stuck; if the worker fails, the writer goes back to
  * `fallbackPages` (SQLite's default 1000) and a warning is logged.
  */
+/** Where a database file really is: SQLite keeps its WAL beside the file a symbolic link points to. */
+function realPath(file: string): string {
+  try {
+    return realpathSync(file)
+  } catch {
+    return file
+  }
+}
+
 export class WalCheckpointer {
   private readonly pages: number
   /** The process's worker and this database's id there, once started. */
@@ -256,7 +265,7 @@ export class WalCheckpointer {
   private written = 0
 
   constructor(private readonly options: WalCheckpointerOptions) {
-    this.wal = `${options.file}-wal`
+    this.wal = `${realPath(options.file)}-wal`
     this.frameBytes = Number(options.writer.pragma('page_size', { simple: true })) + 24
     this.pages = options.pages ?? INLINE_PAGES
     options.writer.pragma(`wal_autocheckpoint = ${options.backstopPages ?? 4 * INLINE_PAGES}`)

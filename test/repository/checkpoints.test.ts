@@ -1,4 +1,4 @@
-import { existsSync } from 'node:fs'
+import { existsSync, symlinkSync } from 'node:fs'
 import { join } from 'node:path'
 import Database from 'better-sqlite3'
 import { afterEach, expect, it, vi } from 'vitest'
@@ -82,6 +82,18 @@ it('checkpoints in a worker while an app in another process writes to the same f
   const again = await repository(file)
   expect(await again.transaction(async (tx) => (await tx.get('items', `mesh-${applied - 1}`))?.v)).toBe(applied - 1)
 }, 90_000)
+
+it('checkpoints in the worker for a database opened through a symbolic link', async () => {
+  const file = appDatabase()
+  // The app's data directory links to the file elsewhere: SQLite keeps the WAL beside the file itself.
+  const link = join(dirs.make('app-link'), 'till.db')
+  symlinkSync(file, link)
+  const r = await repository(link)
+  await apply(r, 400)
+  await vi.waitFor(() => expect(r.stats().backgroundCheckpoints).toBeGreaterThan(0), { timeout: 10_000 })
+  await r.close()
+  expect(count(file, 'items')).toBe(400)
+}, 60_000)
 
 it("stay on the event loop with checkpoints: 'inline'", async () => {
   const file = appDatabase()
