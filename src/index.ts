@@ -208,6 +208,7 @@ export type { LongTransaction } from './repository/lock-hold.js'
 export type { ColumnType, KeyMode, ModelDefinition } from './repository/model-definition.js'
 export {
   type CapturedChange,
+  type ChangeDetection,
   type ChangeOrigin,
   DELETED_HASH,
   type DocSyncState,

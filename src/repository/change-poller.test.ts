@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import Database from 'better-sqlite3'
 import { afterEach, describe, expect, it } from 'vitest'
+import { silentLogger } from '../logger.js'
 import { ChangePoller } from './change-poller.js'
 import type { ModelStatements } from './sqlite-statements.js'
 
@@ -57,8 +58,10 @@ describe('ChangePoller', () => {
     // A poll period of ten minutes: only the watch can tell within the test.
     const poller = new ChangePoller(db.reader, db.statements, 600_000, db.file)
     let calls = 0
+    expect(poller.detection()).toEqual({ mode: 'off', pollMs: 600_000 })
     const remove = poller.add(() => calls++)
     expect(poller.mode).toBe('watch')
+    expect(poller.detection()).toEqual({ mode: 'watch', pollMs: 600_000 })
     db.write()
     await waitFor(() => calls === 1)
     db.write()
@@ -92,6 +95,7 @@ describe('ChangePoller', () => {
     let calls = 0
     poller.add(() => calls++)
     expect(poller.mode).toBe('poll')
+    expect(poller.detection()).toEqual({ mode: 'poll', pollMs: 10, reason: 'disabled' })
     db.write()
     await waitFor(() => calls === 1)
     poller.stop()
@@ -119,10 +123,16 @@ describe('ChangePoller', () => {
     const db = database()
     // Watching a directory where nothing happens stands for a file system that delivers no notifications.
     const quietFile = emptyDatabaseIn(db.dir, 'quiet')
-    const poller = new ChangePoller(db.reader, db.statements, 10, quietFile)
+    const warnings: { message: string; fields?: Record<string, unknown> }[] = []
+    const logger = {
+      ...silentLogger,
+      warn: (message: string, fields?: Record<string, unknown>) => warnings.push({ message, fields }),
+    }
+    const poller = new ChangePoller(db.reader, db.statements, 10, quietFile, logger)
     let calls = 0
     poller.add(() => calls++)
     expect(poller.mode).toBe('watch')
+    expect(poller.detection()).toEqual({ mode: 'watch', pollMs: 1000 })
     // Two slow polls find commits nothing announced; every commit is still delivered.
     db.write()
     await waitFor(() => calls === 1)
@@ -131,6 +141,23 @@ describe('ChangePoller', () => {
     await waitFor(() => calls === 2)
     db.write()
     await waitFor(() => calls === 3)
+    // Said once, and shown for what it is.
+    expect(poller.detection()).toEqual({ mode: 'poll', pollMs: 10, reason: 'notifications-missed' })
+    expect(warnings).toHaveLength(1)
+    expect(warnings[0]!.message).toContain('polling every 10 ms')
+    expect(warnings[0]!.fields).toMatchObject({ reason: 'notifications-missed' })
+    poller.stop()
+    expect(poller.detection().mode).toBe('off')
+  })
+
+  it('polls, and says why, when there is no file at the path to watch', async () => {
+    const db = database()
+    const poller = new ChangePoller(db.reader, db.statements, 10, join(db.dir, 'not-there.db'))
+    let calls = 0
+    poller.add(() => calls++)
+    expect(poller.detection()).toEqual({ mode: 'poll', pollMs: 10, reason: 'no-file' })
+    db.write()
+    await waitFor(() => calls === 1)
     poller.stop()
   })
 })

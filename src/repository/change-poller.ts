@@ -1,6 +1,8 @@
 import { type FSWatcher, realpathSync, watch } from 'node:fs'
 import { basename, dirname } from 'node:path'
 import type Database from 'better-sqlite3'
+import { type Logger, silentLogger } from '../logger.js'
+import type { ChangeDetection } from './repository.js'
 import type { ModelStatements } from './sqlite-statements.js'
 
 /** The poll period while file notifications are trusted: a safety net, not the way writes are found. */
@@ -49,17 +51,28 @@ export class ChangePoller {
   private misses = 0
   /** The watch missed commits: notifications are not trusted on this file system. */
   private untrusted = false
+  /** Why the last attempt to watch gave up (reported, and logged once). */
+  private problem: { reason: NonNullable<ChangeDetection['reason']>; error?: string } | undefined
 
   constructor(
     private readonly reader: Database.Database,
     private readonly statements: ModelStatements,
     private readonly intervalMs: number,
     private readonly file?: string,
+    private readonly logger: Logger = silentLogger,
   ) {}
 
   /** How writes are noticed now: `watch` (notifications, slow poll as a net) or `poll`. */
   get mode(): 'watch' | 'poll' {
     return this.watcher && !this.untrusted ? 'watch' : 'poll'
+  }
+
+  /** How writes are noticed now, and why by polling when they are. */
+  detection(): ChangeDetection {
+    if (this.timer === undefined) return { mode: 'off', pollMs: this.intervalMs }
+    if (this.mode === 'watch') return { mode: 'watch', pollMs: Math.max(this.intervalMs, WATCHED_POLL_MS) }
+    const problem = this.problem ?? { reason: this.file ? 'no-file' : 'disabled' }
+    return { mode: 'poll', pollMs: this.intervalMs, ...problem }
   }
 
   add(listener: () => void): () => void {
@@ -99,6 +112,7 @@ export class ChangePoller {
       file = realpathSync(this.file)
     } catch {
       // No such file (a database in memory, or one not created yet): the poll does the job.
+      this.problem = { reason: 'no-file' }
       return
     }
     const base = basename(file)
@@ -119,11 +133,27 @@ export class ChangePoller {
           if (!this.poll(false) && wal) this.settle()
         })
       })
-      this.watcher.on('error', () => this.dropWatch())
-    } catch {
+      this.watcher.on('error', (error) => {
+        this.giveUp({ reason: 'watch-unavailable', error: errorCode(error) })
+        this.dropWatch()
+      })
+      this.problem = undefined
+    } catch (error) {
       // No notifications here (or no more watches to spare): the poll does the job.
       this.watcher = undefined
+      this.giveUp({ reason: 'watch-unavailable', error: errorCode(error) })
     }
+  }
+
+  /** Records why writes are polled for, and says so once per kind of problem. */
+  private giveUp(problem: NonNullable<ChangePoller['problem']>): void {
+    const known = this.problem?.reason === problem.reason
+    this.problem = problem
+    if (known) return
+    this.logger.warn(`the app's writes are found by polling every ${this.intervalMs} ms, not by file notifications`, {
+      file: this.file,
+      ...problem,
+    })
   }
 
   private dropWatch(): void {
@@ -154,6 +184,7 @@ export class ChangePoller {
       if (timed && this.mode === 'watch' && !this.notified && ++this.misses >= 2) {
         // Commits the watch never announced: fall back to the fast poll.
         this.untrusted = true
+        this.giveUp({ reason: 'notifications-missed' })
         this.dropWatch()
       }
       this.notified = false
@@ -186,4 +217,10 @@ export class ChangePoller {
     this.watcher?.close()
     this.watcher = undefined
   }
+}
+
+/** A file system error's code (`ENOSPC`, `EACCES` …), or its message. */
+function errorCode(error: unknown): string {
+  const code = (error as NodeJS.ErrnoException | undefined)?.code
+  return typeof code === 'string' ? code : String(error)
 }

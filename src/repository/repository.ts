@@ -172,6 +172,32 @@ export interface RemoteBatchResult {
    */
   unblocked: Map<string, string[]>
 }
+/**
+ * How a SQLite repository finds the app's writes right now (`stats().changeDetection`,
+ * and a running peer's status).
+ */
+export interface ChangeDetection {
+  /**
+   * `watch`: file notifications on the database's directory wake the check
+   * at once, with a poll as a safety net; `poll`: the poll alone finds them;
+   * `off`: nothing is looking (no one is listening for changes yet).
+   */
+  mode: 'watch' | 'poll' | 'off'
+  /** The poll's period, ms (a safety net's while watching). */
+  pollMs: number
+  /**
+   * Why the poll alone finds the writes: `disabled` (`watchFile: false`, config
+   * `watchDatabase: false`), `no-file` (a database in memory, or no file at the
+   * path), `watch-unavailable` (the directory could not be watched, or its
+   * watch failed: see `error`), `notifications-missed` (commits arrived that
+   * no notification announced: a file system that delivers none, such as some
+   * network file systems).
+   */
+  reason?: 'disabled' | 'no-file' | 'watch-unavailable' | 'notifications-missed'
+  /** The file system's error for `watch-unavailable`, e.g. `ENOSPC` when no inotify watches are left. */
+  error?: string
+}
+
 /** Counters a repository keeps. */
 export interface RepositoryStats {
   /** Transactions committed. */
@@ -190,6 +216,8 @@ export interface RepositoryStats {
   lockPauses?: number
   /** WAL checkpoints run by the repository's worker thread (SQLite with `checkpoints: 'background'`). */
   backgroundCheckpoints?: number
+  /** How the app's writes are found (SQLite): file notifications or polling, and why polling. */
+  changeDetection?: ChangeDetection
 }
 
 /** Events a repository emits. */

@@ -275,7 +275,7 @@ class SqliteRepositoryImpl implements SqliteRepository {
   private readonly modelInfo: ReadonlyMap<string, ModelInfo>
   private readonly busyListeners = new Set<(p: RepositoryEvents['busy']) => void>()
   private readonly longListeners = new Set<(p: RepositoryEvents['longTransaction']) => void>()
-  private readonly counters: Required<Omit<RepositoryStats, 'backgroundCheckpoints'>> = {
+  private readonly counters: Required<Omit<RepositoryStats, 'backgroundCheckpoints' | 'changeDetection'>> = {
     transactions: 0,
     busyRetries: 0,
     longTransactions: 0,
@@ -339,6 +339,7 @@ class SqliteRepositoryImpl implements SqliteRepository {
       this.r,
       options.pollIntervalMs ?? 25,
       options.watchFile === false ? undefined : file,
+      options.logger ?? silentLogger,
     )
   }
 
@@ -643,7 +644,11 @@ class SqliteRepositoryImpl implements SqliteRepository {
   // ---- misc ------------------------------------------------------------------------
 
   stats(): RepositoryStats {
-    return { ...this.counters, backgroundCheckpoints: this.checkpointer?.stats().checkpoints ?? 0 }
+    return {
+      ...this.counters,
+      backgroundCheckpoints: this.checkpointer?.stats().checkpoints ?? 0,
+      changeDetection: this.poller.detection(),
+    }
   }
 
   on<E extends keyof RepositoryEvents>(event: E, listener: (payload: RepositoryEvents[E]) => void): () => void {
