@@ -2,7 +2,12 @@ import { existsSync } from 'node:fs'
 import { join } from 'node:path'
 import type { Command } from 'commander'
 import { diagnoseMeshDir } from '../config/mesh-backend.js'
-import { type PeerSnapshot, readSnapshot, snapshotWarnings } from '../config/status-snapshot.js'
+import {
+  describeChangeDetection,
+  type PeerSnapshot,
+  readSnapshot,
+  snapshotWarnings,
+} from '../config/status-snapshot.js'
 import { readStoreConflicts } from '../engine/conflict-log.js'
 import { STORE_FILE } from '../engine/database.js'
 import type { Diagnosis } from '../instance/doctor.js'
@@ -98,6 +103,7 @@ function describeSnapshot(s: PeerSnapshot, ageSeconds: number | undefined): stri
   const lines: string[] = []
   lines.push(`  status     ${statusLine(s)} (${ageSeconds} s ago)`)
   lines.push(`  database   ${s.database}`)
+  if (s.changeDetection) lines.push(`  app writes ${describeChangeDetection(s.changeDetection)}`)
   if (s.repository) {
     const r = s.repository
     const oldest =

@@ -132,6 +132,7 @@ export interface SnapshotParts {
   /** The repository's own state, when it reports one (a Postgres pool and outbox). */
   repository?: PeerSnapshot['repository']
   unindexedForeignKeys?: PeerSnapshot['unindexedForeignKeys']
+  changeDetection?: PeerSnapshot['changeDetection']
 }
 
 /** The status snapshot of a peer, as `meshmirror status` and the `snapshot` event show it. */
@@ -140,7 +141,8 @@ export function buildSnapshot(p: SnapshotParts): PeerSnapshot {
   const peers = [...p.peers]
   const insecure = config.insecure === true ? ({ insecure: true } as const) : {}
   const unindexed = p.unindexedForeignKeys?.length ? { unindexedForeignKeys: [...p.unindexedForeignKeys] } : {}
-  const warnings = snapshotWarnings({ ...insecure, peers, ...unindexed })
+  const detection = p.changeDetection ? { changeDetection: p.changeDetection } : {}
+  const warnings = snapshotWarnings({ ...insecure, peers, ...unindexed, ...detection })
   return {
     version: 1,
     pid: process.pid,
@@ -184,6 +186,7 @@ export function buildSnapshot(p: SnapshotParts): PeerSnapshot {
     ...(p.lastError ? { lastError: p.lastError } : {}),
     ...(p.repository ? { repository: p.repository } : {}),
     ...unindexed,
+    ...detection,
   }
 }
 

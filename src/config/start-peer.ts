@@ -360,6 +360,7 @@ class Peer implements OpenedPeer {
       ? emptyCounts()
       : await this.counts.read(this.mesh, this.repository, this.models, metrics, now)
     const repositoryState = this.storesClosed || !this.postgres ? undefined : await this.postgres.state()
+    const detection = this.storesClosed ? undefined : this.repository?.stats().changeDetection
     return buildSnapshot({
       config: this.config,
       meshDir: this.instance.dir,
@@ -377,6 +378,7 @@ class Peer implements OpenedPeer {
       lastError: this.lastError,
       ...(repositoryState ? { repository: repositoryState } : {}),
       unindexedForeignKeys: this.unindexedForeignKeys,
+      ...(detection ? { changeDetection: detection } : {}),
     })
   }
 

@@ -2,6 +2,7 @@ import { readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import type { HubStatus } from '../hub/hub-link.js'
 import type { LinkSecurity } from '../replication/transport.js'
+import type { ChangeDetection } from '../repository/repository.js'
 
 /** Name of the status snapshot a running peer keeps in its mesh directory. */
 export const STATUS_FILE = 'meshmirror.status.json'
@@ -101,15 +102,23 @@ export interface PeerSnapshot {
   }
   /** Foreign keys referencing mirrored tables with no index on their columns (SQLite): each parent removal reads the child table. */
   unindexedForeignKeys?: { table: string; columns: string[]; parent: string }[]
+  /** How the app's writes are found (SQLite): file notifications, or polling and why. */
+  changeDetection?: ChangeDetection
 }
 
 /** The warnings a snapshot calls for (from its fields, so a snapshot of an earlier version gets them too). */
 export function snapshotWarnings(
-  s: Pick<PeerSnapshot, 'insecure' | 'peers' | 'unindexedForeignKeys'> & {
+  s: Pick<PeerSnapshot, 'insecure' | 'peers' | 'unindexedForeignKeys' | 'changeDetection'> & {
     sync?: Pick<PeerSnapshot['sync'], 'verify' | 'longTransactions'>
   },
 ): string[] {
   const out: string[] = []
+  const found = s.changeDetection
+  if (found?.mode === 'poll' && found.reason !== 'disabled') {
+    out.push(
+      `the app's writes are ${describeChangeDetection(found)}; each waits up to ${found.pollMs} ms before it is sent`,
+    )
+  }
   for (const fk of s.unindexedForeignKeys ?? []) out.push(unindexedForeignKeyAdvice(fk))
   const long = s.sync?.longTransactions
   if (long && long.count > 0) {
@@ -158,4 +167,30 @@ export function readSnapshot(dir: string): PeerSnapshot | undefined {
 
 export function removeSnapshotTmp(dir: string): void {
   rmSync(join(dir, `${STATUS_FILE}.${process.pid}.tmp`), { force: true })
+}
+
+/** How the app's writes are found, in words: `found at once through file notifications (…)`, `polled every 25 ms: …`. */
+export function describeChangeDetection(d: ChangeDetection): string {
+  if (d.mode === 'off') return 'not looked for yet'
+  if (d.mode === 'watch')
+    return `found at once through file notifications (polled every ${d.pollMs} ms as a safety net)`
+  const polled = `polled every ${d.pollMs} ms`
+  switch (d.reason) {
+    case 'disabled':
+      return `${polled} (watchDatabase: false)`
+    case 'no-file':
+      return `${polled}: there is no database file to watch`
+    case 'notifications-missed':
+      return `${polled}: commits arrived that no file notification announced (a file system that delivers none, such as some network file systems)`
+    case 'watch-unavailable':
+      return `${polled}: the database's directory cannot be watched (${d.error ?? 'unknown error'}${WATCH_ADVICE[d.error ?? ''] ?? ''})`
+    default:
+      return polled
+  }
+}
+
+/** What to do about the errors Linux gives when inotify runs out. */
+const WATCH_ADVICE: Record<string, string> = {
+  ENOSPC: ': no inotify watches are left; raise fs.inotify.max_user_watches',
+  EMFILE: ': no inotify instances are left; raise fs.inotify.max_user_instances',
 }

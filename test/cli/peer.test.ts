@@ -144,9 +144,12 @@ describe('meshmirror peer', () => {
       tables: { customers: 2, products: 1 },
     })
     expect(report.snapshot.peers.some((p: { state: string }) => p.state === 'live')).toBe(true)
+    // The app's writes were found through the database's directory watch, and status says so.
+    expect(report.snapshot.changeDetection).toEqual({ mode: 'watch', pollMs: 1000 })
     const text = await runCli(['status', '--dir', join(dir, 'a-mesh')])
     expect(text.stdout).toMatch(/running \(pid \d+/)
     expect(text.stdout).toContain('live · 1 peer · customers 2, items 1')
+    expect(text.stdout).toContain('app writes found at once through file notifications')
 
     // A clean stop, then status says so.
     pb.child.kill('SIGTERM')
