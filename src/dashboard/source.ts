@@ -57,6 +57,8 @@ export interface DashboardSnapshot {
   }
   progress?: { phase: string; model?: string; done: number; total?: number }
   lastError?: string
+  /** What deserves attention (unencrypted links, writes found by polling, unindexed foreign keys …), shown above every page. */
+  warnings?: string[]
 }
 
 /** Per-model counters of the sync bridge since the peer started. */

@@ -54,9 +54,11 @@ const config = (db: string, mesh: string) => ({
 })
 
 // The till serving the dashboard requires a note on every product; the other till does not.
+// It also keeps a table of its own whose foreign key to customers has no index: a warning, shown above every page.
 const DDL_A = `
 CREATE TABLE customers (id INTEGER PRIMARY KEY, name TEXT NOT NULL, email TEXT);
 CREATE TABLE products (sku TEXT PRIMARY KEY, name TEXT NOT NULL, stock INTEGER NOT NULL, note TEXT NOT NULL);
+CREATE TABLE visits (id INTEGER PRIMARY KEY, customer_id INTEGER REFERENCES customers (id));
 `
 const DDL_B = `
 CREATE TABLE customers (id INTEGER PRIMARY KEY, name TEXT NOT NULL, email TEXT);
@@ -99,6 +101,10 @@ describe.skipIf(NO_BROWSER !== undefined)(browserTitle('the dashboard'), () => {
     await page.goto(served.url as string)
     await expect.poll(() => page.locator('#site').textContent(), { timeout: 15_000 }).toContain(short(siteA))
     expect(await page.locator('#mesh-devices').textContent()).toContain('No device has linked to this one yet')
+    await expect
+      .poll(() => page.locator('#warnings').textContent(), { timeout: 15_000 })
+      .toContain('visits (customer_id) references customers with no index')
+    expect(await page.locator('#warnings').isVisible()).toBe(true)
 
     // The other till joins: the mesh page shows it, live, without a reload.
     const pb = startCli([

@@ -20,7 +20,7 @@ function h(tag, attrs, ...children) {
   return el
 }
 
-const state = { overview: undefined, page: 'mesh', selected: undefined, rowTimer: 0 }
+const state = { overview: undefined, page: 'mesh', selected: undefined, rowTimer: 0, warnings: '' }
 
 function ago(ms) {
   const s = Math.max(0, Math.round((Date.now() - ms) / 1000))
@@ -88,6 +88,17 @@ function renderHeader(o) {
   )
   $('#problem-count').textContent = n > 0 ? String(n) : ''
   $('#problem-count').setAttribute('aria-label', `${n} problems`)
+  renderWarnings(s.warnings ?? [])
+}
+
+/** What deserves attention (the snapshot's warnings), above every page; redrawn only when they change. */
+function renderWarnings(warnings) {
+  const key = warnings.join('\n')
+  if (key === state.warnings) return
+  state.warnings = key
+  const box = $('#warnings')
+  box.hidden = warnings.length === 0
+  box.replaceChildren(...warnings.map((w) => h('p', {}, h('span', { class: 'badge warn' }, 'warning'), ' ', w)))
 }
 
 // ---- mesh ------------------------------------------------------------------
