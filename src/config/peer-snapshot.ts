@@ -142,7 +142,24 @@ export function buildSnapshot(p: SnapshotParts): PeerSnapshot {
   const insecure = config.insecure === true ? ({ insecure: true } as const) : {}
   const unindexed = p.unindexedForeignKeys?.length ? { unindexedForeignKeys: [...p.unindexedForeignKeys] } : {}
   const detection = p.changeDetection ? { changeDetection: p.changeDetection } : {}
-  const warnings = snapshotWarnings({ ...insecure, peers, ...unindexed, ...detection })
+  const sync: PeerSnapshot['sync'] = {
+    applied: m?.applied ?? 0,
+    pushed: m?.pushed ?? 0,
+    rejected: m?.rejected ?? 0,
+    parked: p.counts.kept.parked,
+    refused: p.counts.kept.refused,
+    conflicts: p.counts.conflicts,
+    errors: m?.errors ?? 0,
+    busyRetries: m?.busyRetries ?? 0,
+    ...(m ? { longTransactions: m.longTransactions } : {}),
+    queueDepth: m?.queueDepth ?? 0,
+    applyRate: Math.round(p.rates.apply * 10) / 10,
+    pushRate: Math.round(p.rates.push * 10) / 10,
+    lagMs: m?.lagMs ?? 0,
+    localLagMs: m?.localLagMs ?? 0,
+    ...(m ? { verify: m.verify } : {}),
+  }
+  const warnings = snapshotWarnings({ ...insecure, peers, ...unindexed, ...detection, sync })
   return {
     version: 1,
     pid: process.pid,
@@ -165,23 +182,7 @@ export function buildSnapshot(p: SnapshotParts): PeerSnapshot {
     ...(warnings.length > 0 ? { warnings } : {}),
     collections: p.counts.collections,
     tables: p.counts.tables,
-    sync: {
-      applied: m?.applied ?? 0,
-      pushed: m?.pushed ?? 0,
-      rejected: m?.rejected ?? 0,
-      parked: p.counts.kept.parked,
-      refused: p.counts.kept.refused,
-      conflicts: p.counts.conflicts,
-      errors: m?.errors ?? 0,
-      busyRetries: m?.busyRetries ?? 0,
-      ...(m ? { longTransactions: m.longTransactions } : {}),
-      queueDepth: m?.queueDepth ?? 0,
-      applyRate: Math.round(p.rates.apply * 10) / 10,
-      pushRate: Math.round(p.rates.push * 10) / 10,
-      lagMs: m?.lagMs ?? 0,
-      localLagMs: m?.localLagMs ?? 0,
-      ...(m ? { verify: m.verify } : {}),
-    },
+    sync,
     ...(p.progress ? { progress: p.progress } : {}),
     ...(p.lastError ? { lastError: p.lastError } : {}),
     ...(p.repository ? { repository: p.repository } : {}),

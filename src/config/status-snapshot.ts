@@ -55,7 +55,7 @@ export interface PeerSnapshot {
   peers: PeerLink[]
   /** The link to the hub (config key `hub`): server, state, position, lag. */
   hub?: HubLinkSnapshot
-  /** What deserves attention: unencrypted links. */
+  /** What deserves attention: unencrypted links, writes found by polling, foreign keys with no index, long transactions, documents found out of step. */
   warnings?: string[]
   /** Documents per mirrored collection in the mesh. */
   collections: Record<string, number>
