@@ -96,6 +96,11 @@ export class SnapshotChanges {
 
   constructor(private readonly everyMs: number) {}
 
+  /** Forgets what was last written (its write failed): the next snapshot is written whatever it shows. */
+  forget(): void {
+    this.shown = ''
+  }
+
   /** True when `s` is to be written; it is then remembered as the last one written. */
   take(s: PeerSnapshot, now: number): boolean {
     const { updatedAt: _at, memory: _memory, ...shown } = s

@@ -167,6 +167,8 @@ class Peer implements OpenedPeer {
   private phase: PeerPhase = 'starting'
   private progress: PeerSnapshot['progress']
   private lastError: string | undefined
+  /** The last failure to write the status file, while it lasts (logged once). */
+  private statusFileError: string | undefined
   private unindexedForeignKeys: PeerSnapshot['unindexedForeignKeys'] = []
   private timer: NodeJS.Timeout | undefined
   private closing: Promise<void> | undefined
@@ -399,13 +401,40 @@ class Peer implements OpenedPeer {
     this.writing = this.writing.then(async () => {
       try {
         const s = await this.snapshot()
-        if (this.fileChanges.take(s, Date.now())) writeSnapshot(this.instance.dir, s)
+        if (this.fileChanges.take(s, Date.now())) this.writeStatusFile(s)
         this.events.emit('snapshot', s)
       } catch (error) {
         this.lastError = `status snapshot: ${(error as Error).message}`
       }
     })
     return this.writing
+  }
+
+  /**
+   * Writes the status file. A failure (a full disk, a directory that turned
+   * read-only) is logged once for each error and retried with the next
+   * snapshot; the `snapshot` event and the peer's work go on meanwhile.
+   */
+  private writeStatusFile(s: PeerSnapshot): void {
+    try {
+      writeSnapshot(this.instance.dir, s)
+      this.statusFileError = undefined
+    } catch (error) {
+      this.fileChanges.forget()
+      try {
+        removeSnapshotTmp(this.instance.dir)
+      } catch {
+        // Nothing to remove, or nothing that can be: the next write tries again.
+      }
+      const message = (error as Error).message
+      this.lastError = `status file: ${message}`
+      if (message === this.statusFileError) return
+      this.statusFileError = message
+      this.logger.warn('cannot write the status file: `meshmirror status` shows an older snapshot until it can', {
+        dir: this.instance.dir,
+        error: message,
+      })
+    }
   }
 
   close(): Promise<void> {
