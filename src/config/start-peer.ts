@@ -458,11 +458,7 @@ class Peer implements OpenedPeer {
       const final = await this.snapshot()
       this.storesClosed = true
       await step(() => this.repository?.close())
-      try {
-        writeSnapshot(this.instance.dir, final)
-      } catch {
-        removeSnapshotTmp(this.instance.dir)
-      }
+      this.writeStatusFile(final)
       this.events.emit('phase', { phase: 'stopped' })
       await step(() => this.instance.close())
       if (failures.length > 0) throw failures[0]
