@@ -237,15 +237,6 @@ export interface CheckpointStats {
  * the worker is stuck; if the worker fails, the writer goes back to
  * `fallbackPages` (SQLite's default 1000) and a warning is logged.
  */
-/** Where a database file really is: SQLite keeps its WAL beside the file a symbolic link points to. */
-function realPath(file: string): string {
-  try {
-    return realpathSync(file)
-  } catch {
-    return file
-  }
-}
-
 export class WalCheckpointer {
   private readonly pages: number
   /** The process's worker and this database's id there, once started. */
@@ -400,5 +391,14 @@ export class WalCheckpointer {
     })
     const pages = this.options.fallbackPages ?? INLINE_PAGES
     if (this.options.writer.open) this.options.writer.pragma(`wal_autocheckpoint = ${pages}`)
+  }
+}
+
+/** Where a database file really is: SQLite keeps its WAL beside the file a symbolic link points to. */
+function realPath(file: string): string {
+  try {
+    return realpathSync(file)
+  } catch {
+    return file
   }
 }
