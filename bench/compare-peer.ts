@@ -7,6 +7,9 @@
 // N documents (from the start of its open), then writes M pings 10 ms apart.
 // Both run until SIGTERM.
 // Usage: compare-peer.ts <builtin|builtin-plain|yjs> <serve|fetch> <dir> <n> <m> [url]
+// BENCH_PING_RATE=R writes the M pings at R a second without waiting for each (a stream of commits, as
+// `bench/coalesce-probe.ts` measures); BENCH_COALESCE_MS sets the builtin engine's `coalesceMs`. Each side
+// prints `{ cpuMs }`, its process's CPU time from the first ping to the last one written or received.
 // `builtin-plain` is the builtin engine with plain links (`insecure: true`), to tell what the default
 // links' encryption costs; `builtin` is the default (TLS keyed by the mesh secret).
 import { WebSocket, WebSocketServer } from 'ws'
@@ -23,6 +26,10 @@ const M = Number(mArg)
 // process start and can be off by milliseconds between two processes of a busy machine).
 const now = () => Number(process.hrtime.bigint()) / 1e6
 const print = (line: object) => process.stdout.write(`${JSON.stringify(line)}\n`)
+const cpuMs = () => {
+  const u = process.cpuUsage()
+  return (u.user + u.system) / 1000
+}
 
 interface Replica {
   port?: number
@@ -42,6 +49,7 @@ async function builtinReplica(): Promise<Replica> {
     dir,
     ...MESH,
     ...(engine === 'builtin-plain' ? { insecure: true } : {}),
+    ...(process.env.BENCH_COALESCE_MS ? { coalesceMs: Number(process.env.BENCH_COALESCE_MS) } : {}),
     ...(role === 'serve' ? { listen: { host: '127.0.0.1', port: 0 } } : { peers: [url!] }),
   })
   return {
@@ -130,16 +138,33 @@ if (role === 'serve') {
     await replica.load(docs)
   }
   const latencies: number[] = []
+  let cpuAtFirst = 0
   replica.onPing((sentAt) => {
     latencies.push(now() - sentAt)
-    if (latencies.length === M) print({ latencies })
+    if (latencies.length === 1) cpuAtFirst = cpuMs()
+    if (latencies.length === M) print({ latencies, cpuMs: cpuMs() - cpuAtFirst })
   })
   print({ ready: true, port: replica.port })
 } else {
   await replica.holdsAll()
   print({ caughtUp: performance.now() - t0 })
-  for (let i = 0; i < M; i++) {
-    await replica.ping(`p${i}`, now())
-    await new Promise((r) => setTimeout(r, 10))
+  const rate = Number(process.env.BENCH_PING_RATE ?? 0)
+  const cpuAtStart = cpuMs()
+  if (rate > 0) {
+    // Each write is started on time, whether the ones before have committed or not.
+    const start = now()
+    const writes: (Promise<void> | void)[] = []
+    for (let i = 0; i < M; i++) {
+      const wait = start + (i * 1000) / rate - now()
+      if (wait >= 1) await new Promise((r) => setTimeout(r, wait))
+      writes.push(replica.ping(`p${i}`, now()))
+    }
+    await Promise.all(writes)
+  } else {
+    for (let i = 0; i < M; i++) {
+      await replica.ping(`p${i}`, now())
+      await new Promise((r) => setTimeout(r, 10))
+    }
   }
+  print({ cpuMs: cpuMs() - cpuAtStart })
 }
