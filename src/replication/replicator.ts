@@ -49,7 +49,11 @@ export interface ReplicationOptions {
   chunkSize?: number
   /** Chunks in flight per peer before waiting for acks. Default 4. */
   window?: number
-  /** Live commits within this window go out together. Default 2 ms. */
+  /**
+   * Live commits within this window go out together: after a quiet spell a
+   * commit goes out at once, while commits stream in at most one push per
+   * window. Default 1 ms (see docs/performance.md, "Live write").
+   */
   coalesceMs?: number
   /** Reconnect backoff bounds. Default 100 ms to 10 s. */
   reconnect?: { minMs?: number; maxMs?: number }
@@ -277,7 +281,7 @@ class ReplicatorImpl implements Replicator {
       direction,
       chunkSize: this.o.chunkSize ?? 500,
       window: this.o.window ?? 4,
-      coalesceMs: this.o.coalesceMs ?? 2,
+      coalesceMs: this.o.coalesceMs ?? 1,
       maxFrameBytes: this.o.ws?.maxFrameBytes ?? 16 * 1024 * 1024,
       handshakeTimeoutMs: this.o.handshakeTimeoutMs ?? 10_000,
       limits: this.limits,
