@@ -35,14 +35,9 @@ function cpuMs(pid: number): number {
   return ns / 1e6
 }
 
-async function pair(
-  ctx: BenchContext,
-  watch: boolean,
-  writes: number,
-  idle: { afterMs: number; forMs: number },
-): Promise<Run> {
-  const dir = ctx.tempDir(watch ? 'dbl-watch' : 'dbl-poll')
-  const config = (name: string, extra: object) => {
+/** Two `meshmirror peer` processes on 127.0.0.1, A listening and B linked to it, each mirroring `sales`. */
+async function startPair(dir: string, extra: object) {
+  const config = (name: string, own: object) => {
     const db = join(dir, `${name}.db`)
     const d = new Database(db)
     d.exec(SCHEMA)
@@ -56,21 +51,41 @@ async function pair(
         meshId: 'latency',
         secret: 'latency-bench-secret',
         tables: [{ table: 'sales' }],
-        watchDatabase: watch,
         ...extra,
+        ...own,
       }),
     )
     return { db, file }
   }
   const a = config('a', { listen: { host: '127.0.0.1', port: 0 } })
   const peerA = spawnJsonChild(CLI, ['peer', '--json', '--config', a.file])
-  const live = (await peerA.waitFor((l) => l.event === 'live')) as { port: number }
-  const b = config('b', { peers: [`ws://127.0.0.1:${live.port}`] })
-  const peerB = spawnJsonChild(CLI, ['peer', '--json', '--config', b.file])
+  let peerB: ReturnType<typeof spawnJsonChild> | undefined
+  const stop = async () => {
+    await peerB?.stop()
+    await peerA.stop()
+  }
   try {
+    const live = (await peerA.waitFor((l) => l.event === 'live')) as { port: number }
+    const b = config('b', { peers: [`ws://127.0.0.1:${live.port}`] })
+    peerB = spawnJsonChild(CLI, ['peer', '--json', '--config', b.file])
     await peerB.waitFor((l) => l.event === 'status' && (l.peers as { state: string }[]).some((p) => p.state === 'live'))
-    const writer = new Database(a.db)
-    const reader = new Database(b.db, { readonly: true })
+    return { a: a.db, b: b.db, pids: [peerA.process.pid!, peerB.process.pid!], stop }
+  } catch (error) {
+    await stop()
+    throw error
+  }
+}
+
+async function pair(
+  ctx: BenchContext,
+  watch: boolean,
+  writes: number,
+  idle: { afterMs: number; forMs: number },
+): Promise<Run> {
+  const peers = await startPair(ctx.tempDir(watch ? 'dbl-watch' : 'dbl-poll'), { watchDatabase: watch })
+  try {
+    const writer = new Database(peers.a)
+    const reader = new Database(peers.b, { readonly: true })
     const seen = reader.prepare('SELECT 1 FROM sales WHERE id = ?').pluck()
     const insert = writer.prepare('INSERT INTO sales (id, till, amount) VALUES (?, ?, ?)')
     const latencies: number[] = []
@@ -94,16 +109,69 @@ async function pair(
     // collected (V8 does it once the process goes quiet: 50-130 ms of CPU at a time, on its
     // helper threads), whatever finds the app's writes; the steady state comes after.
     await new Promise((r) => setTimeout(r, idle.afterMs))
-    const pids = [peerA.process.pid!, peerB.process.pid!]
-    const before = pids.map(cpuMs)
+    const before = peers.pids.map(cpuMs)
     const started = performance.now()
     await new Promise((r) => setTimeout(r, idle.forMs))
     const elapsed = performance.now() - started
-    const idleCpu = pids.map((pid, i) => ((cpuMs(pid) - before[i]!) * 100) / elapsed)
+    const idleCpu = peers.pids.map((pid, i) => ((cpuMs(pid) - before[i]!) * 100) / elapsed)
     return { latencies, idleCpu }
   } finally {
-    await peerB.stop()
-    await peerA.stop()
+    await peers.stop()
+  }
+}
+
+/**
+ * A stream of app writes: single-row inserts committed to A's file at `rate`
+ * a second for `seconds`, each in its own transaction, without waiting for
+ * B; B's file is read every millisecond. Each row's time from its commit in
+ * A's file to its first sighting in B's, and the CPU time of both peers
+ * (every thread) per 1,000 rows. `extra` is merged into both peers' config.
+ */
+export async function streamRun(
+  dir: string,
+  rate: number,
+  seconds: number,
+  extra: object = {},
+): Promise<{ latencies: number[]; cpuPer1000: number }> {
+  const peers = await startPair(dir, extra)
+  try {
+    const writer = new Database(peers.a)
+    const reader = new Database(peers.b, { readonly: true })
+    const insert = writer.prepare('INSERT INTO sales (id, till, amount) VALUES (?, ?, ?)')
+    const arrived = reader.prepare('SELECT amount FROM sales WHERE amount >= ?').pluck()
+    const n = Math.max(1, Math.round(rate * seconds))
+    const committedAt: number[] = []
+    const seenAt: number[] = new Array(n)
+    let unseen = 0
+    let done = false
+    const reading = (async () => {
+      while (!done && unseen < n) {
+        const now = performance.now()
+        for (const i of arrived.all(unseen) as number[]) seenAt[i] ??= now
+        while (unseen < n && seenAt[unseen] !== undefined) unseen++
+        await new Promise((r) => setTimeout(r, 1))
+      }
+    })()
+    const before = peers.pids.map(cpuMs)
+    const start = performance.now()
+    for (let i = 0; i < n; i++) {
+      // Each write on time, whether B has the ones before or not.
+      const wait = start + (i * 1000) / rate - performance.now()
+      if (wait >= 1) await new Promise((r) => setTimeout(r, wait))
+      insert.run(`s${i}`, 'a', i)
+      committedAt.push(performance.now())
+    }
+    const deadline = performance.now() + 30_000
+    while (unseen < n && performance.now() < deadline) await new Promise((r) => setTimeout(r, 5))
+    done = true
+    await reading
+    if (unseen < n) throw new Error(`only ${unseen} of ${n} rows reached B within 30 s`)
+    const cpu = peers.pids.reduce((sum, pid, k) => sum + cpuMs(pid) - before[k]!, 0)
+    writer.close()
+    reader.close()
+    return { latencies: committedAt.map((t, i) => seenAt[i]! - t), cpuPer1000: (cpu / n) * 1000 }
+  } finally {
+    await peers.stop()
   }
 }
 
@@ -146,6 +214,28 @@ export const dbLatencySuite: BenchSuite = {
         },
         withBaseline(dittoFloor, measured),
       )
+    }
+    // A stream of writes: what batching on the way adds while the app keeps writing.
+    const rate = 200
+    const seconds = ctx.quick ? 0.5 : 3
+    const stream = await streamRun(ctx.tempDir('dbl-stream'), rate, seconds)
+    const streamCommon = {
+      suite: 'db-latency',
+      workload: `${rate * seconds} single-row inserts committed at ${rate} a second into A's SQLite file without waiting for B, each until readable in B's (read every millisecond), through the same two peers with the file watch; the baseline is the same pair's isolated writes`,
+      unit: 'ms',
+      better: 'lower' as const,
+      warmup: 'none',
+    }
+    for (const p of [50, 99]) {
+      const limit = p === 50 ? 5 : 20
+      const measured = summarise({ ...streamCommon, name: `database to database p${p}, a stream of ${rate} rows/s` }, [
+        percentile(stream.latencies, p),
+      ])
+      const isolated = results.find((r) => r.name === `database to database p${p}, file watch`)!
+      results.push({
+        ...withBaseline(measured, isolated),
+        target: { description: `< ${limit} ms`, pass: measured.median < limit },
+      })
     }
     const idle = (run: Run, name: string) =>
       summarise(
