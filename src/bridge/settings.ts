@@ -20,7 +20,8 @@ export interface SyncSettings {
   /**
    * Longest a received change waits for its batch to fill before it is
    * written, while changes stream in. After this long without a batch
-   * written, a change is written at once. Default 10 ms.
+   * written, a change is written at once. Default 2 ms (see
+   * docs/performance.md, "The app's database").
    */
   maxBatchDelayMs?: number
   /** Pause after each apply batch. Default 0 (seed: 100 ms). */
@@ -113,7 +114,7 @@ export function resolveSettings(settings: SyncSettings = {}): ResolvedSettings {
   return {
     batchSize,
     targetBatchMs: settings.targetBatchMs ?? 250,
-    maxBatchDelayMs: settings.maxBatchDelayMs ?? 10,
+    maxBatchDelayMs: settings.maxBatchDelayMs ?? 2,
     delayBetweenBatches: settings.delayBetweenBatches ?? 0,
     transactionPerRow: settings.transactionPerRow ?? false,
     highWaterMark: settings.highWaterMark ?? Math.max(2000, 4 * batchSize),
