@@ -6,19 +6,11 @@
 // from the write to its observer (same clock). For each rate and value: p50 and p99 of that latency, and
 // the CPU time of each process over the stream, per 1,000 writes. The values run in a different order in
 // each round, so that a drift of the machine's speed falls on all of them.
-import { mkdtempSync, rmSync } from 'node:fs'
-import { loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { spawnJsonChild } from './compare-child.js'
 import { percentile } from './harness.js'
+import { cliArg, ms0, ms2, sweep } from './sweep.js'
 
-const arg = (name: string, fallback: string) => {
-  const i = process.argv.indexOf(`--${name}`)
-  return i >= 0 ? process.argv[i + 1]! : fallback
-}
-const VALUES = arg('values', '0,1,2,5,10').split(',').map(Number)
-const RATES = arg('rates', '100,1000,5000').split(',').map(Number)
-const ROUNDS = Number(arg('rounds', '2'))
 /** About two to five seconds of writes at each rate. */
 const writesAt = (rate: number) => Math.min(10_000, Math.max(500, rate * 2))
 
@@ -60,36 +52,17 @@ async function once(dir: string, rate: number, coalesceMs: number): Promise<Samp
   }
 }
 
-const root = mkdtempSync(join(tmpdir(), 'mm-coalesce-'))
-try {
-  const samples = new Map<string, Sample[]>()
-  for (let round = 0; round < ROUNDS; round++) {
-    for (const rate of RATES) {
-      const order = round % 2 === 0 ? VALUES : [...VALUES].reverse()
-      for (const v of order) {
-        const s = await once(join(root, `${round}-${rate}-${v}`), rate, v)
-        const key = `${rate} ${v}`
-        samples.set(key, [...(samples.get(key) ?? []), s])
-        process.stderr.write(
-          `round ${round + 1} rate ${rate}/s coalesceMs ${v}: p50 ${s.p50.toFixed(2)} ms, p99 ${s.p99.toFixed(2)} ms, ` +
-            `CPU per 1,000 writes ${s.senderCpu.toFixed(0)} + ${s.receiverCpu.toFixed(0)} ms (load ${loadavg()[0]!.toFixed(1)})\n`,
-        )
-      }
-    }
-  }
-  const median = (xs: number[]) => percentile(xs, 50)
-  process.stdout.write(
-    '| writes/s | coalesceMs | p50 | p99 | sender CPU per 1,000 writes | receiver CPU per 1,000 writes |\n|---|---|---|---|---|---|\n',
-  )
-  for (const rate of RATES) {
-    for (const v of VALUES) {
-      const s = samples.get(`${rate} ${v}`)!
-      process.stdout.write(
-        `| ${rate} | ${v} | ${median(s.map((x) => x.p50)).toFixed(2)} ms | ${median(s.map((x) => x.p99)).toFixed(2)} ms | ` +
-          `${median(s.map((x) => x.senderCpu)).toFixed(0)} ms | ${median(s.map((x) => x.receiverCpu)).toFixed(0)} ms |\n`,
-      )
-    }
-  }
-} finally {
-  rmSync(root, { recursive: true, force: true })
-}
+await sweep<Sample>({
+  setting: 'coalesceMs',
+  per: 'writes',
+  values: cliArg('values', '0,1,2,5,10').split(',').map(Number),
+  rates: cliArg('rates', '100,1000,5000').split(',').map(Number),
+  rounds: Number(cliArg('rounds', '2')),
+  run: once,
+  columns: [
+    { head: 'p50', of: (s) => s.p50, format: ms2 },
+    { head: 'p99', of: (s) => s.p99, format: ms2 },
+    { head: 'sender CPU per 1,000 writes', of: (s) => s.senderCpu, format: ms0 },
+    { head: 'receiver CPU per 1,000 writes', of: (s) => s.receiverCpu, format: ms0 },
+  ],
+})

@@ -7,20 +7,11 @@
 // p99 from a row's commit in A's file to its being readable in B's, and the CPU time of both peers (every
 // thread) per 1,000 rows. The values run in a different order in each round, so that a drift of the
 // machine's speed falls on all of them.
-import { mkdtempSync, rmSync } from 'node:fs'
-import { loadavg, tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { streamRun } from './db-latency.js'
 import { percentile } from './harness.js'
+import { cliArg, ms0, ms2, sweep } from './sweep.js'
 
-const arg = (name: string, fallback: string) => {
-  const i = process.argv.indexOf(`--${name}`)
-  return i >= 0 ? process.argv[i + 1]! : fallback
-}
-const VALUES = arg('values', '0,1,2,5,10').split(',').map(Number)
-const RATES = arg('rates', '50,200,1000').split(',').map(Number)
-const SECONDS = Number(arg('seconds', '3'))
-const ROUNDS = Number(arg('rounds', '2'))
+const SECONDS = Number(cliArg('seconds', '3'))
 
 interface Sample {
   p50: number
@@ -28,39 +19,19 @@ interface Sample {
   cpu: number
 }
 
-async function once(dir: string, rate: number, maxBatchDelayMs: number): Promise<Sample> {
-  const run = await streamRun(dir, rate, SECONDS, { settings: { maxBatchDelayMs } })
-  return { p50: percentile(run.latencies, 50), p99: percentile(run.latencies, 99), cpu: run.cpuPer1000 }
-}
-
-const root = mkdtempSync(join(tmpdir(), 'mm-db-stream-'))
-try {
-  const samples = new Map<string, Sample[]>()
-  for (let round = 0; round < ROUNDS; round++) {
-    for (const rate of RATES) {
-      for (const v of round % 2 === 0 ? VALUES : [...VALUES].reverse()) {
-        const dir = join(root, `${round}-${rate}-${v}`)
-        const s = await once(mkdtempSync(`${dir}-`), rate, v)
-        samples.set(`${rate} ${v}`, [...(samples.get(`${rate} ${v}`) ?? []), s])
-        process.stderr.write(
-          `round ${round + 1} rate ${rate}/s maxBatchDelayMs ${v}: p50 ${s.p50.toFixed(2)} ms, p99 ${s.p99.toFixed(2)} ms, ` +
-            `CPU of both peers per 1,000 rows ${s.cpu.toFixed(0)} ms (load ${loadavg()[0]!.toFixed(1)})\n`,
-        )
-      }
-    }
-  }
-  const median = (xs: number[]) => percentile(xs, 50)
-  process.stdout.write(
-    '| rows/s | maxBatchDelayMs | p50 | p99 | CPU of both peers per 1,000 rows |\n|---|---|---|---|---|\n',
-  )
-  for (const rate of RATES) {
-    for (const v of VALUES) {
-      const s = samples.get(`${rate} ${v}`)!
-      process.stdout.write(
-        `| ${rate} | ${v} | ${median(s.map((x) => x.p50)).toFixed(2)} ms | ${median(s.map((x) => x.p99)).toFixed(2)} ms | ${median(s.map((x) => x.cpu)).toFixed(0)} ms |\n`,
-      )
-    }
-  }
-} finally {
-  rmSync(root, { recursive: true, force: true })
-}
+await sweep<Sample>({
+  setting: 'maxBatchDelayMs',
+  per: 'rows',
+  values: cliArg('values', '0,1,2,5,10').split(',').map(Number),
+  rates: cliArg('rates', '50,200,1000').split(',').map(Number),
+  rounds: Number(cliArg('rounds', '2')),
+  async run(dir, rate, maxBatchDelayMs) {
+    const run = await streamRun(dir, rate, SECONDS, { settings: { maxBatchDelayMs } })
+    return { p50: percentile(run.latencies, 50), p99: percentile(run.latencies, 99), cpu: run.cpuPer1000 }
+  },
+  columns: [
+    { head: 'p50', of: (s) => s.p50, format: ms2 },
+    { head: 'p99', of: (s) => s.p99, format: ms2 },
+    { head: 'CPU of both peers per 1,000 rows', of: (s) => s.cpu, format: ms0 },
+  ],
+})
