@@ -9,7 +9,7 @@
 import { join } from 'node:path'
 import { spawnJsonChild } from './compare-child.js'
 import { percentile } from './harness.js'
-import { cliArg, ms0, ms2, sweep } from './sweep.js'
+import { ms0, ms2, sweep } from './sweep.js'
 
 /** About two to five seconds of writes at each rate. */
 const writesAt = (rate: number) => Math.min(10_000, Math.max(500, rate * 2))
@@ -55,9 +55,8 @@ async function once(dir: string, rate: number, coalesceMs: number): Promise<Samp
 await sweep<Sample>({
   setting: 'coalesceMs',
   per: 'writes',
-  values: cliArg('values', '0,1,2,5,10').split(',').map(Number),
-  rates: cliArg('rates', '100,1000,5000').split(',').map(Number),
-  rounds: Number(cliArg('rounds', '2')),
+  values: '0,1,2,5,10',
+  rates: '100,1000,5000',
   run: once,
   columns: [
     { head: 'p50', of: (s) => s.p50, format: ms2 },

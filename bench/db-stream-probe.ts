@@ -22,9 +22,8 @@ interface Sample {
 await sweep<Sample>({
   setting: 'maxBatchDelayMs',
   per: 'rows',
-  values: cliArg('values', '0,1,2,5,10').split(',').map(Number),
-  rates: cliArg('rates', '50,200,1000').split(',').map(Number),
-  rounds: Number(cliArg('rounds', '2')),
+  values: '0,1,2,5,10',
+  rates: '50,200,1000',
   async run(dir, rate, maxBatchDelayMs) {
     const run = await streamRun(dir, rate, SECONDS, { settings: { maxBatchDelayMs } })
     return { p50: percentile(run.latencies, 50), p99: percentile(run.latencies, 99), cpu: run.cpuPer1000 }

@@ -18,9 +18,9 @@ export interface Sweep<S> {
   setting: string
   /** What the rate counts, per second (`writes`, `rows`). */
   per: string
-  values: readonly number[]
-  rates: readonly number[]
-  rounds: number
+  /** The values and rates, comma-separated, unless `--values` and `--rates` give them (`--rounds`: 2). */
+  values: string
+  rates: string
   /** One run in a fresh directory. */
   run(dir: string, rate: number, value: number): Promise<S>
   /** The figures of a run: each column's head, how to read it from a run, and how to print it. */
@@ -28,12 +28,15 @@ export interface Sweep<S> {
 }
 
 export async function sweep<S>(s: Sweep<S>): Promise<void> {
+  const values = cliArg('values', s.values).split(',').map(Number)
+  const rates = cliArg('rates', s.rates).split(',').map(Number)
+  const rounds = Number(cliArg('rounds', '2'))
   const root = mkdtempSync(join(tmpdir(), 'mm-sweep-'))
   try {
     const samples = new Map<string, S[]>()
-    for (let round = 0; round < s.rounds; round++) {
-      for (const rate of s.rates) {
-        for (const v of round % 2 === 0 ? s.values : [...s.values].reverse()) {
+    for (let round = 0; round < rounds; round++) {
+      for (const rate of rates) {
+        for (const v of round % 2 === 0 ? values : [...values].reverse()) {
           const sample = await s.run(mkdtempSync(join(root, `${round}-${rate}-${v}-`)), rate, v)
           samples.set(`${rate} ${v}`, [...(samples.get(`${rate} ${v}`) ?? []), sample])
           const figures = s.columns.map((c) => `${c.head} ${c.format(c.of(sample))}`).join(', ')
@@ -45,8 +48,8 @@ export async function sweep<S>(s: Sweep<S>): Promise<void> {
     }
     const heads = [`${s.per}/s`, s.setting, ...s.columns.map((c) => c.head)]
     process.stdout.write(`| ${heads.join(' | ')} |\n|${heads.map(() => '---|').join('')}\n`)
-    for (const rate of s.rates) {
-      for (const v of s.values) {
+    for (const rate of rates) {
+      for (const v of values) {
         const runs = samples.get(`${rate} ${v}`)!
         const cells = s.columns.map((c) => c.format(percentile(runs.map(c.of), 50)))
         process.stdout.write(`| ${rate} | ${v} | ${cells.join(' | ')} |\n`)
